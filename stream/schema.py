@@ -1,0 +1,135 @@
+"""Event v1: the one record shape producers send and learners accept.
+
+An event is JSON (UTF-8, at most 64 KiB) with ``event_id``, ``user_id``, ``item_id``
+(non-empty strings), ``type`` (``view|click|cart|purchase|rating``), ``value`` (a finite
+number: the rating, or 1.0), ``ts`` (epoch seconds or ISO-8601; normalised to epoch
+seconds) and an optional flat ``context`` map of string to number or string. Unknown
+fields are refused, so a typo in a producer is seen at once instead of being dropped.
+
+:func:`decode` never raises: it returns an :class:`Event` or a :class:`Rejected` that
+carries the reason, ready for the dead-letter queue.
+
+>>> ev = decode(b'{"event_id":"e1","user_id":"u1","item_id":"i9","type":"rating",'
+...             b'"value":4,"ts":"2024-01-02T03:04:05Z"}')
+>>> ev.value, ev.ts
+(4.0, 1704164645.0)
+>>> decode(encode(ev)) == ev
+True
+>>> decode(b'{"event_id":"e1"').reason
+'malformed: Input data was truncated'
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "EVENT_TYPES",
+    "MAX_EVENT_BYTES",
+    "Event",
+    "Rejected",
+    "decode",
+    "encode",
+    "parse_ts",
+]
+
+MAX_EVENT_BYTES = 64 * 1024
+EventType = Literal["view", "click", "cart", "purchase", "rating"]
+EVENT_TYPES: tuple[str, ...] = ("view", "click", "cart", "purchase", "rating")
+
+
+class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One user behaviour event (schema v1), already validated and normalised."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: EventType
+    value: float
+    ts: float
+    context: dict[str, float | str] | None = None
+
+
+class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The wire form: like :class:`Event` but ``ts`` may still be an ISO-8601 string."""
+
+    event_id: str
+    user_id: str
+    item_id: str
+    type: EventType
+    value: float
+    ts: float | str
+    context: dict[str, float | str] | None = None
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    """A record that is not a valid event, with the reason it was refused."""
+
+    reason: str
+    raw: bytes
+
+    @property
+    def kind(self) -> str:
+        """The reason's category (``malformed``, ``schema``, ``too_large``...): a bounded label."""
+        return self.reason.split(":", 1)[0]
+
+
+_decoder = msgspec.json.Decoder(_Wire)
+_encoder = msgspec.json.Encoder()
+
+
+def parse_ts(ts: float | str) -> float:
+    """Return epoch seconds for a number or an ISO-8601 string (naive means UTC).
+
+    >>> parse_ts("1970-01-01T00:01:00+00:00"), parse_ts(5)
+    (60.0, 5.0)
+    """
+    if isinstance(ts, str):
+        parsed = datetime.fromisoformat(ts.strip())
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    return float(ts)
+
+
+def decode(raw: bytes) -> Event | Rejected:
+    """Decode and validate one record; never raises."""
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejected(f"too_large: {len(raw)} bytes > {MAX_EVENT_BYTES}", raw)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(f"encoding: not UTF-8 ({exc.reason} at byte {exc.start})", raw)
+    try:
+        wire = _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return Rejected(f"schema: {exc}", raw)
+    except msgspec.DecodeError as exc:
+        return Rejected(f"malformed: {exc}", raw)
+    for name in ("event_id", "user_id", "item_id"):
+        if not getattr(wire, name):
+            return Rejected(f"schema: `{name}` must be a non-empty string", raw)
+    if not math.isfinite(wire.value):
+        return Rejected("schema: `value` must be a finite number", raw)
+    try:
+        ts = parse_ts(wire.ts)
+    except (ValueError, OverflowError) as exc:
+        return Rejected(f"schema: `ts` is not epoch seconds or ISO-8601 ({exc})", raw)
+    if not math.isfinite(ts):
+        return Rejected("schema: `ts` must be finite", raw)
+    if wire.context is not None:
+        for key, val in wire.context.items():
+            if isinstance(val, float) and not math.isfinite(val):
+                return Rejected(f"schema: context `{key}` must be finite", raw)
+    return Event(
+        wire.event_id, wire.user_id, wire.item_id, wire.type, wire.value, ts, wire.context
+    )
+
+
+def encode(event: Event) -> bytes:
+    """Encode an event as compact JSON (the inverse of :func:`decode`)."""
+    return _encoder.encode(event)
