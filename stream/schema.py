@@ -5,6 +5,9 @@ An event is JSON (UTF-8, at most 64 KiB) with ``event_id``, ``user_id``, ``item_
 number: the rating, or 1.0), ``ts`` (epoch seconds or ISO-8601; normalised to epoch
 seconds) and an optional flat ``context`` map of string to number or string. Unknown
 fields are refused, so a typo in a producer is seen at once instead of being dropped.
+Context integers stay integers, so re-encoding a decoded event does not grow it (only
+``value``/``ts`` integers gain a ``.0``). A key repeated inside one object keeps its last
+value (msgspec's rule).
 
 :func:`decode` never raises: it returns an :class:`Event` or a :class:`Rejected` that
 carries the reason, ready for the dead-letter queue.
@@ -51,7 +54,7 @@ class Event(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaul
     type: EventType
     value: float
     ts: float
-    context: dict[str, float | str] | None = None
+    context: dict[str, int | float | str] | None = None
 
 
 class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -63,7 +66,7 @@ class _Wire(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     type: EventType
     value: float
     ts: float | str
-    context: dict[str, float | str] | None = None
+    context: dict[str, int | float | str] | None = None
 
 
 class Rejected(msgspec.Struct, frozen=True):
@@ -111,7 +114,7 @@ def decode(raw: bytes) -> Event | Rejected:
     except msgspec.DecodeError as exc:
         return Rejected(f"malformed: {exc}", raw)
     for name in ("event_id", "user_id", "item_id"):
-        if not getattr(wire, name):
+        if not getattr(wire, name).strip():
             return Rejected(f"schema: `{name}` must be a non-empty string", raw)
     if not math.isfinite(wire.value):
         return Rejected("schema: `value` must be a finite number", raw)

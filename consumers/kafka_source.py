@@ -1,0 +1,109 @@
+"""A Kafka topic as a :class:`~stream.source.Source`: a consumer in a consumer group.
+
+Offsets are committed by hand, after the work (``enable_auto_commit=False``); ``poll``
+waits at most one second so shutdown is prompt. Consumer lag per partition is reported to
+an optional callback after each poll.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+from kafka import KafkaConsumer
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from stream.source import Record
+
+__all__ = ["KafkaSource"]
+
+log = logging.getLogger(__name__)
+
+LagCallback = Callable[[str, int, int], None]
+
+
+class KafkaSource:
+    """Read ``topics`` as a member of ``group_id``.
+
+    Resumes from the group's committed offsets, or from ``auto_offset_reset`` when the
+    group has none.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        topics: Sequence[str],
+        group_id: str,
+        *,
+        client_id: str = "lifelong-learner",
+        max_records: int = 500,
+        auto_offset_reset: str = "earliest",
+        on_lag: LagCallback | None = None,
+        **consumer_config: object,
+    ):
+        self.topics = tuple(topics)
+        self.group_id = group_id
+        self.max_records = max_records
+        self._on_lag = on_lag
+        self._consumer = KafkaConsumer(
+            *self.topics,
+            bootstrap_servers=bootstrap_servers,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset=auto_offset_reset,
+            max_poll_records=max_records,
+            **consumer_config,
+        )
+
+    def poll(self, timeout: float = 1.0) -> list[Record]:
+        """Fetch the next records (at most ``max_records``), waiting up to ``timeout`` s."""
+        timeout_ms = int(max(0.0, min(timeout, 1.0)) * 1000)
+        batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        records = [
+            Record(
+                m.value,
+                m.topic,
+                m.partition,
+                m.offset,
+                m.timestamp / 1000.0 if m.timestamp is not None and m.timestamp >= 0 else None,
+                m.key,
+            )
+            for msgs in batches.values()
+            for m in msgs
+        ]
+        if self._on_lag is not None:
+            self._report_lag()
+        return records
+
+    def _report_lag(self) -> None:
+        assert self._on_lag is not None
+        for tp in self._consumer.assignment():
+            high = self._consumer.highwater(tp)
+            if high is None:
+                continue
+            try:
+                position = self._consumer.position(tp)
+            except Exception:
+                continue
+            self._on_lag(tp.topic, tp.partition, max(0, high - position))
+
+    def commit(self, positions: Mapping[tuple[str, int], int]) -> None:
+        """Commit ``positions`` (next offsets to read) for the partitions still assigned."""
+        assigned = self._consumer.assignment()
+        offsets = {
+            TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+            for (t, p), o in positions.items()
+            if TopicPartition(t, p) in assigned
+        }
+        if offsets:
+            self._consumer.commit(offsets)
+
+    @property
+    def exhausted(self) -> bool:
+        """A topic never ends."""
+        return False
+
+    def close(self) -> None:
+        """Leave the group and close the connections."""
+        self._consumer.close()

@@ -1,0 +1,223 @@
+"""The learner worker: wires a :class:`~stream.source.Source` to the online learner.
+
+For each batch: decode and validate every record; refused ones go to the dead letters
+with their reason; duplicates (by ``event_id``) are dropped; valid events are learned
+(predict, score, learn). Then, if due, a model version is published; the dead letters are
+flushed and only then are the positions committed (manual commit after the work).
+
+With a publisher, positions are committed right after each publish, and the version's
+metadata records the same positions: a restarted learner that warm-starts from the latest
+version and resumes from the committed offsets neither skips nor re-learns events (a crash
+between the publish and the commit re-delivers that stretch; checkpoints that close this
+window are a later step). Without a publisher (evaluation), every batch is committed.
+
+The same worker runs over Kafka (``lifelong learn``) and over a file (``lifelong
+evaluate``):
+
+>>> from stream.source import ListSource, ListDeadLetters
+>>> from learning.online import OnlineLearner
+>>> src = ListSource([b'{"event_id":"1","user_id":"u","item_id":"i","type":"rating",'
+...                   b'"value":4,"ts":1}', b'not json'])
+>>> dlq = ListDeadLetters()
+>>> stats = LearnerWorker(src, OnlineLearner(), dlq).run()
+>>> stats.learned, stats.invalid, dlq.items[0][1].split(":")[0], src.committed
+(1, 1, 'malformed', {('memory', 0): 2})
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from consumers.dedup import RecentIds
+from learning.online import OnlineLearner
+from monitoring.metrics import LearnerMetrics
+from stream.schema import Rejected, decode
+from stream.source import DeadLetters, Record, Source
+
+__all__ = ["LearnerWorker", "Publisher", "WorkerStats"]
+
+log = logging.getLogger(__name__)
+
+Positions = dict[tuple[str, int], int]
+
+
+class Publisher(Protocol):
+    """Publishes the learner's model as a new version; returns the version number."""
+
+    def publish(self, learner: OnlineLearner, positions: Positions) -> int:
+        """Store a version covering everything before ``positions``."""
+        ...
+
+
+@dataclass
+class WorkerStats:
+    """What a run did, for summaries and reports."""
+
+    consumed: int = 0
+    learned: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    versions: list[int] = field(default_factory=list)
+    invalid_by_kind: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    elapsed: float = 0.0
+
+    @property
+    def events_per_second(self) -> float:
+        """Consumed records per second of wall time."""
+        return self.consumed / self.elapsed if self.elapsed > 0 else 0.0
+
+
+class LearnerWorker:
+    """Runs the poll -> validate -> learn -> publish -> commit loop."""
+
+    def __init__(
+        self,
+        source: Source,
+        learner: OnlineLearner,
+        dead_letters: DeadLetters,
+        *,
+        publisher: Publisher | None = None,
+        publish_every_events: int = 1000,
+        publish_every_seconds: float = 30.0,
+        metrics: LearnerMetrics | None = None,
+        dedup_capacity: int = 1_000_000,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        if publish_every_events < 1:
+            raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
+        if publish_every_seconds <= 0:
+            raise ValueError(f"publish_every_seconds must be > 0, got {publish_every_seconds}")
+        self.source = source
+        self.learner = learner
+        self.dead_letters = dead_letters
+        self.publisher = publisher
+        self.publish_every_events = publish_every_events
+        self.publish_every_seconds = publish_every_seconds
+        self.metrics = metrics
+        self._seen = RecentIds(dedup_capacity)
+        self._clock = clock
+        self._wall = wall_clock
+        self._positions: Positions = {}
+        self._since_publish = 0
+        self._last_publish = clock()
+        self.stats = WorkerStats(started=clock())
+
+    def process(self, records: list[Record]) -> None:
+        """Validate and learn one batch (no commit, no publish)."""
+        stats, metrics = self.stats, self.metrics
+        learned_before = stats.learned
+        for record in records:
+            stats.consumed += 1
+            self._positions[(record.topic, record.partition)] = record.offset + 1
+            result = decode(record.value)
+            if isinstance(result, Rejected):
+                stats.invalid += 1
+                kind = result.kind
+                stats.invalid_by_kind[kind] = stats.invalid_by_kind.get(kind, 0) + 1
+                self.dead_letters.put(record, result.reason)
+                if metrics is not None:
+                    metrics.invalid(kind).inc()
+                continue
+            if self._seen.check_and_add(result.event_id):
+                stats.duplicates += 1
+                if metrics is not None:
+                    metrics.duplicate.inc()
+                continue
+            self.learner.learn_one(result)
+            stats.learned += 1
+            self._since_publish += 1
+            if metrics is not None and record.timestamp is not None:
+                metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
+        if metrics is not None and records:
+            metrics.consumed.inc(len(records))
+            metrics.learned.inc(stats.learned - learned_before)
+            score = self.learner.score()
+            metrics.rmse.set(score.rmse)
+            metrics.mae.set(score.mae)
+            metrics.rolling_rmse.set(score.rolling_rmse)
+            metrics.rolling_mae.set(score.rolling_mae)
+
+    def _publish_due(self) -> bool:
+        if self.publisher is None or self._since_publish == 0:
+            return False
+        return (self._since_publish >= self.publish_every_events
+                or self._clock() - self._last_publish >= self.publish_every_seconds)
+
+    def publish(self) -> int | None:
+        """Publish a version now if anything was learned since the last one."""
+        if self.publisher is None or self._since_publish == 0:
+            return None
+        started = self._clock()
+        self.dead_letters.flush()
+        version = self.publisher.publish(self.learner, dict(self._positions))
+        self.commit()
+        self._since_publish = 0
+        self._last_publish = self._clock()
+        self.stats.versions.append(version)
+        if self.metrics is not None:
+            self.metrics.publish_duration.observe(self._last_publish - started)
+            self.metrics.version.set(version)
+            self.metrics.published.set(self._wall())
+        log.info("published %s version %d after %d events", self.learner.model_name, version,
+                 self.learner.events_seen)
+        return version
+
+    def commit(self) -> None:
+        """Flush dead letters, then commit every position processed so far."""
+        if self._positions:
+            self.dead_letters.flush()
+            self.source.commit(dict(self._positions))
+
+    def run(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        max_events: int | None = None,
+        idle_timeout: float | None = None,
+        poll_timeout: float = 1.0,
+        on_batch: Callable[[WorkerStats], None] | None = None,
+    ) -> WorkerStats:
+        """Poll, learn, publish and commit until there is reason to stop.
+
+        Stops when the source is exhausted, ``stop`` is set, ``max_events`` records were
+        consumed, or nothing arrived for ``idle_timeout`` seconds. Publishes a final
+        version and commits before returning, also on error.
+        """
+        stop = stop or threading.Event()
+        idle_since = self._clock()
+        try:
+            while not stop.is_set():
+                if max_events is not None and self.stats.consumed >= max_events:
+                    break
+                records = self.source.poll(min(poll_timeout, 1.0))
+                now = self._clock()
+                if records:
+                    if max_events is not None:
+                        records = records[: max_events - self.stats.consumed]
+                    self.process(records)
+                    idle_since = now
+                elif self.source.exhausted:
+                    break
+                elif idle_timeout is not None and now - idle_since >= idle_timeout:
+                    log.info("no records for %.1f s; stopping", idle_timeout)
+                    break
+                if self._publish_due():
+                    self.publish()
+                elif records and self.publisher is None:
+                    self.commit()
+                if on_batch is not None:
+                    on_batch(self.stats)
+        finally:
+            if self.publisher is None:
+                self.commit()
+            else:
+                self.publish()
+            self.stats.elapsed = self._clock() - self.stats.started
+        return self.stats

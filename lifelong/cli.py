@@ -1,0 +1,256 @@
+"""The ``lifelong`` command line: services, produce, learn, evaluate, models, demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from deploy.cli import services_app
+from lifelong.config import ConfigError, Settings
+
+__all__ = ["app", "main"]
+
+console = Console(stderr=True)
+out = Console()
+app = typer.Typer(
+    help="Streaming lifelong learning: Kafka events -> River online models (+ PyTorch "
+    "fine-tuning) -> versioned models in Redis, watched by Prometheus.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(services_app, name="services", help="Start, stop and check local Kafka, Redis "
+              "and Prometheus (or use the ones named in the environment).")
+models_app = typer.Typer(help="Model versions in the Redis model store.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+Fmt = Annotated[str, typer.Option("--format", "-f", help="movielens | csv | jsonl")]
+Columns = Annotated[str | None, typer.Option(
+    help="csv column names, e.g. user=uid,item=sku,value=stars,ts=time")]
+Clip = Annotated[str | None, typer.Option(help="clip predictions to LOW,HIGH, e.g. 1,5")]
+
+
+@app.callback()
+def _main(ctx: typer.Context,
+          verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logs")] = False,
+          quiet: Annotated[bool, typer.Option("--quiet", "-q", help="warnings only")] = False,
+          ) -> None:
+    # Long-running services (learn) log at INFO; one-shot commands keep the terminal for
+    # their progress bars and summary and only log warnings, unless -v.
+    quiet_by_default = ctx.invoked_subcommand in {"demo", "evaluate", "produce", "models"}
+    level = (logging.DEBUG if verbose else logging.WARNING if quiet or quiet_by_default
+             else logging.INFO)
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", datefmt="[%X]",
+                        handlers=[RichHandler(console=console, show_path=False)], force=True)
+    for noisy in ("kafka", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn expected failures into one clear line and an exit code."""
+    from deploy.services import ServiceError
+    from learning.errors import LearningError
+    from lifelong.demo import DemoError
+    from model_store.errors import ModelStoreError
+    from stream.files import FileFormatError
+
+    try:
+        yield
+    except (ConfigError, FileFormatError, ValueError) as exc:
+        raise _fail(str(exc), 2) from exc
+    except (ServiceError, ModelStoreError, LearningError, DemoError) as exc:
+        raise _fail(str(exc), 1) from exc
+
+
+def _clip(spec: str | None) -> tuple[float, float] | None:
+    if spec is None:
+        return None
+    try:
+        low, high = (float(x) for x in spec.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--clip={spec!r}: expected LOW,HIGH such as 1,5") from exc
+    if not low < high:
+        raise ConfigError(f"--clip={spec!r}: LOW must be below HIGH")
+    return low, high
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console)
+
+
+@app.command()
+def produce(
+    file: Annotated[Path | None, typer.Argument(help="events file to replay")] = None,
+    fmt: Fmt = "jsonl",
+    columns: Columns = None,
+    sort_by_time: Annotated[bool, typer.Option(help="send in time order")] = False,
+    synthetic: Annotated[bool, typer.Option(help="send a synthetic drifting stream")] = False,
+    events: Annotated[int, typer.Option(help="synthetic: number of events")] = 10_000,
+    drift_at: Annotated[list[int] | None, typer.Option(help="synthetic: drift points")] = None,
+    invalid_rate: Annotated[float, typer.Option(help="synthetic: share of broken records")] = 0.0,
+    seed: Annotated[int, typer.Option(help="synthetic: random seed")] = 42,
+    rate: Annotated[float | None, typer.Option(help="events per second (default: max)")] = None,
+    topic: Annotated[str | None, typer.Option(help="topic (default: $LIFELONG_TOPIC or events)")]
+    = None,
+) -> None:
+    """Push events into Kafka from a file or a synthetic generator."""
+    from lifelong.commands import produce_events
+
+    with _errors():
+        settings = Settings.from_env(topic=topic)
+        if (file is None) == (not synthetic):
+            raise ConfigError("give exactly one of FILE or --synthetic")
+        with _progress() as bar:
+            task = bar.add_task("producing", total=events if synthetic else None, info="")
+            sent = produce_events(settings, file=file, fmt=fmt, columns=columns,
+                                  sort_by_time=sort_by_time, synthetic=synthetic, events=events,
+                                  drift_at=drift_at, invalid_rate=invalid_rate, seed=seed,
+                                  rate=rate,
+                                  on_progress=lambda n: bar.update(task, completed=n))
+        out.print(f"sent {sent} records to topic {settings.topic!r}")
+
+
+@app.command()
+def learn(
+    model: Annotated[str | None, typer.Option(help="model name in the store")] = None,
+    kind: Annotated[str | None, typer.Option(help="River model: BiasedMF, FunkMF, "
+                                              "FMRegressor, Baseline")] = None,
+    group: Annotated[str | None, typer.Option(help="Kafka consumer group")] = None,
+    topic: Annotated[str | None, typer.Option(help="events topic")] = None,
+    publish_every_events: Annotated[int | None, typer.Option(help="publish every N events")]
+    = None,
+    publish_every_seconds: Annotated[float | None, typer.Option(help="... or T seconds")] = None,
+    metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any)")] = None,
+    max_events: Annotated[int | None, typer.Option(help="stop after N records")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="stop after T idle seconds")]
+    = None,
+    clip: Clip = None,
+    resume: Annotated[bool, typer.Option(help="warm-start from the latest version")] = True,
+) -> None:
+    """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
+    from lifelong.wiring import build_online_run
+
+    with _errors():
+        settings = Settings.from_env(
+            model=model, model_kind=kind, group_id=group, topic=topic,
+            publish_every_events=publish_every_events,
+            publish_every_seconds=publish_every_seconds, metrics_port=metrics_port)
+        run = build_online_run(settings, clip=_clip(clip))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"learning {settings.model!r} ({settings.model_kind}) from "
+                  f"{settings.topic!r}; metrics on http://{run.metrics_server.target}/metrics"
+                  + (f"; resumed from version {run.resumed_from}" if run.resumed_from else ""))
+    with _errors(), _progress() as bar:
+        task = bar.add_task("learning", total=max_events, info="")
+
+        def show(stats: Any) -> None:
+            score = run.worker.learner.score()
+            bar.update(task, completed=stats.consumed,
+                       info=f"invalid {stats.invalid}  rmse {score.rmse:.3f}  "
+                            f"versions {len(stats.versions)}")
+
+        try:
+            stats = run.worker.run(stop=stop, max_events=max_events, idle_timeout=idle_timeout,
+                                   on_batch=show)
+        finally:
+            run.close()
+    out.print(f"consumed {stats.consumed}, learned {stats.learned}, invalid {stats.invalid}, "
+              f"versions {stats.versions[-1] if stats.versions else '-'}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", "-d", help="events file", exists=True,
+                                       dir_okay=False)],
+    fmt: Fmt = "movielens",
+    model: Annotated[str, typer.Option(help="River model kind")] = "BiasedMF",
+    output: Annotated[Path, typer.Option("--output", "-o", help="report path")]
+    = Path("report.json"),
+    columns: Columns = None,
+    sort_by_time: Annotated[bool, typer.Option(help="learn in time order")] = False,
+    clip: Clip = None,
+    seed: Annotated[int, typer.Option(help="model seed")] = 42,
+) -> None:
+    """Replay a file through the same online-learner code, no services needed."""
+    from lifelong.commands import evaluate_file
+
+    with _errors(), _progress() as bar:
+        task = bar.add_task("evaluating", total=None, info="")
+
+        def show(stats: Any, rmse: float) -> None:
+            bar.update(task, completed=stats.consumed, info=f"rmse {rmse:.4f}")
+
+        report = evaluate_file(data, fmt=fmt, model=model, columns=columns,
+                               sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
+                               on_progress=show, on_total=lambda n: bar.update(task, total=n))
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    out.print(f"events {report['events']}  invalid {report['invalid']}  "
+              f"rmse {report['rmse']:.4f}  mae {report['mae']:.4f}  "
+              f"{report['events_per_second']:.0f} events/s -> {output}")
+
+
+@models_app.command("list")
+def models_list(
+    model: Annotated[str | None, typer.Argument(help="one model (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """List model versions with their metadata."""
+    from lifelong.commands import list_versions
+
+    with _errors():
+        rows = list_versions(Settings.from_env(), model)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table("model", "version", "aliases", "format", "size", "created", "events",
+                  "rmse", "sha256")
+    for r in rows:
+        table.add_row(r["model"], str(r["version"]), ",".join(r["aliases"]), r["format"],
+                      str(r["size"]), r["created"], str(r.get("events_seen", "")),
+                      f"{r['rmse']:.4f}" if r.get("rmse") is not None else "",
+                      r["sha256"][:12])
+    out.print(table if rows else "no model versions yet")
+
+
+@app.command()
+def demo(
+    events: Annotated[int, typer.Option(help="synthetic events to stream")] = 20_000,
+    drift_at: Annotated[int | None, typer.Option(help="drift point (default: half way)")]
+    = None,
+    invalid_rate: Annotated[float, typer.Option(help="share of broken records")] = 0.01,
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+) -> None:
+    """The walking skeleton end to end: services, topics, stream, learn, publish, summary."""
+    from lifelong.demo import run_demo
+
+    with _errors():
+        run_demo(console, out, events=events, drift_at=drift_at, invalid_rate=invalid_rate,
+                 seed=seed, progress=_progress)
+
+
+def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
+    """Entry point of the ``lifelong`` script."""
+    return app(args=argv if argv is not None else sys.argv[1:])

@@ -1,0 +1,133 @@
+"""What the CLI commands do, without the terminal: easy to call from tests and notebooks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from consumers.worker import LearnerWorker, WorkerStats
+from learning.online import OnlineLearner
+from lifelong.config import ConfigError, Settings
+from stream.files import FileSource, count_rows, parse_columns
+from stream.source import ListDeadLetters
+from stream.synthetic import SyntheticStream
+
+__all__ = ["evaluate_file", "list_versions", "produce_events", "synthetic_stream"]
+
+
+def synthetic_stream(events: int, drift_at: Iterable[int] | None, invalid_rate: float,
+                     seed: int) -> SyntheticStream:
+    """The built-in drifting stream (drift half way unless told)."""
+    if events < 1:
+        raise ConfigError(f"--events={events}: expected a positive integer")
+    if not 0.0 <= invalid_rate < 1.0:
+        raise ConfigError(f"--invalid-rate={invalid_rate}: expected a share in [0, 1)")
+    drifts = tuple(drift_at) if drift_at else (events // 2,)
+    for d in drifts:
+        if not 0 < d < events:
+            raise ConfigError(f"--drift-at={d}: expected a point between 1 and {events - 1}")
+    return SyntheticStream(n_events=events, drift_at=drifts, seed=seed, invalid_rate=invalid_rate)
+
+
+def _file_values(source: FileSource) -> Iterator[bytes]:
+    while not source.exhausted:
+        for record in source.poll():
+            yield record.value
+
+
+def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: str | None,
+                   sort_by_time: bool, synthetic: bool, events: int,
+                   drift_at: Iterable[int] | None, invalid_rate: float, seed: int,
+                   rate: float | None, on_progress: Callable[[int], None] | None = None) -> int:
+    """Send a file or a synthetic stream to the events topic; return the count sent."""
+    from lifelong.wiring import kafka_address
+    from stream.admin import TopicSpec, ensure_topics
+    from stream.producer import EventProducer
+
+    bootstrap = kafka_address(settings)
+    ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
+                              TopicSpec(settings.dlq_topic, 1)])
+    values: Iterable[bytes]
+    if synthetic:
+        values = synthetic_stream(events, drift_at, invalid_rate, seed).raw()
+    else:
+        assert file is not None
+        values = _file_values(FileSource(
+            file, format=fmt,  # type: ignore[arg-type]
+            columns=parse_columns(columns) if columns else None, sort_by_time=sort_by_time))
+    with EventProducer(bootstrap, settings.topic) as producer:
+        return producer.send_all(values, rate=rate, on_progress=on_progress)
+
+
+def evaluate_file(
+    data: Path, *, fmt: str, model: str, columns: str | None = None,
+    sort_by_time: bool = False, clip: tuple[float, float] | None = None, seed: int = 42,
+    on_progress: Callable[[WorkerStats, float], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Replay ``data`` through the online learner worker; return the report."""
+    source = FileSource(data, format=fmt,  # type: ignore[arg-type]
+                        columns=parse_columns(columns) if columns else None,
+                        sort_by_time=sort_by_time)
+    if on_total is not None:
+        on_total(count_rows(data, fmt))  # type: ignore[arg-type]
+    learner = OnlineLearner(model, seed=seed, clip=clip)
+    dead = ListDeadLetters()
+    worker = LearnerWorker(source, learner, dead)
+    started = time.perf_counter()
+
+    def batch(stats: WorkerStats) -> None:
+        if on_progress is not None:
+            on_progress(stats, learner.score().rmse)
+
+    try:
+        stats = worker.run(on_batch=batch)
+    finally:
+        source.close()
+    elapsed = time.perf_counter() - started
+    score = learner.score()
+    return {
+        "data": str(data),
+        "format": fmt,
+        "model": model,
+        "events": stats.consumed,
+        "learned": stats.learned,
+        "invalid": stats.invalid,
+        "invalid_by_kind": stats.invalid_by_kind,
+        "duplicates": stats.duplicates,
+        "rmse": score.rmse,
+        "mae": score.mae,
+        "rolling_rmse": score.rolling_rmse,
+        "rolling_mae": score.rolling_mae,
+        "clip": list(clip) if clip else None,
+        "sort_by_time": sort_by_time,
+        "elapsed_seconds": elapsed,
+        "events_per_second": stats.consumed / elapsed if elapsed > 0 else 0.0,
+        "invalid_examples": [{"offset": r.offset, "reason": why} for r, why in dead.items[:20]],
+        "created": datetime.now(UTC).isoformat(),
+    }
+
+
+def list_versions(settings: Settings, model: str | None = None) -> list[dict[str, Any]]:
+    """Every version (of ``model``, or of all models) with metadata, oldest first."""
+    from lifelong.wiring import open_registry
+
+    registry = open_registry(settings)
+    rows = []
+    for name in [model] if model else registry.models():
+        aliases: dict[int, list[str]] = {}
+        for alias, number in registry.aliases(name).items():
+            aliases.setdefault(number, []).append(alias)
+        for v in registry.versions(name):
+            metrics = v.metrics or {}
+            rows.append({
+                "model": name, "version": v.number, "aliases": sorted(aliases.get(v.number, [])),
+                "format": v.format, "size": v.size, "sha256": v.sha256,
+                "created": datetime.fromtimestamp(v.created, UTC).isoformat(timespec="seconds"),
+                "events_seen": (v.extra or {}).get("events_seen"),
+                "rmse": metrics.get("rmse"), "parent": v.parent, "offsets": v.offsets,
+            })
+    return rows

@@ -1,0 +1,270 @@
+"""The registry: a thin client that validates, hashes, signs and chunks; a backend stores.
+
+Versions are numbered and immutable, aliases (``latest``, ``candidate``, ``production``)
+move. The backend is chosen by URL scheme: ``redis://`` / ``rediss://`` / ``unix://``
+for Redis, ``memory://`` for an in-process store.
+
+>>> from model_store.signing import Signer
+>>> reg = Registry.from_url("memory://", signer=Signer(b"0123456789abcdef-doc-key"))
+>>> v1 = reg.publish("reco", b"w-1", format="safetensors", metadata={"metrics": {"rmse": 1}})
+>>> v2 = reg.publish_object("reco", {"bias": 0.5}, parent=v1.number)
+>>> (v1.number, v2.number, reg.latest("reco").number, reg.read_blob("reco", 1))
+(1, 2, 2, b'w-1')
+>>> reg.load_object("reco", "latest")[1]
+{'bias': 0.5}
+>>> _ = reg.promote("reco", 1); _ = reg.promote("reco", 2); reg.rollback("reco").to
+1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal
+
+import msgspec
+
+from model_store import codec
+from model_store.aliases import AliasOperations, Ref
+from model_store.backend import Backend
+from model_store.blob import split as blob_split
+from model_store.blob import stream as blob_stream
+from model_store.errors import (
+    AliasNotFoundError,
+    FormatError,
+    InvalidNameError,
+    VersionNotFoundError,
+)
+from model_store.keys import check_alias, check_name
+from model_store.records import ModelVersion
+from model_store.signing import SIGNED_FORMATS, Signer, check_signature, key_missing
+from model_store.url import open_backend
+
+__all__ = ["Registry"]
+
+log = logging.getLogger(__name__)
+
+_JSON_FIELDS = ("offsets", "metrics", "tags")
+
+
+class Registry(AliasOperations):
+    """Publish, read, alias and retire model versions.
+
+    The alias methods come from :class:`~model_store.aliases.AliasOperations`.
+
+    ``signer`` signs every publish and verifies on read (``river-pickle`` must be signed);
+    ``require_signatures`` refuses unsigned blobs of any format. ``clock`` gives epoch
+    seconds (pass a fake one in tests).
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        signer: Signer | None = None,
+        chunk_size: int = 4 * 2**20,
+        require_signatures: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if chunk_size < 1:
+            raise InvalidNameError(f"chunk_size must be positive, got {chunk_size}")
+        self.backend = backend
+        self.signer = signer
+        self.chunk_size = chunk_size
+        self.require_signatures = require_signatures
+        self.clock = clock
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = "lifelong",
+        signer: Signer | Literal["env"] | None = "env",
+        environ: Mapping[str, str] | None = None,
+        chunk_size: int = 4 * 2**20,
+        require_signatures: bool = False,
+        **options: Any,
+    ) -> Registry:
+        """Open the store at ``url``; ``signer="env"`` reads the key from the environment.
+
+        ``options`` go to ``redis.Redis.from_url`` (``client_name``, ``ssl_ca_certs`` ...).
+        """
+        backend = open_backend(url, prefix=prefix, **options)
+        chosen = Signer.from_env(environ) if signer == "env" else signer
+        return cls(backend, signer=chosen, chunk_size=chunk_size,
+                   require_signatures=require_signatures)
+
+    def close(self) -> None:
+        """Release the backend's connections."""
+        self.backend.close()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # publishing -------------------------------------------------------------------
+    def publish(
+        self,
+        model: str,
+        blob: bytes | bytearray | memoryview,
+        *,
+        format: str,
+        metadata: Mapping[str, Any] | None = None,
+        parent: int | None = None,
+    ) -> ModelVersion:
+        """Store ``blob`` as the model's next version and move ``latest`` to it.
+
+        ``metadata`` may hold ``offsets``, ``metrics`` and ``tags`` maps; other JSON keys
+        (``events_seen`` ...) are kept in ``extra``.
+        """
+        check_name("model", model)
+        check_name("format", format)
+        if parent is not None and (isinstance(parent, bool) or parent < 1):
+            raise InvalidNameError(f"parent must be a version number, got {parent!r}")
+        view = memoryview(blob).cast("B")
+        digest = hashlib.sha256(view).hexdigest()
+        if self.signer is not None:
+            signature = self.signer.sign(format, digest)
+        elif format in SIGNED_FORMATS or self.require_signatures:
+            raise key_missing(f'publishing model "{model}" in format "{format}"')
+        else:
+            signature = ""
+        meta = dict(metadata or {})
+        try:
+            maps = {f: msgspec.json.decode(msgspec.json.encode(meta.pop(f, {})))
+                    for f in _JSON_FIELDS}
+            extra = msgspec.json.decode(msgspec.json.encode(meta))
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidNameError(f'metadata of model "{model}" is not JSON: {exc}') from exc
+        number = self.backend.reserve(model)
+        count = self.backend.put_chunks(model, number, blob_split(view, self.chunk_size))
+        now = self.clock()
+        version = ModelVersion(
+            model=model, number=number, format=format, sha256=digest, size=len(view),
+            created=now, announced=now, parent=parent, signature=signature, chunks=count,
+            chunk_size=self.chunk_size, extra=extra, **maps,
+        )
+        fields = version.to_fields()
+        moved = self.backend.commit(model, number, fields, now)
+        log.info("published model %s version %d (%s, %d bytes, %d chunks, latest moved: %s)",
+                 model, number, format, version.size, count, moved)
+        return version
+
+    def publish_object(
+        self,
+        model: str,
+        obj: Any,
+        *,
+        metadata: Mapping[str, Any] | None = None,
+        parent: int | None = None,
+    ) -> ModelVersion:
+        """Pickle and sign ``obj`` (a River model ...) and publish it as ``river-pickle``."""
+        return self.publish(model, codec.dump(obj), format=codec.PICKLE_FORMAT,
+                            metadata=metadata, parent=parent)
+
+    # reading ----------------------------------------------------------------------
+    def get(self, model: str, version: Ref) -> ModelVersion:
+        """The version numbered ``version``, or the one alias ``version`` points at."""
+        number = self._resolve(model, version)
+        fields = self.backend.read_meta(model, [number])[0]
+        if fields is None:
+            raise VersionNotFoundError(model, number)
+        return ModelVersion.from_fields(model, number, fields)
+
+    def versions(self, model: str) -> list[ModelVersion]:
+        """Every stored version of ``model``, oldest first."""
+        check_name("model", model)
+        numbers = self.backend.numbers(model)
+        rows = self.backend.read_meta(model, numbers)
+        return [ModelVersion.from_fields(model, n, f)
+                for n, f in zip(numbers, rows, strict=True) if f]
+
+    def latest(self, model: str) -> ModelVersion | None:
+        """The version the ``latest`` alias points at (the newest), or ``None``."""
+        try:
+            return self.get(model, "latest")
+        except (AliasNotFoundError, VersionNotFoundError):
+            return None
+
+    def models(self) -> list[str]:
+        """Names of every model that has published, sorted."""
+        return self.backend.models()
+
+    def iter_blob(self, model: str, version: Ref) -> Iterator[bytes]:
+        """Stream the blob chunk by chunk, checking the signature first.
+
+        The last step raises ``IntegrityError`` on a sha256 mismatch, so consume the whole
+        iterator before trusting what it gave.
+        """
+        found = self.get(model, version)
+        check_signature(found, self.signer, require=self.require_signatures)
+        return blob_stream(self.backend, found)
+
+    def read_blob(self, model: str, version: Ref) -> bytes:
+        """The whole blob, verified against its sha256 and signature."""
+        return b"".join(self.iter_blob(model, version))
+
+    def load(self, model: str, version: Ref) -> tuple[ModelVersion, Any]:
+        """Read, verify and :meth:`decode` a version: an object for pickles, else bytes."""
+        found = self.get(model, version)
+        check_signature(found, self.signer, require=self.require_signatures)
+        return found, self.decode(found, b"".join(blob_stream(self.backend, found)))
+
+    def load_object(self, model: str, version: Ref) -> tuple[ModelVersion, Any]:
+        """Load a ``river-pickle`` version; unpickles only verified, signed bytes."""
+        found = self.get(model, version)
+        if found.format != codec.PICKLE_FORMAT:
+            raise FormatError(f'model "{model}" version {found.number} has format '
+                              f'"{found.format}", not "{codec.PICKLE_FORMAT}"')
+        check_signature(found, self.signer, require=True)
+        return found, self.decode(found, b"".join(blob_stream(self.backend, found)))
+
+    def decode(self, version: ModelVersion, data: bytes) -> Any:
+        """Turn verified blob bytes into an object.
+
+        A ``river-pickle`` is unpickled after its digest and signature are checked again;
+        any other format is returned as bytes.
+        """
+        if version.format == codec.PICKLE_FORMAT:
+            return codec.load(data, version, self.signer)
+        return data
+
+    # retention --------------------------------------------------------------------
+    def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0) -> list[int]:
+        """Delete versions older than the last ``keep_last``; return the numbers deleted.
+
+        Never deletes a version an alias points at, the one each alias would roll back
+        to, or one created or announced within the last ``grace_seconds``.
+        """
+        check_name("model", model)
+        if keep_last < 0 or grace_seconds < 0:
+            raise InvalidNameError("keep_last and grace_seconds must not be negative")
+        numbers = self.backend.numbers(model)
+        current = self.backend.aliases(model)
+        protected = set(current.values())
+        protected.update(t for a, n in current.items()
+                         if (t := self._rollback_target(model, a, n)) is not None)
+        old = numbers[: max(0, len(numbers) - keep_last)]
+        before = self.clock() - grace_seconds
+        deleted = [n for n in old if n not in protected
+                   and self.backend.delete(model, n, announced_before=before)]
+        if deleted:
+            log.info("model %s: retention deleted versions %s", model, deleted)
+        return deleted
+
+    # internals --------------------------------------------------------------------
+    def _resolve(self, model: str, version: Ref) -> int:
+        check_name("model", model)
+        if isinstance(version, str) and not version.isdigit():
+            number = self.backend.get_alias(model, check_alias(version))
+            if number is None:
+                raise AliasNotFoundError(model, version)
+            return number
+        if isinstance(version, bool) or int(version) < 1:
+            raise InvalidNameError(f"invalid version {version!r}: numbers start at 1")
+        return int(version)

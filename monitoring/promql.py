@@ -1,0 +1,61 @@
+"""A small PromQL client over Prometheus' HTTP API (``/api/v1/query``), stdlib only."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+
+__all__ = ["PromQLError", "query", "wait_for_value"]
+
+
+class PromQLError(RuntimeError):
+    """Prometheus answered with an error, or could not be reached."""
+
+
+def query(base_url: str, expr: str, *, timeout: float = 5.0) -> list[tuple[dict[str, str], float]]:
+    """Run an instant query; return ``(labels, value)`` for each series of the vector."""
+    url = f"{base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.load(resp)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise PromQLError(f"prometheus at {base_url}: query {expr!r} failed: {exc}") from exc
+    if body.get("status") != "success":
+        raise PromQLError(f"prometheus at {base_url}: {body.get('error', body)}")
+    data = body["data"]
+    if data["resultType"] == "scalar":
+        return [({}, float(data["result"][1]))]
+    return [(r["metric"], float(r["value"][1])) for r in data["result"]]
+
+
+def wait_for_value(
+    base_url: str,
+    expr: str,
+    predicate: Callable[[float], bool],
+    *,
+    timeout: float = 30.0,
+    interval: float = 0.5,
+) -> float | None:
+    """Poll ``expr`` until the sum of its series satisfies ``predicate``; return that sum.
+
+    Returns the last value seen (or ``None`` if there never was one) when ``timeout``
+    passes first.
+    """
+    deadline = time.monotonic() + timeout
+    last: float | None = None
+    while True:
+        try:
+            series = query(base_url, expr)
+        except PromQLError:
+            series = []
+        if series:
+            last = sum(v for _, v in series)
+            if predicate(last):
+                return last
+        if time.monotonic() >= deadline:
+            return last
+        time.sleep(interval)

@@ -1,0 +1,59 @@
+"""Topic admin: create the events and dead-letter topics if they do not exist."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+__all__ = ["TopicSpec", "delete_topics", "ensure_topics"]
+
+log = logging.getLogger(__name__)
+
+
+class TopicSpec:
+    """A topic to create: name, partitions, replication factor."""
+
+    def __init__(self, name: str, partitions: int = 3, replication: int = 1):
+        if partitions < 1:
+            raise ValueError(f"topic {name!r}: partitions must be >= 1, got {partitions}")
+        self.name = name
+        self.partitions = partitions
+        self.replication = replication
+
+    def __repr__(self) -> str:
+        return f"TopicSpec({self.name!r}, {self.partitions}, {self.replication})"
+
+
+def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:
+    """Create the topics that are missing; return the names created."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lifelong-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        created = []
+        for spec in missing:
+            try:
+                admin.create_topics([NewTopic(spec.name, spec.partitions, spec.replication)])
+                created.append(spec.name)
+                log.info("created topic %s (%d partitions)", spec.name, spec.partitions)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
+
+
+def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+    """Delete topics (tests clean up with this)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lifelong-admin")
+    try:
+        existing = set(admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()

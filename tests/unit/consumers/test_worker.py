@@ -1,0 +1,93 @@
+import itertools
+
+from prometheus_client import CollectorRegistry
+
+from consumers.worker import LearnerWorker
+from learning.online import OnlineLearner
+from monitoring.metrics import LearnerMetrics
+from stream.schema import Event, encode
+from stream.source import ListDeadLetters, ListSource
+
+
+class RecordingPublisher:
+    """An in-memory publisher: remembers what it was asked to publish."""
+
+    def __init__(self):
+        self.calls = []
+        self.numbers = itertools.count(1)
+
+    def publish(self, learner, positions):
+        self.calls.append((learner.events_seen, dict(positions)))
+        return next(self.numbers)
+
+
+def _raw(n, dup_every=0):
+    out = []
+    for k in range(n):
+        out.append(encode(Event(f"e{k}", f"u{k % 7}", f"i{k % 11}", "rating", float(k % 5 + 1),
+                                float(k))))
+        if dup_every and k % dup_every == 0:
+            out.append(out[-1])
+    return out
+
+
+def test_invalid_records_go_to_dead_letters_with_reasons_and_never_stop_the_loop():
+    values = _raw(10)
+    values[3:3] = [b"{", b"\xff\xfe", b'{"event_id":"x"}', b"x" * 70_000]
+    src, dlq = ListSource(values, batch_size=3), ListDeadLetters()
+    stats = LearnerWorker(src, OnlineLearner(), dlq).run()
+    assert (stats.consumed, stats.learned, stats.invalid) == (14, 10, 4)
+    kinds = sorted(reason.split(":")[0] for _, reason in dlq.items)
+    assert kinds == ["encoding", "malformed", "schema", "too_large"]
+    assert [r.offset for r, _ in dlq.items] == [3, 4, 5, 6]
+    assert src.committed == {("memory", 0): 14}
+
+
+def test_duplicates_are_dropped_and_counted():
+    src = ListSource(_raw(20, dup_every=5))
+    stats = LearnerWorker(src, OnlineLearner(), ListDeadLetters()).run()
+    assert stats.duplicates == 4 and stats.learned == 20
+
+
+def test_publishes_every_n_events_and_commits_what_each_version_covers():
+    src, pub = ListSource(_raw(25), batch_size=5), RecordingPublisher()
+    worker = LearnerWorker(src, OnlineLearner(), ListDeadLetters(), publisher=pub,
+                           publish_every_events=10, publish_every_seconds=1e9)
+    stats = worker.run()
+    assert [seen for seen, _ in pub.calls] == [10, 20, 25]
+    assert [pos[("memory", 0)] for _, pos in pub.calls] == [10, 20, 25]
+    assert stats.versions == [1, 2, 3]
+    assert src.committed == {("memory", 0): 25}
+
+
+def test_publishes_on_time_even_with_few_events():
+    now = [0.0]
+    src, pub = ListSource(_raw(6), batch_size=2), RecordingPublisher()
+
+    def clock():
+        now[0] += 1.0
+        return now[0]
+
+    LearnerWorker(src, OnlineLearner(), ListDeadLetters(), publisher=pub,
+                  publish_every_events=1000, publish_every_seconds=2.5, clock=clock).run()
+    assert len(pub.calls) >= 2  # by time during the run, plus the final one
+
+
+def test_max_events_stops_and_commits_only_what_was_processed():
+    src = ListSource(_raw(30), batch_size=8)
+    stats = LearnerWorker(src, OnlineLearner(), ListDeadLetters()).run(max_events=12)
+    assert stats.consumed == 12
+    assert src.committed == {("memory", 0): 12}
+
+
+def test_metrics_follow_the_stats():
+    reg = CollectorRegistry()
+    metrics = LearnerMetrics(reg, model="m", topic="memory")
+    values = [*_raw(5), b"nope"]
+    LearnerWorker(ListSource(values), OnlineLearner(), ListDeadLetters(), metrics=metrics).run()
+    labels = {"model": "m", "topic": "memory"}
+    assert reg.get_sample_value("lifelong_learner_events_consumed_total", labels) == 6
+    assert reg.get_sample_value("lifelong_learner_events_learned_total", labels) == 5
+    assert reg.get_sample_value("lifelong_learner_events_invalid_total",
+                                {**labels, "reason": "malformed"}) == 1
+    assert reg.get_sample_value("lifelong_learner_prequential_rmse", {"model": "m"}) > 0

@@ -1,0 +1,32 @@
+import pytest
+
+from lifelong.config import ConfigError, Settings
+
+
+def test_defaults():
+    s = Settings.from_env({})
+    assert (s.topic, s.dlq_topic, s.model_kind, s.publish_every_events) == (
+        "events", "events.dlq", "BiasedMF", 1000)
+
+
+def test_flags_win_over_environment():
+    s = Settings.from_env({"LIFELONG_TOPIC": "a"}, topic="b")
+    assert s.topic == "b"
+    assert Settings.from_env({"LIFELONG_TOPIC": "a"}, topic=None).topic == "a"
+
+
+@pytest.mark.parametrize(("var", "value", "expected"), [
+    ("LIFELONG_PUBLISH_EVERY_EVENTS", "0", "positive integer"),
+    ("LIFELONG_PUBLISH_EVERY_SECONDS", "-1", "positive number"),
+    ("LIFELONG_METRICS_PORT", "70000", "TCP port"),
+    ("REDIS_URL", "localhost:6379", "URL"),
+    ("LIFELONG_TOPIC", "has space", "without spaces"),
+])
+def test_bad_values_name_the_key_and_the_expectation(var, value, expected):
+    with pytest.raises(ConfigError, match=rf"{var}=.*{expected}"):
+        Settings.from_env({var: value})
+
+
+def test_unknown_flag():
+    with pytest.raises(ConfigError, match="unknown setting"):
+        Settings.from_env({}, nonsense=1)
