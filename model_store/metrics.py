@@ -18,11 +18,37 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["LOAD_BUCKETS", "SubscriberMetrics"]
+from model_store.errors import (
+    FormatError,
+    IntegrityError,
+    ModelStoreError,
+    SigningKeyError,
+    UnsignedModelError,
+    VersionNotFoundError,
+)
+
+__all__ = ["CONNECTION_ERRORS", "LOAD_BUCKETS", "SubscriberMetrics", "failure_reason"]
 
 LOAD_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+_REASONS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    ((UnsignedModelError,), "unsigned"), ((IntegrityError,), "integrity"),
+    ((SigningKeyError,), "key"), ((VersionNotFoundError,), "not_found"),
+    ((FormatError,), "format"), ((ModelStoreError,), "store"),
+    (CONNECTION_ERRORS, "connection"),
+)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The bounded ``reason`` label of a load failure (``loader`` for anything else).
+
+    >>> [failure_reason(e) for e in (UnsignedModelError("x"), OSError(), KeyError())]
+    ['unsigned', 'connection', 'loader']
+    """
+    return next((name for kinds, name in _REASONS if isinstance(exc, kinds)), "loader")
 
 
 def _family(kind: type, name: str, doc: str, labels: tuple[str, ...],
@@ -39,8 +65,9 @@ def _family(kind: type, name: str, doc: str, labels: tuple[str, ...],
 class SubscriberMetrics:
     """The metric families of :class:`~model_store.subscriber.Subscriber`.
 
-    Labels are bounded: ``model``, ``alias`` and ``reason`` (``integrity``, ``unsigned``,
-    ``key``, ``not_found``, ``connection``, ``loader``, ``error``).
+    Labels are bounded: ``model``, ``alias`` and ``reason`` (see :func:`failure_reason`:
+    ``integrity``, ``unsigned``, ``key``, ``not_found``, ``format``, ``store``,
+    ``connection``, ``loader``).
     """
 
     def __init__(self, registry: CollectorRegistry) -> None:

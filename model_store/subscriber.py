@@ -33,22 +33,13 @@ import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import redis
 from prometheus_client import CollectorRegistry
 
 from model_store.backend import Listener
 from model_store.canary import in_canary
-from model_store.errors import (
-    FormatError,
-    IntegrityError,
-    InvalidNameError,
-    ModelStoreError,
-    SigningKeyError,
-    UnsignedModelError,
-    VersionNotFoundError,
-)
+from model_store.errors import FormatError, InvalidNameError, ModelStoreError
 from model_store.keys import check_alias, check_name
-from model_store.metrics import SubscriberMetrics
+from model_store.metrics import CONNECTION_ERRORS, SubscriberMetrics, failure_reason
 from model_store.predictor import Predictor, as_predictor
 from model_store.records import ModelVersion
 from model_store.registry import Registry
@@ -58,20 +49,6 @@ __all__ = ["Loaded", "Loader", "Subscriber"]
 log = logging.getLogger(__name__)
 
 Loader = Callable[[ModelVersion, bytes], Any]
-_CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-_REASONS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
-    ((UnsignedModelError,), "unsigned"), ((IntegrityError,), "integrity"),
-    ((SigningKeyError,), "key"), ((VersionNotFoundError,), "not_found"),
-    ((FormatError,), "format"), ((ModelStoreError,), "store"),
-    (_CONNECTION_ERRORS, "connection"),
-)
-
-
-def _reason(exc: BaseException) -> str:
-    """The bounded ``reason`` label of a load failure."""
-    return next((name for kinds, name in _REASONS if isinstance(exc, kinds)), "loader")
-
-
 class Loaded(NamedTuple):
     """One loaded version: metadata, the deserialised object, its predictor (or None)."""
 
@@ -227,13 +204,11 @@ class Subscriber:
     def _drain(self) -> None:
         while True:
             events = self.registry.backend.read_events(self.model, self._last_id, 100)
-            relevant = [ev for _, ev in events if ev.alias in self._follow]
-            if self.coalesce:
-                relevant = list({ev.alias: ev for ev in relevant}.values())
-            for ev in relevant:
-                self._switch(ev.alias, ev.version)
-            if events:
-                self._last_id = events[-1][0]
+            last = {ev.alias: entry_id for entry_id, ev in events}  # coalesce: last per alias
+            for entry_id, ev in events:
+                if ev.alias in self._follow and (not self.coalesce or last[ev.alias] == entry_id):
+                    self._switch(ev.alias, ev.version)
+                self._last_id = entry_id
             if len(events) < 100:
                 return
 
@@ -259,7 +234,7 @@ class Subscriber:
             else:
                 version = self.registry.get(self.model, number)
                 obj = self.loader(version, self.registry.read_blob(self.model, number))
-        except _CONNECTION_ERRORS:
+        except CONNECTION_ERRORS:
             raise  # the loop counts it, reconnects and retries from the same log position
         except Exception as exc:
             self._failed[alias] = (number, time.monotonic())
@@ -297,7 +272,7 @@ class Subscriber:
         return loaded.predictor
 
     def _count(self, number: int | None, exc: BaseException) -> None:
-        reason = _reason(exc)
+        reason = failure_reason(exc)
         self.metrics.failures.labels(self.model, reason).inc()
         what = f"version {number}" if number is not None else "updates"
         slot = self._slots.get(self.alias)

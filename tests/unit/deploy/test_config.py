@@ -20,7 +20,9 @@ from deploy.prometheus import file_sd, prometheus_yml, remove_target, targets_di
 from deploy.redis import RedisLauncher, redis_conf
 
 SERVICE_VARS = ("KAFKA_BOOTSTRAP_SERVERS", "REDIS_URL", "PROMETHEUS_URL",
-                "LIFELONG_PROMETHEUS_TARGETS_DIR")
+                "LIFELONG_PROMETHEUS_TARGETS_DIR", "LIFELONG_KAFKA_PORT",
+                "LIFELONG_KAFKA_CONTROLLER_PORT", "LIFELONG_REDIS_PORT",
+                "LIFELONG_PROMETHEUS_PORT")
 
 
 @pytest.fixture()
