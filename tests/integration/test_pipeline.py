@@ -15,6 +15,7 @@ from consumers.worker import LearnerWorker
 from deploy.services import add_scrape_target, remove_scrape_target
 from learning.online import OnlineLearner
 from model_store import Registry
+from model_store.subscriber import Subscriber
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from monitoring.promql import wait_for_value
@@ -95,6 +96,11 @@ def test_events_flow_from_producer_through_kafka_to_versions_in_redis(kafka, top
     assert sum(latest.offsets.values()) == N_EVENTS
     _, learner = registry.load_object("reco", latest.number)
     assert 1.0 <= learner.predict_one("u1", "i1") <= 5.0
+    # a subscribing service loads the latest version and predicts with it
+    with Subscriber(registry, "reco") as subscriber:
+        assert subscriber.wait_for_version(latest.number, timeout=15)
+        assert subscriber.current[0].number == latest.number
+        assert subscriber.predict("u1", "i1") == learner.predict_one("u1", "i1")
 
     # invalid records are in the DLQ, bytes unchanged, with the reason in a header
     consumer = KafkaConsumer(topics[1], bootstrap_servers=kafka.address,

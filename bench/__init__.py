@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a ratio against a bare baseline run in the same process."""
