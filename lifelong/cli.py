@@ -7,8 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,10 +15,11 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from deploy.cli import services_app
 from lifelong.config import ConfigError, Settings
+from lifelong.errors import cli_errors
+from lifelong.models_cli import models_app
 
 __all__ = ["app", "main"]
 
@@ -34,8 +34,8 @@ app = typer.Typer(
 )
 app.add_typer(services_app, name="services", help="Start, stop and check local Kafka, Redis "
               "and Prometheus (or use the ones named in the environment).")
-models_app = typer.Typer(help="Model versions in the Redis model store.", no_args_is_help=True)
-app.add_typer(models_app, name="models")
+app.add_typer(models_app, name="models", help="Model versions in the Redis model store: "
+              "list, show, promote, rollback, gc, watch.")
 
 Fmt = Annotated[str, typer.Option("--format", "-f", help="movielens | csv | jsonl")]
 Columns = Annotated[str | None, typer.Option(
@@ -57,28 +57,6 @@ def _main(ctx: typer.Context,
                         handlers=[RichHandler(console=console, show_path=False)], force=True)
     for noisy in ("kafka", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.ERROR)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Turn expected failures into one clear line and an exit code."""
-    from deploy.services import ServiceError
-    from learning.errors import LearningError
-    from lifelong.demo import DemoError
-    from model_store.errors import ModelStoreError
-    from stream.files import FileFormatError
-
-    try:
-        yield
-    except (ConfigError, FileFormatError, ValueError) as exc:
-        raise _fail(str(exc), 2) from exc
-    except (ServiceError, ModelStoreError, LearningError, DemoError) as exc:
-        raise _fail(str(exc), 1) from exc
 
 
 def _clip(spec: str | None) -> tuple[float, float] | None:
@@ -117,7 +95,7 @@ def produce(
     """Push events into Kafka from a file or a synthetic generator."""
     from lifelong.commands import produce_events
 
-    with _errors():
+    with cli_errors():
         settings = Settings.from_env(topic=topic)
         if (file is None) == (not synthetic):
             raise ConfigError("give exactly one of FILE or --synthetic")
@@ -151,7 +129,7 @@ def learn(
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from lifelong.wiring import build_online_run
 
-    with _errors():
+    with cli_errors():
         settings = Settings.from_env(
             model=model, model_kind=kind, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
@@ -163,7 +141,7 @@ def learn(
     console.print(f"learning {settings.model!r} ({settings.model_kind}) from "
                   f"{settings.topic!r}; metrics on http://{run.metrics_server.target}/metrics"
                   + (f"; resumed from version {run.resumed_from}" if run.resumed_from else ""))
-    with _errors(), _progress() as bar:
+    with cli_errors(), _progress() as bar:
         task = bar.add_task("learning", total=max_events, info="")
 
         def show(stats: Any) -> None:
@@ -197,7 +175,7 @@ def evaluate(
     """Replay a file through the same online-learner code, no services needed."""
     from lifelong.commands import evaluate_file
 
-    with _errors(), _progress() as bar:
+    with cli_errors(), _progress() as bar:
         task = bar.add_task("evaluating", total=None, info="")
 
         def show(stats: Any, rmse: float) -> None:
@@ -212,29 +190,6 @@ def evaluate(
               f"{report['events_per_second']:.0f} events/s -> {output}")
 
 
-@models_app.command("list")
-def models_list(
-    model: Annotated[str | None, typer.Argument(help="one model (default: all)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
-) -> None:
-    """List model versions with their metadata."""
-    from lifelong.commands import list_versions
-
-    with _errors():
-        rows = list_versions(Settings.from_env(), model)
-    if as_json:
-        out.print_json(json.dumps(rows))
-        return
-    table = Table("model", "version", "aliases", "format", "size", "created", "events",
-                  "rmse", "sha256")
-    for r in rows:
-        table.add_row(r["model"], str(r["version"]), ",".join(r["aliases"]), r["format"],
-                      str(r["size"]), r["created"], str(r.get("events_seen", "")),
-                      f"{r['rmse']:.4f}" if r.get("rmse") is not None else "",
-                      r["sha256"][:12])
-    out.print(table if rows else "no model versions yet")
-
-
 @app.command()
 def demo(
     events: Annotated[int, typer.Option(help="synthetic events to stream")] = 20_000,
@@ -246,7 +201,7 @@ def demo(
     """The walking skeleton end to end: services, topics, stream, learn, publish, summary."""
     from lifelong.demo import run_demo
 
-    with _errors():
+    with cli_errors():
         run_demo(console, out, events=events, drift_at=drift_at, invalid_rate=invalid_rate,
                  seed=seed, progress=_progress)
 

@@ -15,10 +15,13 @@ from model_store.errors import (
 )
 from model_store.keys import Keys
 from model_store.memory_backend import MemoryBackend
+from model_store.metrics import SubscriberMetrics
+from model_store.predictor import Predictor
 from model_store.records import AliasChange, ModelVersion, StoreEvent
 from model_store.redis_backend import RedisBackend
 from model_store.registry import Registry
 from model_store.signing import Signer
+from model_store.subscriber import Loaded, Subscriber
 
 __all__ = [
     "PICKLE_FORMAT",
@@ -31,14 +34,18 @@ __all__ = [
     "IntegrityError",
     "InvalidNameError",
     "Keys",
+    "Loaded",
     "MemoryBackend",
     "ModelStoreError",
     "ModelVersion",
+    "Predictor",
     "RedisBackend",
     "Registry",
     "Signer",
     "SigningKeyError",
     "StoreEvent",
+    "Subscriber",
+    "SubscriberMetrics",
     "UnsignedModelError",
     "VersionNotFoundError",
 ]
