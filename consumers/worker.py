@@ -35,6 +35,7 @@ from typing import Protocol
 
 from consumers.dedup import RecentIds
 from learning.online import OnlineLearner
+from monitoring.drift import ErrorDrift
 from monitoring.metrics import LearnerMetrics
 from stream.schema import Rejected, decode
 from stream.source import DeadLetters, Record, Source
@@ -64,6 +65,7 @@ class WorkerStats:
     duplicates: int = 0
     versions: list[int] = field(default_factory=list)
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
+    drift_alarms: list[int] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
 
@@ -87,6 +89,8 @@ class LearnerWorker:
         publish_every_seconds: float = 30.0,
         metrics: LearnerMetrics | None = None,
         dedup_capacity: int = 1_000_000,
+        drift: ErrorDrift | None = None,
+        on_drift: Callable[[int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -102,6 +106,8 @@ class LearnerWorker:
         self.publish_every_seconds = publish_every_seconds
         self.metrics = metrics
         self._seen = RecentIds(dedup_capacity)
+        self.drift = drift
+        self.on_drift = on_drift
         self._clock = clock
         self._wall = wall_clock
         self._positions: Positions = {}
@@ -130,8 +136,10 @@ class LearnerWorker:
                 if metrics is not None:
                     metrics.duplicate.inc()
                 continue
-            self.learner.learn_one(result)
+            y_pred = self.learner.learn_one(result)
             stats.learned += 1
+            if self.drift is not None and self.drift.update(abs(result.value - y_pred)):
+                self._alarm()
             self._since_publish += 1
             if metrics is not None and record.timestamp is not None:
                 metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
@@ -143,6 +151,16 @@ class LearnerWorker:
             metrics.mae.set(score.mae)
             metrics.rolling_rmse.set(score.rolling_rmse)
             metrics.rolling_mae.set(score.rolling_mae)
+
+    def _alarm(self) -> None:
+        at = self.stats.learned
+        self.stats.drift_alarms.append(at)
+        log.warning("drift alarm for %s after %d events: the error rose",
+                    self.learner.model_name, at)
+        if self.metrics is not None:
+            self.metrics.drift_alarms.inc()
+        if self.on_drift is not None:
+            self.on_drift(at)
 
     def _publish_due(self) -> bool:
         if self.publisher is None or self._since_publish == 0:

@@ -19,6 +19,7 @@ from deploy.services import ServiceError, add_scrape_target, resolve
 from learning.online import OnlineLearner
 from lifelong.config import ConfigError, Settings
 from model_store import Registry
+from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
@@ -118,5 +119,6 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         publish_every_events=settings.publish_every_events,
         publish_every_seconds=settings.publish_every_seconds,
         metrics=metrics,
+        drift=ErrorDrift(),
     )
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed)

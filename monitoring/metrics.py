@@ -71,6 +71,9 @@ class LearnerMetrics:
             "lifelong_learner_event_to_model_latency_seconds",
             "From the broker append time of an event to the model having learned it.",
             ("model",), buckets=LATENCY_BUCKETS, registry=registry)
+        self._drift_alarms = Counter(
+            "lifelong_learner_drift_alarms", "Alarms raised because the prequential error rose.",
+            ("model",), registry=registry)
         self.lag = Gauge(
             "lifelong_learner_consumer_lag", "Records behind the partition's high watermark.",
             ("model", "topic", "partition"), registry=registry)
@@ -85,6 +88,7 @@ class LearnerMetrics:
         self.published = self._published.labels(model)
         self.publish_duration = self._publish_duration.labels(model)
         self.latency = self._latency.labels(model)
+        self.drift_alarms = self._drift_alarms.labels(model)
 
     def invalid(self, reason_kind: str) -> Counter:
         """The invalid-events counter for one reason kind (``schema``, ``malformed``...)."""

@@ -91,3 +91,20 @@ def test_metrics_follow_the_stats():
     assert reg.get_sample_value("lifelong_learner_events_invalid_total",
                                 {**labels, "reason": "malformed"}) == 1
     assert reg.get_sample_value("lifelong_learner_prequential_rmse", {"model": "m"}) > 0
+
+
+def test_drift_alarm_fires_after_the_known_drift_point_and_is_counted():
+    from monitoring.drift import ErrorDrift
+    from stream.synthetic import SyntheticStream
+
+    stream = SyntheticStream(n_events=16000, drift_at=(8000,), seed=1)
+    reg = CollectorRegistry()
+    metrics = LearnerMetrics(reg, model="m", topic="memory")
+    seen = []
+    worker = LearnerWorker(ListSource([encode(e) for e in stream]),
+                           OnlineLearner(clip=(1.0, 5.0)), ListDeadLetters(), metrics=metrics,
+                           drift=ErrorDrift(), on_drift=seen.append)
+    stats = worker.run()
+    assert stats.drift_alarms == seen
+    assert len(seen) == 1 and 8000 <= seen[0] < 8500
+    assert reg.get_sample_value("lifelong_learner_drift_alarms_total", {"model": "m"}) == 1
