@@ -1,5 +1,6 @@
 """Run every benchmark: ``python -m bench``."""
 
-from bench import online
+from bench import model_store, online
 
 online.main([])
+model_store.main([])

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Literal
@@ -37,8 +38,9 @@ from model_store.errors import (
     InvalidNameError,
     VersionNotFoundError,
 )
+from model_store.follow import follow as follow_log
 from model_store.keys import check_alias, check_name
-from model_store.records import ModelVersion
+from model_store.records import ModelVersion, StoreEvent
 from model_store.signing import SIGNED_FORMATS, Signer, check_signature, key_missing
 from model_store.url import open_backend
 
@@ -235,11 +237,13 @@ class Registry(AliasOperations):
         return data
 
     # retention --------------------------------------------------------------------
-    def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0) -> list[int]:
+    def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0,
+           dry_run: bool = False) -> list[int]:
         """Delete versions older than the last ``keep_last``; return the numbers deleted.
 
         Never deletes a version an alias points at, the one each alias would roll back
-        to, or one created or announced within the last ``grace_seconds``.
+        to, or one created or announced within the last ``grace_seconds``. With
+        ``dry_run`` nothing is deleted: the numbers that would be are returned.
         """
         check_name("model", model)
         if keep_last < 0 or grace_seconds < 0:
@@ -249,13 +253,33 @@ class Registry(AliasOperations):
         protected = set(current.values())
         protected.update(t for a, n in current.items()
                          if (t := self._rollback_target(model, a, n)) is not None)
-        old = numbers[: max(0, len(numbers) - keep_last)]
+        old = [n for n in numbers[: max(0, len(numbers) - keep_last)] if n not in protected]
         before = self.clock() - grace_seconds
-        deleted = [n for n in old if n not in protected
-                   and self.backend.delete(model, n, announced_before=before)]
+        if dry_run:
+            rows = self.backend.read_meta(model, old)
+            return [n for n, f in zip(old, rows, strict=True) if f is not None and
+                    max(float(f.get("created") or 0), float(f.get("announced") or 0)) < before]
+        deleted = [n for n in old if self.backend.delete(model, n, announced_before=before)]
         if deleted:
             log.info("model %s: retention deleted versions %s", model, deleted)
         return deleted
+
+    # notices ----------------------------------------------------------------------
+    def follow(
+        self,
+        model: str,
+        *,
+        after: str | None = None,
+        timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> Iterator[tuple[str, StoreEvent]]:
+        """Yield ``(log id, event)`` for each publish and alias move of ``model`` as it happens.
+
+        From the end of the log (or strictly after log id ``after``; ``"0-0"`` replays the
+        retained log) until ``timeout`` seconds pass or ``stop`` is set; see
+        :func:`model_store.follow.follow`.
+        """
+        return follow_log(self.backend, model, after=after, timeout=timeout, stop=stop)
 
     # internals --------------------------------------------------------------------
     def _resolve(self, model: str, version: Ref) -> int:

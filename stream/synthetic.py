@@ -3,7 +3,10 @@
 Ratings come from latent user and item factors plus biases (clipped to [1, 5]); users and
 items are drawn with a Zipf-like popularity skew. At each drift point the regime changes:
 most users get new tastes (factors and bias redrawn) and item biases shift, so a learner's
-error jumps and then recovers. Everything is vectorised with numpy in chunks, each chunk
+error jumps and then recovers. With ``drift_kind="population"`` tastes never change but
+the active population does: each regime draws its users from another segment and items
+with a reshuffled popularity (the setting where a model fine-tuned only on fresh data
+forgets, and replay helps). Everything is vectorised with numpy in chunks, each chunk
 seeded from ``(seed, chunk)``, so a stream is the same on every run and every pass.
 
 >>> s = SyntheticStream(n_events=6, drift_at=(3,), seed=7)
@@ -109,7 +112,8 @@ class SyntheticStream:
     def __init__(self, n_users: int = 200, n_items: int = 300, n_events: int = 10_000,
                  drift_at: Sequence[int] = (5000,), n_factors: int = 4, noise: float = 0.3,
                  seed: int = 42, start_ts: float = 1_700_000_000.0,
-                 events_per_second: float = 10.0, invalid_rate: float = 0.0):
+                 events_per_second: float = 10.0, invalid_rate: float = 0.0,
+                 drift_kind: Literal["tastes", "population"] = "tastes"):
         self.n_users = n_users
         self.n_items = n_items
         self.n_events = n_events
@@ -120,6 +124,9 @@ class SyntheticStream:
         self.start_ts = start_ts
         self.events_per_second = events_per_second
         self.invalid_rate = invalid_rate
+        self.drift_kind = drift_kind
+        if drift_kind not in ("tastes", "population"):
+            raise ValueError(f"drift_kind {drift_kind!r}: expected 'tastes' or 'population'")
         if min(n_users, n_items, n_factors) < 1 or n_events < 0:
             raise ValueError("need n_users, n_items, n_factors >= 1 and n_events >= 0")
         if not 0.0 <= invalid_rate <= 1.0 or events_per_second <= 0 or noise < 0:
@@ -135,6 +142,23 @@ class SyntheticStream:
         user_b = rng.normal(0.0, _USER_BIAS, n_users)
         item_b = rng.normal(0.0, _ITEM_BIAS, n_items)
         self._regimes = [(user_f, user_b, item_b)]
+        n_regimes = len(self._drift) + 1
+        if drift_kind == "population":
+            # Tastes never change; who is active does: regime r draws its users from the
+            # r-th segment of the population and items with a reshuffled popularity.
+            segments = np.array_split(np.arange(n_users), n_regimes)
+            self._p_users = []
+            self._p_items = []
+            for r, seg in enumerate(segments):
+                p_user = np.zeros(n_users)
+                p_user[seg] = _popularity(len(seg), rng)
+                self._p_users.append(p_user / p_user.sum())
+                self._p_items.append(self._p_item if r == 0 else rng.permutation(self._p_item))
+                if r:
+                    self._regimes.append(self._regimes[0])
+            return
+        self._p_users = [self._p_user] * n_regimes
+        self._p_items = [self._p_item] * n_regimes
         for _ in self._drift:
             moved = rng.random(n_users) < _DRIFT_SHARE
             user_f, user_b = user_f.copy(), user_b.copy()
@@ -159,11 +183,15 @@ class SyntheticStream:
         start, end = c * _CHUNK, min((c + 1) * _CHUNK, self.n_events)
         rng = np.random.default_rng([self.seed, 1, c])
         idx = np.arange(start, end)
-        users = rng.choice(self.n_users, end - start, p=self._p_user)
-        items = rng.choice(self.n_items, end - start, p=self._p_item)
+        regime = np.searchsorted(np.asarray(self._drift, dtype=np.int64), idx, side="right")
+        users = np.empty(end - start, dtype=np.int64)
+        items = np.empty(end - start, dtype=np.int64)
+        for r in np.unique(regime):
+            m = regime == r
+            users[m] = rng.choice(self.n_users, int(m.sum()), p=self._p_users[r])
+            items[m] = rng.choice(self.n_items, int(m.sum()), p=self._p_items[r])
         ts = self.start_ts + (idx + rng.random(end - start)) / self.events_per_second
         value = _MEAN + self.noise * rng.standard_normal(end - start)
-        regime = np.searchsorted(np.asarray(self._drift, dtype=np.int64), idx, side="right")
         for r in np.unique(regime):
             m = regime == r
             user_f, user_b, item_b = self._regimes[r]

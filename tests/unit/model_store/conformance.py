@@ -298,6 +298,62 @@ class RegistryConformance(BackendFixtures):
         finally:
             listener.close()
 
+    def test_follow_replays_the_log_then_stops_at_the_timeout(self, registry: Registry) -> None:
+        registry.publish("reco", b"a", format="raw")
+        registry.promote("reco", 1, actor="ci")
+        seen = list(registry.follow("reco", after="0-0", timeout=0.2))
+        assert [(e.kind, e.version, e.alias, e.actor) for _, e in seen] == [
+            ("publish", 1, "latest", ""), ("alias", 1, "production", "ci")]
+        assert list(registry.follow("reco", after=seen[0][0], timeout=0.1)) == seen[1:]
+        start = time.monotonic()
+        assert list(registry.follow("reco", timeout=0.3)) == []  # from the end: nothing new
+        assert 0.25 < time.monotonic() - start < 3
+
+    def test_follow_sees_events_from_another_thread_until_stopped(
+        self, registry: Registry
+    ) -> None:
+        registry.publish("reco", b"old", format="raw")  # before following: not seen
+        stop = threading.Event()
+
+        def later() -> None:
+            time.sleep(0.3)
+            registry.publish("reco", b"new", format="raw")
+            registry.set_alias("reco", "candidate", 2, actor="bot")
+            registry.publish("other", b"x", format="raw")  # another model: not seen
+
+        thread = threading.Thread(target=later)
+        thread.start()
+        seen = []
+        for _, event in registry.follow("reco", timeout=10, stop=stop):
+            seen.append((event.kind, event.version, event.alias, event.previous))
+            if len(seen) == 2:
+                stop.set()
+        thread.join()
+        assert seen == [("publish", 2, "latest", 1), ("alias", 2, "candidate", None)]
+
+    def test_follow_rejects_bad_arguments(self, registry: Registry) -> None:
+        with pytest.raises(InvalidNameError):
+            next(registry.follow("a:b", timeout=0))
+        with pytest.raises(InvalidNameError):
+            next(registry.follow("reco", timeout=-1))
+
+    def test_gc_dry_run_deletes_nothing_and_predicts_the_real_run(
+        self, registry: Registry, clock: FakeClock
+    ) -> None:
+        for i in range(3):
+            registry.publish("reco", b"old%d" % i, format="raw")
+        clock.advance(120)
+        for i in range(3):
+            registry.publish("reco", b"new%d" % i, format="raw")  # 4, 5, 6: fresh
+        registry.promote("reco", 1)  # aliased; 5 is latest's rollback target
+        assert registry.gc("reco", keep_last=0, dry_run=True) == [2, 3]
+        assert [v.number for v in registry.versions("reco")] == [1, 2, 3, 4, 5, 6]
+        assert registry.gc("reco", keep_last=0) == [2, 3]
+        clock.advance(61)
+        assert registry.gc("reco", keep_last=1, dry_run=True) == [4]
+        assert registry.gc("reco", keep_last=1) == [4]
+        assert registry.gc("reco", keep_last=0, dry_run=True) == []
+
     def test_version_struct_is_frozen(self, registry: Registry) -> None:
         v = registry.publish("reco", b"a", format="raw")
         assert isinstance(v, ModelVersion)

@@ -146,3 +146,15 @@ def test_write_raw_jsonl_keeps_invalid_records(tmp_path: Path) -> None:
     assert rejected == len(s.corruption_plan())
     with pytest.raises(ValueError, match="include_invalid"):
         write(s, tmp_path / "x.csv", "csv", include_invalid=True)
+
+
+def test_population_drift_changes_who_is_active_not_their_tastes() -> None:
+    s = SyntheticStream(n_users=90, n_items=50, n_events=3000, drift_at=(1000, 2000), seed=5,
+                        drift_kind="population")
+    users_by_regime: dict[int, set[int]] = {0: set(), 1: set(), 2: set()}
+    for i, ev in enumerate(s):
+        users_by_regime[s.regime_of(i)].add(int(ev.user_id[1:]))
+    assert max(users_by_regime[0]) < 30 and 30 <= min(users_by_regime[1])
+    assert max(users_by_regime[1]) < 60 and 60 <= min(users_by_regime[2])
+    with pytest.raises(ValueError, match="drift_kind"):
+        SyntheticStream(drift_kind="sideways")  # type: ignore[arg-type]

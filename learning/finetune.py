@@ -1,0 +1,273 @@
+"""The slow learner: train a :class:`DeepRecommender` in rounds of fresh plus replayed samples.
+
+A round maps the fresh string ids through the id tables (evicting stale ids, growing the
+tables, re-drawing reused rows), draws ``replay_ratio`` replayed samples per fresh one from
+the :class:`~learning.replay.ReplayBuffer`, builds the whole round as one packed host array,
+copies it to the device once (pinned, ``non_blocking``), and trains on shuffled minibatches
+sliced from device tensors. The inner loop never waits for the device: the loss is summed in
+a device tensor and read once per round. The fresh samples go into the buffer afterwards, so
+a round never replays its own data. The recommender keeps its weights between rounds.
+
+>>> from learning.torch_models import DeepRecommender
+>>> ft = FineTuner(DeepRecommender(n_factors=4, seed=0), device="cpu", batch_size=2)
+>>> rep = ft.round(["u1", "u2", "u1"], ["i1", "i1", "i2"], [4.0, 2.0, 5.0], [1.0, 2.0, 3.0])
+>>> rep.samples, rep.fresh, rep.replayed, rep.device, rep.loss > 0
+(3, 3, 0, 'cpu', True)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+from torch import Tensor
+
+from learning.device import amp_default, pick_device, to_device
+from learning.errors import ConfigurationError
+from learning.replay import ReplayBuffer
+from learning.torch_models import DeepRecommender, EmbeddingModel
+from learning.weights import safetensors_metadata
+
+__all__ = ["OPTIMIZERS", "FineTuner", "RoundReport", "make_optimizers"]
+
+log = logging.getLogger(__name__)
+
+#: ``sparse_adam``: SparseAdam on the tables (only touched rows move) + Adam on the rest.
+OPTIMIZERS: tuple[str, ...] = ("sparse_adam", "adam", "adagrad")
+_TABLES = ("user_table", "item_table")
+
+
+class RoundReport(msgspec.Struct, frozen=True):
+    """What one round did; ``samples`` per epoch, ``loss`` the mean squared error trained on."""
+
+    samples: int
+    fresh: int
+    replayed: int
+    epochs: int
+    seconds: float
+    samples_per_second: float
+    loss: float
+    device: str
+    new_users: int = 0
+    new_items: int = 0
+    evicted: int = 0
+
+
+def make_optimizers(module: EmbeddingModel, kind: str, lr: float) -> list[torch.optim.Optimizer]:
+    """The optimizers for ``module``: see :data:`OPTIMIZERS`.
+
+    >>> from learning.torch_models import TorchMF
+    >>> [type(o).__name__ for o in make_optimizers(TorchMF(2, 2), "sparse_adam", 0.01)]
+    ['SparseAdam', 'Adam']
+    """
+    tables = [module.user_table, module.item_table]
+    dense = [p for name, p in module.named_parameters() if name not in _TABLES]
+    fused = module.global_bias.is_cuda  # one kernel per step for the dense Adam
+    if kind == "sparse_adam":
+        return [torch.optim.SparseAdam(tables, lr=lr),
+                torch.optim.Adam(dense, lr=lr, fused=fused)]
+    if kind == "adam":
+        return [torch.optim.Adam(tables + dense, lr=lr, fused=fused)]
+    if kind == "adagrad":
+        return [torch.optim.Adagrad(tables + dense, lr=lr)]
+    raise ConfigurationError(f'unknown optimizer "{kind}"; expected one of {", ".join(OPTIMIZERS)}')
+
+
+def train_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer], users: Tensor,
+               items: Tensor, values: Tensor, *, weight_decay: float, sparse: bool,
+               amp: bool) -> Tensor:
+    """One minibatch step; returns the (detached, on-device) sum of squared errors.
+
+    The loss is the MSE plus ``weight_decay`` times the mean squared norm of the rows used
+    (L2 on touched rows only, so rows of absent users do not decay between their visits).
+    """
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    with torch.autocast(users.device.type, dtype=torch.bfloat16, enabled=amp):
+        pred, l2 = module.fit_terms(users, items, sparse=sparse)
+    sse = (pred.float() - values).square().sum()
+    loss = sse / values.shape[0] + weight_decay * l2.float().mean()
+    loss.backward()
+    for opt in optimizers:
+        opt.step()
+    return sse.detach()
+
+
+class FineTuner:
+    """Round-based trainer of ``recommender`` (warm start: its weights carry over rounds).
+
+    ``device`` is ``auto``/``cpu``/``cuda[:N]``; ``amp`` (bf16 autocast) defaults to on
+    with CUDA, off on CPU. ``replay_ratio`` is replayed samples per fresh sample.
+    """
+
+    def __init__(self, recommender: DeepRecommender, *, lr: float = 0.01,
+                 weight_decay: float = 1e-4, optimizer: str = "sparse_adam",
+                 batch_size: int = 4096, epochs_per_round: int = 1, replay_ratio: float = 1.0,
+                 device: str = "auto", amp: bool | None = None, seed: int = 0):
+        if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
+            raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
+                                     "replay_ratio >= 0")
+        self.recommender = recommender
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.epochs_per_round = epochs_per_round
+        self.replay_ratio = replay_ratio
+        self.device = pick_device(device)
+        self.amp = amp_default(self.device) if amp is None else amp
+        self.seed = seed
+        recommender.to(self.device)
+        self._opts = make_optimizers(recommender.module, optimizer, lr)
+        self._sparse = optimizer in ("sparse_adam", "adagrad")
+        self._gen = torch.Generator(device=self.device)
+        self._rounds = 0
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments other than the recommender and the device (JSON-ready)."""
+        return {"lr": self.lr, "weight_decay": self.weight_decay, "optimizer": self.optimizer,
+                "batch_size": self.batch_size, "epochs_per_round": self.epochs_per_round,
+                "replay_ratio": self.replay_ratio, "amp": self.amp, "seed": self.seed}
+
+    def round(self, fresh_users: Sequence[str], fresh_items: Sequence[str],
+              fresh_values: Sequence[float] | np.ndarray, fresh_ts: Sequence[float] | np.ndarray,
+              buffer: ReplayBuffer | None = None) -> RoundReport:
+        """Train one round on the fresh samples plus replay; then add them to ``buffer``."""
+        return self._run(fresh_users, fresh_items, fresh_values, fresh_ts, buffer,
+                         self.epochs_per_round)
+
+    def train_full(self, users: Sequence[str], items: Sequence[str],
+                   values: Sequence[float] | np.ndarray, ts: Sequence[float] | np.ndarray, *,
+                   epochs: int | None = None) -> RoundReport:
+        """The "retrain on all data" baseline: ``epochs`` passes over everything, no replay.
+
+        Use a freshly built recommender and tuner for a from-scratch retrain.
+        """
+        return self._run(users, items, values, ts, None, epochs or self.epochs_per_round)
+
+    def _run(self, users: Sequence[str], items: Sequence[str],
+             values: Sequence[float] | np.ndarray, ts: Sequence[float] | np.ndarray,
+             buffer: ReplayBuffer | None, epochs: int) -> RoundReport:
+        start = time.perf_counter()
+        rec, dev = self.recommender, self.device
+        vals = np.asarray(values, dtype=np.float32)
+        times = np.asarray(ts, dtype=np.float64)
+        n_fresh = len(users)
+        if not len(items) == vals.size == times.size == n_fresh:
+            raise ValueError("users, items, values and ts must have equal lengths")
+        now = float(times.max()) if n_fresh else -np.inf
+        ev_u, ev_i = rec.users.evict(now), rec.items.evict(now)
+        if buffer is not None and (ev_u.size or ev_i.size):
+            buffer.drop_rows(ev_u, ev_i)
+        u_rows = rec.users.lookup(users, now)
+        new_u = rec.users.last_new_rows
+        i_rows = rec.items.lookup(items, now)
+        new_i = rec.items.last_new_rows
+        self._make_room(new_u, new_i)
+        n_rep = round(self.replay_ratio * n_fresh) if buffer is not None and len(buffer) else 0
+        n = n_fresh + n_rep
+        packed = np.empty((3, n), dtype=np.int32)  # users | items | values' bits: one copy
+        packed[0, :n_fresh], packed[1, :n_fresh] = u_rows, i_rows
+        packed[2, :n_fresh] = vals.view(np.int32)
+        if n_rep:
+            assert buffer is not None
+            ru, ri, rv = buffer.sample(n_rep)
+            packed[0, n_fresh:], packed[1, n_fresh:] = ru, ri
+            packed[2, n_fresh:] = rv.view(np.int32)
+        if rec.samples_trained == 0 and n:
+            with torch.no_grad():
+                rec.module.global_bias.fill_(float(vals.mean()) if n_fresh else 0.0)
+        total = self._train(to_device(packed, dev), n, epochs) if n else None
+        if buffer is not None and n_fresh:  # host work while the device still trains
+            buffer.add_batch(u_rows, i_rows, vals, times)
+        loss = float(total) / (n * epochs) if total is not None else float("nan")  # 1 sync
+        rec.samples_trained += n * epochs
+        self._rounds += 1
+        seconds = time.perf_counter() - start
+        report = RoundReport(n, n_fresh, n_rep, epochs, seconds, n * epochs / max(seconds, 1e-9),
+                             loss, str(dev), int(new_u.size), int(new_i.size),
+                             int(ev_u.size + ev_i.size))
+        log.info("fine-tune round %d: %d samples (%d fresh) x %d epochs, loss %.4f, %.0f/s on %s",
+                 self._rounds, n, n_fresh, epochs, loss, report.samples_per_second, dev)
+        return report
+
+    def _train(self, packed: Tensor, n: int, epochs: int) -> Tensor:
+        users, items = packed[0].long(), packed[1].long()
+        values = packed[2].view(torch.float32)
+        module, bs = self.recommender.module, self.batch_size
+        module.train()
+        self._gen.manual_seed((self.seed * 1_000_003 + self._rounds) % 2**63)
+        total = torch.zeros((), device=self.device)
+        for _ in range(epochs):
+            perm = torch.randperm(n, device=self.device, generator=self._gen)
+            u, i, v = users[perm], items[perm], values[perm]
+            for s in range(0, n, bs):
+                total += train_step(module, self._opts, u[s : s + bs], i[s : s + bs],
+                                    v[s : s + bs], weight_decay=self.weight_decay,
+                                    sparse=self._sparse, amp=self.amp)
+        return total  # still on the device: reading it is the round's one host sync
+
+    @torch.no_grad()
+    def _make_room(self, new_users: np.ndarray, new_items: np.ndarray) -> None:
+        """Grow the tables for new rows and pad the optimizer state; zero reused rows."""
+        module = self.recommender.module
+        self.recommender.ensure_capacity()
+        module.reset_rows(user_rows=new_users, item_rows=new_items)
+        for name, rows in zip(_TABLES, (new_users, new_items), strict=True):
+            param = getattr(module, name)
+            idx = torch.as_tensor(rows, device=param.device)
+            for opt in self._opts:
+                state = opt.state.get(param, {})
+                for key, t in list(state.items()):
+                    if not isinstance(t, Tensor) or t.dim() == 0:
+                        continue
+                    if t.shape[0] < param.shape[0]:
+                        pad = t.new_zeros((param.shape[0] - t.shape[0], *t.shape[1:]))
+                        state[key] = t = torch.cat([t, pad])
+                    if idx.numel():
+                        t[idx] = 0
+
+    def snapshot(self) -> bytes:
+        """Optimizer state and round counter as safetensors bytes (no pickle); see restore."""
+        tensors: dict[str, Tensor] = {}
+        scalars: dict[str, Any] = {}
+        for j, opt in enumerate(self._opts):
+            for pid, state in opt.state_dict()["state"].items():
+                for key, val in state.items():
+                    name = f"opt{j}.{pid}.{key}"
+                    if isinstance(val, Tensor):
+                        tensors[name] = val.detach().to("cpu").contiguous()
+                    else:
+                        scalars[name] = val
+        meta = {"config": json.dumps(self.config()), "rounds": str(self._rounds),
+                "scalars": json.dumps(scalars)}
+        return st_save(tensors, metadata=meta)
+
+    @classmethod
+    def restore(cls, recommender: DeepRecommender, blob: bytes, device: str = "auto",
+                **overrides: Any) -> FineTuner:
+        """A tuner for ``recommender`` (restored alongside) resuming exactly after its round.
+
+        ``overrides`` replace configuration values (e.g. ``replay_ratio``) from then on.
+        """
+        meta = safetensors_metadata(blob)
+        tuner = cls(recommender, device=device, **{**json.loads(meta["config"]), **overrides})
+        tuner._rounds = int(meta["rounds"])
+        flat: dict[str, Any] = {**st_load(blob), **json.loads(meta["scalars"])}
+        for j, opt in enumerate(tuner._opts):
+            sd = opt.state_dict()
+            sd["state"] = {}
+            for name, val in flat.items():
+                oj, pid, key = name.split(".", 2)
+                if oj == f"opt{j}":
+                    sd["state"].setdefault(int(pid), {})[key] = val
+            opt.load_state_dict(sd)
+        return tuner
