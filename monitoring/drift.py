@@ -47,13 +47,13 @@ class ErrorDrift:
     def update(self, error: float) -> bool:
         """Add one absolute error; return True when this update raises an alarm."""
         det = self._detector
-        before = det.estimation if self.method == "adwin" else self._mean_before
+        before = det.estimation if isinstance(det, drift.ADWIN) else self._mean_before
         det.update(error)
         self._n += 1
         self._mean_before += (error - self._mean_before) / self._n
         if not det.drift_detected or self._n < self.min_events:
             return False
-        worse = self.method == "page_hinkley" or det.estimation > before
+        worse = not isinstance(det, drift.ADWIN) or det.estimation > before
         if not worse or self._n - self._last_alarm < self.cooldown:
             return False
         self._last_alarm = self._n

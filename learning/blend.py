@@ -1,0 +1,176 @@
+"""Serving the deep model per event: a numpy view of it, a user-side fold-in, blend weights.
+
+Replayed in time order, rating streams come in bursts (a user rates dozens of items in one
+sitting). A deep model retrained between rounds cannot follow a burst; River's online
+model follows it but learns interactions only weakly. :class:`DeepView` freezes the deep
+model's item side and global terms as numpy arrays; :class:`FoldIn` then folds every new
+event into the *user* side (bias and vector, by SGD) against those item factors, so the
+deep model follows the burst too; :class:`BlendWeights` mixes it with River by recent
+error.
+
+>>> from learning.torch_models import DeepRecommender
+>>> view = DeepView.of(DeepRecommender(n_factors=4, seed=1))
+>>> fold = FoldIn(lr=0.1)
+>>> before = view.predict("new-user", "new-item", fold)
+>>> errors = [fold.update(view, "new-user", "new-item", 4.0) for _ in range(20)]
+>>> abs(view.predict("new-user", "new-item", fold) - 4.0) < abs(before - 4.0)
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from learning.torch_models import DeepRecommender, TwoTower
+
+__all__ = ["BlendWeights", "DeepView", "FoldIn"]
+
+
+class DeepView:
+    """An immutable CPU copy of a :class:`DeepRecommender`'s serving terms.
+
+    ``predict = mu + b_u + b_i + <p_u, q_i>`` where for a two-tower model ``p_u``/``q_i``
+    are the tower outputs (precomputed once here, so serving is a dot product). Unknown
+    ids contribute nothing (bias 0, vector 0).
+    """
+
+    def __init__(self, mu: float, users: dict[str, int], items: dict[str, int],
+                 user_vecs: np.ndarray, user_bias: np.ndarray, item_vecs: np.ndarray,
+                 item_bias: np.ndarray, clip: tuple[float, float] | None):
+        self.mu = mu
+        self.users = users
+        self.items = items
+        self.user_vecs = user_vecs
+        self.user_bias = user_bias
+        self.item_vecs = item_vecs
+        self.item_bias = item_bias
+        self.clip = clip
+        self.dim = int(item_vecs.shape[1])
+
+    @classmethod
+    @torch.no_grad()
+    def of(cls, rec: DeepRecommender) -> DeepView:
+        """Snapshot ``rec`` (it may keep training afterwards; the view does not change)."""
+        module = rec.module
+        ut = module.user_table.detach().float()
+        it = module.item_table.detach().float()
+        if isinstance(module, TwoTower):
+            scale = 1.0 / math.sqrt(module.out_dim)
+            uv = module.user_tower(ut[:, :-1]) * scale
+            iv = module.item_tower(it[:, :-1])
+        else:
+            uv, iv = ut[:, :-1], it[:, :-1]
+
+        def index(table_ids: list[str | None]) -> dict[str, int]:
+            return {key: row for row, key in enumerate(table_ids) if key is not None}
+
+        return cls(float(module.global_bias.detach().cpu()),
+                   index(rec.users.snapshot()["ids"]), index(rec.items.snapshot()["ids"]),
+                   uv.cpu().numpy().astype(np.float64), ut[:, -1].cpu().numpy().astype(np.float64),
+                   iv.cpu().numpy().astype(np.float64), it[:, -1].cpu().numpy().astype(np.float64),
+                   rec.clip)
+
+    def item_terms(self, item: str) -> tuple[float, np.ndarray | None]:
+        """``(b_i, q_i)`` of ``item``; ``(0, None)`` when the model never saw it."""
+        row = self.items.get(item)
+        if row is None:
+            return 0.0, None
+        return float(self.item_bias[row]), self.item_vecs[row]
+
+    def predict(self, user: str, item: str, fold: FoldIn | None = None) -> float:
+        """The deep prediction, with ``fold``'s per-user corrections when given."""
+        b_i, q_i = self.item_terms(item)
+        row = self.users.get(user)
+        y = self.mu + b_i + (float(self.user_bias[row]) if row is not None else 0.0)
+        if q_i is not None and row is not None:
+            y += float(self.user_vecs[row] @ q_i)
+        if fold is not None:
+            y += fold.correction(user, q_i)
+        if self.clip is not None:
+            y = min(max(y, self.clip[0]), self.clip[1])
+        return y
+
+
+class FoldIn:
+    """Per-user corrections (bias and vector) learned by SGD against frozen item factors.
+
+    Bounded: at most ``max_users`` users are kept (the least recently updated go first).
+    Reset when a new deep version arrives, which has learned those events itself.
+    """
+
+    def __init__(self, lr: float = 0.05, l2: float = 0.02, max_users: int = 1_000_000):
+        self.lr = lr
+        self.l2 = l2
+        self.max_users = max_users
+        self._terms: dict[str, tuple[float, np.ndarray | None]] = {}
+
+    def correction(self, user: str, q_i: np.ndarray | None) -> float:
+        """The correction for ``user`` on an item with factors ``q_i``."""
+        terms = self._terms.get(user)
+        if terms is None:
+            return 0.0
+        bias, vec = terms
+        return bias + (float(vec @ q_i) if vec is not None and q_i is not None else 0.0)
+
+    def update(self, view: DeepView, user: str, item: str, value: float) -> float:
+        """One SGD step on ``(user, item, value)``; return the error before the step."""
+        _, q_i = view.item_terms(item)
+        err = value - view.predict(user, item, self)
+        bias, vec = self._terms.pop(user, (0.0, None))
+        bias += self.lr * (err - self.l2 * bias)
+        if q_i is not None:
+            vec = np.zeros(view.dim) if vec is None else vec
+            vec = vec + self.lr * (err * q_i - self.l2 * vec)
+        self._terms[user] = (bias, vec)  # re-insert: dict order is recency
+        if len(self._terms) > self.max_users:
+            del self._terms[next(iter(self._terms))]
+        return err
+
+    def clear(self) -> None:
+        """Forget every correction."""
+        self._terms.clear()
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+
+class BlendWeights:
+    """Weights proportional to 1 / recent MSE, from an exponential moving average.
+
+    >>> w = BlendWeights(["a", "b"], window=10)
+    >>> for _ in range(50):
+    ...     w.update({"a": 0.5, "b": 1.0})
+    >>> {k: round(v, 2) for k, v in w.weights().items()}
+    {'a': 0.8, 'b': 0.2}
+    """
+
+    def __init__(self, names: list[str], window: int = 500, eps: float = 1e-6):
+        self.names = list(names)
+        self.window = window
+        self.eps = eps
+        self._mse: dict[str, float] = {}
+
+    def update(self, errors: dict[str, float]) -> None:
+        """Fold this event's errors in (names not given keep their average)."""
+        alpha = 1.0 / self.window
+        for name, err in errors.items():
+            prev = self._mse.get(name)
+            sq = err * err
+            self._mse[name] = sq if prev is None else prev + alpha * (sq - prev)
+
+    def weights(self, available: list[str] | None = None) -> dict[str, float]:
+        """Current weights over ``available`` components (default: all with an average)."""
+        names = [n for n in (available or self.names) if n in self._mse]
+        if not names:
+            names = list(available or self.names)[:1]
+            return {names[0]: 1.0} if names else {}
+        inv = {n: 1.0 / (self._mse[n] + self.eps) for n in names}
+        total = sum(inv.values())
+        return {n: v / total for n, v in inv.items()}
+
+    def mse(self) -> dict[str, float]:
+        """The recent mean squared error of each component."""
+        return dict(self._mse)
