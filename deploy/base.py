@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 SERVICES: tuple[str, ...] = ("kafka", "redis", "prometheus")
 """The services ``deploy`` knows, in start order."""
@@ -129,3 +130,20 @@ def service_port(name: str, environ: Mapping[str, str] | None = None) -> int:
     if not 0 < port < 65536:
         raise ServiceError(name, f"{var}={port} is outside 1..65535")
     return port
+
+
+def redact(address: str) -> str:
+    """``address`` with any password replaced by ``***``, for printing and logging.
+
+    >>> redact("rediss://app:s3cret@10.0.0.1:6379/0?ssl_ca_certs=/ca.crt")
+    'rediss://app:***@10.0.0.1:6379/0?ssl_ca_certs=/ca.crt'
+    >>> redact("127.0.0.1:39092")
+    '127.0.0.1:39092'
+    """
+    parts = urlsplit(address)
+    if not parts.scheme or parts.password is None:
+        return address
+    user = parts.username or ""
+    host = parts.hostname or ""
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port is not None else "")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from deploy.base import SERVICES, ServiceError, lifelong_home
+from deploy.base import SERVICES, ServiceError, lifelong_home, redact
 from deploy.env import env_file, export_lines
 from deploy.services import down, resolve, status, up
 
@@ -42,7 +42,7 @@ def up_command(names: Names = None) -> None:
             except ServiceError as exc:
                 console.print(f"[bold red]✗ {name}[/]: {exc.reason}")
                 raise typer.Exit(1) from exc
-        console.print(f"[green]✓[/] {name:<10} {endpoint.address}  ({endpoint.origin})")
+        console.print(f"[green]✓[/] {name:<10} {redact(endpoint.address)}  ({endpoint.origin})")
     console.print(f"addresses: [bold]source {env_file(lifelong_home())}[/]")
 
 
@@ -67,7 +67,7 @@ def status_command(names: Names = None) -> None:
         table.add_column(column, overflow="fold")
     for s in statuses:
         healthy = "[green]yes[/]" if s.healthy else "[red]no[/]"
-        table.add_row(s.name, s.origin, s.address, healthy, s.detail)
+        table.add_row(s.name, s.origin, redact(s.address), healthy, s.detail)
     Console().print(table)
     if not all(s.healthy for s in statuses):
         raise typer.Exit(1)

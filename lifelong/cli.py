@@ -19,12 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from deploy.cli import services_app
 from lifelong.config import ConfigError, Settings
 from lifelong.errors import cli_errors
+from lifelong.experiment_cli import experiment_app
 from lifelong.models_cli import models_app
 
 __all__ = ["app", "main"]
 
 console = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)
 app = typer.Typer(
     help="Streaming lifelong learning: Kafka events -> River online models (+ PyTorch "
     "fine-tuning) -> versioned models in Redis, watched by Prometheus.",
@@ -34,6 +35,8 @@ app = typer.Typer(
 )
 app.add_typer(services_app, name="services", help="Start, stop and check local Kafka, Redis "
               "and Prometheus (or use the ones named in the environment).")
+app.add_typer(experiment_app, name="experiment", help="Experiments on synthetic streams "
+              "with known drift (forgetting).")
 app.add_typer(models_app, name="models", help="Model versions in the Redis model store: "
               "list, show, promote, rollback, gc, watch.")
 
@@ -50,7 +53,8 @@ def _main(ctx: typer.Context,
           ) -> None:
     # Long-running services (learn) log at INFO; one-shot commands keep the terminal for
     # their progress bars and summary and only log warnings, unless -v.
-    quiet_by_default = ctx.invoked_subcommand in {"demo", "evaluate", "produce", "models"}
+    one_shot = {"demo", "evaluate", "produce", "models", "experiment"}
+    quiet_by_default = ctx.invoked_subcommand in one_shot
     level = (logging.DEBUG if verbose else logging.WARNING if quiet or quiet_by_default
              else logging.INFO)
     logging.basicConfig(level=level, format="%(name)s: %(message)s", datefmt="[%X]",
@@ -164,15 +168,24 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", "-d", help="events file", exists=True,
                                        dir_okay=False)],
     fmt: Fmt = "movielens",
-    model: Annotated[str, typer.Option(help="River model kind")] = "BiasedMF",
+    model: Annotated[str, typer.Option(help="River model kind (BiasedMF, FunkMF, FMRegressor, "
+                                       "Baseline), or `lifelong` for River + deep blend")]
+    = "BiasedMF",
     output: Annotated[Path, typer.Option("--output", "-o", help="report path")]
     = Path("report.json"),
     columns: Columns = None,
     sort_by_time: Annotated[bool, typer.Option(help="learn in time order")] = False,
     clip: Clip = None,
     seed: Annotated[int, typer.Option(help="model seed")] = 42,
+    online: Annotated[str, typer.Option(help="lifelong: the River model")] = "BiasedMF",
+    deep: Annotated[str, typer.Option(help="lifelong: torch model, mf or two_tower")] = "mf",
+    round_every: Annotated[int, typer.Option(help="lifelong: fine-tune every N events")]
+    = 5000,
+    epochs: Annotated[int, typer.Option(help="lifelong: epochs per round")] = 3,
+    batch_size: Annotated[int, typer.Option(help="lifelong: minibatch size")] = 512,
+    device: Annotated[str, typer.Option(help="lifelong: auto, cpu or cuda")] = "auto",
 ) -> None:
-    """Replay a file through the same online-learner code, no services needed."""
+    """Replay a file through the same learner code as production, no services needed."""
     from lifelong.commands import evaluate_file
 
     with cli_errors(), _progress() as bar:
@@ -181,9 +194,12 @@ def evaluate(
         def show(stats: Any, rmse: float) -> None:
             bar.update(task, completed=stats.consumed, info=f"rmse {rmse:.4f}")
 
+        deep_options = {"online": online, "kind": deep, "round_every": round_every,
+                        "epochs": epochs, "batch_size": batch_size, "device": device}
         report = evaluate_file(data, fmt=fmt, model=model, columns=columns,
                                sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
-                               on_progress=show, on_total=lambda n: bar.update(task, total=n))
+                               on_progress=show, on_total=lambda n: bar.update(task, total=n),
+                               lifelong=deep_options)
     output.write_text(json.dumps(report, indent=2) + "\n")
     out.print(f"events {report['events']}  invalid {report['invalid']}  "
               f"rmse {report['rmse']:.4f}  mae {report['mae']:.4f}  "

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.worker import LearnerWorker, WorkerStats
+from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
 from lifelong.config import ConfigError, Settings
 from stream.files import FileSource, count_rows, parse_columns
@@ -67,14 +68,24 @@ def evaluate_file(
     sort_by_time: bool = False, clip: tuple[float, float] | None = None, seed: int = 42,
     on_progress: Callable[[WorkerStats, float], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    lifelong: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Replay ``data`` through the online learner worker; return the report."""
+    """Replay ``data`` through the learner worker; return the report.
+
+    ``model="lifelong"`` runs :class:`~learning.lifelong.LifelongLearner` (River + deep
+    model with fine-tune rounds every ``lifelong["round_every"]`` events) and adds
+    per-model figures and the backward transfer to the report.
+    """
     source = FileSource(data, format=fmt,  # type: ignore[arg-type]
                         columns=parse_columns(columns) if columns else None,
                         sort_by_time=sort_by_time)
     if on_total is not None:
         on_total(count_rows(data, fmt))  # type: ignore[arg-type]
-    learner = OnlineLearner(model, seed=seed, clip=clip)
+    learner: OnlineLearner | LifelongLearner
+    if model == "lifelong":
+        learner = _lifelong_learner(seed, clip, **(lifelong or {}))
+    else:
+        learner = OnlineLearner(model, seed=seed, clip=clip)
     dead = ListDeadLetters()
     worker = LearnerWorker(source, learner, dead)
     started = time.perf_counter()
@@ -108,6 +119,38 @@ def evaluate_file(
         "events_per_second": stats.consumed / elapsed if elapsed > 0 else 0.0,
         "invalid_examples": [{"offset": r.offset, "reason": why} for r, why in dead.items[:20]],
         "created": datetime.now(UTC).isoformat(),
+        **(_lifelong_report(learner) if isinstance(learner, LifelongLearner) else {}),
+    }
+
+
+def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: str = "BiasedMF",
+                      kind: str = "mf", round_every: int = 5000, epochs: int = 3,
+                      batch_size: int = 512, device: str = "auto",
+                      n_factors: int = 16) -> LifelongLearner:
+    from learning.finetune import FineTuner
+    from learning.torch_models import DeepRecommender
+
+    deep = DeepRecommender(kind, n_factors=n_factors, clip=clip, seed=seed)
+    tuner = FineTuner(deep, epochs_per_round=epochs, batch_size=batch_size, device=device,
+                      seed=seed)
+    return LifelongLearner(online, seed=seed, clip=clip, finetuner=tuner,
+                           round_every=round_every)
+
+
+def _lifelong_report(learner: LifelongLearner) -> dict[str, Any]:
+    rounds = learner.rounds
+    return {
+        "models": {name: {"rmse": s.rmse, "mae": s.mae, "rolling_rmse": s.rolling_rmse,
+                          "events": s.n}
+                   for name, s in learner.component_scores().items()},
+        "blend_weight_online": learner.weights.weight,
+        "bwt": learner.bwt(),
+        "forgetting_matrix": [[None if x != x else x for x in row]
+                              for row in learner.forgetting.matrix.tolist()],
+        "rounds": len(rounds),
+        "finetune_samples_per_second": (sum(r.samples for r in rounds)
+                                        / max(1e-9, sum(r.seconds for r in rounds))),
+        "device": rounds[-1].device if rounds else None,
     }
 
 
@@ -115,7 +158,11 @@ def list_versions(settings: Settings, model: str | None = None) -> list[dict[str
     """Every version (of ``model``, or of all models) with metadata, oldest first."""
     from lifelong.wiring import open_registry
 
-    registry = open_registry(settings)
+    with open_registry(settings) as registry:
+        return _version_rows(registry, model)
+
+
+def _version_rows(registry: Any, model: str | None) -> list[dict[str, Any]]:
     rows = []
     for name in [model] if model else registry.models():
         aliases: dict[int, list[str]] = {}

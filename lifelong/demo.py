@@ -26,6 +26,7 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
              invalid_rate: float, seed: int, progress: Callable[[], Progress],
              drain_timeout: float = 300.0) -> dict[str, Any]:
     """Start services, stream a drifting synthetic workload through the learner, summarise."""
+    from deploy.base import redact
     from deploy.services import up
     from lifelong.commands import synthetic_stream
     from lifelong.wiring import build_online_run
@@ -37,7 +38,7 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
     console.print("[bold]1/4[/] services (the first run fetches Kafka from Maven Central)")
     endpoints = {ep.name: ep for ep in up()}
     for ep in endpoints.values():
-        console.print(f"      {ep.name:<10} {ep.address}  ({ep.origin})")
+        console.print(f"      {ep.name:<10} {redact(ep.address)}  ({ep.origin})")
     run_id = time.strftime("%Y%m%d-%H%M%S")
     settings = Settings.from_env(
         kafka_bootstrap=endpoints["kafka"].address, redis_url=endpoints["redis"].address,
@@ -106,7 +107,8 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
     table.add_row("Prometheus", f"{prom}  (events consumed, as scraped: "
                   f"{int(scraped) if scraped is not None else 'not yet'})")
     table.add_row("  try", "lifelong_learner_prequential_rolling_rmse")
-    table.add_row("model store", f"{endpoints['redis'].address}  (lifelong models list demo)")
+    table.add_row("model store",
+                  f"{redact(endpoints['redis'].address)}  (lifelong models list demo)")
     out.print(table)
     return summary
 

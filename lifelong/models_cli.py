@@ -109,8 +109,14 @@ def event_line(event: StoreEvent) -> str:
     '1970-01-01T00:00:00+00:00 alias   reco v8: production 3 -> 8 by ci'
     >>> event_line(StoreEvent("publish", "reco", 9, "", 0.0))
     '1970-01-01T00:00:00+00:00 publish reco v9 (latest not moved: a newer version exists)'
+    >>> event_line(StoreEvent("alarm", "reco", 9, "", 0.0, detail={"alarm": "drift", "events": 5}))
+    '1970-01-01T00:00:00+00:00 alarm   reco v9: drift {"events": 5}'
     """
     head = f"{_iso(event.ts)} {event.kind:<7} {event.model} v{event.version}"
+    if event.kind == "alarm":
+        by = f" by {event.actor}" if event.actor else ""
+        rest = {k: v for k, v in event.detail.items() if k != "alarm"}
+        return f"{head}: {event.detail.get('alarm', '?')} {json.dumps(rest)}{by}"
     if not event.alias:
         return f"{head} (latest not moved: a newer version exists)"
     previous = "-" if event.previous is None else event.previous

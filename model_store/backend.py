@@ -137,6 +137,10 @@ class EventLog(Protocol):
         """Subscribe to the model's notices."""
         ...
 
+    def append_event(self, event: StoreEvent) -> str:
+        """Append a notice that moves nothing (an alarm) to the log and notify; its log id."""
+        ...
+
 
 @runtime_checkable
 class Backend(VersionStore, AliasStore, EventLog, Protocol):

@@ -42,7 +42,7 @@ def follow(
     wait: float = 0.5,
     clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[tuple[str, StoreEvent]]:
-    """Yield ``(log id, event)`` for each publish and alias move of ``model``, oldest first.
+    """Yield ``(log id, event)`` for each publish, alias move and alarm of ``model``, oldest first.
 
     Starts strictly after log id ``after`` (``"0-0"``: the whole retained log; default:
     the end of the log when the subscription is made, so only new events). Ends when

@@ -202,6 +202,11 @@ class MemoryBackend:
         with self._cond:
             return _MemoryListener(self, model)
 
+    def append_event(self, event: StoreEvent) -> str:
+        """Log and announce a notice that moves nothing (an alarm)."""
+        with self._cond:
+            return self._notify(event)
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -210,7 +215,7 @@ class MemoryBackend:
         history.insert(0, change)
         del history[self.history_limit:]
 
-    def _notify(self, event: StoreEvent) -> None:
+    def _notify(self, event: StoreEvent) -> str:
         model = event.model
         self._log_seq[model] = self._log_seq.get(model, 0) + 1
         log = self._log.setdefault(model, [])
@@ -218,3 +223,4 @@ class MemoryBackend:
         del log[: max(0, len(log) - self.log_limit)]
         self._notices[model] = self._notices.get(model, 0) + 1
         self._cond.notify_all()
+        return f"{self._log_seq[model]}-0"

@@ -10,6 +10,9 @@ All three are frozen ``msgspec`` structs: cheap to build, safe to share between 
 True
 >>> StoreEvent.from_json(StoreEvent("publish", "reco", 3, "latest", 1.5).to_json()).version
 3
+>>> alarm = StoreEvent("alarm", "reco", 3, "", 1.5, detail={"alarm": "drift", "events": 9})
+>>> StoreEvent.from_fields(alarm.to_fields()) == alarm
+True
 """
 
 from __future__ import annotations
@@ -106,8 +109,11 @@ class AliasChange(msgspec.Struct, frozen=True, kw_only=True):
 class StoreEvent(msgspec.Struct, frozen=True):
     """A notification, sent on the pub/sub channel and appended to the stream log.
 
-    ``kind`` is ``publish`` or ``alias``; ``alias`` names the alias that now points at
-    ``version`` (``latest`` for a publish that moved it, ``""`` if it did not).
+    ``kind`` is ``publish``, ``alias`` or ``alarm``. For ``publish`` and ``alias``, ``alias``
+    names the alias that now points at ``version`` (``latest`` for a publish that moved it,
+    ``""`` if it did not). An ``alarm`` (e.g. drift, see ``Registry.alarm``) moves nothing:
+    ``alias`` is ``""``, ``version`` is the model's ``latest`` when it was raised (0 if
+    none), and ``detail`` holds ``{"alarm": <alarm kind>, ...}``.
     """
 
     kind: str
@@ -117,6 +123,7 @@ class StoreEvent(msgspec.Struct, frozen=True):
     ts: float
     previous: int | None = None
     actor: str = ""
+    detail: dict[str, Any] = msgspec.field(default_factory=dict)
 
     def to_json(self) -> bytes:
         """Encode as the JSON payload published on the channel."""
@@ -137,12 +144,14 @@ class StoreEvent(msgspec.Struct, frozen=True):
             "ts": repr(self.ts),
             "previous": "" if self.previous is None else str(self.previous),
             "actor": self.actor,
+            **({"detail": msgspec.json.encode(self.detail).decode()} if self.detail else {}),
         }
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> StoreEvent:
         """Rebuild from :meth:`to_fields` output."""
         prev = fields.get("previous", "")
+        detail = fields.get("detail")
         return cls(
             kind=fields["kind"],
             model=fields["model"],
@@ -151,4 +160,5 @@ class StoreEvent(msgspec.Struct, frozen=True):
             ts=float(fields["ts"]),
             previous=int(prev) if prev else None,
             actor=fields.get("actor", ""),
+            detail=msgspec.json.decode(detail) if detail else {},
         )

@@ -279,6 +279,13 @@ class RedisBackend:
         """Subscribe to the model's channel."""
         return RedisListener(self.client, self.keys.channel(model))
 
+    def append_event(self, event: StoreEvent) -> str:
+        """``XADD`` and ``PUBLISH`` a notice that moves nothing (an alarm), in one transaction."""
+        with self.client.pipeline(transaction=True) as pipe:
+            self._queue_notice(pipe, event)
+            entry_id = pipe.execute()[0]
+        return _text(entry_id)
+
     def close(self) -> None:
         """Close the client if this backend created it."""
         if self._owns_client:

@@ -273,13 +273,33 @@ class Registry(AliasOperations):
         timeout: float | None = None,
         stop: threading.Event | None = None,
     ) -> Iterator[tuple[str, StoreEvent]]:
-        """Yield ``(log id, event)`` for each publish and alias move of ``model`` as it happens.
+        """Yield ``(log id, event)`` for each publish, alias move and alarm as it happens.
 
         From the end of the log (or strictly after log id ``after``; ``"0-0"`` replays the
         retained log) until ``timeout`` seconds pass or ``stop`` is set; see
         :func:`model_store.follow.follow`.
         """
         return follow_log(self.backend, model, after=after, timeout=timeout, stop=stop)
+
+    def alarm(self, model: str, kind: str = "drift", *, detail: Mapping[str, Any] | None = None,
+              actor: str = "") -> StoreEvent:
+        """Announce an alarm about ``model`` (e.g. drift) on its log and channel; moves nothing.
+
+        The notice has ``kind="alarm"``, ``alias=""``, ``version`` = the model's ``latest``
+        (0 if none) and ``detail = {"alarm": kind, **detail}``; :meth:`follow` yields it and
+        subscribers skip it. The fine-tune worker starts a round on a ``drift`` alarm.
+        """
+        check_name("model", model)
+        check_name("alarm kind", kind)
+        try:
+            info = msgspec.json.decode(msgspec.json.encode({**(detail or {}), "alarm": kind}))
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise InvalidNameError(f'alarm detail for model "{model}" is not JSON: {exc}') from exc
+        event = StoreEvent("alarm", model, self.backend.get_alias(model, "latest") or 0, "",
+                           self.clock(), None, actor, info)
+        entry_id = self.backend.append_event(event)
+        log.warning("model %s: %s alarm raised (%s), log id %s", model, kind, info, entry_id)
+        return event
 
     # internals --------------------------------------------------------------------
     def _resolve(self, model: str, version: Ref) -> int:

@@ -1,4 +1,4 @@
-"""Metric definitions for the online learner, on a registry passed in (never the global one).
+"""Metric definitions for the learners, on a registry passed in (never the global one).
 
 Names follow ``lifelong_<subsystem>_<name>_<unit>``; labels are bounded (model, topic,
 partition, reason kind), never user, item or event ids.
@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["LATENCY_BUCKETS", "LearnerMetrics"]
+__all__ = ["LATENCY_BUCKETS", "ROUND_BUCKETS", "FineTuneMetrics", "LearnerMetrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+ROUND_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
 
 class LearnerMetrics:
@@ -93,3 +94,67 @@ class LearnerMetrics:
     def invalid(self, reason_kind: str) -> Counter:
         """The invalid-events counter for one reason kind (``schema``, ``malformed``...)."""
         return self._invalid.labels(self.model, self.topic, reason_kind)
+
+
+class FineTuneMetrics:
+    """Every metric the fine-tune worker (the slow learner) exports, bound to one model.
+
+    >>> reg = CollectorRegistry()
+    >>> m = FineTuneMetrics(reg, model="reco-deep")
+    >>> m.rounds("drift").inc()
+    >>> reg.get_sample_value("lifelong_finetune_rounds_total",
+    ...                      {"model": "reco-deep", "trigger": "drift"})
+    1.0
+    """
+
+    def __init__(self, registry: CollectorRegistry, *, model: str):
+        self.registry = registry
+        self.model = model
+        m = ("model",)
+
+        def gauge(name: str, doc: str) -> Gauge:
+            return Gauge(name, doc, m, registry=registry).labels(model)
+
+        def counter(name: str, doc: str) -> Counter:
+            return Counter(name, doc, m, registry=registry).labels(model)
+
+        self._rounds = Counter(
+            "lifelong_finetune_rounds", "Fine-tune rounds completed, by what triggered them "
+            "(events, time, drift, final, backlog).", (*m, "trigger"), registry=registry)
+        self.round_duration = Histogram(
+            "lifelong_finetune_round_duration_seconds",
+            "Wall time of a round: train, evaluate, gate and publish.", m,
+            buckets=ROUND_BUCKETS, registry=registry).labels(model)
+        self.samples_per_second = gauge(
+            "lifelong_finetune_samples_per_second",
+            "Training throughput of the last round (fresh + replayed samples x epochs).")
+        self.loss = gauge("lifelong_finetune_loss",
+                          "Mean squared error trained on in the last round.")
+        self.recent_rmse = gauge("lifelong_finetune_recent_rmse",
+                                 "Candidate RMSE on the held-back recent slice, last round.")
+        self.old_rmse = gauge("lifelong_finetune_old_rmse",
+                              "Candidate RMSE on older held-back slices (mean), last round.")
+        self.bwt = gauge("lifelong_finetune_bwt", "Backward transfer on the error (GEM): "
+                         "mean rise of old-slice error since learned; positive = forgetting.")
+        self.replay_size = gauge("lifelong_replay_buffer_samples",
+                                 "Samples held in the replay buffer.")
+        self.version = gauge("lifelong_finetune_version",
+                             "Last candidate version published by the fine-tuner.")
+        self.promotions = counter("lifelong_finetune_promotions",
+                                  "Candidates the gate promoted to production.")
+        self.rejections = counter("lifelong_finetune_rejections",
+                                  "Candidates the gate kept out of production.")
+        self.failures = counter("lifelong_finetune_round_failures",
+                                "Rounds that failed (their events are retried next round).")
+        self.consumed = counter("lifelong_finetune_events_consumed",
+                                "Records read by the fine-tune worker (valid or not).")
+        self.invalid = counter("lifelong_finetune_events_invalid",
+                               "Records that failed validation (the online learner DLQs them).")
+        self.duplicate = counter("lifelong_finetune_events_duplicate",
+                                 "Events dropped because their event_id was seen.")
+        self.drift_rounds = counter("lifelong_finetune_drift_triggered_rounds",
+                                    "Rounds started because of a drift alarm.")
+
+    def rounds(self, trigger: str) -> Counter:
+        """The rounds counter for one trigger (``events``, ``time``, ``drift``, ...)."""
+        return self._rounds.labels(self.model, trigger)

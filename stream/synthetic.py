@@ -5,8 +5,9 @@ items are drawn with a Zipf-like popularity skew. At each drift point the regime
 most users get new tastes (factors and bias redrawn) and item biases shift, so a learner's
 error jumps and then recovers. With ``drift_kind="population"`` tastes never change but
 the active population does: each regime draws its users from another segment and items
-with a reshuffled popularity (the setting where a model fine-tuned only on fresh data
-forgets, and replay helps). Everything is vectorised with numpy in chunks, each chunk
+with a reshuffled popularity, and each new segment rates higher or lower on average (the
+setting where a model fine-tuned only on fresh data forgets, and replay helps: what it
+learned about the old segment is still true). Everything is vectorised with numpy in chunks, each chunk
 seeded from ``(seed, chunk)``, so a stream is the same on every run and every pass.
 
 >>> s = SyntheticStream(n_events=6, drift_at=(3,), seed=7)
@@ -49,7 +50,7 @@ CORRUPTIONS: dict[str, str] = {
 _KINDS = tuple(CORRUPTIONS)
 _CHUNK = 8192
 _MEAN, _USER_BIAS, _ITEM_BIAS, _SIGNAL = 3.5, 0.3, 0.5, 0.8
-_DRIFT_SHARE, _DRIFT_ITEM_SHIFT = 0.8, 0.8
+_DRIFT_SHARE, _DRIFT_ITEM_SHIFT, _SEGMENT_SHIFT = 0.8, 0.8, 0.8
 
 
 def _popularity(n: int, rng: np.random.Generator, skew: float = 1.0) -> np.ndarray:
@@ -145,8 +146,13 @@ class SyntheticStream:
         n_regimes = len(self._drift) + 1
         if drift_kind == "population":
             # Tastes never change; who is active does: regime r draws its users from the
-            # r-th segment of the population and items with a reshuffled popularity.
+            # r-th segment of the population (which rates higher or lower on average) and
+            # items with a reshuffled popularity.
             segments = np.array_split(np.arange(n_users), n_regimes)
+            user_b = user_b.copy()
+            for seg in segments[1:]:
+                user_b[seg] += rng.choice((-1.0, 1.0)) * _SEGMENT_SHIFT
+            self._regimes = [(user_f, user_b, item_b)]
             self._p_users = []
             self._p_items = []
             for r, seg in enumerate(segments):

@@ -331,6 +331,46 @@ class RegistryConformance(BackendFixtures):
         thread.join()
         assert seen == [("publish", 2, "latest", 1), ("alias", 2, "candidate", None)]
 
+    def test_alarm_is_logged_followed_and_moves_nothing(self, registry: Registry,
+                                                         backend: Backend,
+                                                         clock: FakeClock) -> None:
+        before = registry.alarm("reco", detail={"events": 3})  # no version yet: version 0
+        assert (before.kind, before.version, before.alias, before.detail) == (
+            "alarm", 0, "", {"events": 3, "alarm": "drift"})
+        registry.publish("reco", b"a", format="raw")
+        registry.promote("reco", 1)
+        listener = backend.listen("reco")
+        try:
+            timer = threading.Timer(0.2, registry.alarm, ("reco", "quality"),
+                                    {"detail": {"rmse": 1.5}, "actor": "online"})
+            timer.start()
+            deadline = time.monotonic() + 5
+            woke = False
+            while not woke and time.monotonic() < deadline:
+                woke = listener.wait(0.5)
+            timer.join()
+            assert woke
+        finally:
+            listener.close()
+        seen = [e for _, e in registry.follow("reco", after="0-0", timeout=0.2)]
+        assert [(e.kind, e.version, e.alias) for e in seen] == [
+            ("alarm", 0, ""), ("publish", 1, "latest"), ("alias", 1, "production"),
+            ("alarm", 1, "")]
+        last = seen[-1]
+        assert last.detail == {"rmse": 1.5, "alarm": "quality"} and last.actor == "online"
+        assert last.ts == clock.now
+        assert registry.aliases("reco") == {"latest": 1, "production": 1}
+        assert [v.number for v in registry.versions("reco")] == [1]
+        stop = threading.Event()
+        threading.Timer(0.2, registry.alarm, ("reco",), {"detail": {"events": 7}}).start()
+        for _, event in registry.follow("reco", timeout=10, stop=stop):
+            assert (event.kind, event.detail) == ("alarm", {"events": 7, "alarm": "drift"})
+            stop.set()
+        with pytest.raises(InvalidNameError):
+            registry.alarm("reco", "bad kind")
+        with pytest.raises(InvalidNameError):
+            registry.alarm("reco", detail={"x": object()})
+
     def test_follow_rejects_bad_arguments(self, registry: Registry) -> None:
         with pytest.raises(InvalidNameError):
             next(registry.follow("a:b", timeout=0))

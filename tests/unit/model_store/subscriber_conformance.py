@@ -50,6 +50,23 @@ class SubscriberConformance(BackendFixtures):
             assert sub.predict("u", "i") == 2.0 and isinstance(sub.current[1], Const)
             assert version_gauge(metrics, "reco", "latest") == 2.0
 
+    def test_alarms_are_ignored(self, registry: Registry, metrics: CollectorRegistry) -> None:
+        registry.publish_object("reco", Const(1.0))
+        registry.promote("reco", 1)
+        sub = Subscriber(registry, "reco", alias="production", poll_interval=0.2,
+                         metrics_registry=metrics, coalesce=False)
+        with sub:
+            registry.alarm("reco", detail={"events": 5})
+            registry.publish_object("reco", Const(2.0))
+            registry.alarm("reco")
+            registry.promote("reco", 2)
+            registry.alarm("reco")
+            assert sub.wait_for_version(2, timeout=5, exact=True)
+            assert sub.predict("u", "i") == 2.0
+        total = sum(s.value for m in metrics.collect() for s in m.samples
+                    if s.name == "lifelong_subscriber_load_failures_total")
+        assert total == 0
+
     def test_starts_before_any_version(self, registry: Registry) -> None:
         with Subscriber(registry, "reco", poll_interval=0.2) as sub:
             assert sub.current is None

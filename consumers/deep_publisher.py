@@ -1,0 +1,103 @@
+"""The fine-tuner's side of the model store: deep versions as safetensors, candidate, production.
+
+Every round's model is published as a new version (format ``safetensors``, the bytes of
+:func:`learning.weights.dump`), ``candidate`` is moved to it, and ``production`` only when
+the gate says so. :meth:`DeepPublisher.production` loads what ``production`` serves now (cached
+by version number) so a candidate can be compared with it on the same slices, and
+:meth:`DeepPublisher.warm_start` finds the version a restarted fine-tuner continues from.
+
+>>> from learning.torch_models import DeepRecommender
+>>> from model_store import Registry
+>>> pub = DeepPublisher(Registry.from_url("memory://", signer=None), "reco-deep")
+>>> pub.production() is None
+True
+>>> v = pub.publish(DeepRecommender(n_factors=2), metadata={"metrics": {"recent_rmse": 1.0}})
+>>> pub.promote(v.number, reason="no production model")
+>>> pub.registry.aliases("reco-deep")
+{'candidate': 1, 'latest': 1, 'production': 1}
+>>> pub.production()[0].number, pub.warm_start()[0].number
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from learning import weights
+from learning.torch_models import DeepRecommender
+from model_store.codec import SAFETENSORS_FORMAT
+from model_store.errors import AliasNotFoundError, VersionNotFoundError
+from model_store.records import ModelVersion
+from model_store.registry import Registry
+
+__all__ = ["DeepPublisher"]
+
+log = logging.getLogger(__name__)
+
+
+class DeepPublisher:
+    """Publish and load :class:`DeepRecommender` versions of ``model`` in ``registry``.
+
+    ``parent`` is the version the fine-tuner started from (warm start); each publish
+    becomes the parent of the next. ``actor`` is recorded in the alias history.
+    """
+
+    def __init__(self, registry: Registry, model: str, *, parent: int | None = None,
+                 actor: str = "finetune"):
+        self.registry = registry
+        self.model = model
+        self.actor = actor
+        self._last = parent
+        self._production: tuple[ModelVersion, DeepRecommender] | None = None
+
+    def load(self, ref: int | str) -> tuple[ModelVersion, DeepRecommender] | None:
+        """The version ``ref`` (number or alias) as a recommender on CPU; ``None`` if absent.
+
+        A version in another format (not ``safetensors``) counts as absent, with a warning.
+        """
+        try:
+            version = self.registry.get(self.model, ref)
+        except (AliasNotFoundError, VersionNotFoundError):
+            return None
+        if version.format != SAFETENSORS_FORMAT:
+            log.warning("model %s version %d has format %r, not %r: ignored", self.model,
+                        version.number, version.format, SAFETENSORS_FORMAT)
+            return None
+        blob = self.registry.read_blob(self.model, version.number)
+        return version, weights.load(blob)
+
+    def production(self) -> tuple[ModelVersion, DeepRecommender] | None:
+        """What ``production`` points at now, loaded (reloaded only when it moved)."""
+        number = self.registry.get_alias(self.model, "production")
+        if number is None:
+            return None
+        cached = self._production
+        if cached is None or cached[0].number != number:
+            self._production = cached = self.load(number)
+        return cached
+
+    def warm_start(self) -> tuple[ModelVersion, DeepRecommender] | None:
+        """The version to continue from: ``production``, else ``candidate``, else ``latest``."""
+        for alias in ("production", "candidate", "latest"):
+            found = self.load(alias)
+            if found is not None:
+                self._last = found[0].number
+                return found
+        return None
+
+    def publish(self, recommender: DeepRecommender, *,
+                metadata: Mapping[str, Any] | None = None) -> ModelVersion:
+        """Store ``recommender`` as the next version and point ``candidate`` at it."""
+        version = self.registry.publish(self.model, weights.dump(recommender),
+                                        format=SAFETENSORS_FORMAT, metadata=metadata,
+                                        parent=self._last)
+        self._last = version.number
+        self.registry.set_alias(self.model, "candidate", version.number, actor=self.actor)
+        return version
+
+    def promote(self, number: int, *, reason: str) -> None:
+        """Point ``production`` at version ``number``."""
+        self.registry.promote(self.model, number, actor=self.actor)
+        log.info("model %s: production -> %d (%s)", self.model, number, reason)
