@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol
 
-from learning.online import OnlineLearner
+from consumers.worker import Learner
 
 __all__ = ["RegistryPublisher"]
 
@@ -29,7 +29,7 @@ class RegistryPublisher:
         self.model = model
         self._last: int | None = parent
 
-    def publish(self, learner: OnlineLearner, positions: dict[tuple[str, int], int]) -> int:
+    def publish(self, learner: Learner, positions: dict[tuple[str, int], int]) -> int:
         """Store ``learner`` as the next version; return its number."""
         score = learner.score()
         metadata = {

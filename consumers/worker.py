@@ -34,23 +34,38 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from consumers.dedup import RecentIds
-from learning.online import OnlineLearner
+from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
 from monitoring.metrics import LearnerMetrics
-from stream.schema import Rejected, decode
+from stream.schema import Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
 
-__all__ = ["LearnerWorker", "Publisher", "WorkerStats"]
+__all__ = ["Learner", "LearnerWorker", "Publisher", "WorkerStats"]
 
 log = logging.getLogger(__name__)
 
 Positions = dict[tuple[str, int], int]
 
 
+class Learner(Protocol):
+    """What the worker drives (``OnlineLearner``, ``LifelongLearner``)."""
+
+    model_name: str
+    events_seen: int
+
+    def learn_one(self, event: Event) -> float:
+        """Predict, score, learn; return the prediction made before learning."""
+        ...
+
+    def score(self) -> PrequentialScore:
+        """Prequential figures so far."""
+        ...
+
+
 class Publisher(Protocol):
     """Publishes the learner's model as a new version; returns the version number."""
 
-    def publish(self, learner: OnlineLearner, positions: Positions) -> int:
+    def publish(self, learner: Learner, positions: Positions) -> int:
         """Store a version covering everything before ``positions``."""
         ...
 
@@ -81,7 +96,7 @@ class LearnerWorker:
     def __init__(
         self,
         source: Source,
-        learner: OnlineLearner,
+        learner: Learner,
         dead_letters: DeadLetters,
         *,
         publisher: Publisher | None = None,

@@ -7,8 +7,9 @@ error jumps and then recovers. With ``drift_kind="population"`` tastes never cha
 the active population does: each regime draws its users from another segment and items
 with a reshuffled popularity, and each new segment rates higher or lower on average (the
 setting where a model fine-tuned only on fresh data forgets, and replay helps: what it
-learned about the old segment is still true). Everything is vectorised with numpy in chunks, each chunk
-seeded from ``(seed, chunk)``, so a stream is the same on every run and every pass.
+learned about the old segment is still true). Everything is vectorised with numpy in
+chunks, each chunk seeded from ``(seed, chunk)``, so a stream is the same on every run
+and every pass.
 
 >>> s = SyntheticStream(n_events=6, drift_at=(3,), seed=7)
 >>> [s.regime_of(i) for i in range(6)], s.drift_points
