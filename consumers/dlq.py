@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from kafka import KafkaProducer
-
+from stream.producer import reliable_producer
 from stream.source import Record
 
 __all__ = ["KafkaDeadLetters"]
@@ -24,13 +23,7 @@ class KafkaDeadLetters:
     def __init__(self, bootstrap_servers: str, topic: str = "events.dlq",
                  *, client_id: str = "lifelong-dlq"):
         self.topic = topic
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
-        )
+        self._producer = reliable_producer(bootstrap_servers, client_id, linger_ms=5)
         self._pending = 0
 
     def put(self, record: Record, reason: str) -> None:

@@ -89,10 +89,12 @@ class LifelongLearner:
         self.holdout_every = holdout_every
         self.max_holdout = max_holdout
         self.max_slices = max_slices
-        self.fold = FoldIn(fold_lr, fold_l2)
+        self.fold_lr = fold_lr
+        self.fold_l2 = fold_l2
         self.weights = BlendWeights(window=blend_window)
-        self.deep: DeepView | None = None
-        self.deep_version: int | None = None
+        # (view, fold-in, version), swapped as one reference so a deep model arriving from
+        # another thread (a subscriber) never pairs with the previous model's corrections
+        self._serving: tuple[DeepView, FoldIn, int | None] | None = None
         self.events_seen = 0
         self.rounds: list[RoundReport] = []
         self.forgetting = ForgettingTracker()
@@ -105,10 +107,27 @@ class LifelongLearner:
 
     # serving ----------------------------------------------------------------------------
     def set_deep(self, deep: DeepRecommender | DeepView, version: int | None = None) -> None:
-        """Serve a new deep model; fold-in corrections start over (it learned them)."""
-        self.deep = deep if isinstance(deep, DeepView) else DeepView.of(deep)
-        self.deep_version = version
-        self.fold.clear()
+        """Serve a new deep model; fold-in corrections start over (it learned them).
+
+        Safe to call from another thread than the one calling :meth:`learn_one`.
+        """
+        view = deep if isinstance(deep, DeepView) else DeepView.of(deep)
+        self._serving = (view, FoldIn(self.fold_lr, self.fold_l2), version)
+
+    @property
+    def deep(self) -> DeepView | None:
+        """The deep model being served, if any."""
+        return self._serving[0] if self._serving else None
+
+    @property
+    def fold(self) -> FoldIn | None:
+        """The per-user corrections of the deep model being served."""
+        return self._serving[1] if self._serving else None
+
+    @property
+    def deep_version(self) -> int | None:
+        """The version (or round) of the deep model being served."""
+        return self._serving[2] if self._serving else None
 
     def _clip(self, y: float) -> float:
         return y if self.clip is None else min(max(y, self.clip[0]), self.clip[1])
@@ -120,21 +139,23 @@ class LifelongLearner:
 
     def predict_one(self, user: str, item: str) -> float:
         """The blended prediction."""
-        p_deep = self.deep.predict(user, item, self.fold) if self.deep is not None else None
+        serving = self._serving
+        p_deep = serving[0].predict(user, item, serving[1]) if serving else None
         return self._blend(self.online.predict_one(user, item), p_deep)
 
     # learning ---------------------------------------------------------------------------
     def learn_one(self, event: Event) -> float:
         """Predict (blend) and score, then learn everywhere; return the blended prediction."""
         user, item, y = event.user_id, event.item_id, event.value
-        p_deep = self.deep.predict(user, item, self.fold) if self.deep is not None else None
+        serving = self._serving
+        p_deep = serving[0].predict(user, item, serving[1]) if serving else None
         p_online = self.online.learn_one(event)  # predicts before learning, scores itself
         y_hat = self._blend(p_online, p_deep)
         self._preq.update(y, y_hat)
-        if p_deep is not None and self.deep is not None:
+        if serving is not None and p_deep is not None:
             self._preq_deep.update(y, p_deep)
             self.weights.update(y, p_online, p_deep)
-            self.fold.update(self.deep, user, item, y)
+            serving[1].update(serving[0], user, item, y)
         self.events_seen += 1
         if self.finetuner is not None:
             self._collect(event)

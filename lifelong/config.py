@@ -29,24 +29,21 @@ class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the key."""
 
 
-def _positive_int(key: str, raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ConfigError(f"{key}={raw!r}: expected a positive integer")
-    return value
+def _positive(kind: type[int] | type[float], what: str) -> Callable[[str, str], Any]:
+    def parse(key: str, raw: str) -> Any:
+        try:
+            value = kind(raw)
+        except ValueError:
+            value = 0
+        if not value > 0:
+            raise ConfigError(f"{key}={raw!r}: expected a positive {what}")
+        return value
+
+    return parse
 
 
-def _positive_float(key: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not value > 0:
-        raise ConfigError(f"{key}={raw!r}: expected a positive number")
-    return value
+_positive_int = _positive(int, "integer")
+_positive_float = _positive(float, "number")
 
 
 def _port(key: str, raw: str) -> int:

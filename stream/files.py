@@ -36,7 +36,7 @@ from typing import IO, Literal, cast
 import msgspec
 
 from stream.schema import parse_ts
-from stream.source import Record
+from stream.source import IterSource
 
 __all__ = ["FORMATS", "FileFormat", "FileFormatError", "FileSource", "count_rows", "parse_columns"]
 
@@ -127,7 +127,7 @@ def _ts_key(row: _Row) -> float:
     return key if math.isfinite(key) else math.inf
 
 
-class FileSource:
+class FileSource(IterSource):
     r"""A finite :class:`~stream.source.Source` over a MovieLens, CSV or JSON-lines file.
 
     Rows stream from disk in ``batch_size`` batches, except with ``sort_by_time`` where the
@@ -149,27 +149,19 @@ class FileSource:
     def __init__(self, path: str | os.PathLike[str], *, format: FileFormat,
                  columns: Mapping[str, str] | None = None, sort_by_time: bool = False,
                  batch_size: int = 1000, event_type: str = "rating", start_offset: int = 0):
+        super().__init__(os.fspath(path), batch_size, start_offset)
         self.path = path
         self.format = format
         self.columns = columns
         self.sort_by_time = sort_by_time
-        self.batch_size = batch_size
         self.event_type = event_type
-        self.start_offset = start_offset
         if format not in FORMATS:
             raise FileFormatError(f"{path}: unknown format {format!r}; use one of {FORMATS}")
         if columns and format != "csv":
             raise FileFormatError(f"{path}: columns only apply to format 'csv', not {format!r}")
-        if batch_size < 1 or start_offset < 0:
-            raise ValueError(f"{path}: need batch_size >= 1 and start_offset >= 0")
-        self._topic = os.fspath(path)
         self._base = Path(path).name
         self._fh: IO[bytes] | None = _open(Path(path))
         self._rows = self._read(self._fh)  # reads (and checks) a csv header at once
-        self._values: Iterator[bytes] | None = None
-        self._peek: bytes | None = None
-        self._next = start_offset
-        self.committed: dict[tuple[str, int], int] = {}
 
     # -- reading ------------------------------------------------------------------------
     def _read(self, fh: IO[bytes]) -> Iterator[_Row]:
@@ -178,7 +170,7 @@ class FileSource:
         text = _text(fh)
         if self.format == "movielens":
             return self._movielens(_split_movielens(text))
-        delim, header, rows = _split_csv(text, self._topic)
+        delim, header, rows = _split_csv(text, self.topic)
         return self._csv(self._resolve(header), delim, len(header), rows)
 
     def _resolve(self, header: list[str]) -> dict[str, int]:
@@ -186,14 +178,14 @@ class FileSource:
         given = dict(self.columns or {})
         unknown = sorted(set(given) - set(ROLES))
         if unknown:
-            raise FileFormatError(f"{self._topic}: unknown column roles {unknown}; roles are "
+            raise FileFormatError(f"{self.topic}: unknown column roles {unknown}; roles are "
                                   f"{', '.join(ROLES)}")
         taken = {header.index(n) for n in given.values() if n in header}
         out: dict[str, int] = {}
         for role in ROLES:
             if role in given:
                 if given[role] not in header:
-                    raise FileFormatError(f"{self._topic}: no column {given[role]!r} (given for "
+                    raise FileFormatError(f"{self.topic}: no column {given[role]!r} (given for "
                                           f"{role}); found {header}")
                 out[role] = header.index(given[role])
                 continue
@@ -203,10 +195,10 @@ class FileSource:
                 out[role] = hit
             elif role in ("user", "item"):
                 raise FileFormatError(
-                    f"{self._topic}: no {role} column; found {header}; expected one of "
+                    f"{self.topic}: no {role} column; found {header}; expected one of "
                     f"{', '.join(_CANDIDATES[role])} (any case, '_' optional); "
                     f"pass --columns {role}=NAME")
-        log.debug("%s: columns %s", self._topic, {r: header[i] for r, i in out.items()})
+        log.debug("%s: columns %s", self.topic, {r: header[i] for r, i in out.items()})
         return out
 
     def _event(self, row: int, line: str, user: str, item: str, value: str | None,
@@ -237,47 +229,18 @@ class FileSource:
             yield self._event(row, line, f[cols["user"]], f[cols["item"]], get(f, "value"),
                               get(f, "ts"), get(f, "type"), get(f, "event_id"))
 
-    def _start(self) -> Iterator[bytes]:
+    def _open(self) -> Iterator[bytes]:
         rows: Iterator[_Row] = self._rows
         if self.sort_by_time:
             rows = iter(sorted(rows, key=_ts_key))
         return (value for value, _ in islice(rows, self.start_offset, None))
-
-    # -- Source protocol ----------------------------------------------------------------
-    def poll(self, timeout: float = 1.0) -> list[Record]:
-        """Return up to ``batch_size`` records (files never wait, so ``timeout`` is unused)."""
-        if self._values is None:
-            self._values = self._start()
-            self._peek = next(self._values, None)
-        out: list[Record] = []
-        while self._peek is not None and len(out) < self.batch_size:
-            out.append(Record(self._peek, self._topic, 0, self._next))
-            self._next += 1
-            self._peek = next(self._values, None)
-        if self._peek is None:
-            self.close()
-        return out
-
-    def commit(self, positions: Mapping[tuple[str, int], int]) -> None:
-        """Remember the committed positions (``committed``); a file has nothing to tell."""
-        self.committed.update(positions)
-
-    @property
-    def position(self) -> int:
-        """The offset of the next record to return: pass it as ``start_offset`` to resume."""
-        return self._next
-
-    @property
-    def exhausted(self) -> bool:
-        """True once every row has been returned (or the source was closed)."""
-        return self._fh is None
 
     def close(self) -> None:
         """Close the file; later polls return nothing."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-        self._values, self._peek = iter(()), None
+        super().close()
 
     def __enter__(self) -> FileSource:
         return self

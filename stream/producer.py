@@ -9,14 +9,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from kafka import KafkaProducer
 
 from stream.schema import Event, decode, encode
 
-__all__ = ["EventProducer"]
+__all__ = ["EventProducer", "reliable_producer"]
 
 log = logging.getLogger(__name__)
+
+
+def reliable_producer(bootstrap_servers: str, client_id: str, *, linger_ms: Any = 10,
+                      **config: object) -> KafkaProducer:
+    """A ``KafkaProducer`` that loses nothing it acknowledged: ``acks=all``, idempotent."""
+    return KafkaProducer(bootstrap_servers=bootstrap_servers, client_id=client_id, acks="all",
+                         enable_idempotence=True, linger_ms=linger_ms, **config)
 
 
 class EventProducer:
@@ -29,14 +37,7 @@ class EventProducer:
     def __init__(self, bootstrap_servers: str, topic: str = "events", *,
                  client_id: str = "lifelong-producer", **producer_config: object):
         self.topic = topic
-        self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=10,
-            **producer_config,
-        )
+        self._producer = reliable_producer(bootstrap_servers, client_id, **producer_config)
         self.sent = 0
 
     def send(self, event: Event) -> None:

@@ -10,12 +10,12 @@ runs in production (Kafka), in evaluation (a file) and in tests (a list).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Protocol, runtime_checkable
 
 import msgspec
 
-__all__ = ["DeadLetters", "ListDeadLetters", "ListSource", "Record", "Source"]
+__all__ = ["DeadLetters", "IterSource", "ListDeadLetters", "ListSource", "Record", "Source"]
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -69,35 +69,72 @@ class DeadLetters(Protocol):
         ...
 
 
-class ListSource:
-    """A finite in-memory source; offsets are list indices. Useful in tests and examples."""
+class IterSource:
+    """Base of the finite sources: batches over an iterator of raw values.
 
-    def __init__(self, values: Iterable[bytes], topic: str = "memory", batch_size: int = 500):
+    Subclasses implement :meth:`_open`, returning the values from ``start_offset`` on; it
+    is called at the first poll (so expensive preparation waits until then). Offsets
+    count from ``start_offset``; pass :attr:`position` as ``start_offset`` to resume.
+    """
+
+    def __init__(self, topic: str, batch_size: int = 1000, start_offset: int = 0):
+        if batch_size < 1 or start_offset < 0:
+            raise ValueError(f"{topic}: need batch_size >= 1 and start_offset >= 0")
         self.topic = topic
         self.batch_size = batch_size
-        self._values = list(values)
-        self._next = 0
+        self.start_offset = start_offset
+        self._values: Iterator[bytes] | None = None
+        self._peek: bytes | None = None
+        self._next = start_offset
+        self._closed = False
         self.committed: dict[tuple[str, int], int] = {}
 
+    def _open(self) -> Iterator[bytes]:
+        raise NotImplementedError
+
     def poll(self, timeout: float = 1.0) -> list[Record]:
-        """Return up to ``batch_size`` records."""
-        end = min(self._next + self.batch_size, len(self._values))
-        batch = [Record(v, self.topic, 0, i) for i, v in enumerate(self._values[self._next:end],
-                                                                    self._next)]
-        self._next = end
-        return batch
+        """Return up to ``batch_size`` records (never waits, so ``timeout`` is unused)."""
+        if self._values is None and not self._closed:
+            self._values = self._open()
+            self._peek = next(self._values, None)
+        out: list[Record] = []
+        while self._peek is not None and len(out) < self.batch_size:
+            out.append(Record(self._peek, self.topic, 0, self._next))
+            self._next += 1
+            self._peek = next(self._values, None)  # type: ignore[arg-type]
+        if self._peek is None:
+            self.close()
+        return out
 
     def commit(self, positions: Mapping[tuple[str, int], int]) -> None:
-        """Remember the committed positions."""
+        """Remember the committed positions (``committed``)."""
         self.committed.update(positions)
 
     @property
+    def position(self) -> int:
+        """The offset of the next record to return."""
+        return self._next
+
+    @property
     def exhausted(self) -> bool:
-        """True when every value has been returned."""
-        return self._next >= len(self._values)
+        """True once every value has been returned (or the source was closed)."""
+        return self._closed
 
     def close(self) -> None:
-        """Nothing to release."""
+        """Stop; later polls return nothing."""
+        self._closed = True
+        self._values, self._peek = iter(()), None
+
+
+class ListSource(IterSource):
+    """A finite in-memory source; offsets are list indices. Useful in tests and examples."""
+
+    def __init__(self, values: Iterable[bytes], topic: str = "memory", batch_size: int = 500):
+        super().__init__(topic, batch_size)
+        self._list = list(values)
+
+    def _open(self) -> Iterator[bytes]:
+        return iter(self._list)
 
 
 class ListDeadLetters:

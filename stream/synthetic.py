@@ -26,7 +26,7 @@ import gzip
 import logging
 import math
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Literal
@@ -35,7 +35,7 @@ import msgspec
 import numpy as np
 
 from stream.schema import MAX_EVENT_BYTES, Event, encode
-from stream.source import Record
+from stream.source import IterSource
 
 __all__ = ["CORRUPTIONS", "SyntheticSource", "SyntheticStream", "write"]
 
@@ -243,7 +243,7 @@ class SyntheticStream:
         return plan
 
 
-class SyntheticSource:
+class SyntheticSource(IterSource):
     """A :class:`~stream.source.Source` over :meth:`SyntheticStream.raw`, topic ``synthetic``.
 
     Offsets are event indices; ``start_offset`` resumes right at that index.
@@ -253,43 +253,12 @@ class SyntheticSource:
     ([0, 1], [2], True)
     """
 
-    topic = "synthetic"
-
     def __init__(self, stream: SyntheticStream, batch_size: int = 1000, start_offset: int = 0):
+        super().__init__("synthetic", batch_size, start_offset)
         self.stream = stream
-        self.batch_size = batch_size
-        self.start_offset = start_offset
-        self._values: Iterator[bytes] = islice(stream.raw(), start_offset, None)
-        self._peek: bytes | None = next(self._values, None)
-        self._next = start_offset
-        self.committed: dict[tuple[str, int], int] = {}
 
-    def poll(self, timeout: float = 1.0) -> list[Record]:
-        """Return up to ``batch_size`` records (never waits)."""
-        out: list[Record] = []
-        while self._peek is not None and len(out) < self.batch_size:
-            out.append(Record(self._peek, self.topic, 0, self._next))
-            self._next += 1
-            self._peek = next(self._values, None)
-        return out
-
-    def commit(self, positions: Mapping[tuple[str, int], int]) -> None:
-        """Remember the committed positions."""
-        self.committed.update(positions)
-
-    @property
-    def position(self) -> int:
-        """The offset of the next record to return."""
-        return self._next
-
-    @property
-    def exhausted(self) -> bool:
-        """True once every record has been returned."""
-        return self._peek is None
-
-    def close(self) -> None:
-        """Stop; later polls return nothing."""
-        self._values, self._peek = iter(()), None
+    def _open(self) -> Iterator[bytes]:
+        return islice(self.stream.raw(), self.start_offset, None)
 
 
 def write(stream: SyntheticStream, path: str | os.PathLike[str],
