@@ -76,6 +76,11 @@ class StoreAlarms:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    def __len__(self) -> int:
+        """Alarms waiting to be drained."""
+        with self._cond:
+            return len(self._pending)
+
     def drain(self) -> list[StoreEvent]:
         """The alarms that arrived since the last call, oldest first (never blocks)."""
         with self._cond:

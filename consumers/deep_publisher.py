@@ -13,8 +13,8 @@ by version number) so a candidate can be compared with it on the same slices, an
 True
 >>> v = pub.publish(DeepRecommender(n_factors=2), metadata={"metrics": {"recent_rmse": 1.0}})
 >>> pub.promote(v.number, reason="no production model")
->>> pub.registry.aliases("reco-deep")
-{'candidate': 1, 'latest': 1, 'production': 1}
+>>> sorted(pub.registry.aliases("reco-deep").items())
+[('candidate', 1), ('latest', 1), ('production', 1)]
 >>> pub.production()[0].number, pub.warm_start()[0].number
 (1, 1)
 """

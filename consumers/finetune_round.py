@@ -70,7 +70,7 @@ class Batch:
         return self.fresh + self.held_out
 
     def merge_before(self, later: Batch) -> Batch:
-        """This batch followed by ``later`` (a failed round's batch goes back in front)."""
+        """A batch of these samples then ``later``'s (a failed round's go back in front)."""
         return Batch(self.users + later.users, self.items + later.items,
                      self.values + later.values, self.ts + later.ts,
                      self.held_users + later.held_users, self.held_items + later.held_items,

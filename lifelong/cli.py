@@ -222,6 +222,90 @@ def demo(
                  seed=seed, progress=_progress)
 
 
+@app.command()
+def finetune(
+    model: Annotated[str | None, typer.Option(help="deep model name in the store "
+                                              "(default: $LIFELONG_MODEL-deep)")] = None,
+    kind: Annotated[str, typer.Option(help="torch model: mf or two_tower")] = "mf",
+    group: Annotated[str, typer.Option(help="Kafka consumer group")] = "lifelong-finetune",
+    topic: Annotated[str | None, typer.Option(help="events topic")] = None,
+    round_every_events: Annotated[int, typer.Option(help="a round every N events")] = 50_000,
+    round_every_seconds: Annotated[float, typer.Option(help="... or T seconds")] = 600.0,
+    min_fresh: Annotated[int, typer.Option(help="fewest fresh events for a round")] = 1000,
+    replay_capacity: Annotated[int, typer.Option(help="replay buffer samples")] = 100_000,
+    replay_ratio: Annotated[float, typer.Option(help="replayed per fresh sample")] = 1.0,
+    batch_size: Annotated[int, typer.Option(help="minibatch size")] = 4096,
+    epochs: Annotated[int, typer.Option(help="epochs per round")] = 1,
+    lr: Annotated[float, typer.Option(help="learning rate")] = 0.01,
+    factors: Annotated[int, typer.Option(help="embedding size")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
+    max_regression: Annotated[float, typer.Option(
+        help="promote only if recent-slice error is at most this share above production")]
+    = 0.02,
+    max_old_regression: Annotated[float, typer.Option(help="... and old-slice error")] = 0.05,
+    backlog: Annotated[Path | None, typer.Option(
+        help="cold start: train the first model on this file, easy to hard", exists=True,
+        dir_okay=False)] = None,
+    backlog_format: Annotated[str, typer.Option(help="movielens | csv | jsonl")] = "movielens",
+    stages: Annotated[int, typer.Option(help="curriculum stages for --backlog")] = 3,
+    max_events: Annotated[int | None, typer.Option(help="stop after N records")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="stop after T idle seconds")]
+    = None,
+    metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any)")] = None,
+    clip: Clip = None,
+    resume: Annotated[bool, typer.Option(help="warm-start from the stored deep model")] = True,
+) -> None:
+    """Run the fine-tuner: rounds of torch training with replay, gated promotion, /metrics."""
+    from lifelong.wiring import FineTuneOptions, build_finetune_run
+    from stream.files import FileSource
+
+    with cli_errors():
+        settings = Settings.from_env(topic=topic, metrics_port=metrics_port)
+        options = FineTuneOptions(
+            model=model, kind=kind, group=group, round_every_events=round_every_events,
+            round_every_seconds=round_every_seconds, min_fresh=min_fresh,
+            replay_capacity=replay_capacity, replay_ratio=replay_ratio, batch_size=batch_size,
+            epochs=epochs, lr=lr, n_factors=factors, device=device,
+            max_regression=max_regression, max_old_regression=max_old_regression,
+            clip=_clip(clip))
+        run = build_finetune_run(settings, options, resume=resume)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = run.worker
+    console.print(f"fine-tuning {run.model!r} ({kind}) on {worker.runner.finetuner.device} from "
+                  f"{settings.topic!r} as group {group!r}; metrics on "
+                  f"http://{run.metrics_server.target}/metrics"
+                  + (f"; resumed from version {run.resumed_from}" if run.resumed_from else ""))
+    with cli_errors(), _progress() as bar:
+        try:
+            if backlog is not None and run.resumed_from:
+                console.print(f"--backlog ignored: {run.model} already has version "
+                              f"{run.resumed_from} to continue from")
+            elif backlog is not None:
+                task = bar.add_task("cold start (curriculum)", total=None, info=str(backlog))
+                first = worker.cold_start(FileSource(backlog, format=backlog_format),  # type: ignore[arg-type]
+                                          stages=stages)
+                bar.update(task, total=1, completed=1)
+                out.print(first.summary() if first else f"{backlog}: no valid events")
+            task = bar.add_task("fine-tuning", total=max_events, info="")
+
+            def show(stats: Any) -> None:
+                busy = "  [training]" if worker.round_running else ""
+                bar.update(task, completed=stats.consumed,
+                           info=f"pending {len(worker.pending)}  rounds {len(stats.rounds)}  "
+                                f"promoted {stats.promotions}{busy}")
+
+            stats = worker.run(stop=stop, max_events=max_events, idle_timeout=idle_timeout,
+                               on_batch=show, on_round=lambda r: out.print(r.summary()))
+        finally:
+            run.close()
+    out.print(f"consumed {stats.consumed}, valid {stats.valid}, invalid {stats.invalid}, "
+              f"duplicates {stats.duplicates}, alarms {stats.alarms}, rounds "
+              f"{len(stats.rounds)}, promoted {stats.promotions}, versions "
+              f"{', '.join(map(str, stats.versions)) or '-'}")
+
+
 def main(argv: list[str] | None = None) -> Callable[..., Any] | None:
     """Entry point of the ``lifelong`` script."""
     return app(args=argv if argv is not None else sys.argv[1:])

@@ -154,6 +154,9 @@ class FineTuneMetrics:
                                  "Events dropped because their event_id was seen.")
         self.drift_rounds = counter("lifelong_finetune_drift_triggered_rounds",
                                     "Rounds started because of a drift alarm.")
+        self.lag = Gauge(
+            "lifelong_finetune_consumer_lag", "Records behind the partition's high watermark "
+            "(the fine-tune consumer group).", ("model", "topic", "partition"), registry=registry)
 
     def rounds(self, trigger: str) -> Counter:
         """The rounds counter for one trigger (``events``, ``time``, ``drift``, ...)."""
