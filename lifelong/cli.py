@@ -129,6 +129,9 @@ def learn(
     = None,
     clip: Clip = None,
     resume: Annotated[bool, typer.Option(help="warm-start from the latest version")] = True,
+    blend_with: Annotated[str | None, typer.Option(
+        help="deep model to blend with (e.g. reco-deep, from `lifelong finetune`): fold each "
+             "event into its user side and publish the River + deep blend")] = None,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from lifelong.wiring import build_online_run
@@ -138,7 +141,7 @@ def learn(
             model=model, model_kind=kind, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port)
-        run = build_online_run(settings, clip=_clip(clip))
+        run = build_online_run(settings, clip=_clip(clip), resume=resume, blend_with=blend_with)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -20,13 +21,16 @@ from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher
 from consumers.worker import LearnerWorker
 from deploy.services import ServiceError, add_scrape_target, resolve
+from learning import weights
+from learning.blend import DeepView
 from learning.finetune import FineTuner
 from learning.gate import Gate
+from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
 from learning.replay import ReplayBuffer
 from learning.torch_models import DeepRecommender
 from lifelong.config import ConfigError, Settings
-from model_store import Registry
+from model_store import SAFETENSORS_FORMAT, ModelVersion, Registry, Subscriber
 from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import FineTuneMetrics, LearnerMetrics
@@ -77,9 +81,12 @@ class OnlineRun:
     metrics_registry: CollectorRegistry
     registry: Registry
     resumed_from: int | None
+    deep_subscriber: Subscriber | None = None
 
     def close(self) -> None:
         """Close the Kafka clients and stop serving metrics."""
+        if self.deep_subscriber is not None:
+            self.deep_subscriber.stop()
         try:
             self.dead_letters.close()
         finally:
@@ -90,22 +97,31 @@ class OnlineRun:
 
 
 def build_online_run(settings: Settings, *, register_target: bool = True,
-                     clip: tuple[float, float] | None = None, resume: bool = True) -> OnlineRun:
+                     clip: tuple[float, float] | None = None, resume: bool = True,
+                     blend_with: str | None = None) -> OnlineRun:
     """Connect a Kafka-fed online learner that publishes to Redis and serves /metrics.
 
     With ``resume`` the learner warm-starts from the latest version of ``settings.model``.
+    With ``blend_with`` (a deep model name, e.g. ``reco-deep``) the learner is a
+    :class:`~learning.lifelong.LifelongLearner`: it follows that model's ``production``
+    alias, folds each event into its user side and publishes the River + deep blend.
     """
     bootstrap = kafka_address(settings)
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
                               TopicSpec(settings.dlq_topic, 1)])
     registry = open_registry(settings)
-    learner, resumed = OnlineLearner(settings.model_kind, clip=clip), None
+    kind = LifelongLearner if blend_with else OnlineLearner
+    learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
+    resumed = None
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
-        if isinstance(obj, OnlineLearner):
+        if isinstance(obj, kind):
             learner, resumed = obj, version.number
             log.info("warm start from %s version %d (%d events seen)", settings.model,
                      version.number, obj.events_seen)
+    deep_subscriber = None
+    if isinstance(learner, LifelongLearner) and blend_with:
+        deep_subscriber = follow_deep(registry, blend_with, learner)
     metrics_registry = CollectorRegistry()
     metrics = LearnerMetrics(metrics_registry, model=settings.model, topic=settings.topic)
     server = MetricsServer(metrics_registry, port=settings.metrics_port,
@@ -131,7 +147,30 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         drift=ErrorDrift(),
         on_drift=drift_alarm(registry, settings.model),
     )
-    return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed)
+    return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
+                     deep_subscriber)
+
+
+def follow_deep(registry: Registry, model: str, learner: LifelongLearner,
+                alias: str = "production") -> Subscriber:
+    """Serve ``model``'s ``alias`` inside ``learner``, swapping each new version in."""
+    def on_swap(_alias: str, version: ModelVersion) -> None:
+        loaded = subscriber.loaded(alias)
+        if loaded is not None and isinstance(loaded.model, DeepRecommender):
+            learner.set_deep(DeepView.of(loaded.model), version.number)
+            log.info("blending with %s version %d", model, version.number)
+
+    subscriber = Subscriber(registry, model, alias=alias, loader=deep_loader,
+                            on_swap=on_swap)
+    return subscriber.start()
+
+
+def deep_loader(version: ModelVersion, blob: bytes) -> Any:
+    """Subscriber loader for deep models: safetensors weights -> ``DeepRecommender``."""
+    if version.format != SAFETENSORS_FORMAT:
+        raise ValueError(f"{version.ref}: expected format {SAFETENSORS_FORMAT}, "
+                         f"got {version.format}")
+    return weights.load(blob)
 
 
 def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
