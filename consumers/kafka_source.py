@@ -8,9 +8,9 @@ an optional callback after each poll.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from stream.source import Record
@@ -26,7 +26,10 @@ class KafkaSource:
     """Read ``topics`` as a member of ``group_id``.
 
     Resumes from the group's committed offsets, or from ``auto_offset_reset`` when the
-    group has none.
+    group has none. ``start_offsets`` (``{(topic, partition): next offset}``, e.g. the
+    offsets a restored model snapshot covers) win over both. They then follow the records
+    handed out, so whenever a partition is (re)assigned the consumer seeks to where the
+    in-memory model is: a rebalance neither skips events nor feeds one twice.
     """
 
     def __init__(
@@ -39,14 +42,16 @@ class KafkaSource:
         max_records: int = 500,
         auto_offset_reset: str = "earliest",
         on_lag: LagCallback | None = None,
+        start_offsets: Mapping[tuple[str, int], int] | None = None,
         **consumer_config: object,
     ):
         self.topics = tuple(topics)
         self.group_id = group_id
         self.max_records = max_records
+        self.start_offsets = dict(start_offsets or {})
+        self.assigned = False  # no partitions yet: the group is still (re)balancing
         self._on_lag = on_lag
         self._consumer = KafkaConsumer(
-            *self.topics,
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
             client_id=client_id,
@@ -55,6 +60,16 @@ class KafkaSource:
             max_poll_records=max_records,
             **consumer_config,
         )
+        self._consumer.subscribe(self.topics, listener=_SeekOnAssign(self))
+
+    def _seek_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self.assigned = True
+        for tp in assigned:
+            offset = self.start_offsets.get((tp.topic, tp.partition))
+            if offset is not None:
+                self._consumer.seek(tp, offset)
+                log.info("%s[%d]: resuming at offset %d (the restored snapshot's)", tp.topic,
+                         tp.partition, offset)
 
     def poll(self, timeout: float = 1.0) -> list[Record]:
         """Fetch the next records (at most ``max_records``), waiting up to ``timeout`` s."""
@@ -72,6 +87,9 @@ class KafkaSource:
             for msgs in batches.values()
             for m in msgs
         ]
+        for tp, msgs in batches.items():
+            if msgs:
+                self.start_offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
         if self._on_lag is not None:
             self._report_lag()
         return records
@@ -107,3 +125,17 @@ class KafkaSource:
     def close(self) -> None:
         """Leave the group and close the connections."""
         self._consumer.close()
+
+
+class _SeekOnAssign(ConsumerRebalanceListener):
+    """Seek newly assigned partitions to the source's resume points."""
+
+    def __init__(self, source: KafkaSource):
+        self.source = source
+
+    def on_partitions_revoked(self, revoked: object) -> None:
+        """Nothing to do: positions are committed with each published snapshot."""
+
+    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        """Seek to the resume points."""
+        self.source._seek_assigned(assigned)

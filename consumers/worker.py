@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -106,6 +106,7 @@ class LearnerWorker:
         dedup_capacity: int = 1_000_000,
         drift: ErrorDrift | None = None,
         on_drift: Callable[[int], None] | None = None,
+        start_positions: Mapping[tuple[str, int], int] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -125,7 +126,8 @@ class LearnerWorker:
         self.on_drift = on_drift
         self._clock = clock
         self._wall = wall_clock
-        self._positions: Positions = {}
+        # what the learner covers: a restored snapshot's offsets, then every record learned
+        self._positions: Positions = dict(start_positions or {})
         self._since_publish = 0
         self._last_publish = clock()
         self.stats = WorkerStats(started=clock())
@@ -220,7 +222,9 @@ class LearnerWorker:
         """Poll, learn, publish and commit until there is reason to stop.
 
         Stops when the source is exhausted, ``stop`` is set, ``max_events`` records were
-        consumed, or nothing arrived for ``idle_timeout`` seconds. Publishes a final
+        consumed, or nothing arrived for ``idle_timeout`` seconds (not counting time spent
+        waiting for a consumer group to assign partitions: after a crash the group waits
+        for the dead member's session to time out). Publishes a final
         version and commits before returning, also on error.
         """
         stop = stop or threading.Event()
@@ -238,6 +242,8 @@ class LearnerWorker:
                     idle_since = now
                 elif self.source.exhausted:
                     break
+                elif not getattr(self.source, "assigned", True):
+                    idle_since = now  # waiting for the group to assign partitions is not idle
                 elif idle_timeout is not None and now - idle_since >= idle_timeout:
                     log.info("no records for %.1f s; stopping", idle_timeout)
                     break

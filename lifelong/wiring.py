@@ -112,13 +112,14 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     registry = open_registry(settings)
     kind = LifelongLearner if blend_with else OnlineLearner
     learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
-    resumed = None
+    resumed, start_offsets = None, {}
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
         if isinstance(obj, kind):
             learner, resumed = obj, version.number
-            log.info("warm start from %s version %d (%d events seen)", settings.model,
-                     version.number, obj.events_seen)
+            start_offsets = snapshot_offsets(version, settings.topic)
+            log.info("warm start from %s version %d (%d events seen), resuming at %s",
+                     settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
     if isinstance(learner, LifelongLearner) and blend_with:
         deep_subscriber = follow_deep(registry, blend_with, learner)
@@ -136,7 +137,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     def on_lag(topic: str, partition: int, lag: int) -> None:
         metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
 
-    source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag)
+    source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
+                         start_offsets=start_offsets)
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic)
     worker = LearnerWorker(
         source, learner, dead_letters,
@@ -146,9 +148,26 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         metrics=metrics,
         drift=ErrorDrift(),
         on_drift=drift_alarm(registry, settings.model),
+        start_positions=start_offsets,
     )
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber)
+
+
+def snapshot_offsets(version: ModelVersion, topic: str) -> dict[tuple[str, int], int]:
+    """The ``{(topic, partition): next offset}`` a published version covers, for ``topic``.
+
+    >>> v = ModelVersion(model="m", number=1, format="f", sha256="", size=0, created=0.0,
+    ...                  offsets={"events:0": 10, "events:2": 7, "other:0": 3})
+    >>> snapshot_offsets(v, "events")
+    {('events', 0): 10, ('events', 2): 7}
+    """
+    out = {}
+    for key, offset in version.offsets.items():
+        name, _, partition = key.rpartition(":")
+        if name == topic and partition.isdigit():
+            out[(name, int(partition))] = int(offset)
+    return out
 
 
 def follow_deep(registry: Registry, model: str, learner: LifelongLearner,

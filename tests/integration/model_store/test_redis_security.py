@@ -206,6 +206,7 @@ def test_tls_with_an_acl_user_from_the_url(start_redis: Start, acl_file: Path, t
 
     monkeypatch.setenv("REDIS_URL", url)  # the whole configuration is the URL
     monkeypatch.setenv("LIFELONG_SIGNING_KEY", KEY.decode())
+    monkeypatch.delenv("LIFELONG_SIGNING_KEY_FILE", raising=False)
     result = CliRunner().invoke(app, ["models", "verify", "cli"])
     assert result.exit_code == 0 and "cli v1: ok" in result.output, result.output
 
