@@ -259,7 +259,7 @@ def finetune(
     resume: Annotated[bool, typer.Option(help="warm-start from the stored deep model")] = True,
 ) -> None:
     """Run the fine-tuner: rounds of torch training with replay, gated promotion, /metrics."""
-    from lifelong.wiring import FineTuneOptions, build_finetune_run
+    from lifelong.finetune_wiring import FineTuneOptions, build_finetune_run
     from stream.files import FileSource
 
     with cli_errors():

@@ -13,31 +13,26 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from consumers.alarms import StoreAlarms
-from consumers.deep_publisher import DeepPublisher
 from consumers.dlq import KafkaDeadLetters
-from consumers.finetune_worker import FineTuneWorker
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher
 from consumers.worker import LearnerWorker
 from deploy.services import ServiceError, add_scrape_target, resolve
 from learning import weights
 from learning.blend import DeepView
-from learning.finetune import FineTuner
-from learning.gate import Gate
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
-from learning.replay import ReplayBuffer
 from learning.torch_models import DeepRecommender
 from lifelong.config import ConfigError, Settings
 from model_store import SAFETENSORS_FORMAT, ModelVersion, Registry, Subscriber
 from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
-from monitoring.metrics import FineTuneMetrics, LearnerMetrics
+from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
 
-__all__ = ["FineTuneOptions", "FineTuneRun", "OnlineRun", "build_finetune_run",
-           "build_online_run", "drift_alarm", "kafka_address", "open_registry", "redis_address"]
+__all__ = ["OnlineRun", "build_online_run", "connect_topics", "deep_loader", "drift_alarm",
+           "follow_deep", "kafka_address", "open_registry", "redis_address", "serve_metrics",
+           "snapshot_offsets"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +63,26 @@ def redis_address(settings: Settings) -> str:
 def open_registry(settings: Settings) -> Registry:
     """The model registry the settings point at."""
     return Registry.from_url(redis_address(settings), prefix=settings.prefix)
+
+
+def connect_topics(settings: Settings) -> str:
+    """Kafka's address, once the events and dead-letter topics exist."""
+    bootstrap = kafka_address(settings)
+    ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
+                              TopicSpec(settings.dlq_topic, 1)])
+    return bootstrap
+
+
+def serve_metrics(settings: Settings, registry: CollectorRegistry, job: str, model: str,
+                  *, register_target: bool) -> MetricsServer:
+    """Serve ``registry`` on /metrics and (optionally) ask Prometheus to scrape it."""
+    server = MetricsServer(registry, port=settings.metrics_port, addr=settings.metrics_addr)
+    if register_target:
+        try:
+            add_scrape_target(job, server.target, labels={"model": model})
+        except ServiceError as exc:
+            log.warning("not registered with Prometheus: %s", exc)
+    return server
 
 
 @dataclass
@@ -106,9 +121,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     :class:`~learning.lifelong.LifelongLearner`: it follows that model's ``production``
     alias, folds each event into its user side and publishes the River + deep blend.
     """
-    bootstrap = kafka_address(settings)
-    ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1)])
+    bootstrap = connect_topics(settings)
     registry = open_registry(settings)
     kind = LifelongLearner if blend_with else OnlineLearner
     learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
@@ -125,14 +138,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         deep_subscriber = follow_deep(registry, blend_with, learner)
     metrics_registry = CollectorRegistry()
     metrics = LearnerMetrics(metrics_registry, model=settings.model, topic=settings.topic)
-    server = MetricsServer(metrics_registry, port=settings.metrics_port,
-                           addr=settings.metrics_addr)
-    if register_target:
-        try:
-            add_scrape_target(f"lifelong-learner-{settings.model}", server.target,
-                              labels={"model": settings.model})
-        except ServiceError as exc:
-            log.warning("not registered with Prometheus: %s", exc)
+    server = serve_metrics(settings, metrics_registry, f"lifelong-learner-{settings.model}",
+                           settings.model, register_target=register_target)
 
     def on_lag(topic: str, partition: int, lag: int) -> None:
         metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
@@ -204,111 +211,3 @@ def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
             log.warning("could not raise the drift alarm for %s: %s", model, exc)
 
     return raise_alarm
-
-
-@dataclass(frozen=True)
-class FineTuneOptions:
-    """The fine-tune worker's settings beyond :class:`Settings` (CLI flags)."""
-
-    model: str | None = None  # default: {settings.model}-deep
-    kind: str = "mf"
-    group: str = "lifelong-finetune"
-    round_every_events: int = 50_000
-    round_every_seconds: float = 600.0
-    min_fresh: int = 1000
-    holdout_share: float = 0.1
-    replay_capacity: int = 100_000
-    replay_ratio: float = 1.0
-    batch_size: int = 4096
-    epochs: int = 1
-    lr: float = 0.01
-    n_factors: int = 32
-    device: str = "auto"
-    max_regression: float = 0.02
-    max_old_regression: float = 0.05
-    clip: tuple[float, float] | None = None
-    seed: int = 0
-
-
-@dataclass
-class FineTuneRun:
-    """Everything one fine-tune process holds; :meth:`close` releases it all."""
-
-    worker: FineTuneWorker
-    source: KafkaSource
-    alarms: StoreAlarms
-    metrics_server: MetricsServer
-    metrics_registry: CollectorRegistry
-    registry: Registry
-    publisher: DeepPublisher
-    model: str
-    resumed_from: int | None
-
-    def close(self) -> None:
-        """Stop following alarms, close the Kafka consumer, stop serving metrics."""
-        try:
-            self.alarms.close()
-        finally:
-            try:
-                self.source.close()
-            finally:
-                self.metrics_server.close()
-
-
-def build_finetune_run(settings: Settings, options: FineTuneOptions | None = None, *,
-                       register_target: bool = True, resume: bool = True) -> FineTuneRun:
-    """Connect a Kafka-fed fine-tune worker that publishes deep versions and serves /metrics.
-
-    With ``resume`` the model warm-starts from the deep model's ``production`` (else
-    ``candidate``, else ``latest``) version when it is of the same kind. Drift alarms are
-    read from the online model's and the deep model's store events.
-    """
-    opts = options or FineTuneOptions()
-    model = opts.model or f"{settings.model}-deep"
-    bootstrap = kafka_address(settings)
-    ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1)])
-    registry = open_registry(settings)
-    publisher = DeepPublisher(registry, model)
-    recommender, resumed = None, None
-    found = publisher.warm_start() if resume else None
-    if found is not None and found[1].kind == opts.kind:
-        (version, recommender), resumed = found, found[0].number
-        log.info("warm start from %s version %d (%d samples trained)", model, version.number,
-                 recommender.samples_trained)
-    elif found is not None:
-        log.warning("%s version %d is a %s model, not %s: starting cold", model,
-                    found[0].number, found[1].kind, opts.kind)
-    if recommender is None:
-        recommender = DeepRecommender(opts.kind, n_factors=opts.n_factors, clip=opts.clip,
-                                      seed=opts.seed)
-    tuner = FineTuner(recommender, lr=opts.lr, batch_size=opts.batch_size,
-                      epochs_per_round=opts.epochs, replay_ratio=opts.replay_ratio,
-                      device=opts.device, seed=opts.seed)
-    buffer = ReplayBuffer(opts.replay_capacity, recent_window=opts.replay_capacity // 10,
-                          seed=opts.seed)
-    metrics_registry = CollectorRegistry()
-    metrics = FineTuneMetrics(metrics_registry, model=model)
-    server = MetricsServer(metrics_registry, port=settings.metrics_port,
-                           addr=settings.metrics_addr)
-    if register_target:
-        try:
-            add_scrape_target(f"lifelong-finetune-{model}", server.target,
-                              labels={"model": model})
-        except ServiceError as exc:
-            log.warning("not registered with Prometheus: %s", exc)
-
-    def on_lag(topic: str, partition: int, lag: int) -> None:
-        metrics.lag.labels(model, topic, str(partition)).set(lag)
-
-    source = KafkaSource(bootstrap, [settings.topic], opts.group, on_lag=on_lag,
-                         client_id="lifelong-finetune")
-    alarms = StoreAlarms(registry, [settings.model, model]).start()
-    worker = FineTuneWorker(
-        source, tuner, buffer, publisher,
-        gate=Gate(opts.max_regression, opts.max_old_regression),
-        round_every_events=opts.round_every_events,
-        round_every_seconds=opts.round_every_seconds, holdout_share=opts.holdout_share,
-        min_fresh=opts.min_fresh, metrics=metrics, alarms=alarms)
-    return FineTuneRun(worker, source, alarms, server, metrics_registry, registry, publisher,
-                       model, resumed)
