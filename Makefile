@@ -27,10 +27,10 @@ key: $(LIFELONG_SIGNING_KEY_FILE)  ## a local HMAC key for signing models (never
 $(LIFELONG_SIGNING_KEY_FILE):
 	@mkdir -p $(dir $@) && umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_hex(32))' > $@
 
-demo: install system-deps key  ## start Kafka, Redis, Prometheus and stream a drifting workload through the learner
+demo: system-deps install key  ## start Kafka, Redis, Prometheus and stream a drifting workload through the learner
 	$(BIN)/lifelong demo
 
-test: install system-deps key  ## run every test against real Kafka, Redis and Prometheus
+test: system-deps install key  ## run every test against real Kafka, Redis and Prometheus
 	$(BIN)/lifelong services up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -41,13 +41,13 @@ lint: install  ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-services-up: install system-deps  ## start the local services
+services-up: system-deps install  ## start the local services
 	$(BIN)/lifelong services up
 
 services-down: install  ## stop the local services
 	$(BIN)/lifelong services down
 
-bench: install system-deps key  ## benchmarks (ratios against bare baselines)
+bench: system-deps install key  ## benchmarks (ratios against bare baselines)
 	$(BIN)/python -m bench
 
 clean:  ## remove the virtualenv and caches (keeps downloaded Kafka jars in .cache)

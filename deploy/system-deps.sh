@@ -3,6 +3,7 @@
 # apt-get when running as root on Debian/Ubuntu. Elsewhere it says what to install.
 set -euo pipefail
 missing=()
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -104,7 +104,10 @@ def produce(
         if (file is None) == (not synthetic):
             raise ConfigError("give exactly one of FILE or --synthetic")
         with _progress() as bar:
-            task = bar.add_task("producing", total=events if synthetic else None, info="")
+            from stream.files import count_rows
+
+            total = events if synthetic else count_rows(file, fmt)  # type: ignore[arg-type]
+            task = bar.add_task("producing", total=total, info="")
             sent = produce_events(settings, file=file, fmt=fmt, columns=columns,
                                   sort_by_time=sort_by_time, synthetic=synthetic, events=events,
                                   drift_at=drift_at, invalid_rate=invalid_rate, seed=seed,
