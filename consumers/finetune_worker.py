@@ -294,6 +294,8 @@ class FineTuneWorker:
                     idle_since = now
                 elif self.source.exhausted:
                     break
+                elif not getattr(self.source, "assigned", True):
+                    idle_since = now  # waiting for the group to assign partitions is not idle
                 elif idle_timeout is not None and now - idle_since >= idle_timeout:
                     log.info("no records for %.1f s; stopping", idle_timeout)
                     break
