@@ -13,7 +13,12 @@ Resolution order for each service:
    ``local``.
 
 :func:`up` (the CLI's ``lifelong services up``) skips step 3: containers die with the
-process that started them, and ``up`` is for services that later commands reuse.
+process that started them, and ``up`` is for services that later commands reuse. For a
+Prometheus it runs (not one from ``PROMETHEUS_URL``, which loads its own rules), ``up`` also
+installs the alert and recording rules packaged in ``monitoring/rules`` into
+``{home}/prometheus/rules`` and reloads it. ``deploy`` imports only
+:mod:`monitoring.rules` (stdlib only, no learner code) for that and passes its own rules
+folder, so the launcher's layout is defined here alone.
 """
 
 from __future__ import annotations
@@ -37,8 +42,16 @@ from deploy.env import export_lines, write_env_file
 from deploy.health import CHECKS
 from deploy.kafka import KafkaLauncher
 from deploy.local import Launcher, ensure, local_status, stop_local
-from deploy.prometheus import PrometheusLauncher, remove_target, targets_dir, write_target
+from deploy.prometheus import (
+    PrometheusLauncher,
+    reload,
+    remove_target,
+    rules_dir,
+    targets_dir,
+    write_target,
+)
 from deploy.redis import RedisLauncher
+from monitoring.rules import install_rules
 
 __all__ = [
     "Endpoint",
@@ -97,9 +110,19 @@ def up(names: Sequence[str] = SERVICES, *, home: Path | None = None) -> list[End
     """Make every named service available, starting local ones detached; write the env file.
 
     Returns the endpoints in the order given; ``{home}/services/env`` gets their exports.
+    A Prometheus run here gets the packaged rules (see the module docstring).
     """
     home = home or lifelong_home()
-    endpoints = [_resolve(name, home, start=True, containers=False) for name in names]
+    endpoints = []
+    for name in names:
+        own_prometheus = check_name(name) == "prometheus" and from_env(name) is None
+        if own_prometheus:  # before a start, so that a fresh Prometheus reads them at once
+            installed = install_rules(home, directory=rules_dir(home))
+            logger.debug("prometheus: rules installed: %s", installed or "unchanged")
+        endpoint = _resolve(name, home, start=True, containers=False)
+        if own_prometheus:  # one that already ran re-reads its rule files
+            reload(endpoint.address)
+        endpoints.append(endpoint)
     path = write_env_file(home, endpoints)
     logger.info("services up; `source %s` exports their addresses", path)
     return endpoints
