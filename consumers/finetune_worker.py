@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from consumers.dedup import RecentIds
 from consumers.deep_publisher import DeepPublisher
 from consumers.finetune_round import Batch, RoundResult, RoundRunner
+from consumers.polling import PollLoop
 from learning.finetune import FineTuner
 from learning.gate import Gate
 from learning.replay import ReplayBuffer
@@ -277,30 +278,22 @@ class FineTuneWorker:
         """
         stop = stop or threading.Event()
         stats = self.stats
-        idle_since = self._clock()
+        loop = PollLoop(self.source, max_events=max_events, idle_timeout=idle_timeout,
+                        poll_timeout=poll_timeout, clock=self._clock)
         try:
             while not stop.is_set():
                 self._collect(on_round=on_round)
-                if max_events is not None and stats.consumed >= max_events:
+                if loop.done(stats.consumed):
                     break
-                records = self.source.poll(min(poll_timeout, 1.0))
+                records = loop.poll(stats.consumed)
                 stats.polls += 1
                 stats.polls_during_rounds += self.round_running
-                now = self._clock()
                 if records:
-                    if max_events is not None:
-                        records = records[: max_events - stats.consumed]
                     self.process(records)
-                    idle_since = now
-                elif self.source.exhausted:
-                    break
-                elif not getattr(self.source, "assigned", True):
-                    idle_since = now  # waiting for the group to assign partitions is not idle
-                elif idle_timeout is not None and now - idle_since >= idle_timeout:
-                    log.info("no records for %.1f s; stopping", idle_timeout)
+                elif loop.done(stats.consumed):
                     break
                 self._check_alarms()
-                trigger = self._due(now)
+                trigger = self._due(self._clock())
                 if trigger is not None:
                     self._start(trigger)
                 if on_batch is not None:

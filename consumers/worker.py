@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from consumers.dedup import RecentIds
+from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
 from monitoring.metrics import LearnerMetrics
@@ -228,24 +229,14 @@ class LearnerWorker:
         version and commits before returning, also on error.
         """
         stop = stop or threading.Event()
-        idle_since = self._clock()
+        loop = PollLoop(self.source, max_events=max_events, idle_timeout=idle_timeout,
+                        poll_timeout=poll_timeout, clock=self._clock)
         try:
-            while not stop.is_set():
-                if max_events is not None and self.stats.consumed >= max_events:
-                    break
-                records = self.source.poll(min(poll_timeout, 1.0))
-                now = self._clock()
+            while not stop.is_set() and not loop.done(self.stats.consumed):
+                records = loop.poll(self.stats.consumed)
                 if records:
-                    if max_events is not None:
-                        records = records[: max_events - self.stats.consumed]
                     self.process(records)
-                    idle_since = now
-                elif self.source.exhausted:
-                    break
-                elif not getattr(self.source, "assigned", True):
-                    idle_since = now  # waiting for the group to assign partitions is not idle
-                elif idle_timeout is not None and now - idle_since >= idle_timeout:
-                    log.info("no records for %.1f s; stopping", idle_timeout)
+                elif loop.done(self.stats.consumed):
                     break
                 if self._publish_due():
                     self.publish()
