@@ -82,6 +82,7 @@ class WorkerStats:
     versions: list[int] = field(default_factory=list)
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
     drift_alarms: list[int] = field(default_factory=list)
+    publish_failures: int = 0
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
 
@@ -108,6 +109,7 @@ class LearnerWorker:
         drift: ErrorDrift | None = None,
         on_drift: Callable[[int], None] | None = None,
         start_positions: Mapping[tuple[str, int], int] | None = None,
+        retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ):
@@ -125,6 +127,8 @@ class LearnerWorker:
         self._seen = RecentIds(dedup_capacity)
         self.drift = drift
         self.on_drift = on_drift
+        self.retry_seconds = retry_seconds
+        self._retry_at = -float("inf")
         self._clock = clock
         self._wall = wall_clock
         # what the learner covers: a restored snapshot's offsets, then every record learned
@@ -183,16 +187,34 @@ class LearnerWorker:
     def _publish_due(self) -> bool:
         if self.publisher is None or self._since_publish == 0:
             return False
+        now = self._clock()
+        if now < self._retry_at:
+            return False
         return (self._since_publish >= self.publish_every_events
-                or self._clock() - self._last_publish >= self.publish_every_seconds)
+                or now - self._last_publish >= self.publish_every_seconds)
 
     def publish(self) -> int | None:
-        """Publish a version now if anything was learned since the last one."""
+        """Publish a version now if anything was learned since the last one.
+
+        If the store fails (Redis down, a restart), learning goes on: nothing is committed,
+        the failure is logged and counted, and the publish is retried after
+        ``retry_seconds``. Events learned meanwhile are covered by the next version; if the
+        process dies first, a restart resumes from the last version and re-learns them.
+        """
         if self.publisher is None or self._since_publish == 0:
             return None
         started = self._clock()
         self.dead_letters.flush()
-        version = self.publisher.publish(self.learner, dict(self._positions))
+        try:
+            version = self.publisher.publish(self.learner, dict(self._positions))
+        except Exception as exc:  # any store failure: keep learning, retry later
+            self.stats.publish_failures += 1
+            self._retry_at = self._clock() + self.retry_seconds
+            if self.metrics is not None:
+                self.metrics.publish_failures.inc()
+            log.error("publishing %s failed (%s: %s); learning goes on, retry in %.0f s",
+                      self.learner.model_name, type(exc).__name__, exc, self.retry_seconds)
+            return None
         self.commit()
         self._since_publish = 0
         self._last_publish = self._clock()

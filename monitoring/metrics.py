@@ -68,6 +68,10 @@ class LearnerMetrics:
             "lifelong_model_publish_duration_seconds",
             "Time to serialise, sign and store a model version.",
             ("model",), buckets=LATENCY_BUCKETS, registry=registry)
+        self._publish_failures = Counter(
+            "lifelong_model_publish_failures",
+            "Publishes that failed (store down); learning went on and they were retried.",
+            ("model",), registry=registry)
         self._latency = Histogram(
             "lifelong_learner_event_to_model_latency_seconds",
             "From the broker append time of an event to the model having learned it.",
@@ -89,6 +93,7 @@ class LearnerMetrics:
         self.published = self._published.labels(model)
         self.publish_duration = self._publish_duration.labels(model)
         self.latency = self._latency.labels(model)
+        self.publish_failures = self._publish_failures.labels(model)
         self.drift_alarms = self._drift_alarms.labels(model)
 
     def invalid(self, reason_kind: str) -> Counter:

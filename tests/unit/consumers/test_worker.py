@@ -108,3 +108,38 @@ def test_drift_alarm_fires_after_the_known_drift_point_and_is_counted():
     assert stats.drift_alarms == seen
     assert len(seen) == 1 and 8000 <= seen[0] < 8500
     assert reg.get_sample_value("lifelong_learner_drift_alarms_total", {"model": "m"}) == 1
+
+
+def test_a_store_outage_does_not_stop_learning_nor_commit_and_the_publish_is_retried():
+    class FlakyPublisher(RecordingPublisher):
+        def __init__(self):
+            super().__init__()
+            self.down = True
+
+        def publish(self, learner, positions):
+            if self.down:
+                raise ConnectionError("redis is restarting")
+            return super().publish(learner, positions)
+
+    now = [0.0]
+
+    def clock():
+        return now[0]
+
+    src, pub = ListSource(_raw(30), batch_size=5), FlakyPublisher()
+    reg = CollectorRegistry()
+    worker = LearnerWorker(src, OnlineLearner(), ListDeadLetters(), publisher=pub,
+                           publish_every_events=10, publish_every_seconds=1e9, clock=clock,
+                           retry_seconds=5.0, metrics=LearnerMetrics(reg, model="m", topic="t"))
+    worker.process(src.poll())
+    worker.process(src.poll())
+    assert worker.publish() is None and src.committed == {}
+    worker.process(src.poll())
+    assert not worker._publish_due()  # backing off
+    now[0] = 6.0
+    pub.down = False
+    assert worker._publish_due()
+    assert worker.publish() == 1 and src.committed == {("memory", 0): 15}
+    assert pub.calls == [(15, {("memory", 0): 15})]
+    assert worker.stats.publish_failures == 1
+    assert reg.get_sample_value("lifelong_model_publish_failures_total", {"model": "m"}) == 1
