@@ -204,7 +204,6 @@ class LearnerWorker:
         if self.publisher is None or self._since_publish == 0:
             return None
         started = self._clock()
-        self.dead_letters.flush()
         try:
             version = self.publisher.publish(self.learner, dict(self._positions))
         except Exception as exc:  # any store failure: keep learning, retry later

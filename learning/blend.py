@@ -24,6 +24,7 @@ import math
 import numpy as np
 import torch
 
+from learning.models import clip
 from learning.torch_models import DeepRecommender, TwoTower
 
 __all__ = ["BlendWeights", "DeepView", "FoldIn"]
@@ -89,9 +90,7 @@ class DeepView:
             y += float(self.user_vecs[row] @ q_i)
         if fold is not None:
             y += fold.correction(user, q_i)
-        if self.clip is not None:
-            y = min(max(y, self.clip[0]), self.clip[1])
-        return y
+        return clip(y, self.clip)
 
 
 class FoldIn:

@@ -33,6 +33,7 @@ import numpy as np
 from learning.blend import BlendWeights, DeepView, FoldIn
 from learning.finetune import FineTuner, RoundReport
 from learning.forgetting import ForgettingTracker
+from learning.models import clip
 from learning.online import OnlineLearner
 from learning.prequential import Prequential, PrequentialScore
 from learning.replay import ReplayBuffer
@@ -129,13 +130,10 @@ class LifelongLearner:
         """The version (or round) of the deep model being served."""
         return self._serving[2] if self._serving else None
 
-    def _clip(self, y: float) -> float:
-        return y if self.clip is None else min(max(y, self.clip[0]), self.clip[1])
-
     def _blend(self, p_online: float, p_deep: float | None) -> float:
         if p_deep is None:
             return p_online
-        return self._clip(self.weights.blend(p_online, p_deep))
+        return clip(self.weights.blend(p_online, p_deep), self.clip)
 
     def predict_one(self, user: str, item: str) -> float:
         """The blended prediction."""

@@ -24,7 +24,7 @@ from river import facto, optim, reco
 
 from learning.errors import ConfigurationError
 
-__all__ = ["MODEL_NAMES", "Recommender", "make_model"]
+__all__ = ["MODEL_NAMES", "Recommender", "clip", "make_model"]
 
 Context = Mapping[str, float | str] | None
 
@@ -116,6 +116,15 @@ class Recommender:
 
     def __repr__(self) -> str:
         return f"Recommender({self.name!r}, {self.params!r}, seed={self.seed})"
+
+
+def clip(y: float, bounds: tuple[float, float] | None) -> float:
+    """``y`` limited to ``bounds`` (``None``: unchanged).
+
+    >>> clip(7.2, (1.0, 5.0)), clip(7.2, None)
+    (5.0, 7.2)
+    """
+    return y if bounds is None else min(max(y, bounds[0]), bounds[1])
 
 
 def make_model(name: str = "BiasedMF", seed: int = 42, **params: Any) -> Recommender:

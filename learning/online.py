@@ -17,7 +17,7 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from learning.models import Recommender
+from learning.models import Recommender, clip
 from learning.prequential import Prequential, PrequentialScore
 from stream.schema import Event
 
@@ -51,16 +51,12 @@ class OnlineLearner:
 
     def predict_one(self, user: str, item: str) -> float:
         """Predict with the current model, clipped to ``clip``."""
-        y = self.model.predict_one(user, item)
-        if self.clip is not None:
-            y = min(max(y, self.clip[0]), self.clip[1])
-        return y
+        return clip(self.model.predict_one(user, item), self.clip)
 
     def learn_one(self, event: Event) -> float:
         """Predict ``event`` first, score the prediction, then learn from it; return it."""
-        y_pred = self.model.predict_one(event.user_id, event.item_id, event.context)
-        if self.clip is not None:
-            y_pred = min(max(y_pred, self.clip[0]), self.clip[1])
+        y_pred = clip(self.model.predict_one(event.user_id, event.item_id, event.context),
+                      self.clip)
         self._preq.update(event.value, y_pred)
         self.model.learn_one(event.user_id, event.item_id, event.value, event.context)
         self.events_seen += 1

@@ -17,6 +17,7 @@ from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher
 from consumers.worker import LearnerWorker
+from deploy.base import ENV_VARS
 from deploy.services import ServiceError, add_scrape_target, resolve
 from learning import weights
 from learning.blend import DeepView
@@ -36,7 +37,6 @@ __all__ = ["OnlineRun", "build_online_run", "connect_topics", "deep_loader", "dr
 
 log = logging.getLogger(__name__)
 
-_VARS = {"kafka": "KAFKA_BOOTSTRAP_SERVERS", "redis": "REDIS_URL", "prometheus": "PROMETHEUS_URL"}
 
 
 def _address(name: str, given: str | None) -> str:
@@ -46,7 +46,7 @@ def _address(name: str, given: str | None) -> str:
         return resolve(name, start=False).address
     except ServiceError as exc:
         raise ConfigError(
-            f"{name} address unknown: set {_VARS[name]} or run `lifelong services up` ({exc})"
+            f"{name} address unknown: set {ENV_VARS[name]} or run `lifelong services up` ({exc})"
         ) from exc
 
 
