@@ -126,7 +126,8 @@ class TopK:
         n = len(ids)
         if scores.shape != (n,):
             raise ValueError(f"score_items gave shape {scores.shape} for {n} known items")
-        scores = np.where(np.isnan(scores), -np.inf, scores)
+        if np.isnan(scores).any():
+            scores = np.where(np.isnan(scores), -np.inf, scores)
         eligible = np.ones(n, dtype=bool)
         if exclude_seen:
             seen = np.asarray(model.seen_items(user), dtype=np.int64)
@@ -218,11 +219,15 @@ class TopK:
 
 def _top(scores: np.ndarray, eligible: np.ndarray, want: int) -> np.ndarray:
     """Eligible rows with the ``want`` highest scores, best first (ties: lower row first)."""
-    rows = np.flatnonzero(eligible) if not eligible.all() else None
-    sub = scores if rows is None else scores[rows]
-    m = len(sub)
-    if m == 0 or want <= 0:
+    m = int(eligible.sum())
+    want = min(want, m)
+    if want <= 0:
         return np.empty(0, dtype=np.int64)
-    part = np.argpartition(-sub, want - 1)[:want] if want < m else np.arange(m)
-    order = part[np.lexsort((part, -sub[part]))]
-    return (order if rows is None else rows[order]).astype(np.int64)
+    n = len(scores)
+    masked = scores if m == n else np.where(eligible, scores, -np.inf)
+    part = np.argpartition(masked, n - want)[n - want:] if want < n else np.arange(n)
+    part = part[eligible[part]]
+    if len(part) < want:  # eligible items scored -inf tie with the masked ones
+        rows = np.flatnonzero(eligible)
+        part = rows[np.argsort(-masked[rows], kind="stable")[:want]]
+    return part[np.lexsort((part, -masked[part]))].astype(np.int64)

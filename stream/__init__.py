@@ -5,6 +5,7 @@ from stream.schema import EVENT_TYPES, MAX_EVENT_BYTES, Event, Rejected, decode,
 from stream.source import DeadLetters, ListDeadLetters, ListSource, Record, Source
 from stream.synthetic import CORRUPTIONS, SyntheticSource, SyntheticStream
 from stream.synthetic import write as write_synthetic
+from stream.synthetic_implicit import ImplicitStream
 
 __all__ = [
     "CORRUPTIONS",
@@ -14,6 +15,7 @@ __all__ = [
     "Event",
     "FileFormatError",
     "FileSource",
+    "ImplicitStream",
     "ListDeadLetters",
     "ListSource",
     "Record",
