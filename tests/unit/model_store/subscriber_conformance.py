@@ -215,6 +215,11 @@ class SubscriberConformance(BackendFixtures):
                 [(i, float(model.score_items("u3")[int(i[1:])])) for i in ["i1", "i2"]
                  if int(i[1:]) not in model.seen["u3"]], key=lambda p: -p[1])
             assert len(sub.recommend("u3", k=5000)) == 1990
+            s3 = model.score_items("u3")
+            assert sub.rank("u3", ["i1", "i2", "zzz"], k=3) == [
+                *sorted([("i1", float(s3[1])), ("i2", float(s3[2]))], key=lambda p: -p[1]),
+                ("zzz", float("-inf"))]  # rank() works on an ItemScorer; unknown ids last
+            assert sub.predict("nobody", "i5") == float(model.popularity[5])
             newer = VectorScorer.random(50, seed=12)
             registry.publish_object("rank", newer)
             assert sub.wait_for_version(2, timeout=5)
