@@ -88,6 +88,11 @@ def produce(
     columns: Columns = None,
     sort_by_time: Annotated[bool, typer.Option(help="send in time order")] = False,
     synthetic: Annotated[bool, typer.Option(help="send a synthetic drifting stream")] = False,
+    implicit: Annotated[bool, typer.Option(help="synthetic: behaviour events (sessions, "
+                                           "view/click/cart/purchase) instead of ratings")]
+    = False,
+    output: Annotated[Path | None, typer.Option(help="synthetic: write jsonl to this file "
+                                                "instead of Kafka")] = None,
     events: Annotated[int, typer.Option(help="synthetic: number of events")] = 10_000,
     drift_at: Annotated[list[int] | None, typer.Option(help="synthetic: drift points")] = None,
     invalid_rate: Annotated[float, typer.Option(help="synthetic: share of broken records")] = 0.0,
@@ -96,13 +101,15 @@ def produce(
     topic: Annotated[str | None, typer.Option(help="topic (default: $LIFELONG_TOPIC or events)")]
     = None,
 ) -> None:
-    """Push events into Kafka from a file or a synthetic generator."""
+    """Push events into Kafka from a file or a synthetic generator (or write it to a file)."""
     from lifelong.commands import produce_events
 
     with cli_errors():
         settings = Settings.from_env(topic=topic)
         if (file is None) == (not synthetic):
             raise ConfigError("give exactly one of FILE or --synthetic")
+        if (implicit or output is not None) and not synthetic:
+            raise ConfigError("--implicit and --output make a synthetic stream: add --synthetic")
         with _progress() as bar:
             from stream.files import count_rows
 
@@ -111,9 +118,10 @@ def produce(
             sent = produce_events(settings, file=file, fmt=fmt, columns=columns,
                                   sort_by_time=sort_by_time, synthetic=synthetic, events=events,
                                   drift_at=drift_at, invalid_rate=invalid_rate, seed=seed,
-                                  rate=rate,
+                                  rate=rate, implicit=implicit, output=output,
                                   on_progress=lambda n: bar.update(task, completed=n))
-        out.print(f"sent {sent} records to topic {settings.topic!r}")
+        where = f"file {str(output)!r}" if output is not None else f"topic {settings.topic!r}"
+        out.print(f"{'wrote' if output is not None else 'sent'} {sent} records to {where}")
 
 
 @app.command()

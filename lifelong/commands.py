@@ -14,14 +14,19 @@ from learning.online import OnlineLearner
 from lifelong.config import ConfigError, Settings
 from stream.files import FileSource, count_rows, parse_columns
 from stream.source import ListDeadLetters
-from stream.synthetic import SyntheticStream
+from stream.synthetic import SyntheticStream, write
+from stream.synthetic_implicit import ImplicitStream
 
 __all__ = ["evaluate_file", "list_versions", "produce_events", "synthetic_stream"]
 
 
 def synthetic_stream(events: int, drift_at: Iterable[int] | None, invalid_rate: float,
-                     seed: int) -> SyntheticStream:
-    """The built-in drifting stream (drift half way unless told)."""
+                     seed: int, implicit: bool = False) -> SyntheticStream | ImplicitStream:
+    """The built-in drifting stream (drift half way unless told).
+
+    ``implicit``: behaviour events (sessions, a view/click/cart/purchase funnel, trends and
+    a taste drift, :class:`~stream.synthetic_implicit.ImplicitStream`) instead of ratings.
+    """
     if events < 1:
         raise ConfigError(f"--events={events}: expected a positive integer")
     if not 0.0 <= invalid_rate < 1.0:
@@ -30,7 +35,8 @@ def synthetic_stream(events: int, drift_at: Iterable[int] | None, invalid_rate: 
     for d in drifts:
         if not 0 < d < events:
             raise ConfigError(f"--drift-at={d}: expected a point between 1 and {events - 1}")
-    return SyntheticStream(n_events=events, drift_at=drifts, seed=seed, invalid_rate=invalid_rate)
+    kind = ImplicitStream if implicit else SyntheticStream
+    return kind(n_events=events, drift_at=drifts, seed=seed, invalid_rate=invalid_rate)
 
 
 def _file_values(source: FileSource) -> Iterator[bytes]:
@@ -42,8 +48,23 @@ def _file_values(source: FileSource) -> Iterator[bytes]:
 def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: str | None,
                    sort_by_time: bool, synthetic: bool, events: int,
                    drift_at: Iterable[int] | None, invalid_rate: float, seed: int,
-                   rate: float | None, on_progress: Callable[[int], None] | None = None) -> int:
-    """Send a file or a synthetic stream to the events topic; return the count sent."""
+                   rate: float | None, on_progress: Callable[[int], None] | None = None,
+                   implicit: bool = False, output: Path | None = None) -> int:
+    """Send a file or a synthetic stream to the events topic; return the count sent.
+
+    With ``output`` a synthetic stream is written there as jsonl (gzip for ``.gz``, broken
+    records included) instead of Kafka, ready for ``lifelong evaluate --format jsonl``.
+    """
+    if implicit and not synthetic:
+        raise ConfigError("--implicit is a kind of synthetic stream: add --synthetic")
+    if output is not None:
+        if not synthetic:
+            raise ConfigError("--output writes a synthetic stream: add --synthetic")
+        stream = synthetic_stream(events, drift_at, invalid_rate, seed, implicit)
+        n = write(stream, output, "jsonl", include_invalid=True)
+        if on_progress is not None:
+            on_progress(n)
+        return n
     from lifelong.wiring import kafka_address
     from stream.admin import TopicSpec, ensure_topics
     from stream.producer import EventProducer
@@ -53,7 +74,7 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
                               TopicSpec(settings.dlq_topic, 1)])
     values: Iterable[bytes]
     if synthetic:
-        values = synthetic_stream(events, drift_at, invalid_rate, seed).raw()
+        values = synthetic_stream(events, drift_at, invalid_rate, seed, implicit).raw()
     else:
         assert file is not None
         values = _file_values(FileSource(

@@ -17,6 +17,7 @@ from model_store.keys import Keys
 from model_store.memory_backend import MemoryBackend
 from model_store.metrics import SubscriberMetrics
 from model_store.predictor import Predictor
+from model_store.recommend import TopK, is_item_scorer
 from model_store.records import AliasChange, ModelVersion, StoreEvent
 from model_store.redis_backend import RedisBackend
 from model_store.registry import Registry
@@ -46,6 +47,8 @@ __all__ = [
     "StoreEvent",
     "Subscriber",
     "SubscriberMetrics",
+    "TopK",
     "UnsignedModelError",
     "VersionNotFoundError",
+    "is_item_scorer",
 ]

@@ -8,7 +8,9 @@ immutable :class:`Loaded`, so a concurrent :meth:`Subscriber.predict` sees the o
 or the new one, never half of either. Any load failure (tampered or unsigned blob, Redis
 down, a loader error) is logged and counted in
 ``lifelong_subscriber_load_failures_total{model,reason}``, and the last good model keeps
-serving.
+serving. A ranking model (an :class:`~learning.scorer.ItemScorer`) also serves
+:meth:`Subscriber.recommend`: top-k over its whole catalogue (see
+:mod:`model_store.recommend`).
 
 >>> from model_store.registry import Registry
 >>> from model_store.signing import Signer
@@ -41,6 +43,7 @@ from model_store.errors import FormatError, InvalidNameError, ModelStoreError
 from model_store.keys import check_alias, check_name
 from model_store.metrics import CONNECTION_ERRORS, SubscriberMetrics, failure_reason
 from model_store.predictor import Predictor, as_predictor
+from model_store.recommend import TopK, is_item_scorer
 from model_store.records import ModelVersion
 from model_store.registry import Registry
 
@@ -65,6 +68,7 @@ class Subscriber:
     (by a hash of the user id) is served by ``canary_alias`` when it exists. With
     ``coalesce`` (default) a burst of moves loads only the last; without it, every version
     the log announces is loaded in order. ``on_swap(alias, version)`` runs after each swap.
+    ``topk`` configures :meth:`recommend` (exploration, MMR diversity; default: plain top-k).
     """
 
     def __init__(
@@ -81,6 +85,7 @@ class Subscriber:
         coalesce: bool = True,
         retry_interval: float = 30.0,
         on_swap: Callable[[str, ModelVersion], None] | None = None,
+        topk: TopK | None = None,
     ) -> None:
         if not 0.0 <= canary_share <= 1.0 or poll_interval <= 0:
             raise InvalidNameError("canary_share must be in [0, 1], poll_interval positive")
@@ -94,6 +99,7 @@ class Subscriber:
         self.coalesce = coalesce
         self.retry_interval = retry_interval
         self.on_swap = on_swap
+        self.topk = topk if topk is not None else TopK()
         self.metrics = SubscriberMetrics(metrics_registry or CollectorRegistry())
         self._follow = (alias, canary_alias) if canary_share > 0 else (alias,)
         self._slots: dict[str, Loaded] = {}
@@ -152,6 +158,24 @@ class Subscriber:
         predictor = self._predictor(user)
         scored = [(item, float(predictor.predict(user, item))) for item in items]
         return sorted(scored, key=lambda pair: pair[1], reverse=True)[:k]
+
+    def recommend(self, user: str, k: int = 10, *, exclude_seen: bool = True,
+                  candidates: list[str] | None = None) -> list[tuple[str, float]]:
+        """The ``k`` best items of the served ranking model's catalogue for ``user``.
+
+        ``(item, score)`` best first, the user's seen items left out unless
+        ``exclude_seen=False``, restricted to ``candidates`` when given (unknown ids are
+        skipped). A cold user gets the model's non-personal (popularity) list. Canary
+        routing applies as for :meth:`predict`.
+        """
+        loaded = self._slot(user)
+        if not is_item_scorer(loaded.model):
+            raise FormatError(
+                f'model "{self.model}" version {loaded.version.number} cannot recommend: '
+                f"{type(loaded.model).__name__} is not an ItemScorer (item_ids, score_items, "
+                "seen_items, item_vectors)")
+        return self.topk.recommend(loaded.model, user, k, exclude_seen=exclude_seen,
+                                   candidates=candidates)
 
     def wait_for_version(self, number: int, timeout: float = 10.0, *,
                          alias: str | None = None, exact: bool = False) -> bool:
@@ -258,7 +282,7 @@ class Subscriber:
             except Exception:
                 log.exception("subscriber %s/%s: on_swap callback failed", self.model, alias)
 
-    def _predictor(self, user: str) -> Predictor:
+    def _slot(self, user: str) -> Loaded:
         slots = self._slots
         loaded = slots.get(self.alias)
         if self.canary_share > 0 and in_canary(user, self.canary_share):
@@ -266,6 +290,10 @@ class Subscriber:
         if loaded is None:
             raise ModelStoreError(
                 f'model "{self.model}" alias "{self.alias}": no version loaded yet')
+        return loaded
+
+    def _predictor(self, user: str) -> Predictor:
+        loaded = self._slot(user)
         if loaded.predictor is None:
             raise FormatError(f'model "{self.model}" version {loaded.version.number} cannot '
                               "predict: it has neither predict_one(user, item) nor predict")

@@ -14,9 +14,14 @@ partition, reason kind), never user, item or event ids.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
-__all__ = ["LATENCY_BUCKETS", "ROUND_BUCKETS", "FineTuneMetrics", "LearnerMetrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+
+__all__ = ["IMPRESSION_COUNTERS", "LATENCY_BUCKETS", "ROUND_BUCKETS", "FineTuneMetrics",
+           "ImpressionJoinCollector", "LearnerMetrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 ROUND_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -166,3 +171,53 @@ class FineTuneMetrics:
     def rounds(self, trigger: str) -> Counter:
         """The rounds counter for one trigger (``events``, ``time``, ``drift``, ...)."""
         return self._rounds.labels(self.model, trigger)
+
+
+#: ``lifelong_learner_impression_<name>_total``: help text of each impression-join counter.
+IMPRESSION_COUNTERS: dict[str, str] = {
+    "impressions": "Impressions taken into the join state (duplicates not counted).",
+    "joined": "Positive events (click, cart, purchase) joined to the impression that showed "
+              "them; each shown slot at most once.",
+    "expired": "Impressions that left the join window (their unjoined items became negatives).",
+    "negative": "Negative samples: shown items not clicked before their impression expired.",
+    "evicted": "Impressions dropped from a full join state before expiring (no negatives).",
+    "unmatched": "Positive events that no live impression showed (organic or too late).",
+    "repeat": "Positive events on a slot already joined (funnel steps, redeliveries).",
+    "duplicate": "Impressions ignored because their impression_id was seen before.",
+}
+
+
+class ImpressionJoinCollector:
+    """Export an impression join's counters, read when scraped (not copied after each batch).
+
+    ``counters()`` returns the join's current counter mapping (e.g. ``lambda:
+    join.counters``, so a join restored from a checkpoint is picked up).
+
+    >>> reg = CollectorRegistry()
+    >>> state = {"joined": 3, "negative": 7}
+    >>> _ = ImpressionJoinCollector(lambda: state, model="reco", registry=reg)
+    >>> reg.get_sample_value("lifelong_learner_impression_joined_total", {"model": "reco"})
+    3.0
+    """
+
+    def __init__(self, counters: Callable[[], Mapping[str, int]], *, model: str,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.counters = counters
+        self.model = model
+        if registry is not None:
+            registry.register(self)  # type: ignore[arg-type]
+
+    def describe(self) -> list[Any]:
+        """The metric families (without samples), so registration checks names."""
+        return [CounterMetricFamily(f"lifelong_learner_impression_{name}", doc,
+                                    labels=("model",)) for name, doc in
+                IMPRESSION_COUNTERS.items()]
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        """One counter family per join counter, labelled by model."""
+        values = self.counters()
+        for name, doc in IMPRESSION_COUNTERS.items():
+            family = CounterMetricFamily(f"lifelong_learner_impression_{name}", doc,
+                                         labels=("model",))
+            family.add_metric([self.model], float(values.get(name, 0)))
+            yield family

@@ -29,13 +29,16 @@ import os
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 import numpy as np
 
 from stream.schema import MAX_EVENT_BYTES, Event, encode
 from stream.source import IterSource
+
+if TYPE_CHECKING:
+    from stream.synthetic_implicit import ImplicitStream
 
 __all__ = ["CORRUPTIONS", "SyntheticSource", "SyntheticStream", "write"]
 
@@ -261,7 +264,7 @@ class SyntheticSource(IterSource):
         return islice(self.stream.raw(), self.start_offset, None)
 
 
-def write(stream: SyntheticStream, path: str | os.PathLike[str],
+def write(stream: SyntheticStream | ImplicitStream, path: str | os.PathLike[str],
           format: Literal["jsonl", "csv", "movielens"] = "jsonl", *,
           include_invalid: bool = False) -> int:
     r"""Dump ``stream`` to ``path`` (gzip when it ends in ``.gz``); return the rows written.

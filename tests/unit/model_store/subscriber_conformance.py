@@ -6,14 +6,16 @@ import threading
 import time
 from typing import Any
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
 from model_store import FormatError, ModelStoreError, ModelVersion, Registry, Signer
 from model_store.backend import Backend
+from model_store.recommend import TopK
 from model_store.subscriber import Subscriber
 from tests.unit.model_store.conformance import BackendFixtures, FakeClock
-from tests.unit.model_store.helpers import ByItem, Const
+from tests.unit.model_store.helpers import ByItem, Const, VectorScorer
 
 
 def version_gauge(metrics: CollectorRegistry, model: str, alias: str) -> float | None:
@@ -197,3 +199,66 @@ class SubscriberConformance(BackendFixtures):
                 Subscriber(registry, "b", metrics_registry=metrics):
             assert version_gauge(metrics, "a", "latest") == 1.0
             assert version_gauge(metrics, "b", "latest") == 1.0
+
+    def test_recommend_serves_the_whole_catalogue(self, registry: Registry) -> None:
+        model = VectorScorer.random(2000, seed=11, n_seen=10)
+        registry.publish_object("rank", model)
+        with Subscriber(registry, "rank", poll_interval=0.2) as sub:
+            got = sub.recommend("u3", k=10)
+            scores = model.score_items("u3")
+            scores[model.seen["u3"]] = -np.inf
+            best = np.argsort(-scores, kind="stable")[:10]
+            assert got == [(model.items[r], float(model.score_items("u3")[r])) for r in best]
+            cold = sub.recommend("nobody", k=10)
+            assert len(cold) == 10 and cold[0][0] == model.items[int(np.argmax(model.popularity))]
+            assert sub.recommend("u3", k=3, candidates=["i1", "i2", "zzz"]) == sorted(
+                [(i, float(model.score_items("u3")[int(i[1:])])) for i in ["i1", "i2"]
+                 if int(i[1:]) not in model.seen["u3"]], key=lambda p: -p[1])
+            assert len(sub.recommend("u3", k=5000)) == 1990
+            s3 = model.score_items("u3")
+            assert sub.rank("u3", ["i1", "i2", "zzz"], k=3) == [
+                *sorted([("i1", float(s3[1])), ("i2", float(s3[2]))], key=lambda p: -p[1]),
+                ("zzz", float("-inf"))]  # rank() works on an ItemScorer; unknown ids last
+            assert sub.predict("nobody", "i5") == float(model.popularity[5])
+            newer = VectorScorer.random(50, seed=12)
+            registry.publish_object("rank", newer)
+            assert sub.wait_for_version(2, timeout=5)
+            assert {i for i, _ in sub.recommend("u3", k=100)} <= set(newer.items)
+            assert len(sub.recommend("u3", k=100)) == 45
+
+    def test_recommend_knobs_through_the_subscriber(self, registry: Registry) -> None:
+        model = VectorScorer.random(300, seed=13)
+        registry.publish_object("rank", model)
+        newest = set(model.items[-20:])
+
+        def lists(seed: int) -> list[list[tuple[str, float]]]:
+            topk = TopK(explore=0.2, explore_window=20, diversity=0.5, seed=seed)
+            with Subscriber(registry, "rank", topk=topk) as sub:
+                return [sub.recommend(f"u{n % 5}", k=10) for n in range(20)]
+
+        first = lists(3)
+        assert first == lists(3)
+        assert all(sum(i in newest for i, _ in got) >= 2 for got in first)
+
+    def test_recommend_needs_an_item_scorer(self, registry: Registry) -> None:
+        registry.publish_object("reco", Const(1.0))
+        with Subscriber(registry, "reco") as sub:
+            with pytest.raises(FormatError, match='model "reco" version 1 cannot recommend: '
+                                                  "Const is not an ItemScorer"):
+                sub.recommend("u")
+            assert sub.rank("u", ["a", "b"], k=1) == [("a", 1.0)]  # rank() is unchanged
+        with Subscriber(registry, "nothing") as sub, \
+                pytest.raises(ModelStoreError, match="no version loaded yet"):
+            sub.recommend("u")
+
+    def test_recommend_follows_the_canary(self, registry: Registry) -> None:
+        prod = VectorScorer(["a", "b"], np.eye(2), {}, np.array([1.0, 0.0]))
+        cand = VectorScorer(["a", "b"], np.eye(2), {}, np.array([0.0, 1.0]))
+        registry.publish_object("rank", prod)
+        registry.promote("rank", 1)
+        registry.publish_object("rank", cand)
+        registry.set_alias("rank", "candidate", 2)
+        with Subscriber(registry, "rank", alias="production", canary_share=0.3) as sub:
+            assert sub.wait_for_version(2, timeout=5, alias="candidate")
+            firsts = [sub.recommend(f"user-{n}", k=1)[0][0] for n in range(1000)]
+            assert 0.22 < firsts.count("b") / 1000 < 0.38

@@ -1,0 +1,222 @@
+"""Join clicks to the impressions that showed them; unclicked shown items become negatives.
+
+:class:`ImpressionJoin` keeps the impressions of the last ``window`` seconds (event time) in
+a bounded state. A positive event (``click``, ``cart``, ``purchase`` by default) of user
+``u`` on item ``i`` at time ``t`` joins the most recent live impression of ``u`` that showed
+``i`` with ``ts <= t + skew`` and ``t - ts <= window``; it yields a positive
+:class:`Sample`. Each shown slot (impression, item) joins **at most once**: a cart after the
+click of the same slot, or a record delivered again after a restart, is counted as a
+``repeat`` and yields nothing. Positives that no impression showed are ``unmatched`` (organic
+clicks).
+
+Time is the watermark: the largest ``ts`` seen on impressions and events. An impression
+whose ``ts + window`` is behind the watermark **expires**: each item it showed that was not
+joined yields a negative :class:`Sample` (label 0). Impressions expire in arrival order (one
+that arrives late waits behind earlier ones). With more than ``max_impressions`` live, the
+oldest is **evicted**: its outcome is unknown, so it yields no negatives (counted in
+``evicted``). An impression id seen before (live, or among the last ``max_impressions``
+finished ones) is a ``duplicate`` and ignored, so a replay never counts negatives twice.
+
+State is plain data: :meth:`ImpressionJoin.snapshot` is JSON-able and
+``ImpressionJoin(..., state=snapshot)`` resumes exactly where the snapshot was taken, so
+the join can be checkpointed with the learner (it also pickles).
+
+>>> from stream.impression import Impression
+>>> from stream.schema import Event
+>>> join = ImpressionJoin(window=60.0)
+>>> join.add(Impression("imp-1", "u1", ("a", "b", "c"), ts=100.0))
+[]
+>>> [(s.item, s.label) for s in join.observe(Event("e1", "u1", "b", "click", 1.0, 110.0))]
+[('b', 1)]
+>>> [(s.item, s.label) for s in join.observe(Event("e2", "u9", "x", "view", 1.0, 200.0))]
+[('a', 0), ('c', 0)]
+>>> join.counters["joined"], join.counters["expired"], join.counters["negative"]
+(1, 1, 2)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from stream.impression import Impression
+from stream.schema import Event
+
+__all__ = ["COUNTERS", "ImpressionJoin", "Sample"]
+
+log = logging.getLogger(__name__)
+
+#: The counters of :attr:`ImpressionJoin.counters`, in this order.
+COUNTERS = ("impressions", "joined", "expired", "negative", "evicted", "unmatched", "repeat",
+            "duplicate")
+
+
+class Sample(NamedTuple):
+    """A labelled (user, item): 1 for a joined positive, 0 for a shown and unclicked item."""
+
+    user: str
+    item: str
+    label: int
+    ts: float
+    impression_id: str
+    event_type: str | None = None  # the positive's type; None for negatives
+
+
+class _Live:
+    """One live impression: what it showed and which of those items joined."""
+
+    __slots__ = ("items", "joined", "ts", "user")
+
+    def __init__(self, user: str, ts: float, items: tuple[str, ...], joined: set[str]) -> None:
+        self.user = user
+        self.ts = ts
+        self.items = items
+        self.joined = joined
+
+
+class ImpressionJoin:
+    """A bounded, checkpointable impression-click join (see the module).
+
+    ``window`` (seconds of event time, default 1800), ``max_impressions`` (live impressions
+    kept, default 100,000), ``skew`` (seconds a click may precede its impression's ``ts``,
+    for producer clocks, default 0) and ``positive_types`` are the configuration; ``state``
+    a :meth:`snapshot` to resume from.
+    """
+
+    def __init__(self, window: float = 1800.0, max_impressions: int = 100_000, *,
+                 skew: float = 0.0,
+                 positive_types: Iterable[str] = ("click", "cart", "purchase"),
+                 state: dict[str, Any] | None = None) -> None:
+        if window <= 0 or max_impressions < 1 or skew < 0:
+            raise ValueError(f"window={window} and max_impressions={max_impressions} must be "
+                             f"positive, skew={skew} not negative")
+        self.window = window
+        self.max_impressions = max_impressions
+        self.skew = skew
+        self.positive_types = frozenset(positive_types)
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._live: OrderedDict[str, _Live] = OrderedDict()
+        self._index: dict[tuple[str, str], list[str]] = {}
+        self._done: OrderedDict[str, None] = OrderedDict()
+        self._watermark = float("-inf")
+        if state is not None:
+            self._restore(state)
+
+    # inputs -------------------------------------------------------------------------
+    def add(self, impression: Impression) -> list[Sample]:
+        """Remember ``impression``; return the negatives of impressions it expired."""
+        iid = impression.impression_id
+        if iid in self._live or iid in self._done:
+            self.counters["duplicate"] += 1
+            return []
+        self.counters["impressions"] += 1
+        self._live[iid] = _Live(impression.user_id, impression.ts, tuple(impression.items),
+                                set())
+        for item in impression.items:
+            self._index.setdefault((impression.user_id, item), []).append(iid)
+        out = self._advance(impression.ts)
+        while len(self._live) > self.max_impressions:
+            self._finish(next(iter(self._live)))
+            self.counters["evicted"] += 1
+        return out
+
+    def observe(self, event: Event) -> list[Sample]:
+        """Join ``event`` if it is a positive; return it and the negatives it expired."""
+        out: list[Sample] = []
+        if event.type in self.positive_types:
+            sample = self._join(event)
+            if sample is not None:
+                out.append(sample)
+        out.extend(self._advance(event.ts))
+        return out
+
+    def flush(self) -> list[Sample]:
+        """Expire every live impression (end of a finite stream)."""
+        out: list[Sample] = []
+        while self._live:
+            out.extend(self._expire(next(iter(self._live))))
+        return out
+
+    @property
+    def watermark(self) -> float:
+        """The largest ``ts`` seen (``-inf`` before any input)."""
+        return self._watermark
+
+    def __len__(self) -> int:
+        """Live impressions."""
+        return len(self._live)
+
+    # state --------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """The whole learned state as JSON-able data (resume with ``state=``)."""
+        return {
+            "watermark": None if self._watermark == float("-inf") else self._watermark,
+            "counters": dict(self.counters),
+            "live": [[iid, e.user, e.ts, list(e.items), sorted(e.joined)]
+                     for iid, e in self._live.items()],
+            "done": list(self._done),
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        wm = state.get("watermark")
+        self._watermark = float("-inf") if wm is None else float(wm)
+        self.counters.update({k: int(v) for k, v in state["counters"].items()})
+        for iid, user, ts, items, joined in state["live"]:
+            self._live[iid] = _Live(user, float(ts), tuple(items), set(joined))
+            for item in items:
+                self._index.setdefault((user, item), []).append(iid)
+        self._done.update(dict.fromkeys(state["done"]))
+
+    # pieces -------------------------------------------------------------------------
+    def _join(self, event: Event) -> Sample | None:
+        ids = self._index.get((event.user_id, event.item_id))
+        best: str | None = None
+        for iid in reversed(ids or ()):  # most recent first
+            entry = self._live[iid]
+            if entry.ts <= event.ts + self.skew and event.ts - entry.ts <= self.window:
+                if event.item_id in entry.joined:
+                    self.counters["repeat"] += 1
+                    return None
+                best = iid
+                break
+        if best is None:
+            self.counters["unmatched"] += 1
+            return None
+        entry = self._live[best]
+        entry.joined.add(event.item_id)
+        self.counters["joined"] += 1
+        return Sample(event.user_id, event.item_id, 1, event.ts, best, event.type)
+
+    def _advance(self, ts: float) -> list[Sample]:
+        if ts > self._watermark:
+            self._watermark = ts
+        out: list[Sample] = []
+        while self._live:
+            iid, entry = next(iter(self._live.items()))
+            if entry.ts + self.window >= self._watermark:
+                break
+            out.extend(self._expire(iid))
+        return out
+
+    def _expire(self, iid: str) -> list[Sample]:
+        entry = self._finish(iid)
+        self.counters["expired"] += 1
+        negatives = [Sample(entry.user, item, 0, entry.ts, iid) for item in entry.items
+                     if item not in entry.joined]
+        self.counters["negative"] += len(negatives)
+        return negatives
+
+    def _finish(self, iid: str) -> _Live:
+        entry = self._live.pop(iid)
+        for item in entry.items:
+            key = (entry.user, item)
+            ids = self._index[key]
+            ids.remove(iid)
+            if not ids:
+                del self._index[key]
+        self._done[iid] = None
+        if len(self._done) > self.max_impressions:
+            self._done.popitem(last=False)
+        return entry

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+import pickle
+import random
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consumers.impressions import ImpressionJoin, Sample
+from stream.impression import Impression
+from stream.schema import Event
+
+Item = Impression | Event
+
+
+def click(user: str, item: str, ts: float, kind: str = "click", n: int = 0) -> Event:
+    return Event(f"e-{user}-{item}-{ts}-{n}", user, item, kind, 1.0, ts)  # type: ignore[arg-type]
+
+
+def feed(join: ImpressionJoin, records: list[Item]) -> list[Sample]:
+    out: list[Sample] = []
+    for rec in records:
+        out.extend(join.add(rec) if isinstance(rec, Impression) else join.observe(rec))
+    return out
+
+
+def traffic(seed: int, n: int = 400, users: int = 8, items: int = 30) -> list[Item]:
+    """Impressions of 5 items and clicks on some of them (and organic ones), ts-ordered
+    with a little jitter; some records delivered twice."""
+    rng = random.Random(seed)
+    out: list[tuple[float, int, Item]] = []
+    for k in range(n):
+        t = k * 10.0
+        user = f"u{rng.randrange(users)}"
+        shown = rng.sample([f"i{j}" for j in range(items)], 5)
+        imp = Impression(f"imp-{seed}-{k}", user, tuple(shown), t)
+        out.append((t, len(out), imp))
+        for item in shown:
+            if rng.random() < 0.2:
+                dt = rng.uniform(0, 120)
+                out.append((t + dt, len(out), click(user, item, t + dt, n=k)))
+                if rng.random() < 0.3:  # a cart on the same shown slot
+                    out.append((t + dt + 1, len(out), click(user, item, t + dt + 1, "cart", k)))
+        if rng.random() < 0.1:
+            out.append((t + 1, len(out), click(user, "organic", t + 1, n=k)))
+        if rng.random() < 0.05:
+            out.append((t + 2, len(out), click(user, shown[0], t + 2, "view", k)))
+        if rng.random() < 0.05:
+            out.append((t + 3, len(out), imp))  # delivered twice
+    out.sort(key=lambda x: (x[0] + rng.uniform(-3, 3), x[1]))
+    return [rec for _, _, rec in out]
+
+
+def test_join_within_the_window_only() -> None:
+    join = ImpressionJoin(window=60.0)
+    join.add(Impression("a", "u", ("x", "y"), 100.0))
+    assert join.observe(click("u", "x", 90.0)) == []  # before it was shown
+    late = join.observe(click("u", "x", 170.0))  # 70 s after: too late, and it expires "a"
+    assert [(s.item, s.label) for s in late] == [("x", 0), ("y", 0)]
+    assert join.counters["unmatched"] == 2 and join.counters["joined"] == 0
+
+
+def test_join_picks_the_latest_impression_and_a_slot_joins_once() -> None:
+    join = ImpressionJoin(window=100.0)
+    join.add(Impression("old", "u", ("x", "y"), 0.0))
+    join.add(Impression("new", "u", ("x", "z"), 10.0))
+    join.add(Impression("other", "v", ("x",), 11.0))
+    got = join.observe(click("u", "x", 20.0))
+    assert got == [Sample("u", "x", 1, 20.0, "new", "click")]
+    assert join.observe(click("u", "x", 21.0, "cart")) == []  # same slot: a repeat
+    assert join.observe(click("u", "x", 20.0)) == []  # the same event again
+    assert join.observe(click("u", "y", 22.0, "purchase"))[0].impression_id == "old"
+    assert join.counters["joined"] == 2 and join.counters["repeat"] == 2
+    negatives = join.flush()
+    assert sorted((s.impression_id, s.item) for s in negatives) == [
+        ("new", "z"), ("old", "x"), ("other", "x")]
+    assert all(s.label == 0 and s.event_type is None for s in negatives)
+    assert join.counters["expired"] == 3 and join.counters["negative"] == 3
+
+
+def test_expiry_emits_the_unclicked_items_as_negatives() -> None:
+    join = ImpressionJoin(window=30.0)
+    join.add(Impression("a", "u", ("x", "y", "z"), 0.0))
+    join.observe(click("u", "y", 5.0))
+    assert join.observe(click("w", "q", 30.0, "view")) == []  # exactly at the window: live
+    negatives = join.observe(click("w", "q", 30.5, "view"))
+    assert [(s.item, s.label, s.ts) for s in negatives] == [("x", 0, 0.0), ("z", 0, 0.0)]
+    assert len(join) == 0 and join.observe(click("u", "x", 31.0)) == []
+    assert join.counters["unmatched"] == 1
+
+
+def test_impressions_advance_time_too_and_duplicates_are_ignored() -> None:
+    join = ImpressionJoin(window=10.0)
+    join.add(Impression("a", "u", ("x",), 0.0))
+    assert join.add(Impression("a", "u", ("x",), 0.0)) == []
+    assert [s.item for s in join.add(Impression("b", "u", ("y",), 11.0))] == ["x"]
+    assert join.add(Impression("a", "u", ("x",), 0.0)) == []  # finished ids are remembered
+    assert join.counters["duplicate"] == 2 and join.counters["impressions"] == 2
+
+
+def test_bounded_memory_evicts_the_oldest_without_negatives() -> None:
+    join = ImpressionJoin(window=1e9, max_impressions=50)
+    for k in range(1000):
+        join.add(Impression(f"i{k}", f"u{k % 7}", (f"a{k}", f"b{k}"), float(k)))
+        assert len(join) <= 50 and len(join._index) <= 100 and len(join._done) <= 50
+    assert join.counters["evicted"] == 950 and join.counters["negative"] == 0
+    assert len(json.dumps(join.snapshot())) < 20_000
+
+
+def test_every_shown_slot_ends_joined_or_negative_and_never_twice() -> None:
+    records = traffic(1, n=600)
+    join = ImpressionJoin(window=200.0)
+    samples = feed(join, records) + join.flush()
+    slots = Counter((s.impression_id, s.item) for s in samples)
+    assert max(slots.values()) == 1
+    imps = {r.impression_id: r for r in records if isinstance(r, Impression)}
+    assert set(slots) == {(iid, item) for iid, imp in imps.items() for item in imp.items}
+    c = join.counters
+    assert c["joined"] == sum(s.label for s in samples) > 100
+    assert c["negative"] == len(samples) - c["joined"]
+    assert c["impressions"] == c["expired"] == len(imps) and c["duplicate"] > 0
+    assert c["unmatched"] > 0 and c["repeat"] > 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), cut=st.floats(0.0, 1.0),
+       window=st.sampled_from([30.0, 200.0]), cap=st.sampled_from([5, 1000]))
+def test_snapshot_restore_continue_equals_uninterrupted(seed: int, cut: float, window: float,
+                                                        cap: int) -> None:
+    records = traffic(seed, n=80)
+    whole = ImpressionJoin(window=window, max_impressions=cap)
+    expected = feed(whole, records) + whole.flush()
+    k = int(cut * len(records))
+    first = ImpressionJoin(window=window, max_impressions=cap)
+    got = feed(first, records[:k])
+    state = json.loads(json.dumps(first.snapshot()))  # as stored: JSON
+    resumed = ImpressionJoin(window=window, max_impressions=cap, state=state)
+    got += feed(resumed, records[k:]) + resumed.flush()
+    assert got == expected and resumed.counters == whole.counters
+
+
+def test_pickled_join_continues_like_the_original() -> None:
+    records = traffic(3, n=100)
+    a = ImpressionJoin(window=100.0)
+    feed(a, records[:150])
+    b = pickle.loads(pickle.dumps(a))
+    assert feed(a, records[150:]) + a.flush() == feed(b, records[150:]) + b.flush()
+    assert a.counters == b.counters
+
+
+def test_configuration_is_checked() -> None:
+    for bad in [{"window": 0}, {"max_impressions": 0}, {"skew": -1}]:
+        with pytest.raises(ValueError):
+            ImpressionJoin(**bad)  # type: ignore[arg-type]
+
+
+def test_skew_lets_a_click_precede_its_impression_a_little() -> None:
+    join = ImpressionJoin(window=60.0, skew=2.0)
+    join.add(Impression("a", "u", ("x",), 100.0))
+    assert join.observe(click("u", "x", 98.5))[0].impression_id == "a"
