@@ -122,7 +122,7 @@ def spread(values: list[float], scale: float = 1.0, fmt: str = ".0f") -> str:
 def main(argv: list[str] | None = None) -> dict[int, dict[str, list[tuple[float, float]]]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", default="10000,100000", help="catalogue sizes")
-    parser.add_argument("--requests", type=int, default=2000, help="timed requests a repeat")
+    parser.add_argument("--requests", type=int, default=500, help="timed requests a repeat")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--knobs", action="store_true",
                         help="also time TopK(explore=0.1, diversity=0.5)")

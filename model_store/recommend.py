@@ -106,7 +106,8 @@ class TopK:
         self.seed = seed
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
-        self._index: tuple[Any, int, dict[str, int]] | None = None
+        self._ids_cache: tuple[Any, list[str]] | None = None
+        self._index: tuple[list[str], dict[str, int]] | None = None
         self._warned = False
 
     def recommend(self, model: ItemScorer, user: str, k: int = 10, *,
@@ -121,11 +122,9 @@ class TopK:
             raise InvalidNameError(f"k={k}: expected a positive number of items")
         if not is_item_scorer(model):
             raise TypeError(f"{type(model).__name__} does not implement ItemScorer")
-        ids = model.item_ids()
         scores = np.asarray(model.score_items(user), dtype=np.float64)
-        n = len(ids)
-        if scores.shape != (n,):
-            raise ValueError(f"score_items gave shape {scores.shape} for {n} known items")
+        n = len(scores)
+        ids = self._ids(model, scores.shape)
         if np.isnan(scores).any():
             scores = np.where(np.isnan(scores), -np.inf, scores)
         eligible = np.ones(n, dtype=bool)
@@ -133,7 +132,7 @@ class TopK:
             seen = np.asarray(model.seen_items(user), dtype=np.int64)
             eligible[seen[(seen >= 0) & (seen < n)]] = False
         if candidates is not None:
-            rows = self._rows(model, ids, candidates)
+            rows = self._rows(ids, candidates)
             allowed = np.zeros(n, dtype=bool)
             allowed[rows] = True
             eligible &= allowed
@@ -149,17 +148,29 @@ class TopK:
         return [(ids[r], float(scores[r])) for r in top.tolist()]
 
     # pieces -------------------------------------------------------------------------
-    def _rows(self, model: Any, ids: list[str], candidates: Iterable[str]) -> np.ndarray:
-        """Row indices of the known ``candidates`` (the id index is cached per model)."""
+    def _ids(self, model: Any, shape: tuple[int, ...]) -> list[str]:
+        """``model.item_ids()``, copied once per model and catalogue size.
+
+        Rows are append-only, so a list as long as the score vector is still the right one.
+        """
+        cached = self._ids_cache
+        if cached is not None and cached[0] is model and (len(cached[1]),) == shape:
+            return cached[1]
+        ids = list(model.item_ids())
+        if shape != (len(ids),):
+            raise ValueError(f"score_items gave shape {shape} for {len(ids)} known items")
+        self._ids_cache = (model, ids)
+        return ids
+
+    def _rows(self, ids: list[str], candidates: Iterable[str]) -> np.ndarray:
+        """Row indices of the known ``candidates`` (the id index is built once per list)."""
         cached = self._index
-        if cached is None or cached[0] is not model or cached[1] != len(ids):
-            index = dict(cached[2]) if cached is not None and cached[0] is model else {}
-            for row in range(len(index), len(ids)):
-                index[ids[row]] = row  # rows are append-only: extend, never rebuild
-            cached = (model, len(ids), index)
+        if cached is None or cached[0] is not ids:
+            cached = (ids, {item: row for row, item in enumerate(ids)})
             self._index = cached
-        index = cached[2]
-        return np.fromiter((index[c] for c in candidates if c in index), dtype=np.int64)
+        index = cached[1]
+        return np.fromiter((index[c] for c in dict.fromkeys(candidates) if c in index),
+                           dtype=np.int64)
 
     def _explore_slots(self, k: int, n: int) -> int:
         if self.explore <= 0.0 or n == 0:

@@ -22,12 +22,14 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers.impressions import ImpressionJoin, Sample
 from model_store import Registry, Signer
+from model_store.subscriber import Subscriber
 from stream.admin import TopicSpec, delete_topics, ensure_topics
 from stream.impression import Impression, decode_impression
 from stream.impression_logger import ImpressionLogger
 from stream.producer import EventProducer
 from stream.schema import Event, decode
 from tests.integration.model_store.conftest import delete_prefix
+from tests.unit.model_store.helpers import VectorScorer
 
 pytestmark = pytest.mark.integration
 
@@ -143,6 +145,50 @@ def test_join_survives_a_restart_on_real_kafka(kafka, redis_service, unique) -> 
         shown = {(i.impression_id, item) for i in imps for item in i.items}
         assert set(slots) == shown
     finally:
+        delete_topics(kafka.address, [imp_topic, ev_topic])
+        client = redis.Redis.from_url(redis_service.address)
+        delete_prefix(client, prefix)
+        client.close()
+
+
+def test_recommend_log_click_join_on_real_services(kafka, redis_service, unique) -> None:
+    """The loop a service runs: recommend from the Redis store, log what was shown to
+    Kafka, users click some of it; the join labels every shown item once."""
+    imp_topic, ev_topic = f"it-loop-imp-{unique}", f"it-loop-ev-{unique}"
+    prefix = f"test-loop-{unique}"
+    ensure_topics(kafka.address, [TopicSpec(imp_topic, 1), TopicSpec(ev_topic, 1)])
+    store = Registry.from_url(redis_service.address, prefix=prefix, signer=Signer(os.urandom(32)))
+    model = VectorScorer.random(500, n_users=10, seed=4)
+    store.publish_object("reco", model)
+    rng = random.Random(1)
+    clicks: list[Event] = []
+    shown: dict[str, tuple[str, ...]] = {}
+    try:
+        with Subscriber(store, "reco") as sub, \
+                ImpressionLogger(kafka.address, imp_topic) as logger:
+            for k in range(40):
+                user, t = f"u{k % 10}", 1_700_000_000.0 + 5.0 * k
+                recs = sub.recommend(user, k=8)
+                assert len(recs) == 8 and not {i for i, _ in recs} & \
+                    {model.items[r] for r in model.seen[user]}
+                imp = logger.log(user, [i for i, _ in recs], ts=t, model="reco",
+                                 version=sub.current[0].number)
+                shown[imp.impression_id] = imp.items
+                for item in imp.items[:2]:
+                    if rng.random() < 0.5:
+                        clicks.append(Event(f"c{k}{item}", user, item, "click", 1.0, t + 1))
+        with EventProducer(kafka.address, ev_topic) as producer:
+            producer.send_all(clicks)
+        ends = {imp_topic: 40, ev_topic: len(clicks)}
+        records = merged(read_all(kafka.address, dict.fromkeys(ends, 0), ends), imp_topic)
+        join = ImpressionJoin(window=60.0)
+        samples = run(join, records) + join.flush()
+        assert sum(s.label for s in samples) == len(clicks) == join.counters["joined"]
+        assert len(samples) == 8 * 40 and join.counters["negative"] == 8 * 40 - len(clicks)
+        assert {(s.impression_id, s.item) for s in samples} == \
+            {(iid, item) for iid, items in shown.items() for item in items}
+    finally:
+        store.close()
         delete_topics(kafka.address, [imp_topic, ev_topic])
         client = redis.Redis.from_url(redis_service.address)
         delete_prefix(client, prefix)

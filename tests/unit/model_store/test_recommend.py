@@ -196,3 +196,22 @@ def test_never_a_seen_item_never_a_duplicate(n: int, k: int, seed: int, explore:
     seen = {model.items[r] for r in model.seen["u1"]}
     assert len(items) == len(set(items)) == min(k, n - len(seen))
     assert not set(items) & seen
+
+
+def test_item_ids_are_read_once_per_served_catalogue() -> None:
+    class Counting(VectorScorer):
+        calls = 0
+
+        def item_ids(self) -> list[str]:
+            Counting.calls += 1
+            return super().item_ids()
+
+    model = Counting.random(100, seed=10)
+    topk = TopK()
+    for n in range(20):
+        topk.recommend(model, f"u{n % 5}", k=5, candidates=["i1", "i2", "i3"])
+    assert Counting.calls == 1
+    model.items.append("late")  # a grown catalogue is noticed by the score vector's length
+    model.vectors = np.vstack([model.vectors, np.zeros((1, model.vectors.shape[1]))])
+    model.popularity = np.append(model.popularity, 9.0)
+    assert topk.recommend(model, "cold", k=1) == [("late", 9.0)] and Counting.calls == 2
