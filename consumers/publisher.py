@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from consumers.worker import Learner
 
-__all__ = ["RegistryPublisher"]
+__all__ = ["RegistryPublisher", "refusal_alarm"]
 
 log = logging.getLogger(__name__)
 
@@ -15,6 +16,31 @@ log = logging.getLogger(__name__)
 class _Registry(Protocol):
     def publish_object(self, model: str, obj: Any, *, metadata: Any = None,
                        parent: int | None = None) -> Any: ...
+
+
+class _Alarms(Protocol):
+    def alarm(self, model: str, kind: str = "drift", *, detail: Any = None,
+              actor: str = "") -> Any: ...
+
+
+def refusal_alarm(registry: _Alarms, model: str) -> Callable[[str], None]:
+    """An ``on_refused`` callback: a ``not_finite`` alarm on ``model`` in the store.
+
+    A failure to announce it is logged, never raised.
+
+    >>> from model_store import Registry
+    >>> reg = Registry.from_url("memory://", signer=None)
+    >>> refusal_alarm(reg, "reco")("score rmse is nan")
+    >>> [e.detail for _, e in reg.follow("reco", after="0", timeout=0.1)]
+    [{'reason': 'score rmse is nan', 'alarm': 'not_finite'}]
+    """
+    def raise_alarm(reason: str) -> None:
+        try:
+            registry.alarm(model, "not_finite", detail={"reason": reason}, actor="online")
+        except Exception as exc:
+            log.warning("could not raise the not_finite alarm for %s: %s", model, exc)
+
+    return raise_alarm
 
 
 class RegistryPublisher:

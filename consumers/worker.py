@@ -1,7 +1,9 @@
 """The learner worker: wires a :class:`~stream.source.Source` to the online learner.
 
 For each batch: decode and validate every record; refused ones go to the dead letters
-with their reason; duplicates (by ``event_id``) are dropped; valid events are learned
+with their reason; valid events that a data-quality gate refuses (:mod:`stream.quality`:
+a value off the scale, a ``ts`` in the future, a bot burst) go to the quarantine, never
+learned; duplicates (by ``event_id``) are dropped; the rest are learned
 (predict, score, learn). Then, if due, a model version is published; the dead letters are
 flushed and only then are the positions committed (manual commit after the work).
 
@@ -34,10 +36,12 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from consumers.dedup import RecentIds
+from consumers.finite import learner_non_finite
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
 from monitoring.metrics import LearnerMetrics
+from stream.quality import QualityGates
 from stream.schema import Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
 
@@ -83,6 +87,9 @@ class WorkerStats:
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
     drift_alarms: list[int] = field(default_factory=list)
     publish_failures: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    refused_publishes: int = 0
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
 
@@ -112,6 +119,9 @@ class LearnerWorker:
         retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        quality: QualityGates | None = None,
+        quarantine: DeadLetters | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -128,6 +138,11 @@ class LearnerWorker:
         self.drift = drift
         self.on_drift = on_drift
         self.retry_seconds = retry_seconds
+        # data-quality gates (None: the defaults); refused events go to ``quarantine``
+        # (None: the dead letters, with a ``quarantine`` reason)
+        self.quality = QualityGates.default() if quality is None else quality
+        self.quarantine = quarantine
+        self.on_refused = on_refused
         self._retry_at = -float("inf")
         self._clock = clock
         self._wall = wall_clock
@@ -141,6 +156,7 @@ class LearnerWorker:
         """Validate and learn one batch (no commit, no publish)."""
         stats, metrics = self.stats, self.metrics
         learned_before = stats.learned
+        now = self._wall()
         for record in records:
             stats.consumed += 1
             self._positions[(record.topic, record.partition)] = record.offset + 1
@@ -152,6 +168,10 @@ class LearnerWorker:
                 self.dead_letters.put(record, result.reason)
                 if metrics is not None:
                     metrics.invalid(kind).inc()
+                continue
+            bad = self.quality.check(result, now)
+            if bad is not None:
+                self._quarantine(record, bad)
                 continue
             if self._seen.check_and_add(result.event_id):
                 stats.duplicates += 1
@@ -173,6 +193,18 @@ class LearnerWorker:
             metrics.mae.set(score.mae)
             metrics.rolling_rmse.set(score.rolling_rmse)
             metrics.rolling_mae.set(score.rolling_mae)
+
+    def _quarantine(self, record: Record, reason: str) -> None:
+        kind = reason.split(":", 1)[0]
+        stats = self.stats
+        stats.quarantined += 1
+        stats.quarantined_by_reason[kind] = stats.quarantined_by_reason.get(kind, 0) + 1
+        if self.quarantine is not None:
+            self.quarantine.put(record, reason)
+        else:
+            self.dead_letters.put(record, f"quarantine: {reason}")
+        if self.metrics is not None:
+            self.metrics.quarantined(kind).inc()
 
     def _alarm(self) -> None:
         at = self.stats.learned
@@ -203,6 +235,8 @@ class LearnerWorker:
         """
         if self.publisher is None or self._since_publish == 0:
             return None
+        if self._refuse_non_finite():
+            return None
         started = self._clock()
         try:
             version = self.publisher.publish(self.learner, dict(self._positions))
@@ -226,10 +260,27 @@ class LearnerWorker:
                  self.learner.events_seen)
         return version
 
+    def _refuse_non_finite(self) -> bool:
+        """Refuse to publish a model with a NaN or infinity; the last good version stays."""
+        why = learner_non_finite(self.learner)
+        if why is None:
+            return False
+        self.stats.refused_publishes += 1
+        self._retry_at = self._clock() + self.retry_seconds
+        if self.metrics is not None:
+            self.metrics.publish_refused.inc()
+        log.error("not publishing %s: %s; the last good version keeps serving",
+                  self.learner.model_name, why)
+        if self.on_refused is not None:
+            self.on_refused(why)
+        return True
+
     def commit(self) -> None:
-        """Flush dead letters, then commit every position processed so far."""
+        """Flush dead letters and quarantine, then commit every position processed so far."""
         if self._positions:
             self.dead_letters.flush()
+            if self.quarantine is not None:
+                self.quarantine.flush()
             self.source.commit(dict(self._positions))
 
     def run(

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
-from consumers.publisher import RegistryPublisher
+from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.services import ServiceError, add_scrape_target, resolve
@@ -30,6 +30,7 @@ from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
+from stream.quality import QualityGates
 
 __all__ = ["OnlineRun", "build_online_run", "connect_topics", "deep_loader", "drift_alarm",
            "follow_deep", "kafka_address", "open_registry", "redis_address", "serve_metrics",
@@ -69,7 +70,8 @@ def connect_topics(settings: Settings) -> str:
     """Kafka's address, once the events and dead-letter topics exist."""
     bootstrap = kafka_address(settings)
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1)])
+                              TopicSpec(settings.dlq_topic, 1),
+                              TopicSpec(settings.quarantine_topic, 1)])
     return bootstrap
 
 
@@ -97,12 +99,15 @@ class OnlineRun:
     registry: Registry
     resumed_from: int | None
     deep_subscriber: Subscriber | None = None
+    quarantine: KafkaDeadLetters | None = None
 
     def close(self) -> None:
         """Close the Kafka clients and stop serving metrics."""
         if self.deep_subscriber is not None:
             self.deep_subscriber.stop()
         try:
+            if self.quarantine is not None:
+                self.quarantine.close()
             self.dead_letters.close()
         finally:
             try:
@@ -147,6 +152,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
                          start_offsets=start_offsets)
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic)
+    quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
+                                  client_id="lifelong-quarantine")
     worker = LearnerWorker(
         source, learner, dead_letters,
         publisher=RegistryPublisher(registry, settings.model, parent=resumed),
@@ -156,9 +163,12 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         drift=ErrorDrift(),
         on_drift=drift_alarm(registry, settings.model),
         start_positions=start_offsets,
+        quality=QualityGates.from_env_value(settings.quality),
+        quarantine=quarantine,
+        on_refused=refusal_alarm(registry, settings.model),
     )
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
-                     deep_subscriber)
+                     deep_subscriber, quarantine)
 
 
 def snapshot_offsets(version: ModelVersion, topic: str) -> dict[tuple[str, int], int]:
