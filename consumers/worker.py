@@ -148,18 +148,64 @@ class LearnerWorker:
         self._wall = wall_clock
         # what the learner covers: a restored snapshot's offsets, then every record learned
         self._positions: Positions = dict(start_positions or {})
+        self._current: Record | None = None  # the record being handled, not yet placed
+        self._covered: Positions = dict(self._positions)  # what the last version covers
         self._since_publish = 0
         self._last_publish = clock()
         self.stats = WorkerStats(started=clock())
 
     def process(self, records: list[Record]) -> None:
-        """Validate and learn one batch (no commit, no publish)."""
+        """Validate and learn one batch (no commit, no publish).
+
+        Every record ends in exactly one place: learned, duplicate, dead letters or
+        quarantine. One whose handling raises goes to the dead letters (reason ``error:``)
+        and the batch goes on. The resume position moves past a record only once it is in
+        its place; the dead letters are made durable before a version covers them.
+        """
+        start = 0
+        while start < len(records):
+            chunk = records if start == 0 else records[start:]
+            consumed, learned = self.stats.consumed, self.stats.learned
+            try:
+                self._process(chunk)
+                return
+            except Exception as exc:
+                start += self._failed(exc, self.stats.consumed - consumed, learned)
+
+    def _failed(self, exc: Exception, consumed: int, learned_before: int) -> int:
+        """Dead-letter the record whose handling raised; return how many were consumed."""
+        record, self._current = self._current, None
+        if record is None:
+            raise exc
+        reason = f"error: {type(exc).__name__}: {exc}"[:1000]
+        log.error("%s[%d] offset %d: %s; sent to the dead letters", record.topic,
+                  record.partition, record.offset, reason, exc_info=exc)
+        stats = self.stats
+        stats.invalid += 1
+        stats.invalid_by_kind["error"] = stats.invalid_by_kind.get("error", 0) + 1
+        self.dead_letters.put(record, reason)  # if this raises too, the record stays unplaced
+        self._positions[(record.topic, record.partition)] = record.offset + 1
+        if self.metrics is not None:
+            self.metrics.invalid("error").inc()
+            self.metrics.consumed.inc(consumed)
+            self.metrics.learned.inc(stats.learned - learned_before)
+        return consumed
+
+    def _placed(self) -> None:
+        """The current record reached its place: the resume position moves past it."""
+        record = self._current
+        if record is not None:
+            self._positions[(record.topic, record.partition)] = record.offset + 1
+            self._current = None
+
+    def _process(self, records: list[Record]) -> None:
         stats, metrics = self.stats, self.metrics
         learned_before = stats.learned
         now = self._wall()
         for record in records:
+            self._placed()  # the record before this one
+            self._current = record
             stats.consumed += 1
-            self._positions[(record.topic, record.partition)] = record.offset + 1
             result = decode(record.value)
             if isinstance(result, Rejected):
                 stats.invalid += 1
@@ -185,6 +231,7 @@ class LearnerWorker:
             self._since_publish += 1
             if metrics is not None and record.timestamp is not None:
                 metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
+        self._placed()
         if metrics is not None and records:
             metrics.consumed.inc(len(records))
             metrics.learned.inc(stats.learned - learned_before)
@@ -216,8 +263,12 @@ class LearnerWorker:
         if self.on_drift is not None:
             self.on_drift(at)
 
+    def _nothing_new(self) -> bool:
+        """Nothing learned, nor any record placed elsewhere, since the last version."""
+        return self._since_publish == 0 and self._positions == self._covered
+
     def _publish_due(self) -> bool:
-        if self.publisher is None or self._since_publish == 0:
+        if self.publisher is None or self._nothing_new():
             return False
         now = self._clock()
         if now < self._retry_at:
@@ -233,13 +284,15 @@ class LearnerWorker:
         ``retry_seconds``. Events learned meanwhile are covered by the next version; if the
         process dies first, a restart resumes from the last version and re-learns them.
         """
-        if self.publisher is None or self._since_publish == 0:
+        if self.publisher is None or self._nothing_new():
             return None
         if self._refuse_non_finite():
             return None
         started = self._clock()
         try:
-            version = self.publisher.publish(self.learner, dict(self._positions))
+            self._flush_places()  # a version covers a refused record only once it is durable
+            covered = dict(self._positions)
+            version = self.publisher.publish(self.learner, covered)
         except Exception as exc:  # any store failure: keep learning, retry later
             self.stats.publish_failures += 1
             self._retry_at = self._clock() + self.retry_seconds
@@ -248,6 +301,7 @@ class LearnerWorker:
             log.error("publishing %s failed (%s: %s); learning goes on, retry in %.0f s",
                       self.learner.model_name, type(exc).__name__, exc, self.retry_seconds)
             return None
+        self._covered = covered
         self.commit()
         self._since_publish = 0
         self._last_publish = self._clock()
@@ -275,12 +329,15 @@ class LearnerWorker:
             self.on_refused(why)
         return True
 
+    def _flush_places(self) -> None:
+        self.dead_letters.flush()
+        if self.quarantine is not None:
+            self.quarantine.flush()
+
     def commit(self) -> None:
         """Flush dead letters and quarantine, then commit every position processed so far."""
         if self._positions:
-            self.dead_letters.flush()
-            if self.quarantine is not None:
-                self.quarantine.flush()
+            self._flush_places()
             self.source.commit(dict(self._positions))
 
     def run(

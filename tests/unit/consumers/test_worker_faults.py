@@ -114,3 +114,94 @@ def test_evaluate_quarantines_poison_and_fails_when_the_error_is_not_finite(tmp_
     monkeypatch.setenv("LIFELONG_QUALITY", "off")
     result = runner.invoke(app, ["evaluate", "-d", str(data), "-f", "jsonl", "-o", str(out)])
     assert result.exit_code == 1 and "not finite" in result.output
+
+
+# -- finding 2: every record ends in exactly one place, whatever raises ----------------------
+class Learner(OnlineLearner):
+    """Raises on one event id, as a learner bug would."""
+
+    def learn_one(self, event):
+        if event.event_id == "e5":
+            raise ZeroDivisionError("boom")
+        return super().learn_one(event)
+
+
+def test_a_tombstone_goes_to_the_dead_letters_and_the_loop_goes_on():
+    values = [*_events(3), None, *_events(3, start=3)]
+    src, dlq = ListSource(values), ListDeadLetters()
+    stats = LearnerWorker(src, OnlineLearner(), dlq).run()
+    assert (stats.learned, stats.invalid) == (6, 1)
+    assert dlq.items[0][0].offset == 3 and dlq.items[0][1].startswith("tombstone:")
+    assert src.committed == {("memory", 0): 7}
+
+
+def test_a_record_whose_handling_raises_is_dead_lettered_and_the_batch_goes_on():
+    reg = CollectorRegistry()
+    src, dlq, pub = ListSource(_events(12), batch_size=12), ListDeadLetters(), RecordingPublisher()
+    stats = LearnerWorker(src, Learner(), dlq, publisher=pub,
+                          metrics=LearnerMetrics(reg, model="m", topic="memory")).run()
+    assert (stats.consumed, stats.learned, stats.invalid) == (12, 11, 1)
+    assert [(r.offset, why) for r, why in dlq.items] == [(5, "error: ZeroDivisionError: boom")]
+    assert pub.calls[-1] == (11, {("memory", 0): 12})
+    labels = {"model": "m", "topic": "memory"}
+    assert reg.get_sample_value("lifelong_learner_events_consumed_total", labels) == 12
+    assert reg.get_sample_value("lifelong_learner_events_learned_total", labels) == 11
+
+
+def test_the_resume_position_never_passes_a_record_that_reached_no_place():
+    class BrokenDeadLetters(ListDeadLetters):
+        def put(self, record, reason):
+            raise OSError("dead letters unreachable")
+
+    values = [*_events(4), b"not json", *_events(4, start=4)]
+    pub = RecordingPublisher()
+    worker = LearnerWorker(ListSource(values), OnlineLearner(), BrokenDeadLetters(),
+                           publisher=pub)
+    try:
+        worker.run()
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the run should stop: the record has no place")
+    assert pub.calls == [(4, {("memory", 0): 4})]  # the final version stops before offset 4
+
+
+def test_dead_letters_are_durable_before_a_version_covers_them():
+    class FlakyDeadLetters(ListDeadLetters):
+        down = True
+        flushed = 0
+
+        def flush(self):
+            if self.down:
+                raise OSError("broker down")
+            self.flushed = len(self.items)
+
+    dlq, pub = FlakyDeadLetters(), RecordingPublisher()
+    now = [0.0]
+    src = ListSource([*_events(5), b"{", *_events(5, start=5)], batch_size=11)
+    worker = LearnerWorker(src, OnlineLearner(), dlq, publisher=pub, publish_every_events=5,
+                           clock=lambda: now[0])
+    worker.process(src.poll())
+    assert worker.publish() is None and pub.calls == [] and src.committed == {}
+    dlq.down = False
+    now[0] = 10.0
+    assert worker.publish() == 1 and dlq.flushed == 1
+    assert pub.calls == [(10, {("memory", 0): 11})]
+
+
+def test_a_batch_of_only_refused_records_is_still_covered_by_a_version():
+    src, pub = ListSource([b"{", b"[", None]), RecordingPublisher()
+    LearnerWorker(src, OnlineLearner(), ListDeadLetters(), publisher=pub).run()
+    assert pub.calls == [(0, {("memory", 0): 3})]
+
+
+def test_an_oversized_dead_letter_is_cut_to_fit_with_its_original_size():
+    from consumers.dlq import fit_record
+    from stream.source import Record
+
+    big = Record(b"x" * (1 << 20), "events", 1, 77, key=b"u1")
+    value, key, headers = fit_record(big, [("reason", b"too_large: 1048576 bytes > 65536")])
+    size = len(value) + len(key) + sum(len(k) + len(v) for k, v in headers)
+    h = dict(headers)
+    assert size < 1_000_000 and h["source.size"] == b"1048576" and h["dlq.truncated"] == b"true"
+    assert value == big.value[: len(value)]
