@@ -89,3 +89,37 @@ def test_poison_tombstones_and_huge_records_each_reach_their_topic(settings, kaf
     h = dict(cut.headers)
     assert h["reason"].startswith(b"too_large") and h["dlq.truncated"] == b"true"
     assert int(h["source.size"]) == len(huge) and huge.startswith(cut.value)
+
+
+# -- finding 3: the resume offsets are signed --------------------------------------------------
+def test_tampered_offsets_are_refused_by_the_learner_and_by_verify(settings, kafka,
+                                                                     monkeypatch):
+    from typer.testing import CliRunner
+
+    from lifelong.cli import app
+    from model_store import IntegrityError
+
+    events = [Event(f"g{k}", f"u{k % 5}", f"i{k % 9}", "rating", 3.0, NOW - 100 + k)
+              for k in range(80)]
+    run = build_online_run(settings, register_target=False, resume=False)
+    with EventProducer(kafka.address, settings.topic) as producer:
+        producer.send_all(events)
+    try:
+        run.worker.run(max_events=80, idle_timeout=20)
+    finally:
+        run.close()
+    registry = Registry.from_url(settings.redis_url, prefix=settings.prefix)
+    latest = registry.latest(settings.model)
+    assert latest is not None and latest.offsets == {f"{settings.topic}:0": 80}
+    client = redis.Redis.from_url(settings.redis_url)
+    client.hset(f"{settings.prefix}:{settings.model}:v:{latest.number}", "offsets",
+                f'{{"{settings.topic}:0": 0}}')
+    client.close()
+
+    with pytest.raises(IntegrityError, match="bad signature"):
+        build_online_run(settings, register_target=False, resume=True)
+    monkeypatch.setenv("REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("LIFELONG_PREFIX", settings.prefix)
+    result = CliRunner().invoke(app, ["models", "verify", settings.model, str(latest.number)])
+    assert result.exit_code == 1, result.output
+    assert "bad signature" in result.output
