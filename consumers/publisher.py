@@ -44,10 +44,11 @@ def refusal_alarm(registry: _Alarms, model: str) -> Callable[[str], None]:
 
 
 class RegistryPublisher:
-    """Pickle, sign and store the learner under ``model``.
+    """Pickle, sign and store the learner (a :class:`~consumers.checkpoint.Checkpoint`).
 
-    The metadata carries the offsets the version covers, the events seen and the
-    prequential scores; ``parent`` is the version the learner was warm-started from.
+    The metadata carries the offsets the version covers, the events seen, the prequential
+    scores and the digest of the dedup window (``dedup_sha256``), all signed with the blob;
+    ``parent`` is the version the learner was warm-started from.
     """
 
     def __init__(self, registry: _Registry, model: str, *, parent: int | None = None):
@@ -69,6 +70,9 @@ class RegistryPublisher:
             },
             "tags": {"learner": "online", "model_kind": learner.model_name},
         }
+        digest = getattr(learner, "dedup_sha256", None)
+        if digest is not None:  # a Checkpoint: the dedup window travels in the blob
+            metadata["dedup_sha256"] = digest
         version = self.registry.publish_object(self.model, learner, metadata=metadata,
                                                parent=self._last)
         self._last = version.number

@@ -35,6 +35,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from consumers.checkpoint import Checkpoint
 from consumers.dedup import RecentIds
 from consumers.finite import learner_non_finite
 from consumers.polling import PollLoop
@@ -263,6 +264,15 @@ class LearnerWorker:
         if self.on_drift is not None:
             self.on_drift(at)
 
+    def checkpoint(self) -> Checkpoint:
+        """The learner with the dedup window and gate state: what a version stores."""
+        return Checkpoint(self.learner, self._seen.snapshot(), self.quality.snapshot())
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from a published checkpoint's dedup window and gate state."""
+        self._seen = RecentIds.restore(checkpoint.dedup, self._seen.capacity)
+        self.quality.restore(checkpoint.quality)
+
     def _nothing_new(self) -> bool:
         """Nothing learned, nor any record placed elsewhere, since the last version."""
         return self._since_publish == 0 and self._positions == self._covered
@@ -292,7 +302,7 @@ class LearnerWorker:
         try:
             self._flush_places()  # a version covers a refused record only once it is durable
             covered = dict(self._positions)
-            version = self.publisher.publish(self.learner, covered)
+            version = self.publisher.publish(self.checkpoint(), covered)
         except Exception as exc:  # any store failure: keep learning, retry later
             self.stats.publish_failures += 1
             self._retry_at = self._clock() + self.retry_seconds

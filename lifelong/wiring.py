@@ -13,6 +13,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from consumers.checkpoint import Checkpoint
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
@@ -130,11 +131,13 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     registry = open_registry(settings)
     kind = LifelongLearner if blend_with else OnlineLearner
     learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
-    resumed, start_offsets = None, {}
+    resumed, start_offsets, restored = None, {}, None
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
-        if isinstance(obj, kind):
-            learner, resumed = obj, version.number
+        restored = Checkpoint.of(obj)  # versions before the dedup window: a bare learner
+        if isinstance(restored.learner, kind):
+            learner, resumed = restored.learner, version.number
+            obj = learner
             start_offsets = snapshot_offsets(version, settings.topic)
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
@@ -167,6 +170,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         quarantine=quarantine,
         on_refused=refusal_alarm(registry, settings.model),
     )
+    if resumed is not None and restored is not None:
+        worker.restore(restored)
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber, quarantine)
 

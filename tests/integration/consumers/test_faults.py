@@ -123,3 +123,29 @@ def test_tampered_offsets_are_refused_by_the_learner_and_by_verify(settings, kaf
     result = CliRunner().invoke(app, ["models", "verify", settings.model, str(latest.number)])
     assert result.exit_code == 1, result.output
     assert "bad signature" in result.output
+
+
+# -- finding 4: the dedup window is part of the checkpoint -------------------------------------
+def test_duplicates_re_sent_across_a_clean_restart_are_not_learned(settings, kafka):
+    events = [Event(f"d{k}", f"u{k % 50}", f"i{k % 70}", "rating", float(k % 5 + 1),
+                    NOW - 5000 + k) for k in range(3000)]
+    run = build_online_run(settings, register_target=False, resume=False)
+    with EventProducer(kafka.address, settings.topic) as producer:
+        producer.send_all(events)
+    try:
+        run.worker.run(max_events=3000, idle_timeout=20)
+    finally:
+        run.close()
+    with EventProducer(kafka.address, settings.topic) as producer:
+        producer.send_all(events[-100:])  # a producer retrying after a timeout
+    run = build_online_run(settings, register_target=False, resume=True)
+    assert run.resumed_from is not None
+    try:
+        stats = run.worker.run(max_events=100, idle_timeout=20)
+    finally:
+        run.close()
+    assert (stats.duplicates, stats.learned) == (100, 0)
+    registry = Registry.from_url(settings.redis_url, prefix=settings.prefix)
+    latest = registry.latest(settings.model)
+    assert latest.extra["events_seen"] == 3000 and latest.offsets == {f"{settings.topic}:0": 3100}
+    assert len(latest.extra["dedup_sha256"]) == 64
