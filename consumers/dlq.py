@@ -8,6 +8,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
+
+from consumers.kafka_source import retriable
 from stream.producer import reliable_producer
 from stream.source import Record
 
@@ -69,11 +78,12 @@ class KafkaDeadLetters:
 
     def __init__(self, bootstrap_servers: str, topic: str = "events.dlq",
                  *, client_id: str = "lifelong-dlq", max_record_bytes: int = MAX_RECORD_BYTES,
-                 **producer_config: Any):
+                 retry_seconds: float = 300.0, **producer_config: Any):
         self.topic = topic
         self.max_record_bytes = max_record_bytes
+        self.retry_seconds = retry_seconds
         self._producer = reliable_producer(bootstrap_servers, client_id, linger_ms=5,
-                                           **producer_config)
+                                           **{"max_block_ms": 10_000, **producer_config})
         self._pending: list[tuple[Any, Record, str]] = []
 
     def put(self, record: Record, reason: str) -> None:
@@ -88,16 +98,28 @@ class KafkaDeadLetters:
             ("source.offset", str(record.offset).encode()),
         ]
         value, key, headers = fit_record(record, headers, self.max_record_bytes)
-        return self._producer.send(self.topic, value=value, key=key, headers=headers)
+        for attempt in Retrying(  # a broker outage blocks here until it is back
+            retry=retry_if_exception(retriable), reraise=True,
+            stop=stop_after_delay(self.retry_seconds),
+            wait=wait_exponential(multiplier=0.5, max=5.0),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+        ):
+            with attempt:
+                return self._producer.send(self.topic, value=value, key=key, headers=headers)
+        raise AssertionError("unreachable")  # pragma: no cover
 
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Wait until every queued record is acknowledged; resend the failed ones once."""
+    def flush(self, timeout: float | None = 10.0) -> None:
+        """Wait until every queued record is acknowledged; resend the failed ones once.
+
+        A flush that times out (``KafkaTimeoutError``) keeps everything queued; the worker
+        retries at its next publish.
+        """
         if not self._pending:
             return
         for attempt in (1, 2):
             self._producer.flush(timeout=timeout)
             failed = [(r, why) for future, r, why in self._pending
-                      if not future.is_done or future.failed()]
+                      if future.is_done and future.failed()]
             if not failed:
                 log.debug("flushed %d dead letters to %s", len(self._pending), self.topic)
                 self._pending = []

@@ -91,6 +91,7 @@ class WorkerStats:
     quarantined: int = 0
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     refused_publishes: int = 0
+    commit_failures: int = 0
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
 
@@ -312,7 +313,6 @@ class LearnerWorker:
                       self.learner.model_name, type(exc).__name__, exc, self.retry_seconds)
             return None
         self._covered = covered
-        self.commit()
         self._since_publish = 0
         self._last_publish = self._clock()
         self.stats.versions.append(version)
@@ -322,7 +322,25 @@ class LearnerWorker:
             self.metrics.published.set(self._wall())
         log.info("published %s version %d after %d events", self.learner.model_name, version,
                  self.learner.events_seen)
+        self._commit_after_publish()
         return version
+
+    def _commit_after_publish(self) -> None:
+        """Commit the positions the new version covers; a failure does not stop learning.
+
+        The version (its offsets) is the resume point; Kafka's committed offsets only serve
+        lag monitoring and tools, so a failed commit (a broker outage, a rebalance after a
+        slow publish) is counted and logged, and the next publish commits again.
+        """
+        try:
+            self.commit()
+        except Exception as exc:
+            self.stats.commit_failures += 1
+            if self.metrics is not None:
+                self.metrics.commit_failures.inc()
+            log.warning("committing offsets for %s failed (%s: %s); the published version "
+                        "holds them, the next publish commits again", self.learner.model_name,
+                        type(exc).__name__, exc)
 
     def _refuse_non_finite(self) -> bool:
         """Refuse to publish a model with a NaN or infinity; the last good version stays."""

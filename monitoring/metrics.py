@@ -85,6 +85,11 @@ class LearnerMetrics:
             "lifelong_model_publish_refused",
             "Publishes refused because a score or parameter was NaN or infinite.",
             ("model",), registry=registry)
+        self._commit_failures = Counter(
+            "lifelong_learner_commit_failures",
+            "Kafka offset commits after a publish that failed even after retries (broker "
+            "outage, rebalance); the version holds the offsets, learning goes on.",
+            ("model",), registry=registry)
         self._drift_alarms = Counter(
             "lifelong_learner_drift_alarms", "Alarms raised because the prequential error rose.",
             ("model",), registry=registry)
@@ -105,6 +110,7 @@ class LearnerMetrics:
         self.publish_failures = self._publish_failures.labels(model)
         self.drift_alarms = self._drift_alarms.labels(model)
         self.publish_refused = self._publish_refused.labels(model)
+        self.commit_failures = self._commit_failures.labels(model)
 
     def invalid(self, reason_kind: str) -> Counter:
         """The invalid-events counter for one reason kind (``schema``, ``malformed``...)."""

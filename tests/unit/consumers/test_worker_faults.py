@@ -205,3 +205,26 @@ def test_an_oversized_dead_letter_is_cut_to_fit_with_its_original_size():
     h = dict(headers)
     assert size < 1_000_000 and h["source.size"] == b"1048576" and h["dlq.truncated"] == b"true"
     assert value == big.value[: len(value)]
+
+
+# -- finding 5: a failed commit does not end the learner nor publish twice -------------------
+def test_a_failed_commit_after_a_publish_is_counted_and_not_published_twice():
+    from kafka.errors import CommitFailedError, KafkaTimeoutError
+
+    class FailingCommits(ListSource):
+        errors = [KafkaTimeoutError("broker down"), CommitFailedError()]
+
+        def commit(self, positions):
+            if self.errors:
+                raise self.errors.pop(0)
+            super().commit(positions)
+
+    reg = CollectorRegistry()
+    src, pub = FailingCommits(_events(30), batch_size=10), RecordingPublisher()
+    stats = LearnerWorker(src, OnlineLearner(), ListDeadLetters(), publisher=pub,
+                          publish_every_events=10, publish_every_seconds=1e9,
+                          metrics=LearnerMetrics(reg, model="m", topic="memory")).run()
+    assert [seen for seen, _ in pub.calls] == [10, 20, 30]  # each state published once
+    assert stats.versions == [1, 2, 3] and stats.commit_failures == 2
+    assert src.committed == {("memory", 0): 30}
+    assert reg.get_sample_value("lifelong_learner_commit_failures_total", {"model": "m"}) == 2
