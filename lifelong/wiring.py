@@ -19,7 +19,7 @@ from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
-from deploy.services import ServiceError, add_scrape_target, resolve
+from deploy.services import ServiceError, register_scrape_target, resolve
 from learning import weights
 from learning.blend import DeepView
 from learning.lifelong import LifelongLearner
@@ -82,7 +82,8 @@ def serve_metrics(settings: Settings, registry: CollectorRegistry, job: str, mod
     server = MetricsServer(registry, port=settings.metrics_port, addr=settings.metrics_addr)
     if register_target:
         try:
-            add_scrape_target(job, server.target, labels={"model": model})
+            # removed when the process exits cleanly, expired if it dies (deploy.targets)
+            register_scrape_target(job, server.target, labels={"model": model})
         except ServiceError as exc:
             log.warning("not registered with Prometheus: %s", exc)
     return server
