@@ -1,15 +1,29 @@
 """Drop events whose ``event_id`` was seen recently (bounded memory, FIFO eviction).
 
+Ids are kept as 64-bit BLAKE2b digests (stable across processes, unlike ``hash``), in a
+set for the lookup and a ring for the eviction order: 8 bytes a slot in a snapshot, so the
+window travels inside every checkpoint (a million ids: 8 MB). Two distinct ids among a
+million collide with probability about 3e-8.
+
 >>> seen = RecentIds(capacity=2)
 >>> [seen.check_and_add(x) for x in ["a", "b", "a", "c", "a"]]
 [False, False, True, False, False]
+>>> again = RecentIds.restore(seen.snapshot())
+>>> again.check_and_add("c"), again.check_and_add("b")
+(True, False)
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import hashlib
+from array import array
 
 __all__ = ["RecentIds"]
+
+
+def _digest(event_id: str) -> int:
+    data = event_id.encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 class RecentIds:
@@ -19,16 +33,50 @@ class RecentIds:
         if capacity < 1:
             raise ValueError(f"capacity must be a positive integer, got {capacity}")
         self.capacity = capacity
-        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._ring = array("Q")  # digests in arrival order, circular once full
+        self._next = 0  # the slot the next id takes once the ring is full
+        self._set: set[int] = set()
 
     def check_and_add(self, event_id: str) -> bool:
         """Return True if ``event_id`` is a duplicate; otherwise remember it."""
-        if event_id in self._ids:
+        h = _digest(event_id)
+        if h in self._set:
             return True
-        self._ids[event_id] = None
-        if len(self._ids) > self.capacity:
-            self._ids.popitem(last=False)
+        ring = self._ring
+        if len(ring) < self.capacity:
+            ring.append(h)
+        else:
+            self._set.discard(ring[self._next])
+            ring[self._next] = h
+            self._next = (self._next + 1) % self.capacity
+        self._set.add(h)
         return False
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._set)
+
+    def _ordered(self) -> array:
+        return self._ring[self._next:] + self._ring[: self._next]
+
+    def snapshot(self) -> bytes:
+        """The window as bytes (oldest first, 8 bytes an id); see :meth:`restore`."""
+        return self._ordered().tobytes()
+
+    @classmethod
+    def restore(cls, data: bytes, capacity: int = 1_000_000) -> RecentIds:
+        """Resume from :meth:`snapshot`; continuing equals an uninterrupted run.
+
+        With a smaller ``capacity`` than the snapshot's, only the newest ids are kept.
+        """
+        out = cls(capacity)
+        ids = array("Q")
+        ids.frombytes(data)
+        if len(ids) > capacity:
+            ids = ids[len(ids) - capacity:]
+        out._ring = ids
+        out._set = set(ids)
+        return out
+
+    def digest(self) -> str:
+        """SHA-256 of :meth:`snapshot` (recorded, and signed, in a version's metadata)."""
+        return hashlib.sha256(self.snapshot()).hexdigest()

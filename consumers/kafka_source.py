@@ -3,21 +3,50 @@
 Offsets are committed by hand, after the work (``enable_auto_commit=False``); ``poll``
 waits at most one second so shutdown is prompt. Consumer lag per partition is reported to
 an optional callback after each poll.
+
+Broker outages are ridden out: a poll that fails with a retriable Kafka error returns no
+records (logged, with a short back-off), and a commit is retried with exponential back-off
+(:data:`COMMIT_RETRY_SECONDS` at most) before its error is raised to the caller.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from kafka import ConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
+from tenacity import (
+    Retrying,
+    before_sleep_log,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from stream.source import Record
 
-__all__ = ["KafkaSource"]
+__all__ = ["COMMIT_RETRY_SECONDS", "KafkaSource", "retriable"]
 
 log = logging.getLogger(__name__)
+
+COMMIT_RETRY_SECONDS = 10.0
+
+
+def retriable(exc: BaseException) -> bool:
+    """A Kafka error worth retrying: a timeout, no broker, a coordinator moving...
+
+    >>> from kafka.errors import CommitFailedError, KafkaConnectionError, KafkaTimeoutError
+    >>> [retriable(e()) for e in (KafkaTimeoutError, KafkaConnectionError, CommitFailedError)]
+    [True, True, False]
+    """
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError, RetriableError
+
+    if isinstance(exc, KafkaTimeoutError | KafkaConnectionError | RetriableError):
+        return True
+    return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 
 LagCallback = Callable[[str, int, int], None]
 
@@ -43,6 +72,7 @@ class KafkaSource:
         auto_offset_reset: str = "earliest",
         on_lag: LagCallback | None = None,
         start_offsets: Mapping[tuple[str, int], int] | None = None,
+        commit_retry_seconds: float = COMMIT_RETRY_SECONDS,
         **consumer_config: object,
     ):
         self.topics = tuple(topics)
@@ -50,6 +80,8 @@ class KafkaSource:
         self.max_records = max_records
         self.start_offsets = dict(start_offsets or {})
         self.assigned = False  # no partitions yet: the group is still (re)balancing
+        self.commit_retry_seconds = commit_retry_seconds
+        self._poll_errors = 0
         self._on_lag = on_lag
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
@@ -74,7 +106,17 @@ class KafkaSource:
     def poll(self, timeout: float = 1.0) -> list[Record]:
         """Fetch the next records (at most ``max_records``), waiting up to ``timeout`` s."""
         timeout_ms = int(max(0.0, min(timeout, 1.0)) * 1000)
-        batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        try:
+            batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        except KafkaError as exc:
+            if not retriable(exc):
+                raise
+            self._poll_errors += 1
+            log.warning("poll failed (%s: %s), attempt %d; the broker may be restarting",
+                        type(exc).__name__, exc, self._poll_errors)
+            time.sleep(min(1.0, 0.1 * self._poll_errors))
+            return []
+        self._poll_errors = 0
         records = [
             Record(
                 m.value,
@@ -107,15 +149,28 @@ class KafkaSource:
             self._on_lag(tp.topic, tp.partition, max(0, high - position))
 
     def commit(self, positions: Mapping[tuple[str, int], int]) -> None:
-        """Commit ``positions`` (next offsets to read) for the partitions still assigned."""
+        """Commit ``positions`` (next offsets to read) for the partitions still assigned.
+
+        Retriable errors (a broker restarting) are retried with exponential back-off for up
+        to ``commit_retry_seconds``; then, or on a rebalance (``CommitFailedError``), the
+        error is raised.
+        """
         assigned = self._consumer.assignment()
         offsets = {
             TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
             for (t, p), o in positions.items()
             if TopicPartition(t, p) in assigned
         }
-        if offsets:
-            self._consumer.commit(offsets)
+        if not offsets:
+            return
+        for attempt in Retrying(
+            retry=retry_if_exception(retriable), reraise=True,
+            stop=stop_after_delay(self.commit_retry_seconds),
+            wait=wait_exponential(multiplier=0.25, max=4.0),
+            before_sleep=before_sleep_log(log, logging.WARNING),
+        ):
+            with attempt:
+                self._consumer.commit(offsets, timeout_ms=5000)
 
     @property
     def exhausted(self) -> bool:

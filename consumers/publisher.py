@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from consumers.worker import Learner
 
-__all__ = ["RegistryPublisher"]
+__all__ = ["RegistryPublisher", "refusal_alarm"]
 
 log = logging.getLogger(__name__)
 
@@ -17,11 +18,37 @@ class _Registry(Protocol):
                        parent: int | None = None) -> Any: ...
 
 
-class RegistryPublisher:
-    """Pickle, sign and store the learner under ``model``.
+class _Alarms(Protocol):
+    def alarm(self, model: str, kind: str = "drift", *, detail: Any = None,
+              actor: str = "") -> Any: ...
 
-    The metadata carries the offsets the version covers, the events seen and the
-    prequential scores; ``parent`` is the version the learner was warm-started from.
+
+def refusal_alarm(registry: _Alarms, model: str) -> Callable[[str], None]:
+    """An ``on_refused`` callback: a ``not_finite`` alarm on ``model`` in the store.
+
+    A failure to announce it is logged, never raised.
+
+    >>> from model_store import Registry
+    >>> reg = Registry.from_url("memory://", signer=None)
+    >>> refusal_alarm(reg, "reco")("score rmse is nan")
+    >>> [e.detail for _, e in reg.follow("reco", after="0", timeout=0.1)]
+    [{'reason': 'score rmse is nan', 'alarm': 'not_finite'}]
+    """
+    def raise_alarm(reason: str) -> None:
+        try:
+            registry.alarm(model, "not_finite", detail={"reason": reason}, actor="online")
+        except Exception as exc:
+            log.warning("could not raise the not_finite alarm for %s: %s", model, exc)
+
+    return raise_alarm
+
+
+class RegistryPublisher:
+    """Pickle, sign and store the learner (a :class:`~consumers.checkpoint.Checkpoint`).
+
+    The metadata carries the offsets the version covers, the events seen, the prequential
+    scores and the digest of the dedup window (``dedup_sha256``), all signed with the blob;
+    ``parent`` is the version the learner was warm-started from.
     """
 
     def __init__(self, registry: _Registry, model: str, *, parent: int | None = None):
@@ -43,6 +70,9 @@ class RegistryPublisher:
             },
             "tags": {"learner": "online", "model_kind": learner.model_name},
         }
+        digest = getattr(learner, "dedup_sha256", None)
+        if digest is not None:  # a Checkpoint: the dedup window travels in the blob
+            metadata["dedup_sha256"] = digest
         version = self.registry.publish_object(self.model, learner, metadata=metadata,
                                                parent=self._last)
         self._last = version.number

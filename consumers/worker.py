@@ -1,7 +1,9 @@
 """The learner worker: wires a :class:`~stream.source.Source` to the online learner.
 
 For each batch: decode and validate every record; refused ones go to the dead letters
-with their reason; duplicates (by ``event_id``) are dropped; valid events are learned
+with their reason; valid events that a data-quality gate refuses (:mod:`stream.quality`:
+a value off the scale, a ``ts`` in the future, a bot burst) go to the quarantine, never
+learned; duplicates (by ``event_id``) are dropped; the rest are learned
 (predict, score, learn). Then, if due, a model version is published; the dead letters are
 flushed and only then are the positions committed (manual commit after the work).
 
@@ -33,11 +35,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from consumers.checkpoint import Checkpoint
 from consumers.dedup import RecentIds
+from consumers.finite import learner_non_finite
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
 from monitoring.metrics import LearnerMetrics
+from stream.quality import QualityGates
 from stream.schema import Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
 
@@ -83,6 +88,10 @@ class WorkerStats:
     invalid_by_kind: dict[str, int] = field(default_factory=dict)
     drift_alarms: list[int] = field(default_factory=list)
     publish_failures: int = 0
+    quarantined: int = 0
+    quarantined_by_reason: dict[str, int] = field(default_factory=dict)
+    refused_publishes: int = 0
+    commit_failures: int = 0
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
 
@@ -112,6 +121,9 @@ class LearnerWorker:
         retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        quality: QualityGates | None = None,
+        quarantine: DeadLetters | None = None,
+        on_refused: Callable[[str], None] | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -128,22 +140,74 @@ class LearnerWorker:
         self.drift = drift
         self.on_drift = on_drift
         self.retry_seconds = retry_seconds
+        # data-quality gates (None: the defaults); refused events go to ``quarantine``
+        # (None: the dead letters, with a ``quarantine`` reason)
+        self.quality = QualityGates.default() if quality is None else quality
+        self.quarantine = quarantine
+        self.on_refused = on_refused
         self._retry_at = -float("inf")
         self._clock = clock
         self._wall = wall_clock
         # what the learner covers: a restored snapshot's offsets, then every record learned
         self._positions: Positions = dict(start_positions or {})
+        self._current: Record | None = None  # the record being handled, not yet placed
+        self._covered: Positions = dict(self._positions)  # what the last version covers
         self._since_publish = 0
         self._last_publish = clock()
         self.stats = WorkerStats(started=clock())
 
     def process(self, records: list[Record]) -> None:
-        """Validate and learn one batch (no commit, no publish)."""
+        """Validate and learn one batch (no commit, no publish).
+
+        Every record ends in exactly one place: learned, duplicate, dead letters or
+        quarantine. One whose handling raises goes to the dead letters (reason ``error:``)
+        and the batch goes on. The resume position moves past a record only once it is in
+        its place; the dead letters are made durable before a version covers them.
+        """
+        start = 0
+        while start < len(records):
+            chunk = records if start == 0 else records[start:]
+            consumed, learned = self.stats.consumed, self.stats.learned
+            try:
+                self._process(chunk)
+                return
+            except Exception as exc:
+                start += self._failed(exc, self.stats.consumed - consumed, learned)
+
+    def _failed(self, exc: Exception, consumed: int, learned_before: int) -> int:
+        """Dead-letter the record whose handling raised; return how many were consumed."""
+        record, self._current = self._current, None
+        if record is None:
+            raise exc
+        reason = f"error: {type(exc).__name__}: {exc}"[:1000]
+        log.error("%s[%d] offset %d: %s; sent to the dead letters", record.topic,
+                  record.partition, record.offset, reason, exc_info=exc)
+        stats = self.stats
+        stats.invalid += 1
+        stats.invalid_by_kind["error"] = stats.invalid_by_kind.get("error", 0) + 1
+        self.dead_letters.put(record, reason)  # if this raises too, the record stays unplaced
+        self._positions[(record.topic, record.partition)] = record.offset + 1
+        if self.metrics is not None:
+            self.metrics.invalid("error").inc()
+            self.metrics.consumed.inc(consumed)
+            self.metrics.learned.inc(stats.learned - learned_before)
+        return consumed
+
+    def _placed(self) -> None:
+        """The current record reached its place: the resume position moves past it."""
+        record = self._current
+        if record is not None:
+            self._positions[(record.topic, record.partition)] = record.offset + 1
+            self._current = None
+
+    def _process(self, records: list[Record]) -> None:
         stats, metrics = self.stats, self.metrics
         learned_before = stats.learned
+        now = self._wall()
         for record in records:
+            self._placed()  # the record before this one
+            self._current = record
             stats.consumed += 1
-            self._positions[(record.topic, record.partition)] = record.offset + 1
             result = decode(record.value)
             if isinstance(result, Rejected):
                 stats.invalid += 1
@@ -152,6 +216,10 @@ class LearnerWorker:
                 self.dead_letters.put(record, result.reason)
                 if metrics is not None:
                     metrics.invalid(kind).inc()
+                continue
+            bad = self.quality.check(result, now)
+            if bad is not None:
+                self._quarantine(record, bad)
                 continue
             if self._seen.check_and_add(result.event_id):
                 stats.duplicates += 1
@@ -165,6 +233,7 @@ class LearnerWorker:
             self._since_publish += 1
             if metrics is not None and record.timestamp is not None:
                 metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
+        self._placed()
         if metrics is not None and records:
             metrics.consumed.inc(len(records))
             metrics.learned.inc(stats.learned - learned_before)
@@ -173,6 +242,18 @@ class LearnerWorker:
             metrics.mae.set(score.mae)
             metrics.rolling_rmse.set(score.rolling_rmse)
             metrics.rolling_mae.set(score.rolling_mae)
+
+    def _quarantine(self, record: Record, reason: str) -> None:
+        kind = reason.split(":", 1)[0]
+        stats = self.stats
+        stats.quarantined += 1
+        stats.quarantined_by_reason[kind] = stats.quarantined_by_reason.get(kind, 0) + 1
+        if self.quarantine is not None:
+            self.quarantine.put(record, reason)
+        else:
+            self.dead_letters.put(record, f"quarantine: {reason}")
+        if self.metrics is not None:
+            self.metrics.quarantined(kind).inc()
 
     def _alarm(self) -> None:
         at = self.stats.learned
@@ -184,8 +265,21 @@ class LearnerWorker:
         if self.on_drift is not None:
             self.on_drift(at)
 
+    def checkpoint(self) -> Checkpoint:
+        """The learner with the dedup window and gate state: what a version stores."""
+        return Checkpoint(self.learner, self._seen.snapshot(), self.quality.snapshot())
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        """Continue from a published checkpoint's dedup window and gate state."""
+        self._seen = RecentIds.restore(checkpoint.dedup, self._seen.capacity)
+        self.quality.restore(checkpoint.quality)
+
+    def _nothing_new(self) -> bool:
+        """Nothing learned, nor any record placed elsewhere, since the last version."""
+        return self._since_publish == 0 and self._positions == self._covered
+
     def _publish_due(self) -> bool:
-        if self.publisher is None or self._since_publish == 0:
+        if self.publisher is None or self._nothing_new():
             return False
         now = self._clock()
         if now < self._retry_at:
@@ -201,11 +295,15 @@ class LearnerWorker:
         ``retry_seconds``. Events learned meanwhile are covered by the next version; if the
         process dies first, a restart resumes from the last version and re-learns them.
         """
-        if self.publisher is None or self._since_publish == 0:
+        if self.publisher is None or self._nothing_new():
+            return None
+        if self._refuse_non_finite():
             return None
         started = self._clock()
         try:
-            version = self.publisher.publish(self.learner, dict(self._positions))
+            self._flush_places()  # a version covers a refused record only once it is durable
+            covered = dict(self._positions)
+            version = self.publisher.publish(self.checkpoint(), covered)
         except Exception as exc:  # any store failure: keep learning, retry later
             self.stats.publish_failures += 1
             self._retry_at = self._clock() + self.retry_seconds
@@ -214,7 +312,7 @@ class LearnerWorker:
             log.error("publishing %s failed (%s: %s); learning goes on, retry in %.0f s",
                       self.learner.model_name, type(exc).__name__, exc, self.retry_seconds)
             return None
-        self.commit()
+        self._covered = covered
         self._since_publish = 0
         self._last_publish = self._clock()
         self.stats.versions.append(version)
@@ -224,12 +322,50 @@ class LearnerWorker:
             self.metrics.published.set(self._wall())
         log.info("published %s version %d after %d events", self.learner.model_name, version,
                  self.learner.events_seen)
+        self._commit_after_publish()
         return version
 
+    def _commit_after_publish(self) -> None:
+        """Commit the positions the new version covers; a failure does not stop learning.
+
+        The version (its offsets) is the resume point; Kafka's committed offsets only serve
+        lag monitoring and tools, so a failed commit (a broker outage, a rebalance after a
+        slow publish) is counted and logged, and the next publish commits again.
+        """
+        try:
+            self.commit()
+        except Exception as exc:
+            self.stats.commit_failures += 1
+            if self.metrics is not None:
+                self.metrics.commit_failures.inc()
+            log.warning("committing offsets for %s failed (%s: %s); the published version "
+                        "holds them, the next publish commits again", self.learner.model_name,
+                        type(exc).__name__, exc)
+
+    def _refuse_non_finite(self) -> bool:
+        """Refuse to publish a model with a NaN or infinity; the last good version stays."""
+        why = learner_non_finite(self.learner)
+        if why is None:
+            return False
+        self.stats.refused_publishes += 1
+        self._retry_at = self._clock() + self.retry_seconds
+        if self.metrics is not None:
+            self.metrics.publish_refused.inc()
+        log.error("not publishing %s: %s; the last good version keeps serving",
+                  self.learner.model_name, why)
+        if self.on_refused is not None:
+            self.on_refused(why)
+        return True
+
+    def _flush_places(self) -> None:
+        self.dead_letters.flush()
+        if self.quarantine is not None:
+            self.quarantine.flush()
+
     def commit(self) -> None:
-        """Flush dead letters, then commit every position processed so far."""
+        """Flush dead letters and quarantine, then commit every position processed so far."""
         if self._positions:
-            self.dead_letters.flush()
+            self._flush_places()
             self.source.commit(dict(self._positions))
 
     def run(

@@ -51,6 +51,7 @@ from deploy.prometheus import (
     write_target,
 )
 from deploy.redis import RedisLauncher
+from deploy.targets import ScrapeTarget
 from monitoring.rules import install_rules
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "export_lines",
     "launcher",
     "lifelong_home",
+    "register_scrape_target",
     "remove_scrape_target",
     "resolve",
     "status",
@@ -160,6 +162,19 @@ def add_scrape_target(job: str, target: str, *, home: Path | None = None,
     path = write_target(targets_dir(home or lifelong_home()), job, target, labels)
     logger.info("prometheus: scraping %s as job %r (%s)", target, job, path)
     return path
+
+
+def register_scrape_target(job: str, target: str, *, home: Path | None = None,
+                           labels: dict[str, str] | None = None) -> ScrapeTarget:
+    """Like :func:`add_scrape_target`, but owned by this process.
+
+    The target is removed when the process exits cleanly (or at
+    :meth:`~deploy.targets.ScrapeTarget.close`) and expires when it dies
+    (:mod:`deploy.targets`).
+    """
+    registration = ScrapeTarget(targets_dir(home or lifelong_home()), job, target, labels)
+    logger.info("prometheus: scraping %s as job %r (%s)", target, job, registration.path)
+    return registration
 
 
 def remove_scrape_target(job: str, *, home: Path | None = None) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import threading
@@ -18,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from deploy.cli import services_app
 from lifelong.config import ConfigError, Settings
-from lifelong.errors import cli_errors
+from lifelong.errors import cli_errors, fail
 from lifelong.experiment_cli import experiment_app
 from lifelong.models_cli import models_app
 
@@ -213,11 +214,15 @@ def evaluate(
         report = evaluate_file(data, fmt=fmt, model=model, columns=columns,
                                sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
                                on_progress=show, on_total=lambda n: bar.update(task, total=n),
-                               lifelong=deep_options)
+                               lifelong=deep_options, quality=Settings.from_env().quality)
     output.write_text(json.dumps(report, indent=2) + "\n")
     out.print(f"events {report['events']}  invalid {report['invalid']}  "
+              f"quarantined {report.get('quarantined', 0)}  "
               f"rmse {report['rmse']:.4f}  mae {report['mae']:.4f}  "
               f"{report['events_per_second']:.0f} events/s -> {output}")
+    if not all(math.isfinite(report[k]) for k in ("rmse", "mae")):
+        raise fail(f"the model's error is not finite (rmse {report['rmse']}, mae "
+                   f"{report['mae']}): a poison value got through; see {output}", 1)
 
 
 @app.command()

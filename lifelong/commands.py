@@ -13,6 +13,7 @@ from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
 from lifelong.config import ConfigError, Settings
 from stream.files import FileSource, count_rows, parse_columns
+from stream.quality import QualityGates
 from stream.source import ListDeadLetters
 from stream.synthetic import SyntheticStream, write
 from stream.synthetic_implicit import ImplicitStream
@@ -90,6 +91,7 @@ def evaluate_file(
     on_progress: Callable[[WorkerStats, float], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     lifelong: dict[str, Any] | None = None,
+    quality: str | None = None,
 ) -> dict[str, Any]:
     """Replay ``data`` through the learner worker; return the report.
 
@@ -108,7 +110,8 @@ def evaluate_file(
     else:
         learner = OnlineLearner(model, seed=seed, clip=clip)
     dead = ListDeadLetters()
-    worker = LearnerWorker(source, learner, dead)
+    worker = LearnerWorker(source, learner, dead,
+                           quality=QualityGates.from_env_value(quality))
     started = time.perf_counter()
 
     def batch(stats: WorkerStats) -> None:
@@ -130,6 +133,8 @@ def evaluate_file(
         "invalid": stats.invalid,
         "invalid_by_kind": stats.invalid_by_kind,
         "duplicates": stats.duplicates,
+        "quarantined": stats.quarantined,
+        "quarantined_by_reason": stats.quarantined_by_reason,
         "rmse": score.rmse,
         "mae": score.mae,
         "rolling_rmse": score.rolling_rmse,

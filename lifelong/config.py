@@ -68,6 +68,16 @@ def _url(key: str, raw: str) -> str:
     return raw
 
 
+def _quality(key: str, raw: str) -> str:
+    from stream.quality import QualityConfigError, QualityGates
+
+    try:
+        QualityGates.from_env_value(raw, key)
+    except QualityConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    return raw
+
+
 def _text(key: str, raw: str) -> str:
     if not raw:
         raise ConfigError(f"{key} is empty: expected a value")
@@ -83,6 +93,8 @@ class Settings:
     prometheus_url: str | None = None
     topic: str = "events"
     dlq_topic: str = "events.dlq"
+    quarantine_topic: str = "events.quarantine"
+    quality: str = ""  # data-quality gates: JSON over stream.quality.DEFAULT_SPEC, or "off"
     partitions: int = 3
     group_id: str = "lifelong-online"
     model: str = "reco"
@@ -101,6 +113,8 @@ class Settings:
             "prometheus_url": ("PROMETHEUS_URL", _url),
             "topic": ("LIFELONG_TOPIC", _name),
             "dlq_topic": ("LIFELONG_DLQ_TOPIC", _name),
+            "quarantine_topic": ("LIFELONG_QUARANTINE_TOPIC", _name),
+            "quality": ("LIFELONG_QUALITY", _quality),
             "partitions": ("LIFELONG_PARTITIONS", _positive_int),
             "group_id": ("LIFELONG_GROUP_ID", _name),
             "model": ("LIFELONG_MODEL", _name),

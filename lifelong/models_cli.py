@@ -245,7 +245,12 @@ def models_verify(
     require_signature: Annotated[bool, typer.Option(
         help="fail unless each blob carries a signature the configured key verifies")] = False,
 ) -> None:
-    """Read blobs and check size, sha256 and signature; exit 1 if any is refused."""
+    """Read blobs and check size, sha256 and the signature over blob and metadata.
+
+    Exit 1 if any is refused. The signature covers the offsets, parent, format and the other
+    metadata a learner acts on; with ``--require-signature`` old-style signatures (blob only)
+    are refused too.
+    """
     from model_store import ModelStoreError
 
     with _store() as registry:
@@ -277,4 +282,9 @@ def _signature_state(v: ModelVersion, registry: Registry) -> str:
         return "none"
     if registry.signer is None:
         return "present but not checked (no signing key configured)"
-    return f"valid (key {registry.signer.key_id})"
+    from model_store.signing import is_legacy
+
+    if is_legacy(v.signature):
+        return (f"valid but old-style (key {registry.signer.key_id}; blob only, metadata not "
+                "covered: --require-signature refuses it)")
+    return f"valid (key {registry.signer.key_id}; blob and metadata)"

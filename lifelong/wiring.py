@@ -13,12 +13,13 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from consumers.checkpoint import Checkpoint
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
-from consumers.publisher import RegistryPublisher
+from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
-from deploy.services import ServiceError, add_scrape_target, resolve
+from deploy.services import ServiceError, register_scrape_target, resolve
 from learning import weights
 from learning.blend import DeepView
 from learning.lifelong import LifelongLearner
@@ -30,6 +31,7 @@ from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
+from stream.quality import QualityGates
 
 __all__ = ["OnlineRun", "build_online_run", "connect_topics", "deep_loader", "drift_alarm",
            "follow_deep", "kafka_address", "open_registry", "redis_address", "serve_metrics",
@@ -69,7 +71,8 @@ def connect_topics(settings: Settings) -> str:
     """Kafka's address, once the events and dead-letter topics exist."""
     bootstrap = kafka_address(settings)
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1)])
+                              TopicSpec(settings.dlq_topic, 1),
+                              TopicSpec(settings.quarantine_topic, 1)])
     return bootstrap
 
 
@@ -79,7 +82,8 @@ def serve_metrics(settings: Settings, registry: CollectorRegistry, job: str, mod
     server = MetricsServer(registry, port=settings.metrics_port, addr=settings.metrics_addr)
     if register_target:
         try:
-            add_scrape_target(job, server.target, labels={"model": model})
+            # removed when the process exits cleanly, expired if it dies (deploy.targets)
+            register_scrape_target(job, server.target, labels={"model": model})
         except ServiceError as exc:
             log.warning("not registered with Prometheus: %s", exc)
     return server
@@ -97,12 +101,15 @@ class OnlineRun:
     registry: Registry
     resumed_from: int | None
     deep_subscriber: Subscriber | None = None
+    quarantine: KafkaDeadLetters | None = None
 
     def close(self) -> None:
         """Close the Kafka clients and stop serving metrics."""
         if self.deep_subscriber is not None:
             self.deep_subscriber.stop()
         try:
+            if self.quarantine is not None:
+                self.quarantine.close()
             self.dead_letters.close()
         finally:
             try:
@@ -125,11 +132,13 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     registry = open_registry(settings)
     kind = LifelongLearner if blend_with else OnlineLearner
     learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
-    resumed, start_offsets = None, {}
+    resumed, start_offsets, restored = None, {}, None
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
-        if isinstance(obj, kind):
-            learner, resumed = obj, version.number
+        restored = Checkpoint.of(obj)  # versions before the dedup window: a bare learner
+        if isinstance(restored.learner, kind):
+            learner, resumed = restored.learner, version.number
+            obj = learner
             start_offsets = snapshot_offsets(version, settings.topic)
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
@@ -147,6 +156,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
                          start_offsets=start_offsets)
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic)
+    quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
+                                  client_id="lifelong-quarantine")
     worker = LearnerWorker(
         source, learner, dead_letters,
         publisher=RegistryPublisher(registry, settings.model, parent=resumed),
@@ -156,9 +167,14 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         drift=ErrorDrift(),
         on_drift=drift_alarm(registry, settings.model),
         start_positions=start_offsets,
+        quality=QualityGates.from_env_value(settings.quality),
+        quarantine=quarantine,
+        on_refused=refusal_alarm(registry, settings.model),
     )
+    if resumed is not None and restored is not None:
+        worker.restore(restored)
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
-                     deep_subscriber)
+                     deep_subscriber, quarantine)
 
 
 def snapshot_offsets(version: ModelVersion, topic: str) -> dict[tuple[str, int], int]:

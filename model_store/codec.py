@@ -22,6 +22,8 @@ import hashlib
 import pickle
 from typing import Any
 
+import msgspec
+
 from model_store.errors import IntegrityError
 from model_store.records import ModelVersion
 from model_store.signing import Signer, check_signature
@@ -53,6 +55,8 @@ def load(data: bytes, version: ModelVersion, signer: Signer | None) -> Any:
 def describe(model: str, number: int, data: bytes, signer: Signer | None) -> ModelVersion:
     """A minimal :class:`ModelVersion` for ``data`` (used by examples and tests)."""
     digest = hashlib.sha256(data).hexdigest()
-    signature = signer.sign(PICKLE_FORMAT, digest) if signer else ""
-    return ModelVersion(model=model, number=number, format=PICKLE_FORMAT, sha256=digest,
-                        size=len(data), created=0.0, signature=signature)
+    version = ModelVersion(model=model, number=number, format=PICKLE_FORMAT, sha256=digest,
+                           size=len(data), created=0.0)
+    if signer is None:
+        return version
+    return msgspec.structs.replace(version, signature=signer.sign_version(version))

@@ -57,7 +57,8 @@ class Registry(AliasOperations):
     The alias methods come from :class:`~model_store.aliases.AliasOperations`.
 
     ``signer`` signs every publish and verifies on read (``river-pickle`` must be signed);
-    ``require_signatures`` refuses unsigned blobs of any format. ``clock`` gives epoch
+    ``require_signatures`` refuses unsigned blobs of any format, and blobs signed the old way
+    (v1: metadata not covered). ``clock`` gives epoch
     seconds (pass a fake one in tests).
     """
 
@@ -130,12 +131,8 @@ class Registry(AliasOperations):
             raise InvalidNameError(f"parent must be a version number, got {parent!r}")
         view = memoryview(blob).cast("B")
         digest = hashlib.sha256(view).hexdigest()
-        if self.signer is not None:
-            signature = self.signer.sign(format, digest)
-        elif format in SIGNED_FORMATS or self.require_signatures:
+        if self.signer is None and (format in SIGNED_FORMATS or self.require_signatures):
             raise key_missing(f'publishing model "{model}" in format "{format}"')
-        else:
-            signature = ""
         meta = dict(metadata or {})
         try:
             maps = {f: msgspec.json.decode(msgspec.json.encode(meta.pop(f, {})))
@@ -148,9 +145,12 @@ class Registry(AliasOperations):
         now = self.clock()
         version = ModelVersion(
             model=model, number=number, format=format, sha256=digest, size=len(view),
-            created=now, announced=now, parent=parent, signature=signature, chunks=count,
+            created=now, announced=now, parent=parent, chunks=count,
             chunk_size=self.chunk_size, extra=extra, **maps,
         )
+        if self.signer is not None:  # signs the metadata too (offsets, parent, extra...)
+            version = msgspec.structs.replace(version,
+                                              signature=self.signer.sign_version(version))
         fields = version.to_fields()
         moved = self.backend.commit(model, number, fields, now)
         log.info("published model %s version %d (%s, %d bytes, %d chunks, latest moved: %s)",
@@ -204,7 +204,8 @@ class Registry(AliasOperations):
         iterator before trusting what it gave.
         """
         found = self.get(model, version)
-        check_signature(found, self.signer, require=self.require_signatures)
+        check_signature(found, self.signer, require=self.require_signatures,
+                        legacy=not self.require_signatures)
         return blob_stream(self.backend, found)
 
     def read_blob(self, model: str, version: Ref) -> bytes:
@@ -214,7 +215,8 @@ class Registry(AliasOperations):
     def load(self, model: str, version: Ref) -> tuple[ModelVersion, Any]:
         """Read, verify and :meth:`decode` a version: an object for pickles, else bytes."""
         found = self.get(model, version)
-        check_signature(found, self.signer, require=self.require_signatures)
+        check_signature(found, self.signer, require=self.require_signatures,
+                        legacy=not self.require_signatures)
         return found, self.decode(found, b"".join(blob_stream(self.backend, found)))
 
     def load_object(self, model: str, version: Ref) -> tuple[ModelVersion, Any]:
@@ -223,7 +225,7 @@ class Registry(AliasOperations):
         if found.format != codec.PICKLE_FORMAT:
             raise FormatError(f'model "{model}" version {found.number} has format '
                               f'"{found.format}", not "{codec.PICKLE_FORMAT}"')
-        check_signature(found, self.signer, require=True)
+        check_signature(found, self.signer, require=True, legacy=not self.require_signatures)
         return found, self.decode(found, b"".join(blob_stream(self.backend, found)))
 
     def decode(self, version: ModelVersion, data: bytes) -> Any:

@@ -81,6 +81,20 @@ class LearnerMetrics:
             "lifelong_learner_event_to_model_latency_seconds",
             "From the broker append time of an event to the model having learned it.",
             ("model",), buckets=LATENCY_BUCKETS, registry=registry)
+        self._quarantined = Counter(
+            "lifelong_learner_events_quarantined",
+            "Valid events a data-quality gate refused (sent to the quarantine topic, never "
+            "learned), by reason (value_range, ts_future, ts_floor, user_rate).",
+            (*mt, "reason"), registry=registry)
+        self._publish_refused = Counter(
+            "lifelong_model_publish_refused",
+            "Publishes refused because a score or parameter was NaN or infinite.",
+            ("model",), registry=registry)
+        self._commit_failures = Counter(
+            "lifelong_learner_commit_failures",
+            "Kafka offset commits after a publish that failed even after retries (broker "
+            "outage, rebalance); the version holds the offsets, learning goes on.",
+            ("model",), registry=registry)
         self._drift_alarms = Counter(
             "lifelong_learner_drift_alarms", "Alarms raised because the prequential error rose.",
             ("model",), registry=registry)
@@ -100,10 +114,16 @@ class LearnerMetrics:
         self.latency = self._latency.labels(model)
         self.publish_failures = self._publish_failures.labels(model)
         self.drift_alarms = self._drift_alarms.labels(model)
+        self.publish_refused = self._publish_refused.labels(model)
+        self.commit_failures = self._commit_failures.labels(model)
 
     def invalid(self, reason_kind: str) -> Counter:
         """The invalid-events counter for one reason kind (``schema``, ``malformed``...)."""
         return self._invalid.labels(self.model, self.topic, reason_kind)
+
+    def quarantined(self, reason_kind: str) -> Counter:
+        """The quarantined-events counter for one reason kind (``value_range``...)."""
+        return self._quarantined.labels(self.model, self.topic, reason_kind)
 
 
 class FineTuneMetrics:

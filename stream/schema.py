@@ -99,8 +99,19 @@ def parse_ts(ts: float | str) -> float:
     return float(ts)
 
 
-def decode(raw: bytes) -> Event | Rejected:
-    """Decode and validate one record; never raises."""
+def decode(raw: bytes | None) -> Event | Rejected:
+    """Decode and validate one record; never raises.
+
+    A Kafka tombstone (a record with a null value) is refused as ``tombstone``:
+
+    >>> decode(None).reason
+    'tombstone: the record has no value (a Kafka delete marker)'
+    """
+    if raw is None:
+        return Rejected("tombstone: the record has no value (a Kafka delete marker)", b"")
+    if not isinstance(raw, bytes | bytearray | memoryview):
+        return Rejected(f"malformed: expected bytes, got {type(raw).__name__}", b"")
+    raw = bytes(raw)
     if len(raw) > MAX_EVENT_BYTES:
         return Rejected(f"too_large: {len(raw)} bytes > {MAX_EVENT_BYTES}", raw)
     try:

@@ -11,11 +11,14 @@ runs in production (Kafka), in evaluation (a file) and in tests (a list).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
 __all__ = ["DeadLetters", "IterSource", "ListDeadLetters", "ListSource", "Record", "Source"]
+
+
+_END = object()  # end of an IterSource's values (a value may be None: a tombstone)
 
 
 class Record(msgspec.Struct, frozen=True):
@@ -26,7 +29,7 @@ class Record(msgspec.Struct, frozen=True):
     broker's append time in epoch seconds (``None`` for files).
     """
 
-    value: bytes
+    value: bytes | None  # None: a Kafka tombstone
     topic: str
     partition: int
     offset: int
@@ -84,7 +87,7 @@ class IterSource:
         self.batch_size = batch_size
         self.start_offset = start_offset
         self._values: Iterator[bytes] | None = None
-        self._peek: bytes | None = None
+        self._peek: Any = _END
         self._next = start_offset
         self._closed = False
         self.committed: dict[tuple[str, int], int] = {}
@@ -96,13 +99,13 @@ class IterSource:
         """Return up to ``batch_size`` records (never waits, so ``timeout`` is unused)."""
         if self._values is None and not self._closed:
             self._values = self._open()
-            self._peek = next(self._values, None)
+            self._peek = next(self._values, _END)
         out: list[Record] = []
-        while self._peek is not None and len(out) < self.batch_size:
+        while self._peek is not _END and len(out) < self.batch_size:
             out.append(Record(self._peek, self.topic, 0, self._next))
             self._next += 1
-            self._peek = next(self._values, None)  # type: ignore[arg-type]
-        if self._peek is None:
+            self._peek = next(self._values, _END)  # type: ignore[arg-type]
+        if self._peek is _END:
             self.close()
         return out
 
@@ -123,7 +126,7 @@ class IterSource:
     def close(self) -> None:
         """Stop; later polls return nothing."""
         self._closed = True
-        self._values, self._peek = iter(()), None
+        self._values, self._peek = iter(()), _END
 
 
 class ListSource(IterSource):

@@ -115,7 +115,7 @@ def test_verify_reports_each_version_and_fails_on_tampering(registry: Registry) 
     result = run("verify", "reco")
     assert result.exit_code == 0, result.output
     assert result.output.count(": ok (") == 3
-    assert f"signature valid (key {registry.signer.key_id})" in result.output
+    assert f"signature valid (key {registry.signer.key_id}; blob and metadata)" in result.output
     registry.backend._chunks[("reco", 2)][0] = b"evil"  # type: ignore[attr-defined]
     result = run("verify", "reco")
     assert result.exit_code == 1
@@ -126,6 +126,13 @@ def test_verify_reports_each_version_and_fails_on_tampering(registry: Registry) 
     assert single.exit_code == 1
     assert flat(single.output).startswith('error: model "reco" version 2: sha256 mismatch')
     assert run("verify", "reco", "latest").exit_code == 0
+
+
+def test_verify_refuses_altered_metadata(registry: Registry) -> None:
+    registry.publish_object("reco", {"w": 1}, metadata={"offsets": {"events:0": 100}})
+    registry.backend._meta["reco"][1]["offsets"] = '{"events:0": 0}'  # type: ignore[attr-defined]
+    result = run("verify", "reco", "1")
+    assert result.exit_code == 1 and "bad signature" in flat(result.output)
 
 
 def test_verify_refuses_unsigned_and_require_signature(registry: Registry) -> None:

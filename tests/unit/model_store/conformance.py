@@ -205,7 +205,7 @@ class RegistryConformance(BackendFixtures):
                                                          backend: Backend,
                                                          clock: FakeClock) -> None:
         v = registry.publish("reco", b"weights", format="safetensors")
-        assert v.signature.startswith("hmac-sha256:")
+        assert v.signature.startswith("hmac-sha256-v2:")
         assert Registry(backend, clock=clock).read_blob("reco", 1) == b"weights"
         strict = Registry(backend, clock=clock, require_signatures=True)
         with pytest.raises(SigningKeyError):

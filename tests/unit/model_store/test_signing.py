@@ -1,14 +1,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import pickle
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from model_store import IntegrityError, ModelVersion, SigningKeyError, UnsignedModelError
 from model_store.codec import describe, dump, load
-from model_store.signing import ENV_KEY, ENV_KEY_FILE, Signer, check_signature
+from model_store.signing import (
+    ENV_KEY,
+    ENV_KEY_FILE,
+    SIGNED_FIELDS,
+    Signer,
+    check_signature,
+    is_legacy,
+)
 
 KEY = b"unit-signing-key-0123456789"
 
@@ -82,3 +91,54 @@ def test_unsigned_raw_formats_pass_unless_required() -> None:
     check_signature(v, Signer(KEY))
     with pytest.raises(UnsignedModelError):
         check_signature(v, Signer(KEY), require=True)
+
+
+# -- v2: the signature covers the metadata the learner acts on ------------------------------
+_V = ModelVersion(model="reco", number=4, format="river-pickle", sha256="aa" * 32, size=10,
+                  created=1.5, parent=3, chunks=1, chunk_size=4, offsets={"events:0": 1200},
+                  metrics={"rmse": 0.9}, tags={"learner": "online"},
+                  extra={"events_seen": 1200, "dedup_sha256": "bb" * 32})
+_CHANGED = {"model": "other", "number": 5, "format": "safetensors", "sha256": "ab" * 32,
+            "size": 11, "created": 2.5, "parent": None, "chunks": 2, "chunk_size": 8,
+            "offsets": {"events:0": 0}, "metrics": {"rmse": 0.1}, "tags": {"learner": "x"},
+            "extra": {"events_seen": 1200, "dedup_sha256": "cc" * 32}}
+
+
+def _signed() -> ModelVersion:
+    signer = Signer(KEY)
+    return msgspec.structs.replace(_V, signature=signer.sign_version(_V))
+
+
+def test_every_field_the_learner_acts_on_is_covered() -> None:
+    assert set(_CHANGED) == set(SIGNED_FIELDS)
+    signed = _signed()
+    assert Signer(KEY).verify_version(signed)
+    for name, value in _CHANGED.items():
+        tampered = msgspec.structs.replace(signed, **{name: value})
+        assert not Signer(KEY).verify_version(tampered), name
+        with pytest.raises(IntegrityError, match="bad signature"):
+            check_signature(tampered, Signer(KEY))
+
+
+def test_the_alias_stamp_is_not_covered_so_promotions_keep_versions_valid() -> None:
+    assert Signer(KEY).verify_version(msgspec.structs.replace(_signed(), announced=99.0))
+
+
+def test_fields_round_trip_through_the_hash_and_still_verify() -> None:
+    signed = _signed()
+    back = ModelVersion.from_fields("reco", 4, signed.to_fields())
+    assert Signer(KEY).verify_version(back)
+
+
+def test_old_style_signatures_load_with_a_warning_and_strict_mode_refuses_them(caplog) -> None:
+    signer = Signer(KEY)
+    old = msgspec.structs.replace(_V, signature=signer.sign(_V.format, _V.sha256))
+    assert is_legacy(old.signature) and not is_legacy(_signed().signature)
+    with caplog.at_level(logging.WARNING, logger="model_store.signing"):
+        check_signature(old, signer)
+    assert "signed the old way" in caplog.text
+    with pytest.raises(IntegrityError, match="old way"):
+        check_signature(old, signer, legacy=False)
+    forged = msgspec.structs.replace(old, sha256="ff" * 32)
+    with pytest.raises(IntegrityError, match="bad signature"):
+        check_signature(forged, signer)
