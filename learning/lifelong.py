@@ -2,13 +2,15 @@
 
 Per event: River's online model and the deep model (its item side frozen in a
 :class:`~learning.blend.DeepView`, the user side folded in by SGD) both predict; the blend
-(weights by recent error) is scored prequentially; then River learns, the fold-in steps,
-and the event joins the fresh samples of the next fine-tune round. With a ``finetuner``,
-a round runs every ``round_every`` events (synchronously: this is how ``lifelong
-evaluate --model lifelong`` replays a file with the production code); without one, the
-deep model comes from outside through :meth:`set_deep` (a subscriber to the fine-tune
-worker's versions). After each round the deep model is scored on a held-back share of
-every slice seen so far, giving the forgetting matrix and BWT.
+(weights by recent error) is scored prequentially; then River learns and the fold-in steps.
+With a ``finetuner`` the learner also plays the fine-tune worker's part in-process (this is
+how ``lifelong evaluate --model lifelong`` replays a file): each event joins the next
+round's :class:`~learning.rounds.RoundBatch` under the same hold-back rule, and every
+``round_every`` events the one round :func:`learning.rounds.run_round` trains, scores the
+recent and old slices (forgetting matrix, BWT) and gates against a
+:class:`~learning.rounds.MemoryDeepStore`; what the gate promotes is served. Without a
+finetuner the deep model comes from outside through :meth:`set_deep` (a subscriber to the
+fine-tune worker's production versions).
 
 >>> from stream.synthetic import SyntheticStream
 >>> from learning.finetune import FineTuner
@@ -24,40 +26,30 @@ every slice seen so far, giving the forgetting matrix and BWT.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from learning.blend import BlendWeights, DeepView, FoldIn
-from learning.finetune import FineTuner, RoundReport
+from learning.finetune import FineTuner
 from learning.forgetting import ForgettingTracker
+from learning.gate import Gate
 from learning.models import clip
 from learning.online import OnlineLearner
 from learning.prequential import Prequential, PrequentialScore
 from learning.replay import ReplayBuffer
+from learning.rounds import HoldBack, MemoryDeepStore, RoundBatch, RoundOutcome, run_round
 from learning.torch_models import DeepRecommender
 from stream.schema import Event
 
 __all__ = ["LifelongLearner"]
 
 
-class _Slice:
-    """Held-back events of one round's stretch, for forgetting evaluation."""
-
-    def __init__(self) -> None:
-        self.users: list[str] = []
-        self.items: list[str] = []
-        self.values: list[float] = []
-
-
 class LifelongLearner:
     """River online model + deep model with user fold-in, blended; optional periodic rounds.
 
-    ``holdout_every``: every k-th event is held back from fine-tuning (River still learns
-    it, test-then-train) to measure forgetting on each slice, up to ``max_holdout`` per
-    slice and ``max_slices`` slices.
+    With a ``finetuner``: ``holdout_share`` of the events are held back from fine-tuning
+    (River still learns them, test-then-train) to score each round, ``gate`` decides which
+    rounds serve, and the tracker keeps ``max_slices`` old slices (as the worker does).
     """
 
     def __init__(
@@ -73,22 +65,22 @@ class LifelongLearner:
         blend_window: int = 500,
         finetuner: FineTuner | None = None,
         buffer: ReplayBuffer | None = None,
+        gate: Gate | None = None,
         round_every: int = 10_000,
-        holdout_every: int = 10,
-        max_holdout: int = 2000,
-        max_slices: int = 50,
+        holdout_share: float = 0.1,
+        max_slices: int = 8,
     ):
-        if round_every < 1 or holdout_every < 2:
-            raise ValueError("round_every must be >= 1 and holdout_every >= 2")
+        if round_every < 1:
+            raise ValueError("round_every must be >= 1")
         self.online = OnlineLearner(model, params, seed=seed, clip=clip, window=window)
         self.model_name = f"lifelong:{model}"
         self.clip = clip
         self.finetuner = finetuner
         self.buffer = buffer if buffer is not None or finetuner is None else ReplayBuffer(
             seed=seed)
+        self.gate = gate or Gate()
         self.round_every = round_every
-        self.holdout_every = holdout_every
-        self.max_holdout = max_holdout
+        self.holdout_share = holdout_share
         self.max_slices = max_slices
         self.fold_lr = fold_lr
         self.fold_l2 = fold_l2
@@ -97,12 +89,13 @@ class LifelongLearner:
         # another thread (a subscriber) never pairs with the previous model's corrections
         self._serving: tuple[DeepView, FoldIn, int | None] | None = None
         self.events_seen = 0
-        self.rounds: list[RoundReport] = []
-        self.forgetting = ForgettingTracker()
+        self.rounds: list[RoundOutcome] = []
+        self.forgetting = ForgettingTracker(max_slices)
+        self.store = MemoryDeepStore()
+        self._split = HoldBack.share(holdout_share)
+        self._batch = RoundBatch()
         self._preq = Prequential(window)
         self._preq_deep = Prequential(window)
-        self._fresh: tuple[list[str], list[str], list[float], list[float]] = ([], [], [], [])
-        self._slices: list[_Slice] = [_Slice()]
         if finetuner is not None and finetuner.recommender.samples_trained:
             self.set_deep(finetuner.recommender)
 
@@ -160,36 +153,25 @@ class LifelongLearner:
         return y_hat
 
     def _collect(self, event: Event) -> None:
-        if self.events_seen % self.holdout_every == 0:
-            held = self._slices[-1]
-            if len(held.users) < self.max_holdout:
-                held.users.append(event.user_id)
-                held.items.append(event.item_id)
-                held.values.append(event.value)
-        else:
-            for column, value in zip(self._fresh, (event.user_id, event.item_id, event.value,
-                                                   event.ts), strict=True):
-                column.append(value)  # type: ignore[attr-defined]
+        self._batch.add(event, self._split.hold())
         if self.events_seen % self.round_every == 0:
             self.run_round()
 
-    def run_round(self) -> RoundReport | None:
-        """Fine-tune on the fresh samples (+ replay), serve the result, score forgetting."""
-        if self.finetuner is None or not self._fresh[0]:
+    def run_round(self) -> RoundOutcome | None:
+        """The one round on the pending batch; serve the candidate when the gate promotes it."""
+        if self.finetuner is None or not self._batch.fresh:
             return None
-        users, items, values, ts = self._fresh
-        report = self.finetuner.round(users, items, np.asarray(values, dtype=np.float32),
-                                      np.asarray(ts, dtype=np.float64), self.buffer)
-        self._fresh = ([], [], [], [])
-        self.rounds.append(report)
-        self.set_deep(self.finetuner.recommender, version=len(self.rounds))
-        slices = [s for s in self._slices if s.users]
-        if slices:
-            self.forgetting.evaluate(self.finetuner.recommender,
-                                     [(s.users, s.items, s.values) for s in slices])
-        if len(self._slices) < self.max_slices:
-            self._slices.append(_Slice())
-        return report
+        batch, self._batch = self._batch, RoundBatch()
+        outcome = run_round(self.finetuner, self.buffer, batch, self.forgetting, self.gate,
+                            self.store.production())
+        number = self.store.publish(self.finetuner.recommender)
+        if outcome.decision.promote:
+            self.store.promote(number)
+            production = self.store.production()
+            assert production is not None
+            self.set_deep(production, version=number)
+        self.rounds.append(outcome)
+        return outcome
 
     # scores -----------------------------------------------------------------------------
     def score(self) -> PrequentialScore:
@@ -205,11 +187,12 @@ class LifelongLearner:
 
     def bwt(self) -> float:
         """Backward transfer of the deep model over the slices (positive = forgetting)."""
-        return self.forgetting.bwt() if len(self.forgetting.matrix) > 1 else math.nan
+        return self.forgetting.bwt()
 
     def __getstate__(self) -> dict[str, Any]:
         # What serves travels (River, deep view, fold-in, weights); the trainer, its buffer
         # and the held-back slices stay with the process that trains.
         state = self.__dict__.copy()
-        state.update(finetuner=None, buffer=None, _fresh=([], [], [], []), _slices=[_Slice()])
+        state.update(finetuner=None, buffer=None, store=MemoryDeepStore(), _batch=RoundBatch(),
+                     forgetting=ForgettingTracker(self.max_slices))
         return state
