@@ -33,11 +33,11 @@ from learning.blend import BlendWeights, DeepView, FoldIn
 from learning.finetune import FineTuner
 from learning.forgetting import ForgettingTracker
 from learning.gate import Gate
-from learning.models import clip
-from learning.online import OnlineLearner
+from learning.models import Recommender
 from learning.prequential import Prequential, PrequentialScore
 from learning.replay import ReplayBuffer
 from learning.rounds import HoldBack, MemoryDeepStore, RoundBatch, RoundOutcome, run_round
+from learning.serving import LifelongModel
 from learning.torch_models import DeepRecommender
 from stream.schema import Event
 
@@ -72,8 +72,9 @@ class LifelongLearner:
     ):
         if round_every < 1:
             raise ValueError("round_every must be >= 1")
-        self.online = OnlineLearner(model, params, seed=seed, clip=clip, window=window)
-        self.model_name = f"lifelong:{model}"
+        self.model = LifelongModel(Recommender(model, params, seed=seed), clip=clip,
+                                   fold_lr=fold_lr, fold_l2=fold_l2, blend_window=blend_window)
+        self.model_name = self.model.model_name
         self.clip = clip
         self.finetuner = finetuner
         self.buffer = buffer if buffer is not None or finetuner is None else ReplayBuffer(
@@ -82,22 +83,37 @@ class LifelongLearner:
         self.round_every = round_every
         self.holdout_share = holdout_share
         self.max_slices = max_slices
-        self.fold_lr = fold_lr
-        self.fold_l2 = fold_l2
-        self.weights = BlendWeights(window=blend_window)
-        # (view, fold-in, version), swapped as one reference so a deep model arriving from
-        # another thread (a subscriber) never pairs with the previous model's corrections
-        self._serving: tuple[DeepView, FoldIn, int | None] | None = None
-        self.events_seen = 0
         self.rounds: list[RoundOutcome] = []
         self.forgetting = ForgettingTracker(max_slices)
         self.store = MemoryDeepStore()
         self._split = HoldBack.share(holdout_share)
         self._batch = RoundBatch()
         self._preq = Prequential(window)
+        self._preq_online = Prequential(window)
         self._preq_deep = Prequential(window)
         if finetuner is not None and finetuner.recommender.samples_trained:
             self.set_deep(finetuner.recommender)
+
+    @classmethod
+    def resume(cls, model: LifelongModel, **kwargs: Any) -> LifelongLearner:
+        """A learner continuing from a published :class:`LifelongModel` (scores start over).
+
+        ``kwargs`` configure the rest as for the constructor (``finetuner``, ``window`` ...).
+        """
+        learner = cls(model.online.name, model.online.params, seed=model.online.seed,
+                      clip=model.clip, fold_lr=model.fold_lr, fold_l2=model.fold_l2,
+                      **kwargs)
+        learner.model = model
+        return learner
+
+    @property
+    def events_seen(self) -> int:
+        """Events learned (over restarts)."""
+        return self.model.events_seen
+
+    def serving(self) -> LifelongModel:
+        """What this learner publishes: the serving object (no trainer, no scores)."""
+        return self.model
 
     # serving ----------------------------------------------------------------------------
     def set_deep(self, deep: DeepRecommender | DeepView, version: int | None = None) -> None:
@@ -105,49 +121,42 @@ class LifelongLearner:
 
         Safe to call from another thread than the one calling :meth:`learn_one`.
         """
-        view = deep if isinstance(deep, DeepView) else DeepView.of(deep)
-        self._serving = (view, FoldIn(self.fold_lr, self.fold_l2), version)
+        self.model.set_deep(deep, version)
 
     @property
     def deep(self) -> DeepView | None:
         """The deep model being served, if any."""
-        return self._serving[0] if self._serving else None
+        return self.model.deep
 
     @property
     def fold(self) -> FoldIn | None:
         """The per-user corrections of the deep model being served."""
-        return self._serving[1] if self._serving else None
+        return self.model.fold
 
     @property
     def deep_version(self) -> int | None:
         """The version (or round) of the deep model being served."""
-        return self._serving[2] if self._serving else None
+        return self.model.deep_version
 
-    def _blend(self, p_online: float, p_deep: float | None) -> float:
-        if p_deep is None:
-            return p_online
-        return clip(self.weights.blend(p_online, p_deep), self.clip)
+    @property
+    def weights(self) -> BlendWeights:
+        """The blend weights."""
+        return self.model.weights
 
     def predict_one(self, user: str, item: str) -> float:
         """The blended prediction."""
-        serving = self._serving
-        p_deep = serving[0].predict(user, item, serving[1]) if serving else None
-        return self._blend(self.online.predict_one(user, item), p_deep)
+        return self.model.predict_one(user, item)
 
     # learning ---------------------------------------------------------------------------
     def learn_one(self, event: Event) -> float:
         """Predict (blend) and score, then learn everywhere; return the blended prediction."""
-        user, item, y = event.user_id, event.item_id, event.value
-        serving = self._serving
-        p_deep = serving[0].predict(user, item, serving[1]) if serving else None
-        p_online = self.online.learn_one(event)  # predicts before learning, scores itself
-        y_hat = self._blend(p_online, p_deep)
+        y = event.value
+        y_hat, p_online, p_deep = self.model.step(event.user_id, event.item_id, y,
+                                                  event.context)
         self._preq.update(y, y_hat)
-        if serving is not None and p_deep is not None:
+        self._preq_online.update(y, p_online)
+        if p_deep is not None:
             self._preq_deep.update(y, p_deep)
-            self.weights.update(y, p_online, p_deep)
-            serving[1].update(serving[0], user, item, y)
-        self.events_seen += 1
         if self.finetuner is not None:
             self._collect(event)
         return y_hat
@@ -180,7 +189,7 @@ class LifelongLearner:
 
     def component_scores(self) -> dict[str, PrequentialScore]:
         """Prequential figures of each component (deep: only while a deep model served)."""
-        scores = {"online": self.online.score()}
+        scores = {"online": self._preq_online.score()}
         if self._preq_deep.n:
             scores["deep"] = self._preq_deep.score()
         return scores
@@ -188,11 +197,3 @@ class LifelongLearner:
     def bwt(self) -> float:
         """Backward transfer of the deep model over the slices (positive = forgetting)."""
         return self.forgetting.bwt()
-
-    def __getstate__(self) -> dict[str, Any]:
-        # What serves travels (River, deep view, fold-in, weights); the trainer, its buffer
-        # and the held-back slices stay with the process that trains.
-        state = self.__dict__.copy()
-        state.update(finetuner=None, buffer=None, store=MemoryDeepStore(), _batch=RoundBatch(),
-                     forgetting=ForgettingTracker(self.max_slices))
-        return state

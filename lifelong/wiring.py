@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -19,19 +18,19 @@ from consumers.publisher import RegistryPublisher
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.services import ServiceError, add_scrape_target, resolve
-from learning import weights
 from learning.blend import DeepView
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
+from learning.serving import LifelongModel
 from learning.torch_models import DeepRecommender
 from lifelong.config import ConfigError, Settings
-from model_store import SAFETENSORS_FORMAT, ModelVersion, Registry, Subscriber
+from model_store import ModelVersion, Registry, Subscriber
 from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
 
-__all__ = ["OnlineRun", "build_online_run", "connect_topics", "deep_loader", "drift_alarm",
+__all__ = ["OnlineRun", "build_online_run", "connect_topics", "drift_alarm",
            "follow_deep", "kafka_address", "open_registry", "redis_address", "serve_metrics",
            "snapshot_offsets"]
 
@@ -128,6 +127,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     resumed, start_offsets = None, {}
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
+        if blend_with and isinstance(obj, LifelongModel):  # the published serving object
+            obj = LifelongLearner.resume(obj)
         if isinstance(obj, kind):
             learner, resumed = obj, version.number
             start_offsets = snapshot_offsets(version, settings.topic)
@@ -185,18 +186,13 @@ def follow_deep(registry: Registry, model: str, learner: LifelongLearner,
         if loaded is not None and isinstance(loaded.model, DeepRecommender):
             learner.set_deep(DeepView.of(loaded.model), version.number)
             log.info("blending with %s version %d", model, version.number)
+        elif loaded is not None:
+            log.warning("%s is a %s, not a deep model: not blended", version.ref,
+                        type(loaded.model).__name__)
 
-    subscriber = Subscriber(registry, model, alias=alias, loader=deep_loader,
-                            on_swap=on_swap)
+    # the default loader decodes through the store's codec table (safetensors -> model)
+    subscriber = Subscriber(registry, model, alias=alias, on_swap=on_swap)
     return subscriber.start()
-
-
-def deep_loader(version: ModelVersion, blob: bytes) -> Any:
-    """Subscriber loader for deep models: safetensors weights -> ``DeepRecommender``."""
-    if version.format != SAFETENSORS_FORMAT:
-        raise ValueError(f"{version.ref}: expected format {SAFETENSORS_FORMAT}, "
-                         f"got {version.format}")
-    return weights.load(blob)
 
 
 def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
