@@ -24,6 +24,7 @@ from learning.forgetting import ForgettingTracker, WindowScores
 from learning.gate import Gate
 from learning.replay import ReplayBuffer
 from learning.rounds import RoundBatch, run_round
+from model_store.records import encode_offsets
 from monitoring.metrics import FineTuneMetrics
 
 __all__ = ["RoundResult", "RoundRunner"]
@@ -92,7 +93,7 @@ class RoundRunner:
         cand, prod, decision, report = (outcome.candidate, outcome.production,
                                         outcome.decision, outcome.report)
         self.rounds += 1
-        offsets = {f"{t}:{p}": o for (t, p), o in sorted(batch.positions.items())}
+        offsets = encode_offsets(batch.positions)
         version = self.publisher.publish(self.finetuner.recommender, metadata=self._metadata(
             batch, trigger, report, cand, prod, prod_version, decision.promote, decision.reason,
             offsets))

@@ -7,32 +7,31 @@ builds the objects the CLI commands run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from consumers.alarms import drift_alarm
+from consumers.deep_follow import follow_deep
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.services import ServiceError, add_scrape_target, resolve
-from learning.blend import DeepView
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
 from learning.serving import LifelongModel
-from learning.torch_models import DeepRecommender
 from lifelong.config import ConfigError, Settings
-from model_store import ModelVersion, Registry, Subscriber
+from model_store import Registry, Subscriber
+from model_store.records import decode_offsets
 from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
 
-__all__ = ["OnlineRun", "build_online_run", "connect_topics", "drift_alarm",
-           "follow_deep", "kafka_address", "open_registry", "redis_address", "serve_metrics",
-           "snapshot_offsets"]
+__all__ = ["OnlineRun", "build_online_run", "connect_topics", "kafka_address",
+           "open_registry", "redis_address", "serve_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +130,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             obj = LifelongLearner.resume(obj)
         if isinstance(obj, kind):
             learner, resumed = obj, version.number
-            start_offsets = snapshot_offsets(version, settings.topic)
+            start_offsets = decode_offsets(version.offsets, settings.topic)
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
@@ -160,50 +159,3 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     )
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber)
-
-
-def snapshot_offsets(version: ModelVersion, topic: str) -> dict[tuple[str, int], int]:
-    """The ``{(topic, partition): next offset}`` a published version covers, for ``topic``.
-
-    >>> v = ModelVersion(model="m", number=1, format="f", sha256="", size=0, created=0.0,
-    ...                  offsets={"events:0": 10, "events:2": 7, "other:0": 3})
-    >>> snapshot_offsets(v, "events")
-    {('events', 0): 10, ('events', 2): 7}
-    """
-    out = {}
-    for key, offset in version.offsets.items():
-        name, _, partition = key.rpartition(":")
-        if name == topic and partition.isdigit():
-            out[(name, int(partition))] = int(offset)
-    return out
-
-
-def follow_deep(registry: Registry, model: str, learner: LifelongLearner,
-                alias: str = "production") -> Subscriber:
-    """Serve ``model``'s ``alias`` inside ``learner``, swapping each new version in."""
-    def on_swap(_alias: str, version: ModelVersion) -> None:
-        loaded = subscriber.loaded(alias)
-        if loaded is not None and isinstance(loaded.model, DeepRecommender):
-            learner.set_deep(DeepView.of(loaded.model), version.number)
-            log.info("blending with %s version %d", model, version.number)
-        elif loaded is not None:
-            log.warning("%s is a %s, not a deep model: not blended", version.ref,
-                        type(loaded.model).__name__)
-
-    # the default loader decodes through the store's codec table (safetensors -> model)
-    subscriber = Subscriber(registry, model, alias=alias, on_swap=on_swap)
-    return subscriber.start()
-
-
-def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
-    """An ``on_drift`` callback that raises a drift alarm on ``model`` in the store.
-
-    A failure to announce it is logged, never raised: an alarm must not stop learning.
-    """
-    def raise_alarm(at: int) -> None:
-        try:
-            registry.alarm(model, detail={"events": at}, actor="online")
-        except Exception as exc:
-            log.warning("could not raise the drift alarm for %s: %s", model, exc)
-
-    return raise_alarm
