@@ -5,6 +5,7 @@ on the model's stream log and pub/sub channel. :class:`StoreAlarms` follows the 
 one or more models in background threads (from the log position when :meth:`start` ran, so
 nothing raised after that is missed, even across a dropped connection) and hands the
 alarms of the wanted kinds to whoever calls :meth:`StoreAlarms.drain` (non-blocking).
+:func:`drift_alarm` is the online learner's side: the ``on_drift`` callback that raises one.
 
 >>> from model_store import Registry
 >>> reg = Registry.from_url("memory://", signer=None)
@@ -21,12 +22,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from model_store.records import StoreEvent
 from model_store.registry import Registry
 
-__all__ = ["StoreAlarms"]
+__all__ = ["StoreAlarms", "drift_alarm"]
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,22 @@ class StoreAlarms:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
+    """An ``on_drift`` callback that raises a drift alarm on ``model`` in the store.
+
+    A failure to announce it is logged, never raised: an alarm must not stop learning.
+
+    >>> reg = Registry.from_url("memory://", signer=None)
+    >>> drift_alarm(reg, "reco")(1234)
+    >>> [e.detail for _, e in reg.follow("reco", after="0-0", timeout=0.1)]
+    [{'events': 1234, 'alarm': 'drift'}]
+    """
+    def raise_alarm(at: int) -> None:
+        try:
+            registry.alarm(model, detail={"events": at}, actor="online")
+        except Exception as exc:
+            log.warning("could not raise the drift alarm for %s: %s", model, exc)
+
+    return raise_alarm

@@ -46,6 +46,15 @@ class Checkpoint:
         """SHA-256 of the dedup window (the version's metadata records it, signed)."""
         return hashlib.sha256(self.dedup).hexdigest()
 
+    def serving(self) -> Checkpoint:
+        """What a version holds: the learner's serving object (if it has one), with the windows.
+
+        A learner that publishes a serving object (``LifelongLearner.serving()``) would
+        otherwise lose the dedup window from its checkpoint.
+        """
+        serving = getattr(self.learner, "serving", None)
+        return self if serving is None else Checkpoint(serving(), self.dedup, self.quality)
+
     def __getattr__(self, name: str) -> Any:
         # only called for attributes not found here: serve and score through the learner
         if name in ("learner", "dedup", "quality") or name.startswith("__"):

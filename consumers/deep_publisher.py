@@ -1,10 +1,11 @@
 """The fine-tuner's side of the model store: deep versions as safetensors, candidate, production.
 
-Every round's model is published as a new version (format ``safetensors``, the bytes of
-:func:`learning.weights.dump`), ``candidate`` is moved to it, and ``production`` only when
-the gate says so. :meth:`DeepPublisher.production` loads what ``production`` serves now (cached
-by version number) so a candidate can be compared with it on the same slices, and
-:meth:`DeepPublisher.warm_start` finds the version a restarted fine-tuner continues from.
+Every round's model is published as a new version (format ``safetensors``, written by the
+store's codec table: :func:`learning.weights.dump`), ``candidate`` is moved to it, and
+``production`` only when the gate says so. :meth:`DeepPublisher.production` loads what
+``production`` serves now (cached by version number) so a candidate can be compared with
+it on the same slices, and :meth:`DeepPublisher.warm_start` finds the version a restarted
+fine-tuner continues from.
 
 >>> from learning.torch_models import DeepRecommender
 >>> from model_store import Registry
@@ -25,9 +26,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from learning import weights
 from learning.torch_models import DeepRecommender
-from model_store.codec import SAFETENSORS_FORMAT
+from model_store.codec import SAFETENSORS_FORMAT, encode
 from model_store.errors import AliasNotFoundError, VersionNotFoundError
 from model_store.records import ModelVersion
 from model_store.registry import Registry
@@ -55,18 +55,18 @@ class DeepPublisher:
     def load(self, ref: int | str) -> tuple[ModelVersion, DeepRecommender] | None:
         """The version ``ref`` (number or alias) as a recommender on CPU; ``None`` if absent.
 
-        A version in another format (not ``safetensors``) counts as absent, with a warning.
+        Decoded by the store's codec table (:meth:`Registry.load`); a version that is not a
+        deep model counts as absent, with a warning.
         """
         try:
-            version = self.registry.get(self.model, ref)
+            version, obj = self.registry.load(self.model, ref)
         except (AliasNotFoundError, VersionNotFoundError):
             return None
-        if version.format != SAFETENSORS_FORMAT:
-            log.warning("model %s version %d has format %r, not %r: ignored", self.model,
-                        version.number, version.format, SAFETENSORS_FORMAT)
+        if not isinstance(obj, DeepRecommender):
+            log.warning("model %s version %d has format %r, not a deep model: ignored",
+                        self.model, version.number, version.format)
             return None
-        blob = self.registry.read_blob(self.model, version.number)
-        return version, weights.load(blob)
+        return version, obj
 
     def production(self) -> tuple[ModelVersion, DeepRecommender] | None:
         """What ``production`` points at now, loaded (reloaded only when it moved)."""
@@ -90,7 +90,7 @@ class DeepPublisher:
     def publish(self, recommender: DeepRecommender, *,
                 metadata: Mapping[str, Any] | None = None) -> ModelVersion:
         """Store ``recommender`` as the next version and point ``candidate`` at it."""
-        version = self.registry.publish(self.model, weights.dump(recommender),
+        version = self.registry.publish(self.model, encode(SAFETENSORS_FORMAT, recommender),
                                         format=SAFETENSORS_FORMAT, metadata=metadata,
                                         parent=self._last)
         self._last = version.number

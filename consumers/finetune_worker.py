@@ -3,8 +3,9 @@
 The worker reads its own consumer group on the events topic. Each record is decoded with
 :func:`stream.schema.decode`; invalid ones are only counted (the online learner's DLQ has
 them already) and duplicates (by ``event_id``) dropped. Valid events are appended to the
-pending :class:`~consumers.finetune_round.Batch`; every ``k``-th (``k = 1/holdout_share``)
-is held back as the round's recent evaluation slice instead of trained on.
+pending :class:`~learning.rounds.RoundBatch`; the one hold-back rule
+(:class:`~learning.slices.HoldBack`, every ``k``-th valid event, ``k = 1/holdout_share``)
+keeps some back as the round's recent evaluation slice instead of training on them.
 
 A round starts when at least ``min_fresh`` training samples are pending and one trigger
 fires: ``round_every_events`` pending events, ``round_every_seconds`` since the last round,
@@ -44,12 +45,13 @@ from dataclasses import dataclass, field
 
 from consumers.dedup import RecentIds
 from consumers.deep_publisher import DeepPublisher
-from consumers.finetune_round import Batch, RoundResult, RoundRunner
+from consumers.finetune_round import RoundResult, RoundRunner
 from consumers.polling import PollLoop
 from learning.finetune import FineTuner
+from learning.forgetting import ForgettingTracker
 from learning.gate import Gate
 from learning.replay import ReplayBuffer
-from learning.slices import SliceWindow
+from learning.rounds import HoldBack, RoundBatch
 from monitoring.metrics import FineTuneMetrics
 from stream.schema import Rejected, decode
 from stream.source import Record, Source
@@ -91,7 +93,7 @@ class FineTuneStats:
 
 @dataclass
 class _Job:
-    batch: Batch
+    batch: RoundBatch
     trigger: str
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
@@ -107,14 +109,12 @@ class FineTuneWorker:
                  round_every_events: int = 50_000, round_every_seconds: float = 600.0,
                  holdout_share: float = 0.1, min_fresh: int = 1000,
                  metrics: FineTuneMetrics | None = None, alarms: Alarms | None = None,
-                 window: SliceWindow | None = None, dedup_capacity: int = 1_000_000,
+                 tracker: ForgettingTracker | None = None, dedup_capacity: int = 1_000_000,
                  stop_timeout: float = 600.0, failure_backoff: float = 10.0,
                  clock: Callable[[], float] = time.monotonic):
         if round_every_events < 1 or round_every_seconds <= 0 or min_fresh < 1:
             raise ValueError("need round_every_events >= 1, round_every_seconds > 0, "
                              "min_fresh >= 1")
-        if not 0.0 < holdout_share <= 0.5:
-            raise ValueError(f"holdout_share must be in (0, 0.5], got {holdout_share}")
         self.source = source
         self.round_every_events = round_every_events
         self.round_every_seconds = round_every_seconds
@@ -124,12 +124,12 @@ class FineTuneWorker:
         self.alarms = alarms
         self.stop_timeout = stop_timeout
         self.failure_backoff = failure_backoff
-        self.runner = RoundRunner(finetuner, buffer, publisher, gate or Gate(), window=window,
+        self.runner = RoundRunner(finetuner, buffer, publisher, gate or Gate(), tracker=tracker,
                                   metrics=metrics)
-        self._every = max(2, round(1.0 / holdout_share))
+        self._split = HoldBack.share(holdout_share)
         self._seen = RecentIds(dedup_capacity)
         self._clock = clock
-        self._batch = Batch()
+        self._batch = RoundBatch()
         self._positions: dict[tuple[str, int], int] = {}
         self._job: _Job | None = None
         self._last_round = clock()
@@ -138,7 +138,7 @@ class FineTuneWorker:
         self.stats = FineTuneStats(started=clock())
 
     @property
-    def pending(self) -> Batch:
+    def pending(self) -> RoundBatch:
         """Events gathered for the next round."""
         return self._batch
 
@@ -148,7 +148,7 @@ class FineTuneWorker:
         return self._job is not None and not self._job.done.is_set()
 
     # gathering --------------------------------------------------------------------
-    def _accept(self, record: Record, batch: Batch) -> None:
+    def _accept(self, record: Record, batch: RoundBatch) -> None:
         stats, metrics = self.stats, self.metrics
         event = decode(record.value)
         if isinstance(event, Rejected):
@@ -162,16 +162,9 @@ class FineTuneWorker:
                 metrics.duplicate.inc()
             return
         stats.valid += 1
-        if stats.valid % self._every == 0:
-            stats.held_out += 1
-            batch.held_users.append(event.user_id)
-            batch.held_items.append(event.item_id)
-            batch.held_values.append(event.value)
-        else:
-            batch.users.append(event.user_id)
-            batch.items.append(event.item_id)
-            batch.values.append(event.value)
-            batch.ts.append(event.ts)
+        held = self._split.hold()
+        stats.held_out += held
+        batch.add(event, held)
 
     def process(self, records: list[Record]) -> None:
         """Decode, de-duplicate and gather one batch of records (no training, no commit)."""
@@ -189,7 +182,7 @@ class FineTuneWorker:
         :func:`learning.curriculum.train_curriculum` with ``stages``. Runs in this thread and
         returns the round (``None`` for an empty backlog); streaming starts afterwards.
         """
-        batch = Batch()
+        batch = RoundBatch()
         while not backlog.exhausted:
             for record in backlog.poll():
                 batch.positions[(record.topic, record.partition)] = record.offset + 1
@@ -225,7 +218,7 @@ class FineTuneWorker:
         return None
 
     def _start(self, trigger: str) -> None:
-        batch, self._batch = self._batch, Batch()
+        batch, self._batch = self._batch, RoundBatch()
         batch.positions = dict(self._positions)
         self._last_round = self._clock()
         self._drift_pending = False

@@ -2,10 +2,12 @@
 
 A synthetic stream with known regime changes (by default a *population* drift: each
 regime brings other users and other popular items, while tastes stay the same) is
-learned regime by regime. After each regime every strategy is scored on a held-back
-share of every regime seen so far (:class:`~learning.forgetting.ForgettingTracker`), which
-gives the recent-slice error, the old-slice error and the backward transfer (BWT,
-positive = forgetting).
+learned regime by regime, one round per regime through the slow learner's one round loop
+(:func:`learning.rounds.run_round`, with the stream split by the one hold-back rule). After
+each regime every strategy is scored on the held-back share of every regime seen so far
+(:class:`~learning.forgetting.ForgettingTracker`), which gives the recent-slice error, the
+old-slice error and the backward transfer (BWT, positive = forgetting). Full retraining is
+a round of a fresh model on every training sample so far, without replay.
 
 >>> table = forgetting_experiment(n_events=6000, regimes=2, n_users=120, n_items=150,
 ...                               epochs=2, seed=1)
@@ -17,36 +19,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
-
-import numpy as np
 
 from learning.finetune import FineTuner
 from learning.forgetting import ForgettingTracker
+from learning.gate import Gate
 from learning.replay import ReplayBuffer
+from learning.rounds import HoldBack, RoundBatch, Samples, run_round
 from learning.torch_models import DeepRecommender
 from stream.synthetic import SyntheticStream
 
 __all__ = ["STRATEGIES", "forgetting_experiment", "verdict"]
 
 STRATEGIES = ("no_replay", "replay", "full_retrain")
-Columns = tuple[list[str], list[str], np.ndarray, np.ndarray]
 
 
-def _columns(events: list[Any]) -> Columns:
-    return ([e.user_id for e in events], [e.item_id for e in events],
-            np.asarray([e.value for e in events], dtype=np.float32),
-            np.asarray([e.ts for e in events], dtype=np.float64))
-
-
-def _split(stream: SyntheticStream, holdout_every: int) -> tuple[list[Columns], list[Columns]]:
-    """Per regime: (training columns, held-back columns)."""
-    n_regimes = len(stream.drift_points) + 1
-    train: list[list[Any]] = [[] for _ in range(n_regimes)]
-    held: list[list[Any]] = [[] for _ in range(n_regimes)]
+def _split(stream: SyntheticStream, holdout_every: int) -> list[RoundBatch]:
+    """One batch per regime: its training samples and its held-back slice."""
+    batches = [RoundBatch() for _ in range(len(stream.drift_points) + 1)]
+    split = HoldBack(holdout_every)
     for i, event in enumerate(stream):
-        (held if i % holdout_every == 0 else train)[stream.regime_of(i)].append(event)
-    return [_columns(t) for t in train], [_columns(h) for h in held]
+        batches[stream.regime_of(i)].add(event, split.hold())
+    return batches
 
 
 def forgetting_experiment(
@@ -75,34 +68,26 @@ def forgetting_experiment(
     stream = SyntheticStream(n_users=n_users, n_items=n_items, n_events=n_events,
                              drift_at=drift_at, seed=seed,
                              drift_kind=drift_kind)  # type: ignore[arg-type]
-    train, held = _split(stream, holdout_every)
-    slices = [(h[0], h[1], h[2].tolist()) for h in held]
+    batches = _split(stream, holdout_every)
 
-    def model() -> DeepRecommender:
-        return DeepRecommender(kind, n_factors=n_factors, clip=(1.0, 5.0), seed=seed)
-
-    def tuner(rec: DeepRecommender, ratio: float) -> FineTuner:
+    def tuner(ratio: float) -> FineTuner:
+        rec = DeepRecommender(kind, n_factors=n_factors, clip=(1.0, 5.0), seed=seed)
         return FineTuner(rec, lr=lr, batch_size=batch_size, epochs_per_round=epochs,
                          replay_ratio=ratio, device=device, seed=seed)
 
+    gate = Gate()
     results: dict[str, dict[str, float]] = {}
     for strategy in STRATEGIES:
         started = time.perf_counter()
-        tracker = ForgettingTracker()
-        rec = model()
-        ft = tuner(rec, replay_ratio if strategy == "replay" else 0.0)
+        tracker = ForgettingTracker(max_slices=regimes, max_samples=n_events)
+        ft = tuner(replay_ratio if strategy == "replay" else 0.0)
         buffer = ReplayBuffer(replay_capacity, seed=seed) if strategy == "replay" else None
-        for r in range(regimes):
-            if strategy == "full_retrain":
-                rec = model()
-                ft = tuner(rec, 0.0)
-                seen = [np.concatenate([np.asarray(t[k]) for t in train[: r + 1]])
-                        for k in range(4)]
-                ft.train_full(seen[0].tolist(), seen[1].tolist(), seen[2], seen[3],
-                              epochs=epochs)
-            else:
-                ft.round(*train[r], buffer=buffer)
-            tracker.evaluate(rec, slices[: r + 1])
+        for r, batch in enumerate(batches):
+            if strategy == "full_retrain":  # a fresh model on everything so far
+                ft = tuner(0.0)
+                seen = sum((b.fresh_samples for b in batches[: r + 1]), Samples())
+                batch = RoundBatch(seen, batch.held)
+            run_round(ft, buffer, batch, tracker, gate, None)
             if on_step is not None:
                 on_step(strategy, r)
         results[strategy] = {"recent": tracker.recent_error, "old": tracker.old_error,

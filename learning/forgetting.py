@@ -1,32 +1,45 @@
-"""Forgetting on slices: how much worse a model gets on old regimes as it learns new ones.
+"""Forgetting: how much worse a model gets on old held-back slices as it learns new ones.
 
-After learning slice (regime) ``i`` the model is scored on every slice ``j <= i``; the
-errors fill a lower-triangular matrix ``E[i, j]``. Backward transfer follows GEM
-(Lopez-Paz & Ranzato, 2017) but for an *error* (lower is better)::
+The one tracker of the slow learner (the fine-tune worker, ``evaluate --model lifelong``
+and the forgetting experiment all use it). After each round the model is scored on the
+round's held-back *recent* slice and on the retained *old* slices (the last
+``max_slices``, each subsampled to at most ``max_samples``). Each slice keeps the error
+the model had right after learning it, so backward transfer follows GEM (Lopez-Paz &
+Ranzato, 2017) for an *error* (lower is better), over the retained slices::
 
-    BWT = mean over i < T-1 of (E[T-1, i] - E[i, i])
+    BWT = mean over retained old slices j of (error now on j - error just after learning j)
 
-so **positive BWT means forgetting** (old slices got worse after learning new ones) and
-negative BWT means learning later slices helped the old ones. (GEM's accuracy BWT has the
-opposite sign: there, negative is forgetting.)
+**Positive BWT means forgetting**; negative means later learning helped the old slices.
+Every round's errors also fill the matrix ``E[i, j]`` (after round ``i``, on slice ``j``;
+NaN where slice ``j`` was not retained or not yet seen).
 
->>> t = ForgettingTracker()
->>> t.record([1.0])
->>> t.record([1.2, 0.9])
->>> t.record([1.5, 1.0, 0.8])
->>> round(t.bwt(), 4), t.recent_error, t.old_error
-(0.3, 0.8, 1.25)
+>>> class Const:
+...     def __init__(self, c): self.c = c
+...     def predict_many(self, users, items): return np.full(len(users), self.c)
+>>> t = ForgettingTracker(max_slices=2)
+>>> s = t.add(Samples(["u"], ["i"], [3.0]), t.score(Const(3.0), Samples(["u"], ["i"], [3.0])))
+>>> s.recent_rmse, s.old_rmse, s.bwt
+(0.0, nan, nan)
+>>> recent = Samples(["v"], ["j"], [4.0])
+>>> s = t.add(recent, t.score(Const(4.0), recent))
+>>> s.recent_rmse, s.old_rmse, s.bwt  # forgot the first slice: its error rose by 1
+(0.0, 1.0, 1.0)
+>>> t.matrix.tolist(), t.bwt()
+([[0.0, nan], [1.0, 0.0]], 1.0)
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-__all__ = ["ForgettingTracker", "Predictor", "slice_error"]
+from learning.slices import Samples
+
+__all__ = ["ForgettingTracker", "Predictor", "WindowScores", "slice_error"]
 
 
 class Predictor(Protocol):
@@ -37,83 +50,117 @@ class Predictor(Protocol):
         ...
 
 
-def slice_error(recommender: Predictor, users: Sequence[str], items: Sequence[str],
-                values: Sequence[float] | np.ndarray) -> tuple[float, float]:
-    """``(rmse, mae)`` of ``recommender`` on one slice (NaN for an empty slice).
+def slice_error(model: Predictor, samples: Samples) -> tuple[float, float]:
+    """``(rmse, mae)`` of ``model`` on ``samples`` (NaN for an empty slice).
 
     >>> class Three:
     ...     def predict_many(self, users, items):
     ...         return np.full(len(users), 3.0)
-    >>> slice_error(Three(), ["u", "v"], ["i", "j"], [4.0, 2.0])
+    >>> slice_error(Three(), Samples(["u", "v"], ["i", "j"], [4.0, 2.0]))
     (1.0, 1.0)
     """
-    y = np.asarray(values, dtype=np.float64)
+    y = np.asarray(samples.values, dtype=np.float64)
     if y.size == 0:
         return math.nan, math.nan
-    err = np.asarray(recommender.predict_many(users, items), dtype=np.float64) - y
+    err = np.asarray(model.predict_many(samples.users, samples.items), dtype=np.float64) - y
     return float(np.sqrt(np.mean(err * err))), float(np.mean(np.abs(err)))
 
 
+class WindowScores(NamedTuple):
+    """A model's errors (RMSE) on the recent slice and the retained old slices, and BWT."""
+
+    recent_rmse: float
+    recent_mae: float
+    old_rmse: float
+    bwt: float
+    old_errors: tuple[float, ...]
+
+
 class ForgettingTracker:
-    """The error matrix ``E[i, j]`` (after learning slice ``i``, on slice ``j <= i``)."""
+    """The last ``max_slices`` held-back slices (each at most ``max_samples``), their errors."""
 
-    def __init__(self, metric: str = "rmse"):
-        if metric not in ("rmse", "mae"):
-            raise ValueError(f'unknown metric "{metric}"; use rmse or mae')
-        self.metric = metric
-        self._rows: list[list[float]] = []
+    def __init__(self, max_slices: int = 8, max_samples: int = 5000):
+        if max_slices < 1 or max_samples < 1:
+            raise ValueError("max_slices and max_samples must be >= 1")
+        self.max_slices = max_slices
+        self.max_samples = max_samples
+        # (slice index, samples, error just after learning it)
+        self._slices: deque[tuple[int, Samples, float]] = deque(maxlen=max_slices)
+        self._rows: list[dict[int, float]] = []
+        self._last: WindowScores | None = None
 
-    def record(self, errors: Sequence[float]) -> None:
-        """Add the errors on slices ``0..i`` measured after learning slice ``i``."""
-        if len(errors) != len(self._rows) + 1:
-            raise ValueError(f"after slice {len(self._rows)} expected "
-                             f"{len(self._rows) + 1} errors, got {len(errors)}")
-        self._rows.append([float(e) for e in errors])
+    def __len__(self) -> int:
+        return len(self._slices)
 
-    def evaluate(self, recommender: Predictor,
-                 slices: Sequence[tuple[Sequence[str], Sequence[str], Sequence[float]]]
-                 ) -> list[float]:
-        """Score ``recommender`` on slices ``0..i`` (``(users, items, values)`` each), record."""
-        k = 0 if self.metric == "rmse" else 1
-        errors = [slice_error(recommender, *s)[k] for s in slices[: len(self._rows) + 1]]
-        self.record(errors)
-        return errors
+    def score(self, model: Predictor, recent: Samples) -> WindowScores:
+        """Errors of ``model`` on ``recent`` and on every retained old slice; BWT (no change).
+
+        ``old_rmse`` and ``bwt`` are NaN while no old slice is retained.
+        """
+        recent_rmse, recent_mae = slice_error(model, recent)
+        now = [slice_error(model, s)[0] for _, s, _ in self._slices]
+        learned = [e for _, _, e in self._slices]
+        old = float(np.mean(now)) if now else math.nan
+        pairs = [n - e for n, e in zip(now, learned, strict=True)
+                 if math.isfinite(n) and math.isfinite(e)]
+        bwt = float(np.mean(pairs)) if pairs else math.nan
+        return WindowScores(recent_rmse, recent_mae, old, bwt, tuple(now))
+
+    def add(self, recent: Samples, scores: WindowScores) -> WindowScores:
+        """Record ``scores`` (of the model that learned ``recent``) and retain ``recent``.
+
+        The oldest slice drops out once ``max_slices`` are held; an empty slice is scored
+        (NaN) but not retained. Returns ``scores``.
+        """
+        index = len(self._rows)
+        row = {j: e for (j, _, _), e in zip(self._slices, scores.old_errors, strict=True)}
+        row[index] = scores.recent_rmse
+        self._rows.append(row)
+        self._last = scores
+        if len(recent):
+            self._slices.append((index, recent.subsample(self.max_samples), scores.recent_rmse))
+        return scores
 
     @property
     def matrix(self) -> np.ndarray:
-        """``E`` as a T x T array, NaN above the diagonal."""
+        """``E`` as a T x T array (T rounds), NaN where not measured."""
         t = len(self._rows)
         out = np.full((t, t), math.nan)
         for i, row in enumerate(self._rows):
-            out[i, : i + 1] = row
+            for j, e in row.items():
+                out[i, j] = e
         return out
 
     def bwt(self) -> float:
-        """Backward transfer for an error metric; positive = forgetting (NaN for T < 2)."""
-        t = len(self._rows)
-        if t < 2:
-            return math.nan
-        last = self._rows[-1]
-        return float(np.mean([last[i] - self._rows[i][i] for i in range(t - 1)]))
+        """Backward transfer after the latest round; positive = forgetting (NaN before 2)."""
+        return self._last.bwt if self._last is not None else math.nan
 
     @property
     def recent_error(self) -> float:
         """Error on the latest slice after learning it."""
-        return self._rows[-1][-1] if self._rows else math.nan
+        return self._last.recent_rmse if self._last is not None else math.nan
 
     @property
     def old_error(self) -> float:
-        """Mean error on the earlier slices, now (NaN before the second slice)."""
-        return float(np.mean(self._rows[-1][:-1])) if len(self._rows) > 1 else math.nan
+        """Mean error on the retained earlier slices, now (NaN before the second slice)."""
+        return self._last.old_rmse if self._last is not None else math.nan
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state; :meth:`restore` resumes from it."""
-        return {"metric": self.metric, "rows": [list(r) for r in self._rows]}
+        return {"max_slices": self.max_slices, "max_samples": self.max_samples,
+                "slices": [[j, s.users, s.items, s.values, s.ts, e] for j, s, e in self._slices],
+                "rows": [[[j, e] for j, e in row.items()] for row in self._rows],
+                "last": None if self._last is None else [*self._last[:4],
+                                                         list(self._last.old_errors)]}
 
     @classmethod
     def restore(cls, state: dict[str, Any]) -> ForgettingTracker:
         """Rebuild from :meth:`snapshot`."""
-        tracker = cls(state["metric"])
-        for row in state["rows"]:
-            tracker.record(row)
-        return tracker
+        t = cls(state["max_slices"], state["max_samples"])
+        for j, users, items, values, ts, e in state["slices"]:
+            t._slices.append((j, Samples(users, items, values, ts), e))
+        t._rows = [{int(j): e for j, e in row} for row in state["rows"]]
+        if state["last"] is not None:
+            *head, old = state["last"]
+            t._last = WindowScores(*head, tuple(old))
+        return t

@@ -2,13 +2,15 @@
 
 Per event: River's online model and the deep model (its item side frozen in a
 :class:`~learning.blend.DeepView`, the user side folded in by SGD) both predict; the blend
-(weights by recent error) is scored prequentially; then River learns, the fold-in steps,
-and the event joins the fresh samples of the next fine-tune round. With a ``finetuner``,
-a round runs every ``round_every`` events (synchronously: this is how ``lifelong
-evaluate --model lifelong`` replays a file with the production code); without one, the
-deep model comes from outside through :meth:`set_deep` (a subscriber to the fine-tune
-worker's versions). After each round the deep model is scored on a held-back share of
-every slice seen so far, giving the forgetting matrix and BWT.
+(weights by recent error) is scored prequentially; then River learns and the fold-in steps.
+With a ``finetuner`` the learner also plays the fine-tune worker's part in-process (this is
+how ``lifelong evaluate --model lifelong`` replays a file): each event joins the next
+round's :class:`~learning.rounds.RoundBatch` under the same hold-back rule, and every
+``round_every`` events the one round :func:`learning.rounds.run_round` trains, scores the
+recent and old slices (forgetting matrix, BWT) and gates against a
+:class:`~learning.rounds.MemoryDeepStore`; what the gate promotes is served. Without a
+finetuner the deep model comes from outside through :meth:`set_deep` (a subscriber to the
+fine-tune worker's production versions).
 
 >>> from stream.synthetic import SyntheticStream
 >>> from learning.finetune import FineTuner
@@ -24,40 +26,30 @@ every slice seen so far, giving the forgetting matrix and BWT.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from learning.blend import BlendWeights, DeepView, FoldIn
-from learning.finetune import FineTuner, RoundReport
+from learning.finetune import FineTuner
 from learning.forgetting import ForgettingTracker
-from learning.models import clip
-from learning.online import OnlineLearner
+from learning.gate import Gate
+from learning.models import Recommender
 from learning.prequential import Prequential, PrequentialScore
 from learning.replay import ReplayBuffer
+from learning.rounds import HoldBack, MemoryDeepStore, RoundBatch, RoundOutcome, run_round
+from learning.serving import LifelongModel
 from learning.torch_models import DeepRecommender
 from stream.schema import Event
 
 __all__ = ["LifelongLearner"]
 
 
-class _Slice:
-    """Held-back events of one round's stretch, for forgetting evaluation."""
-
-    def __init__(self) -> None:
-        self.users: list[str] = []
-        self.items: list[str] = []
-        self.values: list[float] = []
-
-
 class LifelongLearner:
     """River online model + deep model with user fold-in, blended; optional periodic rounds.
 
-    ``holdout_every``: every k-th event is held back from fine-tuning (River still learns
-    it, test-then-train) to measure forgetting on each slice, up to ``max_holdout`` per
-    slice and ``max_slices`` slices.
+    With a ``finetuner``: ``holdout_share`` of the events are held back from fine-tuning
+    (River still learns them, test-then-train) to score each round, ``gate`` decides which
+    rounds serve, and the tracker keeps ``max_slices`` old slices (as the worker does).
     """
 
     def __init__(
@@ -73,38 +65,55 @@ class LifelongLearner:
         blend_window: int = 500,
         finetuner: FineTuner | None = None,
         buffer: ReplayBuffer | None = None,
+        gate: Gate | None = None,
         round_every: int = 10_000,
-        holdout_every: int = 10,
-        max_holdout: int = 2000,
-        max_slices: int = 50,
+        holdout_share: float = 0.1,
+        max_slices: int = 8,
     ):
-        if round_every < 1 or holdout_every < 2:
-            raise ValueError("round_every must be >= 1 and holdout_every >= 2")
-        self.online = OnlineLearner(model, params, seed=seed, clip=clip, window=window)
-        self.model_name = f"lifelong:{model}"
+        if round_every < 1:
+            raise ValueError("round_every must be >= 1")
+        self.model = LifelongModel(Recommender(model, params, seed=seed), clip=clip,
+                                   fold_lr=fold_lr, fold_l2=fold_l2, blend_window=blend_window)
+        self.model_name = self.model.model_name
         self.clip = clip
         self.finetuner = finetuner
         self.buffer = buffer if buffer is not None or finetuner is None else ReplayBuffer(
             seed=seed)
+        self.gate = gate or Gate()
         self.round_every = round_every
-        self.holdout_every = holdout_every
-        self.max_holdout = max_holdout
+        self.holdout_share = holdout_share
         self.max_slices = max_slices
-        self.fold_lr = fold_lr
-        self.fold_l2 = fold_l2
-        self.weights = BlendWeights(window=blend_window)
-        # (view, fold-in, version), swapped as one reference so a deep model arriving from
-        # another thread (a subscriber) never pairs with the previous model's corrections
-        self._serving: tuple[DeepView, FoldIn, int | None] | None = None
-        self.events_seen = 0
-        self.rounds: list[RoundReport] = []
-        self.forgetting = ForgettingTracker()
+        self.rounds: list[RoundOutcome] = []
+        self.forgetting = ForgettingTracker(max_slices)
+        self.store = MemoryDeepStore()
+        self._split = HoldBack.share(holdout_share)
+        self._batch = RoundBatch()
         self._preq = Prequential(window)
+        self._preq_online = Prequential(window)
         self._preq_deep = Prequential(window)
-        self._fresh: tuple[list[str], list[str], list[float], list[float]] = ([], [], [], [])
-        self._slices: list[_Slice] = [_Slice()]
         if finetuner is not None and finetuner.recommender.samples_trained:
             self.set_deep(finetuner.recommender)
+
+    @classmethod
+    def resume(cls, model: LifelongModel, **kwargs: Any) -> LifelongLearner:
+        """A learner continuing from a published :class:`LifelongModel` (scores start over).
+
+        ``kwargs`` configure the rest as for the constructor (``finetuner``, ``window`` ...).
+        """
+        learner = cls(model.online.name, model.online.params, seed=model.online.seed,
+                      clip=model.clip, fold_lr=model.fold_lr, fold_l2=model.fold_l2,
+                      **kwargs)
+        learner.model = model
+        return learner
+
+    @property
+    def events_seen(self) -> int:
+        """Events learned (over restarts)."""
+        return self.model.events_seen
+
+    def serving(self) -> LifelongModel:
+        """What this learner publishes: the serving object (no trainer, no scores)."""
+        return self.model
 
     # serving ----------------------------------------------------------------------------
     def set_deep(self, deep: DeepRecommender | DeepView, version: int | None = None) -> None:
@@ -112,84 +121,66 @@ class LifelongLearner:
 
         Safe to call from another thread than the one calling :meth:`learn_one`.
         """
-        view = deep if isinstance(deep, DeepView) else DeepView.of(deep)
-        self._serving = (view, FoldIn(self.fold_lr, self.fold_l2), version)
+        self.model.set_deep(deep, version)
 
     @property
     def deep(self) -> DeepView | None:
         """The deep model being served, if any."""
-        return self._serving[0] if self._serving else None
+        return self.model.deep
 
     @property
     def fold(self) -> FoldIn | None:
         """The per-user corrections of the deep model being served."""
-        return self._serving[1] if self._serving else None
+        return self.model.fold
 
     @property
     def deep_version(self) -> int | None:
         """The version (or round) of the deep model being served."""
-        return self._serving[2] if self._serving else None
+        return self.model.deep_version
 
-    def _blend(self, p_online: float, p_deep: float | None) -> float:
-        if p_deep is None:
-            return p_online
-        return clip(self.weights.blend(p_online, p_deep), self.clip)
+    @property
+    def weights(self) -> BlendWeights:
+        """The blend weights."""
+        return self.model.weights
 
     def predict_one(self, user: str, item: str) -> float:
         """The blended prediction."""
-        serving = self._serving
-        p_deep = serving[0].predict(user, item, serving[1]) if serving else None
-        return self._blend(self.online.predict_one(user, item), p_deep)
+        return self.model.predict_one(user, item)
 
     # learning ---------------------------------------------------------------------------
     def learn_one(self, event: Event) -> float:
         """Predict (blend) and score, then learn everywhere; return the blended prediction."""
-        user, item, y = event.user_id, event.item_id, event.value
-        serving = self._serving
-        p_deep = serving[0].predict(user, item, serving[1]) if serving else None
-        p_online = self.online.learn_one(event)  # predicts before learning, scores itself
-        y_hat = self._blend(p_online, p_deep)
+        y = event.value
+        y_hat, p_online, p_deep = self.model.step(event.user_id, event.item_id, y,
+                                                  event.context)
         self._preq.update(y, y_hat)
-        if serving is not None and p_deep is not None:
+        self._preq_online.update(y, p_online)
+        if p_deep is not None:
             self._preq_deep.update(y, p_deep)
-            self.weights.update(y, p_online, p_deep)
-            serving[1].update(serving[0], user, item, y)
-        self.events_seen += 1
         if self.finetuner is not None:
             self._collect(event)
         return y_hat
 
     def _collect(self, event: Event) -> None:
-        if self.events_seen % self.holdout_every == 0:
-            held = self._slices[-1]
-            if len(held.users) < self.max_holdout:
-                held.users.append(event.user_id)
-                held.items.append(event.item_id)
-                held.values.append(event.value)
-        else:
-            for column, value in zip(self._fresh, (event.user_id, event.item_id, event.value,
-                                                   event.ts), strict=True):
-                column.append(value)  # type: ignore[attr-defined]
+        self._batch.add(event, self._split.hold())
         if self.events_seen % self.round_every == 0:
             self.run_round()
 
-    def run_round(self) -> RoundReport | None:
-        """Fine-tune on the fresh samples (+ replay), serve the result, score forgetting."""
-        if self.finetuner is None or not self._fresh[0]:
+    def run_round(self) -> RoundOutcome | None:
+        """The one round on the pending batch; serve the candidate when the gate promotes it."""
+        if self.finetuner is None or not self._batch.fresh:
             return None
-        users, items, values, ts = self._fresh
-        report = self.finetuner.round(users, items, np.asarray(values, dtype=np.float32),
-                                      np.asarray(ts, dtype=np.float64), self.buffer)
-        self._fresh = ([], [], [], [])
-        self.rounds.append(report)
-        self.set_deep(self.finetuner.recommender, version=len(self.rounds))
-        slices = [s for s in self._slices if s.users]
-        if slices:
-            self.forgetting.evaluate(self.finetuner.recommender,
-                                     [(s.users, s.items, s.values) for s in slices])
-        if len(self._slices) < self.max_slices:
-            self._slices.append(_Slice())
-        return report
+        batch, self._batch = self._batch, RoundBatch()
+        outcome = run_round(self.finetuner, self.buffer, batch, self.forgetting, self.gate,
+                            self.store.production())
+        number = self.store.publish(self.finetuner.recommender)
+        if outcome.decision.promote:
+            self.store.promote(number)
+            production = self.store.production()
+            assert production is not None
+            self.set_deep(production, version=number)
+        self.rounds.append(outcome)
+        return outcome
 
     # scores -----------------------------------------------------------------------------
     def score(self) -> PrequentialScore:
@@ -198,18 +189,11 @@ class LifelongLearner:
 
     def component_scores(self) -> dict[str, PrequentialScore]:
         """Prequential figures of each component (deep: only while a deep model served)."""
-        scores = {"online": self.online.score()}
+        scores = {"online": self._preq_online.score()}
         if self._preq_deep.n:
             scores["deep"] = self._preq_deep.score()
         return scores
 
     def bwt(self) -> float:
         """Backward transfer of the deep model over the slices (positive = forgetting)."""
-        return self.forgetting.bwt() if len(self.forgetting.matrix) > 1 else math.nan
-
-    def __getstate__(self) -> dict[str, Any]:
-        # What serves travels (River, deep view, fold-in, weights); the trainer, its buffer
-        # and the held-back slices stay with the process that trains.
-        state = self.__dict__.copy()
-        state.update(finetuner=None, buffer=None, _fresh=([], [], [], []), _slices=[_Slice()])
-        return state
+        return self.forgetting.bwt()

@@ -1,102 +1,113 @@
-"""Held-back evaluation slices over a stream: the recent one and a bounded window of older ones.
+"""Samples as columns, and the one rule that holds some of them back for evaluation.
 
-A streaming fine-tuner holds back a share of each round's events as that round's *recent
-slice*; after the round the slice joins a bounded window of *old slices* (the last
-``max_slices``, each subsampled to at most ``max_samples``), together with the error the
-model had on it right after learning it. :meth:`SliceWindow.score` then gives, for any
-model, the error on a new recent slice, the mean error on the old slices, and backward
-transfer as in :mod:`learning.forgetting` (GEM, for an error, so **positive = forgetting**)
-restricted to the retained slices: ``mean_j(error now on j - error just after learning j)``.
+:class:`Samples` is the single column type of the slow learner: the fresh samples of a
+round, a held-back slice, a backlog and an experiment's regime are all ``Samples`` (user
+ids, item ids, values, timestamps). :class:`HoldBack` is the single hold-back rule: every
+``k``-th event (counted over the whole stream, 1-based) is held back from training to
+score the model on it, the others train. The fine-tune worker, ``lifelong evaluate
+--model lifelong`` and the forgetting experiment all split with it.
 
->>> class Const:
-...     def __init__(self, c): self.c = c
-...     def predict_many(self, users, items): return np.full(len(users), self.c)
->>> window = SliceWindow(max_slices=2)
->>> first = Slice(["u"], ["i"], np.array([3.0]))
->>> s = window.score(Const(3.0), first)
->>> s.recent_rmse, s.old_rmse, s.bwt
-(0.0, nan, nan)
->>> window.add(first, s.recent_rmse)
->>> s = window.score(Const(4.0), Slice(["v"], ["j"], np.array([4.0])))
->>> s.recent_rmse, s.old_rmse, s.bwt  # forgot the first slice: its error rose by 1
-(0.0, 1.0, 1.0)
+>>> split = HoldBack(every=3)
+>>> fresh, held = Samples(), Samples()
+>>> for k in range(7):
+...     (held if split.hold() else fresh).append(f"u{k}", "i", float(k), float(k))
+>>> fresh.users, held.users
+(['u0', 'u1', 'u3', 'u4', 'u6'], ['u2', 'u5'])
+>>> (fresh + held).subsample(3).values
+[0.0, 4.0, 5.0]
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from collections.abc import Sequence
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from learning.forgetting import Predictor, slice_error
-
-__all__ = ["Slice", "SliceWindow", "WindowScores"]
+__all__ = ["HoldBack", "Samples"]
 
 
-class Slice(NamedTuple):
-    """Parallel columns of held-back samples: user ids, item ids, values."""
+@dataclass
+class Samples:
+    """Parallel columns: user ids, item ids, values and timestamps (epoch seconds, 0 if none)."""
 
-    users: Sequence[str]
-    items: Sequence[str]
-    values: np.ndarray
+    users: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    ts: list[float] = field(default_factory=list)
 
-    def __len__(self) -> int:  # type: ignore[override]
-        return len(self.users)
+    def __post_init__(self) -> None:
+        if not self.ts and self.users:
+            self.ts = [0.0] * len(self.users)  # held-back slices need no times
+        if not len(self.users) == len(self.items) == len(self.values) == len(self.ts):
+            raise ValueError("users, items, values and ts must have equal lengths")
 
-    def subsample(self, max_samples: int) -> Slice:
-        """At most ``max_samples`` samples, evenly spaced (deterministic)."""
-        n = len(self.users)
-        if n <= max_samples:
-            return self
-        idx = np.linspace(0, n - 1, max_samples).round().astype(np.int64)
-        return Slice([self.users[k] for k in idx], [self.items[k] for k in idx],
-                     np.asarray(self.values)[idx])
+    @classmethod
+    def of(cls, events: Sequence[object]) -> Samples:
+        """The columns of events with ``user_id``, ``item_id``, ``value`` and ``ts``."""
+        out = cls()
+        for e in events:
+            out.append(e.user_id, e.item_id, e.value, e.ts)  # type: ignore[attr-defined]
+        return out
 
-
-class WindowScores(NamedTuple):
-    """A model's errors on the recent slice and the retained old slices, and BWT."""
-
-    recent_rmse: float
-    recent_mae: float
-    old_rmse: float
-    bwt: float
-    old_errors: tuple[float, ...]
-
-
-class SliceWindow:
-    """The last ``max_slices`` held-back slices (each at most ``max_samples``) and their errors."""
-
-    def __init__(self, max_slices: int = 8, max_samples: int = 5000):
-        if max_slices < 1 or max_samples < 1:
-            raise ValueError("max_slices and max_samples must be >= 1")
-        self.max_slices = max_slices
-        self.max_samples = max_samples
-        self._slices: deque[tuple[Slice, float]] = deque(maxlen=max_slices)
+    def append(self, user: str, item: str, value: float, ts: float = 0.0) -> None:
+        """Add one sample."""
+        self.users.append(user)
+        self.items.append(item)
+        self.values.append(float(value))
+        self.ts.append(float(ts))
 
     def __len__(self) -> int:
-        return len(self._slices)
+        return len(self.users)
 
-    def score(self, model: Predictor, recent: Slice) -> WindowScores:
-        """Errors of ``model`` on ``recent`` and on every retained old slice; BWT.
+    def __add__(self, later: Samples) -> Samples:
+        """These samples, then ``later``'s."""
+        return Samples(self.users + later.users, self.items + later.items,
+                       self.values + later.values, self.ts + later.ts)
 
-        ``old_rmse`` and ``bwt`` are NaN while no old slice is retained.
-        """
-        recent_rmse, recent_mae = slice_error(model, *recent)
-        now = [slice_error(model, *s)[0] for s, _ in self._slices]
-        learned = [e for _, e in self._slices]
-        old = float(np.mean(now)) if now else math.nan
-        pairs = [n - e for n, e in zip(now, learned, strict=True)
-                 if math.isfinite(n) and math.isfinite(e)]
-        bwt = float(np.mean(pairs)) if pairs else math.nan
-        return WindowScores(recent_rmse, recent_mae, old, bwt, tuple(now))
+    def value_array(self) -> np.ndarray:
+        """The values as float32 (what training uses)."""
+        return np.asarray(self.values, dtype=np.float32)
 
-    def add(self, recent: Slice, error_when_learned: float) -> None:
-        """Retain ``recent`` (subsampled) with the error the model had just after learning it.
+    def ts_array(self) -> np.ndarray:
+        """The timestamps as float64."""
+        return np.asarray(self.ts, dtype=np.float64)
 
-        The oldest slice drops out once ``max_slices`` are held. Empty slices are ignored.
-        """
-        if len(recent):
-            self._slices.append((recent.subsample(self.max_samples), error_when_learned))
+    def columns(self) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+        """``(users, items, values, ts)`` as a fine-tune round takes them."""
+        return self.users, self.items, self.value_array(), self.ts_array()
+
+    def subsample(self, max_samples: int) -> Samples:
+        """At most ``max_samples`` samples, evenly spaced (deterministic)."""
+        n = len(self)
+        if n <= max_samples:
+            return self
+        idx = np.linspace(0, n - 1, max_samples).round().astype(np.int64).tolist()
+        return Samples([self.users[k] for k in idx], [self.items[k] for k in idx],
+                       [self.values[k] for k in idx], [self.ts[k] for k in idx])
+
+
+class HoldBack:
+    """Hold back every ``every``-th event (1-based count over the stream); train on the rest.
+
+    ``every = round(1 / share)`` for a share of events; :meth:`hold` counts one event.
+    The count is state (a restarted process continues it via ``seen``).
+    """
+
+    def __init__(self, every: int = 10, seen: int = 0):
+        if every < 2:
+            raise ValueError(f"every must be >= 2, got {every}")
+        self.every = every
+        self.seen = seen
+
+    @classmethod
+    def share(cls, share: float) -> HoldBack:
+        """Hold back about ``share`` of the events (in (0, 0.5])."""
+        if not 0.0 < share <= 0.5:
+            raise ValueError(f"holdout_share must be in (0, 0.5], got {share}")
+        return cls(max(2, round(1.0 / share)))
+
+    def hold(self) -> bool:
+        """Count one event; whether it is held back."""
+        self.seen += 1
+        return self.seen % self.every == 0

@@ -115,3 +115,7 @@ def load(blob: bytes, device: torch.device | str = "cpu") -> DeepRecommender:
     module.draws = int(counters["draws"])
     rec.samples_trained = int(counters["samples_trained"])
     return rec.to(device)
+
+
+#: the model-store formats this module defines (see :mod:`model_store.codec`)
+CODECS = {"safetensors": (dump, load)}

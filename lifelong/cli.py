@@ -241,27 +241,42 @@ def demo(
                  seed=seed, progress=_progress)
 
 
+def _opt(field_name: str, text: str) -> Any:
+    """A fine-tune option: default None (Settings decides), effective default in --help."""
+    return typer.Option(help=f"{text} {Settings.describe(field_name)}", show_default=False)
+
+
 @app.command()
 def finetune(
-    model: Annotated[str | None, typer.Option(help="deep model name in the store "
-                                              "(default: $LIFELONG_MODEL-deep)")] = None,
-    kind: Annotated[str, typer.Option(help="torch model: mf or two_tower")] = "mf",
-    group: Annotated[str, typer.Option(help="Kafka consumer group")] = "lifelong-finetune",
-    topic: Annotated[str | None, typer.Option(help="events topic")] = None,
-    round_every_events: Annotated[int, typer.Option(help="a round every N events")] = 50_000,
-    round_every_seconds: Annotated[float, typer.Option(help="... or T seconds")] = 600.0,
-    min_fresh: Annotated[int, typer.Option(help="fewest fresh events for a round")] = 1000,
-    replay_capacity: Annotated[int, typer.Option(help="replay buffer samples")] = 100_000,
-    replay_ratio: Annotated[float, typer.Option(help="replayed per fresh sample")] = 1.0,
-    batch_size: Annotated[int, typer.Option(help="minibatch size")] = 4096,
-    epochs: Annotated[int, typer.Option(help="epochs per round")] = 1,
-    lr: Annotated[float, typer.Option(help="learning rate")] = 0.01,
-    factors: Annotated[int, typer.Option(help="embedding size")] = 32,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:N]")] = "auto",
-    max_regression: Annotated[float, typer.Option(
-        help="promote only if recent-slice error is at most this share above production")]
-    = 0.02,
-    max_old_regression: Annotated[float, typer.Option(help="... and old-slice error")] = 0.05,
+    model: Annotated[str | None, typer.Option(help="deep model name in the store [default: "
+                                              "$LIFELONG_MODEL-deep; env "
+                                              "LIFELONG_FINETUNE_MODEL]")] = None,
+    kind: Annotated[str | None, _opt("finetune_kind", "torch model: mf or two_tower")] = None,
+    group: Annotated[str | None, _opt("finetune_group", "Kafka consumer group")] = None,
+    topic: Annotated[str | None, _opt("topic", "events topic")] = None,
+    round_every_events: Annotated[int | None, _opt("round_every_events",
+                                                   "a round every N events")] = None,
+    round_every_seconds: Annotated[float | None, _opt("round_every_seconds",
+                                                      "... or T seconds")] = None,
+    min_fresh: Annotated[int | None, _opt("min_fresh", "fewest fresh events for a round")]
+    = None,
+    holdout_share: Annotated[float | None, _opt("holdout_share",
+                                                "share held back to score rounds")] = None,
+    replay_capacity: Annotated[int | None, _opt("replay_capacity", "replay buffer samples")]
+    = None,
+    replay_ratio: Annotated[float | None, _opt("replay_ratio", "replayed per fresh sample")]
+    = None,
+    batch_size: Annotated[int | None, _opt("batch_size", "minibatch size")] = None,
+    epochs: Annotated[int | None, _opt("epochs", "epochs per round")] = None,
+    lr: Annotated[float | None, _opt("lr", "learning rate")] = None,
+    factors: Annotated[int | None, _opt("n_factors", "embedding size")] = None,
+    device: Annotated[str | None, _opt("device", "auto, cpu or cuda[:N]")] = None,
+    max_regression: Annotated[float | None, _opt(
+        "max_regression",
+        "promote only if recent-slice error is at most this share above production")] = None,
+    max_old_regression: Annotated[float | None, _opt("max_old_regression",
+                                                     "... and old-slice error")] = None,
+    seed: Annotated[int | None, _opt("finetune_seed", "model seed")] = None,
     backlog: Annotated[Path | None, typer.Option(
         help="cold start: train the first model on this file, easy to hard", exists=True,
         dir_okay=False)] = None,
@@ -270,30 +285,35 @@ def finetune(
     max_events: Annotated[int | None, typer.Option(help="stop after N records")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after T idle seconds")]
     = None,
-    metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any)")] = None,
+    metrics_port: Annotated[int | None, _opt("metrics_port", "/metrics port (0: any)")]
+    = None,
     clip: Clip = None,
     resume: Annotated[bool, typer.Option(help="warm-start from the stored deep model")] = True,
 ) -> None:
-    """Run the fine-tuner: rounds of torch training with replay, gated promotion, /metrics."""
-    from lifelong.finetune_wiring import FineTuneOptions, build_finetune_run
+    """Run the fine-tuner: rounds of torch training with replay, gated promotion, /metrics.
+
+    Every option can also come from the environment (the variable in its help).
+    """
+    from lifelong.finetune_wiring import build_finetune_run
     from stream.files import FileSource
 
     with cli_errors():
-        settings = Settings.from_env(topic=topic, metrics_port=metrics_port)
-        options = FineTuneOptions(
-            model=model, kind=kind, group=group, round_every_events=round_every_events,
+        settings = Settings.from_env(
+            topic=topic, metrics_port=metrics_port, finetune_model=model, finetune_kind=kind,
+            finetune_group=group, round_every_events=round_every_events,
             round_every_seconds=round_every_seconds, min_fresh=min_fresh,
-            replay_capacity=replay_capacity, replay_ratio=replay_ratio, batch_size=batch_size,
-            epochs=epochs, lr=lr, n_factors=factors, device=device,
-            max_regression=max_regression, max_old_regression=max_old_regression,
-            clip=_clip(clip))
-        run = build_finetune_run(settings, options, resume=resume)
+            holdout_share=holdout_share, replay_capacity=replay_capacity,
+            replay_ratio=replay_ratio, batch_size=batch_size, epochs=epochs, lr=lr,
+            n_factors=factors, device=device, max_regression=max_regression,
+            max_old_regression=max_old_regression, finetune_seed=seed)
+        run = build_finetune_run(settings, clip=_clip(clip), resume=resume)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker = run.worker
-    console.print(f"fine-tuning {run.model!r} ({kind}) on {worker.runner.finetuner.device} from "
-                  f"{settings.topic!r} as group {group!r}; metrics on "
+    console.print(f"fine-tuning {run.model!r} ({settings.finetune_kind}) on "
+                  f"{worker.runner.finetuner.device} from {settings.topic!r} as group "
+                  f"{settings.finetune_group!r}; metrics on "
                   f"http://{run.metrics_server.target}/metrics"
                   + (f"; resumed from version {run.resumed_from}" if run.resumed_from else ""))
     with cli_errors(), _progress() as bar:

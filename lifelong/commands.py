@@ -174,9 +174,10 @@ def _lifelong_report(learner: LifelongLearner) -> dict[str, Any]:
         "forgetting_matrix": [[None if x != x else x for x in row]
                               for row in learner.forgetting.matrix.tolist()],
         "rounds": len(rounds),
-        "finetune_samples_per_second": (sum(r.samples for r in rounds)
-                                        / max(1e-9, sum(r.seconds for r in rounds))),
-        "device": rounds[-1].device if rounds else None,
+        "promotions": sum(r.decision.promote for r in rounds),
+        "finetune_samples_per_second": (sum(r.report.samples for r in rounds)
+                                        / max(1e-9, sum(r.report.seconds for r in rounds))),
+        "device": rounds[-1].report.device if rounds else None,
     }
 
 

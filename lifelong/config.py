@@ -78,6 +78,48 @@ def _quality(key: str, raw: str) -> str:
     return raw
 
 
+def _share(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 0.5:
+        raise ConfigError(f"{key}={raw!r}: expected a share in (0, 0.5]")
+    return value
+
+
+def _non_negative(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0.0:
+        raise ConfigError(f"{key}={raw!r}: expected a number >= 0")
+    return value
+
+
+def _integer(key: str, raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{key}={raw!r}: expected an integer") from None
+
+
+def _choice(*options: str) -> Callable[[str, str], str]:
+    def parse(key: str, raw: str) -> str:
+        if raw not in options:
+            raise ConfigError(f"{key}={raw!r}: expected one of {', '.join(options)}")
+        return raw
+
+    return parse
+
+
+def _device(key: str, raw: str) -> str:
+    if raw in ("auto", "cpu", "cuda") or (raw.startswith("cuda:") and raw[5:].isdigit()):
+        return raw
+    raise ConfigError(f"{key}={raw!r}: expected auto, cpu, cuda or cuda:N")
+
+
 def _text(key: str, raw: str) -> str:
     if not raw:
         raise ConfigError(f"{key} is empty: expected a value")
@@ -104,6 +146,24 @@ class Settings:
     publish_every_seconds: float = 30.0
     metrics_port: int = 0
     metrics_addr: str = "127.0.0.1"
+    # the fine-tune worker (``lifelong finetune``)
+    finetune_model: str | None = None  # None: "{model}-deep"
+    finetune_kind: str = "mf"
+    finetune_group: str = "lifelong-finetune"
+    round_every_events: int = 50_000
+    round_every_seconds: float = 600.0
+    min_fresh: int = 1000
+    holdout_share: float = 0.1
+    replay_capacity: int = 100_000
+    replay_ratio: float = 1.0
+    batch_size: int = 4096
+    epochs: int = 1
+    lr: float = 0.01
+    n_factors: int = 32
+    device: str = "auto"
+    max_regression: float = 0.02
+    max_old_regression: float = 0.05
+    finetune_seed: int = 0
 
     # field name -> (environment variable, parser)
     ENV: Mapping[str, tuple[str, Callable[[str, str], Any]]] = dataclasses.field(
@@ -124,10 +184,42 @@ class Settings:
             "publish_every_seconds": ("LIFELONG_PUBLISH_EVERY_SECONDS", _positive_float),
             "metrics_port": ("LIFELONG_METRICS_PORT", _port),
             "metrics_addr": ("LIFELONG_METRICS_ADDR", _text),
+            "finetune_model": ("LIFELONG_FINETUNE_MODEL", _name),
+            "finetune_kind": ("LIFELONG_FINETUNE_KIND", _choice("mf", "two_tower")),
+            "finetune_group": ("LIFELONG_FINETUNE_GROUP", _name),
+            "round_every_events": ("LIFELONG_ROUND_EVERY_EVENTS", _positive_int),
+            "round_every_seconds": ("LIFELONG_ROUND_EVERY_SECONDS", _positive_float),
+            "min_fresh": ("LIFELONG_MIN_FRESH", _positive_int),
+            "holdout_share": ("LIFELONG_HOLDOUT_SHARE", _share),
+            "replay_capacity": ("LIFELONG_REPLAY_CAPACITY", _positive_int),
+            "replay_ratio": ("LIFELONG_REPLAY_RATIO", _non_negative),
+            "batch_size": ("LIFELONG_BATCH_SIZE", _positive_int),
+            "epochs": ("LIFELONG_EPOCHS", _positive_int),
+            "lr": ("LIFELONG_LR", _positive_float),
+            "n_factors": ("LIFELONG_FACTORS", _positive_int),
+            "device": ("LIFELONG_DEVICE", _device),
+            "max_regression": ("LIFELONG_MAX_REGRESSION", _non_negative),
+            "max_old_regression": ("LIFELONG_MAX_OLD_REGRESSION", _non_negative),
+            "finetune_seed": ("LIFELONG_FINETUNE_SEED", _integer),
         },
         repr=False,
         compare=False,
     )
+
+    @property
+    def deep_model(self) -> str:
+        """The fine-tuner's model name: ``finetune_model``, else ``{model}-deep``."""
+        return self.finetune_model or f"{self.model}-deep"
+
+    @classmethod
+    def describe(cls, field_name: str) -> str:
+        """``[default: X; env VAR]`` for a CLI option's help: the one place defaults live.
+
+        >>> Settings.describe("round_every_events")
+        '[default: 50000; env LIFELONG_ROUND_EVERY_EVENTS]'
+        """
+        default = getattr(cls(), field_name)
+        return f"[default: {default}; env {cls().ENV[field_name][0]}]"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:

@@ -21,33 +21,9 @@ from model_store import Registry
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import FineTuneMetrics
 
-__all__ = ["FineTuneOptions", "FineTuneRun", "build_finetune_run"]
+__all__ = ["FineTuneRun", "build_finetune_run"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class FineTuneOptions:
-    """The fine-tune worker's settings beyond :class:`Settings` (CLI flags)."""
-
-    model: str | None = None  # default: {settings.model}-deep
-    kind: str = "mf"
-    group: str = "lifelong-finetune"
-    round_every_events: int = 50_000
-    round_every_seconds: float = 600.0
-    min_fresh: int = 1000
-    holdout_share: float = 0.1
-    replay_capacity: int = 100_000
-    replay_ratio: float = 1.0
-    batch_size: int = 4096
-    epochs: int = 1
-    lr: float = 0.01
-    n_factors: int = 32
-    device: str = "auto"
-    max_regression: float = 0.02
-    max_old_regression: float = 0.05
-    clip: tuple[float, float] | None = None
-    seed: int = 0
 
 
 @dataclass
@@ -75,36 +51,37 @@ class FineTuneRun:
                 self.metrics_server.close()
 
 
-def build_finetune_run(settings: Settings, options: FineTuneOptions | None = None, *,
+def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None = None,
                        register_target: bool = True, resume: bool = True) -> FineTuneRun:
     """Connect a Kafka-fed fine-tune worker that publishes deep versions and serves /metrics.
 
     With ``resume`` the model warm-starts from the deep model's ``production`` (else
     ``candidate``, else ``latest``) version when it is of the same kind. Drift alarms are
-    read from the online model's and the deep model's store events.
+    read from the online model's and the deep model's store events. Every option comes
+    from ``settings`` (:class:`~lifelong.config.Settings`: flag, environment, default).
     """
-    opts = options or FineTuneOptions()
-    model = opts.model or f"{settings.model}-deep"
+    opts = settings
+    model = opts.deep_model
     bootstrap = connect_topics(settings)
     registry = open_registry(settings)
     publisher = DeepPublisher(registry, model)
     recommender, resumed = None, None
     found = publisher.warm_start() if resume else None
-    if found is not None and found[1].kind == opts.kind:
+    if found is not None and found[1].kind == opts.finetune_kind:
         (version, recommender), resumed = found, found[0].number
         log.info("warm start from %s version %d (%d samples trained)", model, version.number,
                  recommender.samples_trained)
     elif found is not None:
         log.warning("%s version %d is a %s model, not %s: starting cold", model,
-                    found[0].number, found[1].kind, opts.kind)
+                    found[0].number, found[1].kind, opts.finetune_kind)
     if recommender is None:
-        recommender = DeepRecommender(opts.kind, n_factors=opts.n_factors, clip=opts.clip,
-                                      seed=opts.seed)
+        recommender = DeepRecommender(opts.finetune_kind, n_factors=opts.n_factors, clip=clip,
+                                      seed=opts.finetune_seed)
     tuner = FineTuner(recommender, lr=opts.lr, batch_size=opts.batch_size,
                       epochs_per_round=opts.epochs, replay_ratio=opts.replay_ratio,
-                      device=opts.device, seed=opts.seed)
+                      device=opts.device, seed=opts.finetune_seed)
     buffer = ReplayBuffer(opts.replay_capacity, recent_window=opts.replay_capacity // 10,
-                          seed=opts.seed)
+                          seed=opts.finetune_seed)
     metrics_registry = CollectorRegistry()
     metrics = FineTuneMetrics(metrics_registry, model=model)
     server = serve_metrics(settings, metrics_registry, f"lifelong-finetune-{model}", model,
@@ -113,7 +90,7 @@ def build_finetune_run(settings: Settings, options: FineTuneOptions | None = Non
     def on_lag(topic: str, partition: int, lag: int) -> None:
         metrics.lag.labels(model, topic, str(partition)).set(lag)
 
-    source = KafkaSource(bootstrap, [settings.topic], opts.group, on_lag=on_lag,
+    source = KafkaSource(bootstrap, [settings.topic], opts.finetune_group, on_lag=on_lag,
                          client_id="lifelong-finetune")
     alarms = StoreAlarms(registry, [settings.model, model]).start()
     worker = FineTuneWorker(

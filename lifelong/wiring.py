@@ -7,35 +7,33 @@ builds the objects the CLI commands run.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from consumers.alarms import drift_alarm
 from consumers.checkpoint import Checkpoint
+from consumers.deep_follow import follow_deep
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.services import ServiceError, register_scrape_target, resolve
-from learning import weights
-from learning.blend import DeepView
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
-from learning.torch_models import DeepRecommender
+from learning.serving import LifelongModel
 from lifelong.config import ConfigError, Settings
-from model_store import SAFETENSORS_FORMAT, ModelVersion, Registry, Subscriber
+from model_store import Registry, Subscriber
+from model_store.records import decode_offsets
 from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
 from stream.quality import QualityGates
 
-__all__ = ["OnlineRun", "build_online_run", "connect_topics", "deep_loader", "drift_alarm",
-           "follow_deep", "kafka_address", "open_registry", "redis_address", "serve_metrics",
-           "snapshot_offsets"]
+__all__ = ["OnlineRun", "build_online_run", "connect_topics", "kafka_address",
+           "open_registry", "redis_address", "serve_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +134,12 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
         restored = Checkpoint.of(obj)  # versions before the dedup window: a bare learner
+        if blend_with and isinstance(restored.learner, LifelongModel):  # the serving object
+            restored.learner = LifelongLearner.resume(restored.learner)
         if isinstance(restored.learner, kind):
             learner, resumed = restored.learner, version.number
             obj = learner
-            start_offsets = snapshot_offsets(version, settings.topic)
+            start_offsets = decode_offsets(version.offsets, settings.topic)
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
@@ -175,55 +175,3 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         worker.restore(restored)
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber, quarantine)
-
-
-def snapshot_offsets(version: ModelVersion, topic: str) -> dict[tuple[str, int], int]:
-    """The ``{(topic, partition): next offset}`` a published version covers, for ``topic``.
-
-    >>> v = ModelVersion(model="m", number=1, format="f", sha256="", size=0, created=0.0,
-    ...                  offsets={"events:0": 10, "events:2": 7, "other:0": 3})
-    >>> snapshot_offsets(v, "events")
-    {('events', 0): 10, ('events', 2): 7}
-    """
-    out = {}
-    for key, offset in version.offsets.items():
-        name, _, partition = key.rpartition(":")
-        if name == topic and partition.isdigit():
-            out[(name, int(partition))] = int(offset)
-    return out
-
-
-def follow_deep(registry: Registry, model: str, learner: LifelongLearner,
-                alias: str = "production") -> Subscriber:
-    """Serve ``model``'s ``alias`` inside ``learner``, swapping each new version in."""
-    def on_swap(_alias: str, version: ModelVersion) -> None:
-        loaded = subscriber.loaded(alias)
-        if loaded is not None and isinstance(loaded.model, DeepRecommender):
-            learner.set_deep(DeepView.of(loaded.model), version.number)
-            log.info("blending with %s version %d", model, version.number)
-
-    subscriber = Subscriber(registry, model, alias=alias, loader=deep_loader,
-                            on_swap=on_swap)
-    return subscriber.start()
-
-
-def deep_loader(version: ModelVersion, blob: bytes) -> Any:
-    """Subscriber loader for deep models: safetensors weights -> ``DeepRecommender``."""
-    if version.format != SAFETENSORS_FORMAT:
-        raise ValueError(f"{version.ref}: expected format {SAFETENSORS_FORMAT}, "
-                         f"got {version.format}")
-    return weights.load(blob)
-
-
-def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
-    """An ``on_drift`` callback that raises a drift alarm on ``model`` in the store.
-
-    A failure to announce it is logged, never raised: an alarm must not stop learning.
-    """
-    def raise_alarm(at: int) -> None:
-        try:
-            registry.alarm(model, detail={"events": at}, actor="online")
-        except Exception as exc:
-            log.warning("could not raise the drift alarm for %s: %s", model, exc)
-
-    return raise_alarm

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["AliasChange", "ModelVersion", "StoreEvent"]
+__all__ = ["AliasChange", "ModelVersion", "StoreEvent", "decode_offsets", "encode_offsets"]
 
 
 class ModelVersion(msgspec.Struct, frozen=True, kw_only=True):
@@ -162,3 +162,30 @@ class StoreEvent(msgspec.Struct, frozen=True):
             actor=fields.get("actor", ""),
             detail=msgspec.json.decode(detail) if detail else {},
         )
+
+
+# offsets: a version's ``offsets`` field <-> source positions -----------------------------
+def encode_offsets(positions: dict[tuple[str, int], int]) -> dict[str, int]:
+    """``{(topic, partition): next offset}`` as a version's ``offsets`` (``"topic:p"`` keys).
+
+    >>> encode_offsets({("events", 2): 7, ("events", 0): 10})
+    {'events:0': 10, 'events:2': 7}
+    """
+    return {f"{t}:{p}": int(o) for (t, p), o in sorted(positions.items())}
+
+
+def decode_offsets(offsets: dict[str, Any], topic: str | None = None
+                   ) -> dict[tuple[str, int], int]:
+    """The positions :func:`encode_offsets` wrote (only ``topic``'s when given).
+
+    >>> decode_offsets({"events:0": 10, "events:2": 7, "other:0": 3}, "events")
+    {('events', 0): 10, ('events', 2): 7}
+    >>> decode_offsets(encode_offsets({("a:b", 1): 5}))  # topics may hold colons
+    {('a:b', 1): 5}
+    """
+    out = {}
+    for key, offset in offsets.items():
+        name, _, partition = key.rpartition(":")
+        if partition.isdigit() and (topic is None or name == topic):
+            out[(name, int(partition))] = int(offset)
+    return out

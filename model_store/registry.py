@@ -165,9 +165,17 @@ class Registry(AliasOperations):
         metadata: Mapping[str, Any] | None = None,
         parent: int | None = None,
     ) -> ModelVersion:
-        """Pickle and sign ``obj`` (a River model ...) and publish it as ``river-pickle``."""
+        """Pickle and sign ``obj`` (a River model ...) and publish it as ``river-pickle``.
+
+        A learner that offers ``serving()`` publishes what that returns (what predicts, not
+        its trainer and scorers). The metadata records the ``format_version`` written.
+        """
+        serving = getattr(obj, "serving", None)
+        if callable(serving):
+            obj = serving()
+        meta = {**(metadata or {}), "format_version": codec.PICKLE_VERSION}
         return self.publish(model, codec.dump(obj), format=codec.PICKLE_FORMAT,
-                            metadata=metadata, parent=parent)
+                            metadata=meta, parent=parent)
 
     # reading ----------------------------------------------------------------------
     def get(self, model: str, version: Ref) -> ModelVersion:
@@ -213,7 +221,11 @@ class Registry(AliasOperations):
         return b"".join(self.iter_blob(model, version))
 
     def load(self, model: str, version: Ref) -> tuple[ModelVersion, Any]:
-        """Read, verify and :meth:`decode` a version: an object for pickles, else bytes."""
+        """Read, verify and decode a version through :mod:`model_store.codec`'s table.
+
+        Pickles are unpickled only when signed; deep models (``safetensors``) come back as
+        recommenders; a format without a codec comes back as bytes.
+        """
         found = self.get(model, version)
         check_signature(found, self.signer, require=self.require_signatures,
                         legacy=not self.require_signatures)
@@ -229,14 +241,9 @@ class Registry(AliasOperations):
         return found, self.decode(found, b"".join(blob_stream(self.backend, found)))
 
     def decode(self, version: ModelVersion, data: bytes) -> Any:
-        """Turn verified blob bytes into an object.
-
-        A ``river-pickle`` is unpickled after its digest and signature are checked again;
-        any other format is returned as bytes.
-        """
-        if version.format == codec.PICKLE_FORMAT:
-            return codec.load(data, version, self.signer)
-        return data
+        """Turn verified blob bytes into an object with the format's codec (bytes if none)."""
+        return codec.decode(version, data, self.signer,
+                            require_signatures=self.require_signatures)
 
     # retention --------------------------------------------------------------------
     def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0,

@@ -17,6 +17,7 @@ import redis
 from consumers.deep_publisher import DeepPublisher
 from learning.finetune import FineTuner
 from learning.lifelong import LifelongLearner
+from learning.serving import LifelongModel
 from learning.torch_models import DeepRecommender
 from lifelong.config import Settings
 from lifelong.wiring import build_online_run
@@ -87,7 +88,8 @@ def test_online_learner_blends_the_production_deep_model(settings):
     with Subscriber(registry, "reco") as sub:
         assert sub.wait_for_version(latest.number, timeout=10)
         served = sub.current[1]
-        assert isinstance(served, LifelongLearner) and served.deep_version == version
-        assert served.finetuner is None  # the trainer never travels
+        # the serving object travels, not the learner with its trainer and scorers
+        assert isinstance(served, LifelongModel) and served.deep_version == version
+        assert not hasattr(served, "finetuner") and not hasattr(served, "score")
         assert sub.predict("u1", "i2") == served.predict_one("u1", "i2")
     registry.close()

@@ -7,6 +7,7 @@ from learning.errors import ConfigurationError
 from learning.finetune import OPTIMIZERS, FineTuner
 from learning.forgetting import ForgettingTracker
 from learning.replay import ReplayBuffer
+from learning.slices import Samples
 from learning.torch_models import DeepRecommender
 from stream.synthetic import SyntheticStream
 
@@ -99,14 +100,14 @@ def test_replay_keeps_old_regime_error_lower_than_no_replay():
     events = list(stream)
     regimes = [events[:4000], events[4000:]]
     train = [[e for k, e in enumerate(r) if k % 5] for r in regimes]
-    test = [_cols([e for k, e in enumerate(r) if k % 5 == 0])[:3] for r in regimes]
+    test = [Samples.of([e for k, e in enumerate(r) if k % 5 == 0]) for r in regimes]
     rec = DeepRecommender("mf", n_factors=8, clip=(1.0, 5.0), seed=0)
     ft = FineTuner(rec, device="cpu", batch_size=256, epochs_per_round=3, lr=0.03)
     buf = ReplayBuffer(capacity=4000, recent_window=500, seed=0)
     tracker = ForgettingTracker()
     for c in range(0, len(train[0]), 800):
         ft.round(*_cols(train[0][c : c + 800]), buffer=buf)
-    tracker.evaluate(rec, test)
+    tracker.add(test[0], tracker.score(rec, test[0]))
     blob, tuner_blob, buf_state = weights.dump(rec), ft.snapshot(), buf.snapshot()
     results = {}
     for ratio in (1.0, 0.0):  # the same model after regime 1, then with / without replay
@@ -116,7 +117,7 @@ def test_replay_keeps_old_regime_error_lower_than_no_replay():
         for c in range(0, len(train[1]), 800):
             ft2.round(*_cols(train[1][c : c + 800]), buffer=buf2)
         t2 = ForgettingTracker.restore(tracker.snapshot())
-        t2.evaluate(rec2, test)
+        t2.add(test[1], t2.score(rec2, test[1]))
         results[ratio] = t2
     with_replay, without = results[1.0], results[0.0]
     # measured: regime-1 RMSE 1.036 with replay vs 1.173 without; BWT 0.516 vs 0.653

@@ -1,7 +1,8 @@
+import pytest
 from typer.testing import CliRunner
 
+from consumers.alarms import drift_alarm
 from lifelong.cli import app
-from lifelong.wiring import drift_alarm
 from model_store import Registry
 
 runner = CliRunner()
@@ -32,3 +33,36 @@ def test_a_store_failure_in_the_drift_callback_is_logged_not_raised(caplog):
 
     drift_alarm(Down(), "reco")(5)  # type: ignore[arg-type]
     assert "could not raise the drift alarm" in caplog.text
+
+
+def test_finetune_help_shows_each_effective_default_and_its_variable():
+    import typer
+
+    from lifelong.config import Settings
+
+    command = typer.main.get_command(app).commands["finetune"]  # type: ignore[attr-defined]
+    helps = {p.name: p.help or "" for p in command.params}
+    defaults = Settings()
+    for option, field in (("round_every_events", "round_every_events"), ("group",
+                          "finetune_group"), ("holdout_share", "holdout_share"),
+                          ("batch_size", "batch_size"), ("factors", "n_factors")):
+        var = defaults.ENV[field][0]
+        assert f"[default: {getattr(defaults, field)}; env {var}]" in helps[option]
+    assert all(p.default is None for p in command.params if p.name in helps and p.name in (
+        "round_every_events", "kind", "group", "lr", "device", "epochs", "replay_ratio"))
+
+
+def test_finetune_options_come_from_flags_then_environment_then_defaults():
+    from lifelong.config import ConfigError, Settings
+
+    env = {"LIFELONG_ROUND_EVERY_EVENTS": "700", "LIFELONG_DEVICE": "cpu",
+           "LIFELONG_REPLAY_RATIO": "0", "LIFELONG_MODEL": "m"}
+    s = Settings.from_env(env, round_every_events=900)
+    assert (s.round_every_events, s.device, s.replay_ratio, s.batch_size) == (900, "cpu", 0.0,
+                                                                             4096)
+    assert s.deep_model == "m-deep"
+    assert Settings.from_env({"LIFELONG_FINETUNE_MODEL": "d"}).deep_model == "d"
+    for var, bad in (("LIFELONG_HOLDOUT_SHARE", "0.9"), ("LIFELONG_DEVICE", "tpu"),
+                     ("LIFELONG_FINETUNE_KIND", "rnn"), ("LIFELONG_REPLAY_RATIO", "-1")):
+        with pytest.raises(ConfigError, match=var):
+            Settings.from_env({var: bad})

@@ -143,7 +143,7 @@ class SubscriberConformance(BackendFixtures):
             assert sub.rank("u", ["a", "b", "c", "d"], k=2) == [("b", 3.0), ("c", 2.0)]
 
     def test_bytes_cannot_predict(self, registry: Registry) -> None:
-        registry.publish("reco", b"weights", format="safetensors")
+        registry.publish("reco", b"weights", format="opaque")
         with Subscriber(registry, "reco") as sub:
             assert sub.current[1] == b"weights"
             with pytest.raises(FormatError, match='model "reco" version 1 cannot predict'):
