@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import redis
 
+from consumers.checkpoint import Checkpoint
 from consumers.deep_publisher import DeepPublisher
 from learning.finetune import FineTuner
 from learning.lifelong import LifelongLearner
@@ -88,8 +89,11 @@ def test_online_learner_blends_the_production_deep_model(settings):
     with Subscriber(registry, "reco") as sub:
         assert sub.wait_for_version(latest.number, timeout=10)
         served = sub.current[1]
-        # the serving object travels, not the learner with its trainer and scorers
-        assert isinstance(served, LifelongModel) and served.deep_version == version
-        assert not hasattr(served, "finetuner") and not hasattr(served, "score")
-        assert sub.predict("u1", "i2") == served.predict_one("u1", "i2")
+        # the serving object travels (in the checkpoint that carries the dedup window), not
+        # the learner with its trainer and scorers
+        assert isinstance(served, Checkpoint) and len(served.dedup) == 8 * 1500
+        model = served.learner
+        assert isinstance(model, LifelongModel) and model.deep_version == version
+        assert not hasattr(model, "finetuner") and not hasattr(model, "score")
+        assert sub.predict("u1", "i2") == model.predict_one("u1", "i2")
     registry.close()
