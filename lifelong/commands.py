@@ -12,7 +12,7 @@ from consumers.worker import LearnerWorker, WorkerStats
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
 from lifelong.config import ConfigError, Settings
-from stream.files import FileSource, count_rows, parse_columns
+from stream.files import MAX_BAD_ROWS, FileSource, count_rows, parse_columns
 from stream.quality import QualityGates
 from stream.source import ListDeadLetters
 from stream.synthetic import SyntheticStream
@@ -43,7 +43,8 @@ def _file_values(source: FileSource) -> Iterator[bytes]:
 def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: str | None,
                    sort_by_time: bool, synthetic: bool, events: int,
                    drift_at: Iterable[int] | None, invalid_rate: float, seed: int,
-                   rate: float | None, on_progress: Callable[[int], None] | None = None) -> int:
+                   rate: float | None, on_progress: Callable[[int], None] | None = None,
+                   max_bad_rows: int | None = MAX_BAD_ROWS) -> int:
     """Send a file or a synthetic stream to the events topic; return the count sent."""
     from lifelong.wiring import kafka_address
     from stream.admin import TopicSpec, ensure_topics
@@ -59,7 +60,8 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
         assert file is not None
         values = _file_values(FileSource(
             file, format=fmt,  # type: ignore[arg-type]
-            columns=parse_columns(columns) if columns else None, sort_by_time=sort_by_time))
+            columns=parse_columns(columns) if columns else None, sort_by_time=sort_by_time,
+            max_bad_rows=max_bad_rows))
     with EventProducer(bootstrap, settings.topic) as producer:
         return producer.send_all(values, rate=rate, on_progress=on_progress)
 
@@ -71,6 +73,7 @@ def evaluate_file(
     on_total: Callable[[int], None] | None = None,
     lifelong: dict[str, Any] | None = None,
     quality: str | None = None,
+    max_bad_rows: int | None = MAX_BAD_ROWS,
 ) -> dict[str, Any]:
     """Replay ``data`` through the learner worker; return the report.
 
@@ -80,7 +83,7 @@ def evaluate_file(
     """
     source = FileSource(data, format=fmt,  # type: ignore[arg-type]
                         columns=parse_columns(columns) if columns else None,
-                        sort_by_time=sort_by_time)
+                        sort_by_time=sort_by_time, max_bad_rows=max_bad_rows)
     if on_total is not None:
         on_total(count_rows(data, fmt))  # type: ignore[arg-type]
     learner: OnlineLearner | LifelongLearner
