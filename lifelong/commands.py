@@ -51,8 +51,9 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
     from stream.producer import EventProducer
 
     bootstrap = kafka_address(settings)
+    security = settings.kafka_client_config()
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1)])
+                              TopicSpec(settings.dlq_topic, 1)], **security)
     values: Iterable[bytes]
     if synthetic:
         values = synthetic_stream(events, drift_at, invalid_rate, seed).raw()
@@ -62,7 +63,7 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
             file, format=fmt,  # type: ignore[arg-type]
             columns=parse_columns(columns) if columns else None, sort_by_time=sort_by_time,
             max_bad_rows=max_bad_rows))
-    with EventProducer(bootstrap, settings.topic) as producer:
+    with EventProducer(bootstrap, settings.topic, **security) as producer:
         return producer.send_all(values, rate=rate, on_progress=on_progress)
 
 

@@ -114,7 +114,7 @@ def build_finetune_run(settings: Settings, options: FineTuneOptions | None = Non
         metrics.lag.labels(model, topic, str(partition)).set(lag)
 
     source = KafkaSource(bootstrap, [settings.topic], opts.group, on_lag=on_lag,
-                         client_id="lifelong-finetune")
+                         client_id="lifelong-finetune", **settings.kafka_client_config())
     alarms = StoreAlarms(registry, [settings.model, model]).start()
     worker = FineTuneWorker(
         source, tuner, buffer, publisher,

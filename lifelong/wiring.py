@@ -66,12 +66,13 @@ def redis_address(settings: Settings) -> str:
 
 def open_registry(settings: Settings) -> Registry:
     """The model registry the settings point at."""
-    return Registry.from_url(redis_address(settings), prefix=settings.prefix)
+    return Registry.from_url(redis_address(settings), prefix=settings.prefix,
+                             **settings.redis_options())
 
 
-def _reachable(name: str, address: str, check: Callable[[str, float], Any]) -> None:
+def _reachable(name: str, address: str, check: Callable[..., Any], **config: Any) -> None:
     """Fail fast (a few seconds) with the address and the variable to fix."""
-    health = check(address, 3.0)
+    health = check(address, 3.0, **config)
     if not health.ok:
         raise ServiceError(name, f"{address} did not answer within 3 s ({health.detail}); "
                                  f"check {ENV_VARS[name]}")
@@ -80,10 +81,11 @@ def _reachable(name: str, address: str, check: Callable[[str, float], Any]) -> N
 def connect_topics(settings: Settings) -> str:
     """Kafka's address, once the events and dead-letter topics exist."""
     bootstrap = kafka_address(settings)
-    _reachable("kafka", bootstrap, check_kafka)
+    security = settings.kafka_client_config()
+    _reachable("kafka", bootstrap, check_kafka, **security)
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
                               TopicSpec(settings.dlq_topic, 1),
-                              TopicSpec(settings.quarantine_topic, 1)])
+                              TopicSpec(settings.quarantine_topic, 1)], **security)
     return bootstrap
 
 
@@ -143,7 +145,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     Configuration errors surface here, within seconds: no signing key, an unknown
     ``blend_with`` model, Kafka or Redis not answering.
     """
-    _reachable("redis", redis_address(settings), check_redis)
+    _reachable("redis", redis_address(settings), check_redis, **settings.redis_options())
     bootstrap = connect_topics(settings)
     registry = open_registry(settings)
     if registry.signer is None:
@@ -173,11 +175,12 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     def on_lag(topic: str, partition: int, lag: int) -> None:
         metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
 
+    security = settings.kafka_client_config()
     source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
-                         start_offsets=start_offsets)
-    dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic)
+                         start_offsets=start_offsets, **security)
+    dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)
     quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
-                                  client_id="lifelong-quarantine")
+                                  client_id="lifelong-quarantine", **security)
     worker = LearnerWorker(
         source, learner, dead_letters,
         publisher=RegistryPublisher(registry, settings.model, parent=resumed),
