@@ -3,10 +3,11 @@
 A version is the checkpoint a restarted learner resumes from, so besides the learner it
 holds what the worker learned about the stream: the window of recent ``event_id`` values (so a
 duplicate re-sent across a restart is still dropped) and the data-quality gates' per-user
-rate windows. Serving goes through the learner: :class:`Checkpoint` answers
-``predict_one`` (and any other learner attribute) by delegating, so subscribers serve it as
-they served the bare learner, and versions published before (a bare learner) still restore
-(with an empty window).
+rate windows. A checkpoint *unpickles to its learner* (what subscribers serve, unchanged),
+with the worker state riding along in the learner's ``__dict__``; :meth:`Checkpoint.of`
+takes it back out on resume. Versions published before (a bare learner) restore with an
+empty window. Before pickling, a :class:`Checkpoint` answers ``predict_one`` (and any other
+learner attribute) by delegating, so a publisher treats it as the learner.
 
 >>> from learning.online import OnlineLearner
 >>> from consumers.dedup import RecentIds
@@ -18,6 +19,10 @@ False
 (0, 'BiasedMF', 0.0)
 >>> Checkpoint.of(OnlineLearner()).dedup
 b''
+>>> import pickle
+>>> served = pickle.loads(pickle.dumps(cp))     # what a subscriber gets
+>>> type(served).__name__, Checkpoint.of(served).dedup == ids.snapshot()
+('OnlineLearner', True)
 """
 
 from __future__ import annotations
@@ -26,6 +31,16 @@ import hashlib
 from typing import Any
 
 __all__ = ["Checkpoint"]
+
+_STATE = "_lifelong_checkpoint"  # where the worker state rides in an unpickled learner
+
+
+def _unpickle(learner: Any, dedup: bytes, quality: dict[str, Any]) -> Any:
+    """A checkpoint unpickles to its learner, the worker state attached for the resume."""
+    state = getattr(learner, "__dict__", None)
+    if isinstance(state, dict):
+        state[_STATE] = (dedup, quality)
+    return learner
 
 
 class Checkpoint:
@@ -38,8 +53,19 @@ class Checkpoint:
 
     @classmethod
     def of(cls, obj: Any) -> Checkpoint:
-        """``obj`` if it is a checkpoint, else a checkpoint of the bare learner ``obj``."""
-        return obj if isinstance(obj, Checkpoint) else cls(obj)
+        """The checkpoint ``obj`` came from: the state it carries, or an empty one.
+
+        ``obj`` is a checkpoint, an unpickled one (a learner with the state attached, which
+        is taken off it) or a bare learner (published before checkpoints existed).
+        """
+        if isinstance(obj, Checkpoint):
+            return obj
+        state = getattr(obj, "__dict__", {})
+        dedup, quality = state.pop(_STATE, (b"", {})) if isinstance(state, dict) else (b"", {})
+        return cls(obj, dedup, quality)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_unpickle, (self.learner, self.dedup, self.quality))
 
     @property
     def dedup_sha256(self) -> str:

@@ -2,8 +2,9 @@
 
 The worker reads its own consumer group on the events topic. Each record is decoded with
 :func:`stream.schema.decode`; invalid ones are only counted (the online learner's DLQ has
-them already) and duplicates (by ``event_id``) dropped. Valid events are appended to the
-pending :class:`~learning.rounds.RoundBatch`; the one hold-back rule
+them already), so are those the data-quality gates refuse (the online learner quarantines
+them; :mod:`stream.quality`), and duplicates (by ``event_id``) are dropped. Valid events are
+appended to the pending :class:`~learning.rounds.RoundBatch`; the one hold-back rule
 (:class:`~learning.slices.HoldBack`, every ``k``-th valid event, ``k = 1/holdout_share``)
 keeps some back as the round's recent evaluation slice instead of training on them.
 
@@ -53,6 +54,7 @@ from learning.gate import Gate
 from learning.replay import ReplayBuffer
 from learning.rounds import HoldBack, RoundBatch
 from monitoring.metrics import FineTuneMetrics
+from stream.quality import QualityGates
 from stream.schema import Rejected, decode
 from stream.source import Record, Source
 
@@ -70,6 +72,7 @@ class FineTuneStats:
     consumed: int = 0
     valid: int = 0
     invalid: int = 0
+    quarantined: int = 0
     duplicates: int = 0
     held_out: int = 0
     alarms: int = 0
@@ -111,7 +114,9 @@ class FineTuneWorker:
                  metrics: FineTuneMetrics | None = None, alarms: Alarms | None = None,
                  tracker: ForgettingTracker | None = None, dedup_capacity: int = 1_000_000,
                  stop_timeout: float = 600.0, failure_backoff: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 quality: QualityGates | None = None,
+                 wall_clock: Callable[[], float] = time.time):
         if round_every_events < 1 or round_every_seconds <= 0 or min_fresh < 1:
             raise ValueError("need round_every_events >= 1, round_every_seconds > 0, "
                              "min_fresh >= 1")
@@ -128,6 +133,9 @@ class FineTuneWorker:
                                   metrics=metrics)
         self._split = HoldBack.share(holdout_share)
         self._seen = RecentIds(dedup_capacity)
+        # the online learner's data-quality gates: what it quarantines is never trained on
+        self.quality = QualityGates.default() if quality is None else quality
+        self._wall = wall_clock
         self._clock = clock
         self._batch = RoundBatch()
         self._positions: dict[tuple[str, int], int] = {}
@@ -155,6 +163,9 @@ class FineTuneWorker:
             stats.invalid += 1
             if metrics is not None:
                 metrics.invalid.inc()
+            return
+        if self.quality.check(event, self._wall()) is not None:
+            stats.quarantined += 1  # the online learner sends it to the quarantine topic
             return
         if self._seen.check_and_add(event.event_id):
             stats.duplicates += 1

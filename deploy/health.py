@@ -7,6 +7,7 @@ import logging
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 from deploy.base import Health
 from deploy.process import tcp_open
@@ -28,8 +29,11 @@ def split_hostport(address: str, default_port: int) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> Health:
-    """Ask a Kafka cluster for its metadata with kafka-python's admin client."""
+def check_kafka(bootstrap: str, timeout_s: float = 5.0, **client_config: Any) -> Health:
+    """Ask a Kafka cluster for its metadata with kafka-python's admin client.
+
+    ``client_config``: more kafka-python options (SASL / TLS).
+    """
     servers = [s.strip() for s in bootstrap.split(",") if s.strip()]
     if not servers:
         return Health(False, "no bootstrap servers given")
@@ -43,6 +47,7 @@ def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> Health:
             client_id="lifelong-health",
             bootstrap_timeout_ms=int(timeout_s * 1000),
             request_timeout_ms=int(timeout_s * 1000),
+            **client_config,
         )
     except Exception as exc:
         return Health(False, f"kafka-python could not bootstrap: {exc!r}")
@@ -60,13 +65,13 @@ def check_kafka(bootstrap: str, timeout_s: float = 5.0) -> Health:
                         f"cluster {cluster.get('cluster_id')}")
 
 
-def check_redis(url: str, timeout_s: float = 2.0) -> Health:
-    """``PING`` a Redis server and report its version."""
+def check_redis(url: str, timeout_s: float = 2.0, **options: Any) -> Health:
+    """``PING`` a Redis server and report its version (``options``: username, password...)."""
     import redis
 
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout_s,
-                                      socket_connect_timeout=timeout_s)
+                                      socket_connect_timeout=timeout_s, **options)
     except ValueError as exc:
         return Health(False, f"bad Redis URL {url!r}: {exc}")
     try:

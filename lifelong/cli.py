@@ -45,6 +45,9 @@ Fmt = Annotated[str, typer.Option("--format", "-f", help="movielens | csv | json
 Columns = Annotated[str | None, typer.Option(
     help="csv column names, e.g. user=uid,item=sku,value=stars,ts=time")]
 Clip = Annotated[str | None, typer.Option(help="clip predictions to LOW,HIGH, e.g. 1,5")]
+MaxBadRows = Annotated[int, typer.Option(
+    help="stop (naming the line) after more than N rows that cannot be split into fields; "
+         "-1: no limit")]
 
 
 @app.callback()
@@ -101,6 +104,7 @@ def produce(
     rate: Annotated[float | None, typer.Option(help="events per second (default: max)")] = None,
     topic: Annotated[str | None, typer.Option(help="topic (default: $LIFELONG_TOPIC or events)")]
     = None,
+    max_bad_rows: MaxBadRows = 100,
 ) -> None:
     """Push events into Kafka from a file or a synthetic generator (or write it to a file)."""
     from lifelong.commands import produce_events
@@ -120,6 +124,7 @@ def produce(
                                   sort_by_time=sort_by_time, synthetic=synthetic, events=events,
                                   drift_at=drift_at, invalid_rate=invalid_rate, seed=seed,
                                   rate=rate, implicit=implicit, output=output,
+                                  max_bad_rows=None if max_bad_rows < 0 else max_bad_rows,
                                   on_progress=lambda n: bar.update(task, completed=n))
         where = f"file {str(output)!r}" if output is not None else f"topic {settings.topic!r}"
         out.print(f"{'wrote' if output is not None else 'sent'} {sent} records to {where}")
@@ -144,6 +149,9 @@ def learn(
     blend_with: Annotated[str | None, typer.Option(
         help="deep model to blend with (e.g. reco-deep, from `lifelong finetune`): fold each "
              "event into its user side and publish the River + deep blend")] = None,
+    wait_for_blend: Annotated[bool, typer.Option(
+        help="start even if --blend-with has no production version yet (River alone until "
+             "it is promoted); without it an unknown model is an error")] = False,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from lifelong.wiring import build_online_run
@@ -153,7 +161,8 @@ def learn(
             model=model, model_kind=kind, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port)
-        run = build_online_run(settings, clip=_clip(clip), resume=resume, blend_with=blend_with)
+        run = build_online_run(settings, clip=_clip(clip), resume=resume, blend_with=blend_with,
+                               wait_for_blend=wait_for_blend)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -199,6 +208,7 @@ def evaluate(
     epochs: Annotated[int, typer.Option(help="lifelong: epochs per round")] = 3,
     batch_size: Annotated[int, typer.Option(help="lifelong: minibatch size")] = 512,
     device: Annotated[str, typer.Option(help="lifelong: auto, cpu or cuda")] = "auto",
+    max_bad_rows: MaxBadRows = 100,
 ) -> None:
     """Replay a file through the same learner code as production, no services needed."""
     from lifelong.commands import evaluate_file
@@ -214,7 +224,8 @@ def evaluate(
         report = evaluate_file(data, fmt=fmt, model=model, columns=columns,
                                sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
                                on_progress=show, on_total=lambda n: bar.update(task, total=n),
-                               lifelong=deep_options, quality=Settings.from_env().quality)
+                               lifelong=deep_options, quality=Settings.from_env().quality,
+                               max_bad_rows=None if max_bad_rows < 0 else max_bad_rows)
     output.write_text(json.dumps(report, indent=2) + "\n")
     out.print(f"events {report['events']}  invalid {report['invalid']}  "
               f"quarantined {report.get('quarantined', 0)}  "

@@ -12,7 +12,7 @@ from consumers.worker import LearnerWorker, WorkerStats
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
 from lifelong.config import ConfigError, Settings
-from stream.files import FileSource, count_rows, parse_columns
+from stream.files import MAX_BAD_ROWS, FileSource, count_rows, parse_columns
 from stream.quality import QualityGates
 from stream.source import ListDeadLetters
 from stream.synthetic import SyntheticStream, write
@@ -50,7 +50,8 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
                    sort_by_time: bool, synthetic: bool, events: int,
                    drift_at: Iterable[int] | None, invalid_rate: float, seed: int,
                    rate: float | None, on_progress: Callable[[int], None] | None = None,
-                   implicit: bool = False, output: Path | None = None) -> int:
+                   implicit: bool = False, output: Path | None = None,
+                   max_bad_rows: int | None = MAX_BAD_ROWS) -> int:
     """Send a file or a synthetic stream to the events topic; return the count sent.
 
     With ``output`` a synthetic stream is written there as jsonl (gzip for ``.gz``, broken
@@ -71,8 +72,9 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
     from stream.producer import EventProducer
 
     bootstrap = kafka_address(settings)
+    security = settings.kafka_client_config()
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1)])
+                              TopicSpec(settings.dlq_topic, 1)], **security)
     values: Iterable[bytes]
     if synthetic:
         values = synthetic_stream(events, drift_at, invalid_rate, seed, implicit).raw()
@@ -80,8 +82,9 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
         assert file is not None
         values = _file_values(FileSource(
             file, format=fmt,  # type: ignore[arg-type]
-            columns=parse_columns(columns) if columns else None, sort_by_time=sort_by_time))
-    with EventProducer(bootstrap, settings.topic) as producer:
+            columns=parse_columns(columns) if columns else None, sort_by_time=sort_by_time,
+            max_bad_rows=max_bad_rows))
+    with EventProducer(bootstrap, settings.topic, **security) as producer:
         return producer.send_all(values, rate=rate, on_progress=on_progress)
 
 
@@ -92,6 +95,7 @@ def evaluate_file(
     on_total: Callable[[int], None] | None = None,
     lifelong: dict[str, Any] | None = None,
     quality: str | None = None,
+    max_bad_rows: int | None = MAX_BAD_ROWS,
 ) -> dict[str, Any]:
     """Replay ``data`` through the learner worker; return the report.
 
@@ -101,7 +105,7 @@ def evaluate_file(
     """
     source = FileSource(data, format=fmt,  # type: ignore[arg-type]
                         columns=parse_columns(columns) if columns else None,
-                        sort_by_time=sort_by_time)
+                        sort_by_time=sort_by_time, max_bad_rows=max_bad_rows)
     if on_total is not None:
         on_total(count_rows(data, fmt))  # type: ignore[arg-type]
     learner: OnlineLearner | LifelongLearner

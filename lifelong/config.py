@@ -105,11 +105,13 @@ def _integer(key: str, raw: str) -> int:
         raise ConfigError(f"{key}={raw!r}: expected an integer") from None
 
 
-def _choice(*options: str) -> Callable[[str, str], str]:
+def _choice(*options: str, upper: bool = False) -> Callable[[str, str], str]:
+    """A parser accepting one of ``options`` (case-insensitively, as upper case, if ``upper``)."""
     def parse(key: str, raw: str) -> str:
-        if raw not in options:
+        value = raw.upper() if upper else raw
+        if value not in options:
             raise ConfigError(f"{key}={raw!r}: expected one of {', '.join(options)}")
-        return raw
+        return value
 
     return parse
 
@@ -118,6 +120,12 @@ def _device(key: str, raw: str) -> str:
     if raw in ("auto", "cpu", "cuda") or (raw.startswith("cuda:") and raw[5:].isdigit()):
         return raw
     raise ConfigError(f"{key}={raw!r}: expected auto, cpu, cuda or cuda:N")
+
+
+def _file(key: str, raw: str) -> str:
+    if not os.path.isfile(os.path.expanduser(raw)):
+        raise ConfigError(f"{key}={raw!r}: no such file")
+    return os.path.expanduser(raw)
 
 
 def _text(key: str, raw: str) -> str:
@@ -142,6 +150,16 @@ class Settings:
     model: str = "reco"
     model_kind: str = "BiasedMF"
     prefix: str = "lifelong"
+    # Redis AUTH / ACL user (else from REDIS_URL) and Kafka SASL / TLS: see docs/operations.md
+    redis_username: str | None = None
+    redis_password: str | None = dataclasses.field(default=None, repr=False)
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = dataclasses.field(default=None, repr=False)
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
     publish_every_events: int = 1000
     publish_every_seconds: float = 30.0
     metrics_port: int = 0
@@ -180,6 +198,17 @@ class Settings:
             "model": ("LIFELONG_MODEL", _name),
             "model_kind": ("LIFELONG_MODEL_KIND", _name),
             "prefix": ("LIFELONG_PREFIX", _name),
+            "redis_username": ("REDIS_USERNAME", _text),
+            "redis_password": ("REDIS_PASSWORD", _text),
+            "kafka_security_protocol": ("KAFKA_SECURITY_PROTOCOL", _choice(
+                "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL", upper=True)),
+            "kafka_sasl_mechanism": ("KAFKA_SASL_MECHANISM", _choice(
+                "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", upper=True)),
+            "kafka_sasl_username": ("KAFKA_SASL_USERNAME", _text),
+            "kafka_sasl_password": ("KAFKA_SASL_PASSWORD", _text),
+            "kafka_ssl_cafile": ("KAFKA_SSL_CAFILE", _file),
+            "kafka_ssl_certfile": ("KAFKA_SSL_CERTFILE", _file),
+            "kafka_ssl_keyfile": ("KAFKA_SSL_KEYFILE", _file),
             "publish_every_events": ("LIFELONG_PUBLISH_EVERY_EVENTS", _positive_int),
             "publish_every_seconds": ("LIFELONG_PUBLISH_EVERY_SECONDS", _positive_float),
             "metrics_port": ("LIFELONG_METRICS_PORT", _port),
@@ -220,6 +249,47 @@ class Settings:
         """
         default = getattr(cls(), field_name)
         return f"[default: {default}; env {cls().ENV[field_name][0]}]"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """kafka-python options for SASL / TLS (empty for a plain-text cluster).
+
+        >>> s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+        ...     "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "KAFKA_SASL_USERNAME": "reco",
+        ...     "KAFKA_SASL_PASSWORD": "pw"})
+        >>> sorted(s.kafka_client_config())
+        ['sasl_mechanism', 'sasl_plain_password', 'sasl_plain_username', 'security_protocol']
+        >>> "pw" in repr(s)
+        False
+        """
+        protocol = self.kafka_security_protocol
+        sasl = protocol.startswith("SASL")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME "
+                              "and KAFKA_SASL_PASSWORD")
+        if self.kafka_sasl_username and not sasl:
+            raise ConfigError("KAFKA_SASL_USERNAME is set but KAFKA_SECURITY_PROTOCOL is "
+                              f"{protocol}: use SASL_SSL (or SASL_PLAINTEXT)")
+        options: dict[str, Any] = {}
+        if protocol != "PLAINTEXT":
+            options["security_protocol"] = protocol
+        if sasl:
+            options.update(sasl_mechanism=self.kafka_sasl_mechanism or "PLAIN",
+                           sasl_plain_username=self.kafka_sasl_username,
+                           sasl_plain_password=self.kafka_sasl_password)
+        for name in ("cafile", "certfile", "keyfile"):
+            value = getattr(self, f"kafka_ssl_{name}")
+            if value:
+                options[f"ssl_{name}"] = value
+        return options
+
+    def redis_options(self) -> dict[str, str]:
+        """redis-py options for an ACL user / password given apart from ``REDIS_URL``.
+
+        >>> Settings.from_env({"REDIS_USERNAME": "reco", "REDIS_PASSWORD": "pw"}).redis_options()
+        {'username': 'reco', 'password': 'pw'}
+        """
+        out = {"username": self.redis_username, "password": self.redis_password}
+        return {k: v for k, v in out.items() if v}
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **flags: Any) -> Settings:

@@ -20,6 +20,7 @@ from lifelong.wiring import connect_topics, open_registry, serve_metrics
 from model_store import Registry
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import FineTuneMetrics
+from stream.quality import QualityGates
 
 __all__ = ["FineTuneRun", "build_finetune_run"]
 
@@ -91,13 +92,14 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         metrics.lag.labels(model, topic, str(partition)).set(lag)
 
     source = KafkaSource(bootstrap, [settings.topic], opts.finetune_group, on_lag=on_lag,
-                         client_id="lifelong-finetune")
+                         client_id="lifelong-finetune", **settings.kafka_client_config())
     alarms = StoreAlarms(registry, [settings.model, model]).start()
     worker = FineTuneWorker(
         source, tuner, buffer, publisher,
         gate=Gate(opts.max_regression, opts.max_old_regression),
         round_every_events=opts.round_every_events,
         round_every_seconds=opts.round_every_seconds, holdout_share=opts.holdout_share,
-        min_fresh=opts.min_fresh, metrics=metrics, alarms=alarms)
+        min_fresh=opts.min_fresh, metrics=metrics, alarms=alarms,
+        quality=QualityGates.from_env_value(settings.quality))
     return FineTuneRun(worker, source, alarms, server, metrics_registry, registry, publisher,
                        model, resumed)

@@ -7,7 +7,9 @@ builds the objects the CLI commands run.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -19,6 +21,7 @@ from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
+from deploy.health import check_kafka, check_redis
 from deploy.services import ServiceError, register_scrape_target, resolve
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
@@ -26,6 +29,7 @@ from learning.serving import LifelongModel
 from lifelong.config import ConfigError, Settings
 from model_store import Registry, Subscriber
 from model_store.records import decode_offsets
+from model_store.signing import key_missing
 from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
@@ -62,15 +66,26 @@ def redis_address(settings: Settings) -> str:
 
 def open_registry(settings: Settings) -> Registry:
     """The model registry the settings point at."""
-    return Registry.from_url(redis_address(settings), prefix=settings.prefix)
+    return Registry.from_url(redis_address(settings), prefix=settings.prefix,
+                             **settings.redis_options())
+
+
+def _reachable(name: str, address: str, check: Callable[..., Any], **config: Any) -> None:
+    """Fail fast (a few seconds) with the address and the variable to fix."""
+    health = check(address, 3.0, **config)
+    if not health.ok:
+        raise ServiceError(name, f"{address} did not answer within 3 s ({health.detail}); "
+                                 f"check {ENV_VARS[name]}")
 
 
 def connect_topics(settings: Settings) -> str:
     """Kafka's address, once the events and dead-letter topics exist."""
     bootstrap = kafka_address(settings)
+    security = settings.kafka_client_config()
+    _reachable("kafka", bootstrap, check_kafka, **security)
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
                               TopicSpec(settings.dlq_topic, 1),
-                              TopicSpec(settings.quarantine_topic, 1)])
+                              TopicSpec(settings.quarantine_topic, 1)], **security)
     return bootstrap
 
 
@@ -118,16 +133,25 @@ class OnlineRun:
 
 def build_online_run(settings: Settings, *, register_target: bool = True,
                      clip: tuple[float, float] | None = None, resume: bool = True,
-                     blend_with: str | None = None) -> OnlineRun:
+                     blend_with: str | None = None, wait_for_blend: bool = False) -> OnlineRun:
     """Connect a Kafka-fed online learner that publishes to Redis and serves /metrics.
 
     With ``resume`` the learner warm-starts from the latest version of ``settings.model``.
     With ``blend_with`` (a deep model name, e.g. ``reco-deep``) the learner is a
     :class:`~learning.lifelong.LifelongLearner`: it follows that model's ``production``
-    alias, folds each event into its user side and publishes the River + deep blend.
+    alias, folds each event into its user side and publishes the River + deep blend; it
+    must exist, unless ``wait_for_blend`` (River alone until it appears).
+
+    Configuration errors surface here, within seconds: no signing key, an unknown
+    ``blend_with`` model, Kafka or Redis not answering.
     """
+    _reachable("redis", redis_address(settings), check_redis, **settings.redis_options())
     bootstrap = connect_topics(settings)
     registry = open_registry(settings)
+    if registry.signer is None:
+        raise key_missing(f'publishing model "{settings.model}"')
+    if blend_with:
+        check_blend(registry, blend_with, wait=wait_for_blend)
     kind = LifelongLearner if blend_with else OnlineLearner
     learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
     resumed, start_offsets, restored = None, {}, None
@@ -153,11 +177,12 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     def on_lag(topic: str, partition: int, lag: int) -> None:
         metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
 
+    security = settings.kafka_client_config()
     source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
-                         start_offsets=start_offsets)
-    dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic)
+                         start_offsets=start_offsets, **security)
+    dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)
     quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
-                                  client_id="lifelong-quarantine")
+                                  client_id="lifelong-quarantine", **security)
     worker = LearnerWorker(
         source, learner, dead_letters,
         publisher=RegistryPublisher(registry, settings.model, parent=resumed),
@@ -175,3 +200,17 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         worker.restore(restored)
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber, quarantine)
+
+
+def check_blend(registry: Registry, model: str, *, wait: bool, alias: str = "production") -> None:
+    """Refuse to start blending with a ``model`` that has no ``alias`` (or warn, ``wait``)."""
+    if alias in registry.aliases(model):
+        return
+    known = ", ".join(registry.models()) or "none"
+    message = (f'--blend-with {model}: model "{model}" has no "{alias}" version in the store '
+               f"(models: {known})")
+    if not wait:
+        raise ConfigError(f"{message}; check the name, or pass --wait-for-blend to learn "
+                          "with River alone until it is promoted")
+    log.warning("%s; learning with River alone until it is promoted (--wait-for-blend)",
+                message)

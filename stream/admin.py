@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
@@ -28,9 +29,14 @@ class TopicSpec:
         return f"TopicSpec({self.name!r}, {self.partitions}, {self.replication})"
 
 
-def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[str]:
-    """Create the topics that are missing; return the names created."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lifelong-admin")
+def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec],
+                  **client_config: Any) -> list[str]:
+    """Create the topics that are missing; return the names created.
+
+    ``client_config``: more kafka-python options (SASL / TLS).
+    """
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lifelong-admin",
+                             **client_config)
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
@@ -47,9 +53,10 @@ def ensure_topics(bootstrap_servers: str, specs: Sequence[TopicSpec]) -> list[st
         admin.close()
 
 
-def delete_topics(bootstrap_servers: str, names: Sequence[str]) -> None:
+def delete_topics(bootstrap_servers: str, names: Sequence[str], **client_config: Any) -> None:
     """Delete topics (tests clean up with this)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lifelong-admin")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="lifelong-admin",
+                             **client_config)
     try:
         existing = set(admin.list_topics())
         doomed = [n for n in names if n in existing]

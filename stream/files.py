@@ -7,7 +7,10 @@ cannot be converted never raise; they become records that :func:`stream.schema.d
 rejects with a reason (the raw field kept, or the raw line for a broken row). Formats:
 ``movielens`` (``u.data`` tabs or ``ratings.dat`` ``::``), ``csv`` (header auto-detected)
 and ``jsonl`` (one event per line, passed through unchanged). ``.gz`` files are read
-transparently.
+transparently. Every format is one row per line (a CSV field cannot hold a line break), so
+a broken row (a wrong number of fields, an unterminated quote) spoils only its own line:
+it is logged with its line number and, past ``max_bad_rows`` of them (default
+:data:`MAX_BAD_ROWS`), reading stops with a :class:`FileFormatError` naming the line.
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "u.data"
@@ -29,7 +32,7 @@ import logging
 import math
 import os
 from collections.abc import Iterator, Mapping
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import IO, Literal, cast
 
@@ -38,12 +41,14 @@ import msgspec
 from stream.schema import parse_ts
 from stream.source import IterSource
 
-__all__ = ["FORMATS", "FileFormat", "FileFormatError", "FileSource", "count_rows", "parse_columns"]
+__all__ = ["FORMATS", "MAX_BAD_ROWS", "FileFormat", "FileFormatError", "FileSource", "count_rows",
+           "parse_columns"]
 
 log = logging.getLogger(__name__)
 
 FileFormat = Literal["movielens", "csv", "jsonl"]
 FORMATS: tuple[str, ...] = ("movielens", "csv", "jsonl")
+MAX_BAD_ROWS = 100  # broken rows tolerated in a file before reading stops (None: no limit)
 ROLES: tuple[str, ...] = ("user", "item", "value", "ts", "type", "event_id")
 # Header names per role, compared after lower-casing and removing "_", "-" and spaces.
 _CANDIDATES: dict[str, tuple[str, ...]] = {
@@ -137,6 +142,9 @@ class FileSource(IterSource):
     new source with ``start_offset`` set to the offset after the last one processed (the
     ``position`` at that time, or what was committed); it continues exactly there.
     ``columns`` (csv only) maps roles ``user item value ts type event_id`` to header names.
+    A row that cannot be split into its fields becomes a record that decode refuses, and is
+    logged with its line number; more than ``max_bad_rows`` such rows stop the reading
+    (:class:`FileFormatError` naming the line; ``None``: no limit). ``bad_rows`` counts them.
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "data.csv"
@@ -148,8 +156,11 @@ class FileSource(IterSource):
 
     def __init__(self, path: str | os.PathLike[str], *, format: FileFormat,
                  columns: Mapping[str, str] | None = None, sort_by_time: bool = False,
-                 batch_size: int = 1000, event_type: str = "rating", start_offset: int = 0):
+                 batch_size: int = 1000, event_type: str = "rating", start_offset: int = 0,
+                 max_bad_rows: int | None = MAX_BAD_ROWS):
         super().__init__(os.fspath(path), batch_size, start_offset)
+        self.max_bad_rows = max_bad_rows
+        self.bad_rows = 0
         self.path = path
         self.format = format
         self.columns = columns
@@ -212,19 +223,32 @@ class FileSource(IterSource):
         except UnicodeEncodeError:  # undecodable bytes in a field: keep the raw line
             return _raw(line), None
 
-    def _movielens(self, rows: Iterator[tuple[str, list[str]]]) -> Iterator[_Row]:
-        for row, (line, f) in enumerate(rows):
-            yield self._event(row, line, *f) if len(f) == 4 else (_raw(line), None)
+    def _bad(self, number: int, line: str, why: str) -> _Row:
+        self.bad_rows += 1
+        where = f"{self.topic}: line {number}: {why}"
+        if self.max_bad_rows is not None and self.bad_rows > self.max_bad_rows:
+            raise FileFormatError(f"{where}; {self.bad_rows} broken rows, more than "
+                                  f"--max-bad-rows {self.max_bad_rows}: fix the file")
+        if self.bad_rows <= 20:
+            log.warning("%s (the row goes to the dead letters)", where)
+        return _raw(line), None
+
+    def _movielens(self, rows: Iterator[tuple[int, str, list[str]]]) -> Iterator[_Row]:
+        for row, (number, line, f) in enumerate(rows):
+            yield self._event(row, line, *f) if len(f) == 4 else \
+                self._bad(number, line, f"expected 4 fields, found {len(f)}")
 
     def _csv(self, cols: dict[str, int], delim: str, width: int,
-             rows: Iterator[list[str]]) -> Iterator[_Row]:
+             rows: Iterator[tuple[int, str, list[str] | str]]) -> Iterator[_Row]:
         def get(f: list[str], role: str) -> str | None:
             return f[cols[role]] if role in cols else None
 
-        for row, f in enumerate(rows):
-            line = delim.join(f)
+        for row, (number, line, f) in enumerate(rows):
+            if isinstance(f, str):  # the csv error
+                yield self._bad(number, line, f)
+                continue
             if len(f) != width:
-                yield _raw(line), None
+                yield self._bad(number, line, f"expected {width} fields, found {len(f)}")
                 continue
             yield self._event(row, line, f[cols["user"]], f[cols["item"]], get(f, "value"),
                               get(f, "ts"), get(f, "type"), get(f, "event_id"))
@@ -249,10 +273,10 @@ class FileSource(IterSource):
         self.close()
 
 
-def _split_movielens(text: IO[str]) -> Iterator[tuple[str, list[str]]]:
-    """Yield ``(line, fields)`` per non-blank line; the separator is read off the first one."""
+def _split_movielens(text: IO[str]) -> Iterator[tuple[int, str, list[str]]]:
+    """Yield ``(line number, line, fields)`` per non-blank line (separator from the first)."""
     sep: str | None = None
-    for line in text:
+    for number, line in enumerate(text, start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
@@ -262,18 +286,35 @@ def _split_movielens(text: IO[str]) -> Iterator[tuple[str, list[str]]]:
             if len(head) >= 2 and head[0] in _CANDIDATES["user"] and head[1] in \
                     _CANDIDATES["item"]:
                 continue  # a header line, as in ML-latest's ratings.csv
-        yield line, line.split(sep) if sep != " " else line.split()
+        yield number, line, line.split(sep) if sep != " " else line.split()
 
 
-def _split_csv(text: IO[str], name: str) -> tuple[str, list[str], Iterator[list[str]]]:
-    """Return the delimiter, the header and an iterator over the non-empty data rows."""
-    first = next((line for line in text if line.strip()), None)
+def _split_csv(text: IO[str], name: str) -> tuple[str, list[str],
+                                                  Iterator[tuple[int, str, list[str] | str]]]:
+    """Return the delimiter, the header and ``(line number, line, fields)`` per data row.
+
+    Each line is parsed alone, so an unterminated quote spoils one row, not the rest of the
+    file; ``fields`` is then the csv error text.
+    """
+    lines = enumerate(text, start=1)
+    first = next(((n, line) for n, line in lines if line.strip()), None)
     if first is None:
         raise FileFormatError(f"{name}: empty file, expected a CSV header line")
-    delim = max(",\t;|", key=first.count)
-    reader = csv.reader(chain([first], text), delimiter=delim)
-    header = [h.strip() for h in next(reader)]
-    return delim, header, (f for f in reader if f)
+    delim = max(",\t;|", key=first[1].count)
+    header = _fields(first[1], delim)
+    if isinstance(header, str):
+        raise FileFormatError(f"{name}: line {first[0]}: the header is not CSV ({header})")
+    rows = ((n, line.rstrip("\r\n"), _fields(line, delim)) for n, line in lines
+            if line.strip())
+    return delim, [h.strip() for h in header], rows
+
+
+def _fields(line: str, delim: str) -> list[str] | str:
+    """The fields of one CSV line, or the csv error (e.g. an unterminated quote)."""
+    try:
+        return next(csv.reader([line.rstrip("\r\n")], delimiter=delim, strict=True))
+    except csv.Error as exc:
+        return f"not CSV ({exc})"
 
 
 def count_rows(path: str | os.PathLike[str], format: FileFormat) -> int:

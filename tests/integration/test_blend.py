@@ -89,10 +89,10 @@ def test_online_learner_blends_the_production_deep_model(settings):
     with Subscriber(registry, "reco") as sub:
         assert sub.wait_for_version(latest.number, timeout=10)
         served = sub.current[1]
-        # the serving object travels (in the checkpoint that carries the dedup window), not
+        # the serving object travels (with the dedup window of its checkpoint attached), not
         # the learner with its trainer and scorers
-        assert isinstance(served, Checkpoint) and len(served.dedup) == 8 * 1500
-        model = served.learner
+        model = served
+        assert len(Checkpoint.of(model).dedup) == 8 * 1500
         assert isinstance(model, LifelongModel) and model.deep_version == version
         assert not hasattr(model, "finetuner") and not hasattr(model, "score")
         assert sub.predict("u1", "i2") == model.predict_one("u1", "i2")

@@ -54,8 +54,10 @@ def test_duplicates_across_a_restart_are_dropped():
     pub = Publisher()
     LearnerWorker(ListSource(_events(range(3000))), OnlineLearner(), ListDeadLetters(),
                   publisher=pub).run()
-    restored = pickle.loads(pub.blobs[-1])
-    assert isinstance(restored, Checkpoint) and restored.events_seen == 3000
+    served = pickle.loads(pub.blobs[-1])
+    assert isinstance(served, OnlineLearner)  # subscribers get the learner itself
+    restored = Checkpoint.of(served)
+    assert restored.events_seen == 3000 and len(restored.dedup) == 8 * 3000
     worker = LearnerWorker(ListSource(_events(range(2900, 3000))), restored.learner,
                            ListDeadLetters(), publisher=pub)
     worker.restore(restored)

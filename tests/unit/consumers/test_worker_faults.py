@@ -228,3 +228,25 @@ def test_a_failed_commit_after_a_publish_is_counted_and_not_published_twice():
     assert stats.versions == [1, 2, 3] and stats.commit_failures == 2
     assert src.committed == {("memory", 0): 30}
     assert reg.get_sample_value("lifelong_learner_commit_failures_total", {"model": "m"}) == 2
+
+
+def test_the_fine_tuner_never_trains_on_what_the_gates_quarantine():
+    from consumers.deep_publisher import DeepPublisher
+    from consumers.finetune_worker import FineTuneWorker
+    from learning.finetune import FineTuner
+    from learning.replay import ReplayBuffer
+    from learning.torch_models import DeepRecommender
+    from model_store import Registry
+
+    values = _events(200)
+    values[50:50] = _poison()
+    rec = DeepRecommender("mf", n_factors=4, clip=(1.0, 5.0), seed=0)
+    worker = FineTuneWorker(ListSource(values, batch_size=64),
+                            FineTuner(rec, device="cpu", batch_size=64, epochs_per_round=1),
+                            ReplayBuffer(1000, recent_window=100, seed=0),
+                            DeepPublisher(Registry.from_url("memory://", signer=None), "deep"),
+                            min_fresh=50, round_every_events=10_000, round_every_seconds=1e9,
+                            wall_clock=lambda: NOW)
+    stats = worker.run()
+    assert (stats.valid, stats.quarantined) == (200, 4)
+    assert sum(r.fresh + r.held_out for r in stats.rounds) == 200

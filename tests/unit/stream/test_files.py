@@ -227,3 +227,29 @@ def test_count_rows_matches_records(tmp_path: Path) -> None:
     assert count_rows(path, "csv") == len(read_all(FileSource(path, format="csv"))) == 3
     with pytest.raises(FileFormatError):
         count_rows(path, "xml")  # type: ignore[arg-type]
+
+
+# -- broken rows are named by line number; --max-bad-rows ----------------------------------
+def test_an_unterminated_quote_spoils_one_row_not_the_rest_of_the_file(tmp_path: Path,
+                                                                        caplog) -> None:
+    path = write(tmp_path / "r.csv", 'user,item,rating,ts\nu1,i1,4,1\nu2,"i2,5,2\n\nu3,i3,3,3\n'
+                                     "u4,i4,2,4\n")
+    src = FileSource(path, format="csv")
+    got = [decode(r.value) for r in read_all(src)]
+    assert [type(x).__name__ for x in got] == ["Event", "Rejected", "Event", "Event"]
+    assert src.bad_rows == 1 and "r.csv: line 3: " in caplog.text
+
+
+@pytest.mark.parametrize(("fmt", "text"), [
+    ("csv", "user,item,rating\n" + "u,i,1\n" * 3 + "u,i\n" * 3),
+    ("movielens", "1::2::3::4\n" * 3 + "1::2\n" * 3),
+])
+def test_more_bad_rows_than_the_limit_stop_the_reading_naming_the_line(tmp_path: Path, fmt,
+                                                                       text) -> None:
+    path = write(tmp_path / "d.txt", text)
+    assert len(read_all(FileSource(path, format=fmt, max_bad_rows=3))) == 6
+    assert len(read_all(FileSource(path, format=fmt, max_bad_rows=None))) == 6
+    line = 7 if fmt == "csv" else 6
+    with pytest.raises(FileFormatError, match=rf"d.txt: line {line}: expected .* fields.*"
+                                              r"more than --max-bad-rows 2"):
+        read_all(FileSource(path, format=fmt, max_bad_rows=2))
