@@ -56,8 +56,9 @@ class LifelongModel:
         self.blend_window = blend_window
         self.biases = BiasModel(user_prior, item_prior)
         self.weights = SegmentBlend(window=blend_window, segments=segments)
-        # how much of the deep model's interaction to trust (MSE-optimal, tracked online)
-        self.interaction_weight = BlendWeights(window=blend_window, prior=0.0)
+        # per segment: how much to trust the deep model over the biases (MSE-optimal, online)
+        self.deep_weights = [BlendWeights(window=blend_window, prior=0.0)
+                             for _ in range(len(self.weights.weights))]
         self._serving: tuple[DeepView, UserVectors, int | None] | None = None
         self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
         self.events_seen = 0
@@ -98,20 +99,22 @@ class LifelongModel:
         return self.biases.counts(user, "")[0]
 
     def _deep(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
-              item: str) -> tuple[float, float, float, np.ndarray | None]:
-        """``(deep prediction, biases alone, biases + interaction, q_i)``."""
+              item: str, segment: int) -> tuple[float, float, float, np.ndarray | None]:
+        """``(deep side, biases alone, deep model with fold-in, q_i)``."""
         y = clip(self.biases.predict(user, item), self.clip)
         if serving is None:
             return y, y, y, None
-        inter, q_i = serving[1].interaction(serving[0], user, item)
-        full = clip(y + inter, self.clip)
-        return self.interaction_weight.blend(full, y), y, full, q_i
+        view, vecs = serving[0], serving[1]
+        base = view.raw(user, item)[0] - view.interaction(user, item)
+        inter, q_i = vecs.interaction(view, user, item)
+        full = clip(base + inter, self.clip)
+        return self.deep_weights[segment].blend(full, y), y, full, q_i
 
     def predict_one(self, user: str, item: str) -> float:
         """The blended prediction."""
         p_online = clip(self.online.predict_one(user, item), self.clip)
-        p_deep = self._deep(self._serving, user, item)[0]
         segment = self.weights.segment(*self.biases.counts(user, item))
+        p_deep = self._deep(self._serving, user, item, segment)[0]
         return clip(self.weights.blend(segment, p_online, p_deep), self.clip)
 
     def step(self, user: str, item: str, value: float,
@@ -120,12 +123,12 @@ class LifelongModel:
         serving = self._serving
         segment = self.weights.segment(*self.biases.counts(user, item))
         p_online = clip(self.online.predict_one(user, item, context), self.clip)
-        p_deep, p_bias, p_full, q_i = self._deep(serving, user, item)
+        p_deep, p_bias, p_full, q_i = self._deep(serving, user, item, segment)
         y_hat = clip(self.weights.blend(segment, p_online, p_deep), self.clip)
         self.online.learn_one(user, item, value, context)
         self.weights.update(segment, value, p_online, p_deep)
         if serving is not None:
-            self.interaction_weight.update(value, p_full, p_bias)
+            self.deep_weights[segment].update(value, p_full, p_bias)
             serving[1].update(serving[0], user, q_i, value - p_full)
         self.last_rows = self.biases.update(user, item, value)
         self.events_seen += 1

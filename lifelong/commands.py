@@ -125,9 +125,10 @@ def evaluate_file(
 
 def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: str = "BiasedMF",
                       kind: str = "mf", round_every: int = 5000, epochs: int = 2,
-                      batch_size: int = 2048, device: str = "auto", n_factors: int = 16,
-                      lr: float = 0.01, weight_decay: float = 0.05,
-                      replay_capacity: int = 1_000_000,
+                      batch_size: int = 1024, device: str = "auto", n_factors: int = 16,
+                      lr: float = 0.02, weight_decay: float = 0.01,
+                      replay_capacity: int = 1_000_000, recent_share: float = 0.0,
+                      recent_window: int = 0,
                       online_params: dict[str, Any] | None = None) -> LifelongLearner:
     import torch
 
@@ -140,7 +141,8 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
     # approach full retraining, warm-started
     tuner = FineTuner(deep, epochs_per_round=epochs, batch_size=batch_size, device=device,
                       lr=lr, weight_decay=weight_decay, replay_all=True, seed=seed)
-    buffer = ReplayBuffer(replay_capacity, recent_share=0.0, recent_window=0, seed=seed)
+    buffer = ReplayBuffer(replay_capacity, recent_share=recent_share,
+                          recent_window=recent_window, seed=seed)
     if tuner.device.type == "cpu":
         # rounds run inside the per-event loop here: one intra-op thread, no oversubscription
         # (measured on a loaded 2-core machine: 2 threads trained 20-60x slower than 1)
