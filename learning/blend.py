@@ -81,6 +81,24 @@ class DeepView:
             return 0.0, None
         return float(self.item_bias[row]), self.item_vecs[row]
 
+    def interaction(self, user: str, item: str) -> float:
+        """``<p_u, q_i>`` (0 unless the view knows both)."""
+        row, col = self.users.get(user), self.items.get(item)
+        if row is None or col is None:
+            return 0.0
+        return float(self.user_vecs[row] @ self.item_vecs[col])
+
+    def raw(self, user: str, item: str) -> tuple[float, np.ndarray | None]:
+        """``(mu + b_u + b_i + <p_u, q_i>, q_i)`` unclipped (``q_i`` None for an unknown item)."""
+        b_i, q_i = self.item_terms(item)
+        row = self.users.get(user)
+        y = self.mu + b_i
+        if row is not None:
+            y += float(self.user_bias[row])
+            if q_i is not None:
+                y += float(self.user_vecs[row] @ q_i)
+        return y, q_i
+
     def predict(self, user: str, item: str, fold: FoldIn | None = None) -> float:
         """The deep prediction, with ``fold``'s per-user corrections when given."""
         b_i, q_i = self.item_terms(item)

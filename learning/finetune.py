@@ -105,13 +105,16 @@ class FineTuner:
     """Round-based trainer of ``recommender`` (warm start: its weights carry over rounds).
 
     ``device`` is ``auto``/``cpu``/``cuda[:N]``; ``amp`` (bf16 autocast) defaults to on
-    with CUDA, off on CPU. ``replay_ratio`` is replayed samples per fresh sample.
+    with CUDA, off on CPU. ``replay_ratio`` is replayed samples per fresh sample;
+    ``replay_all`` replays at least as many samples as the buffer holds (a buffer sized to
+    the history then makes each round approach a retraining on all data, warm-started).
     """
 
     def __init__(self, recommender: DeepRecommender, *, lr: float = 0.01,
                  weight_decay: float = 1e-4, optimizer: str = "sparse_adam",
                  batch_size: int = 4096, epochs_per_round: int = 1, replay_ratio: float = 1.0,
-                 device: str = "auto", amp: bool | None = None, seed: int = 0):
+                 replay_all: bool = False, device: str = "auto", amp: bool | None = None,
+                 seed: int = 0):
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
@@ -122,6 +125,7 @@ class FineTuner:
         self.batch_size = batch_size
         self.epochs_per_round = epochs_per_round
         self.replay_ratio = replay_ratio
+        self.replay_all = replay_all
         self.device = pick_device(device)
         self.amp = amp_default(self.device) if amp is None else amp
         self.seed = seed
@@ -135,7 +139,8 @@ class FineTuner:
         """Constructor arguments other than the recommender and the device (JSON-ready)."""
         return {"lr": self.lr, "weight_decay": self.weight_decay, "optimizer": self.optimizer,
                 "batch_size": self.batch_size, "epochs_per_round": self.epochs_per_round,
-                "replay_ratio": self.replay_ratio, "amp": self.amp, "seed": self.seed}
+                "replay_ratio": self.replay_ratio, "replay_all": self.replay_all,
+                "amp": self.amp, "seed": self.seed}
 
     def round(self, fresh_users: Sequence[str], fresh_items: Sequence[str],
               fresh_values: Sequence[float] | np.ndarray, fresh_ts: Sequence[float] | np.ndarray,
@@ -173,6 +178,8 @@ class FineTuner:
         new_i = rec.items.last_new_rows
         self._make_room(new_u, new_i)
         n_rep = round(self.replay_ratio * n_fresh) if buffer is not None and len(buffer) else 0
+        if self.replay_all and buffer is not None:  # about the whole history, every round
+            n_rep = max(n_rep, len(buffer))
         n = n_fresh + n_rep
         packed = np.empty((3, n), dtype=np.int32)  # users | items | values' bits: one copy
         packed[0, :n_fresh], packed[1, :n_fresh] = u_rows, i_rows

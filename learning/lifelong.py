@@ -14,6 +14,8 @@ fine-tune worker's production versions).
 
 >>> from stream.synthetic import SyntheticStream
 >>> from learning.finetune import FineTuner
+from learning.biases import History
+from learning.foldin import SegmentBlend, UserVectors
 >>> from learning.torch_models import DeepRecommender
 >>> deep = DeepRecommender(n_factors=8, clip=(1.0, 5.0), seed=0)
 >>> learner = LifelongLearner(clip=(1.0, 5.0), round_every=1000,
@@ -29,8 +31,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from learning.blend import BlendWeights, DeepView, FoldIn
+from learning.biases import History
+from learning.blend import DeepView
 from learning.finetune import FineTuner
+from learning.foldin import SegmentBlend, UserVectors
 from learning.forgetting import ForgettingTracker
 from learning.gate import Gate
 from learning.models import Recommender
@@ -60,9 +64,14 @@ class LifelongLearner:
         seed: int = 42,
         clip: tuple[float, float] | None = None,
         window: int = 1000,
-        fold_lr: float = 0.05,
-        fold_l2: float = 0.02,
-        blend_window: int = 500,
+        fold_lr: float = 0.02,
+        fold_l2: float = 0.05,
+        user_prior: float = 3.0,
+        item_prior: float = 2.0,
+        refit_every: int = 5000,
+        history: int = 2_000_000,
+        blend_window: int = 2000,
+        segments: int = 8,
         finetuner: FineTuner | None = None,
         buffer: ReplayBuffer | None = None,
         gate: Gate | None = None,
@@ -70,10 +79,12 @@ class LifelongLearner:
         holdout_share: float = 0.1,
         max_slices: int = 8,
     ):
-        if round_every < 1:
-            raise ValueError("round_every must be >= 1")
+        if round_every < 1 or refit_every < 1:
+            raise ValueError("round_every and refit_every must be >= 1")
         self.model = LifelongModel(Recommender(model, params, seed=seed), clip=clip,
-                                   fold_lr=fold_lr, fold_l2=fold_l2, blend_window=blend_window)
+                                   fold_lr=fold_lr, fold_l2=fold_l2, user_prior=user_prior,
+                                   item_prior=item_prior, blend_window=blend_window,
+                                   segments=segments)
         self.model_name = self.model.model_name
         self.clip = clip
         self.finetuner = finetuner
@@ -88,6 +99,8 @@ class LifelongLearner:
         self.store = MemoryDeepStore()
         self._split = HoldBack.share(holdout_share)
         self._batch = RoundBatch()
+        self.refit_every = refit_every
+        self._events = History(history)  # what the biases are refit on (stays here)
         self._preq = Prequential(window)
         self._preq_online = Prequential(window)
         self._preq_deep = Prequential(window)
@@ -101,8 +114,7 @@ class LifelongLearner:
         ``kwargs`` configure the rest as for the constructor (``finetuner``, ``window`` ...).
         """
         learner = cls(model.online.name, model.online.params, seed=model.online.seed,
-                      clip=model.clip, fold_lr=model.fold_lr, fold_l2=model.fold_l2,
-                      **kwargs)
+                      **{**model.config(), **kwargs})
         learner.model = model
         return learner
 
@@ -129,8 +141,8 @@ class LifelongLearner:
         return self.model.deep
 
     @property
-    def fold(self) -> FoldIn | None:
-        """The per-user corrections of the deep model being served."""
+    def fold(self) -> UserVectors | None:
+        """The per-user vector corrections of the deep model being served."""
         return self.model.fold
 
     @property
@@ -139,8 +151,8 @@ class LifelongLearner:
         return self.model.deep_version
 
     @property
-    def weights(self) -> BlendWeights:
-        """The blend weights."""
+    def weights(self) -> SegmentBlend:
+        """The per-segment blend weights."""
         return self.model.weights
 
     def predict_one(self, user: str, item: str) -> float:
@@ -153,6 +165,12 @@ class LifelongLearner:
         y = event.value
         y_hat, p_online, p_deep = self.model.step(event.user_id, event.item_id, y,
                                                   event.context)
+        self._events.add(*self.model.last_rows, y)
+        if self.model.events_seen % self.refit_every == 0 and \
+                len(self._events) == self.model.events_seen:
+            # a refit needs every event the biases learned: after a restart (or past the
+            # history's capacity) the biases continue by per-event folding alone
+            self.model.biases.refit(self._events)
         self._preq.update(y, y_hat)
         self._preq_online.update(y, p_online)
         if p_deep is not None:

@@ -1,8 +1,8 @@
 """What a lifelong model publishes: the serving object, not the learner with its scorers.
 
 :class:`LifelongModel` is everything that predicts: River's online recommender, the deep
-model being served (a frozen :class:`~learning.blend.DeepView` with its per-user
-:class:`~learning.blend.FoldIn`) and the blend weights. :meth:`LifelongModel.step`
+model being served (a frozen :class:`~learning.blend.DeepView` with its per-event
+:class:`~learning.foldin.Corrections`) and the per-segment blend. :meth:`LifelongModel.step`
 predicts an event and then learns it everywhere (River, fold-in, blend), so a model loaded
 from the store and driven by a restarted :class:`~learning.lifelong.LifelongLearner`
 predicts exactly as the one that published it would have. The trainer, its replay buffer,
@@ -10,7 +10,8 @@ the held-back slices and the prequential scores stay in the learner.
 
 Old blobs: releases before the codec table (``format_version`` 0) pickled the whole
 ``learning.lifelong.LifelongLearner``; :data:`MOVED` sends those classes here, where
-:class:`LegacyLifelongLearner` turns such a pickle into a :class:`LifelongModel` on load.
+:class:`LegacyLifelongLearner` turns such a pickle into a :class:`LegacyLifelongModel` on
+load (it predicts as it did; a restarted learner starts a new :class:`LifelongModel`).
 
 >>> from learning.models import Recommender
 >>> m = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0))
@@ -24,15 +25,118 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
+from learning.foldin import SegmentBlend, UserVectors
 from learning.models import Recommender, clip
 from learning.torch_models import DeepRecommender
 
-__all__ = ["MOVED", "LegacyLifelongLearner", "LifelongModel"]
+__all__ = ["MOVED", "LegacyLifelongLearner", "LegacyLifelongModel", "LifelongModel"]
 
 
 class LifelongModel:
-    """River + deep model with user fold-in, blended by recent error; ``predict_one``.
+    """River + deep side, blended per user segment; ``predict_one``.
+
+    The deep side predicts ``mu + b_u + b_i`` (:class:`~learning.biases.BiasModel`, folded
+    in per event and refit over the history each round) plus the deep model's interaction
+    ``<p_u, q_i>`` (a frozen :class:`~learning.blend.DeepView`, the user side folded in by
+    :class:`~learning.foldin.UserVectors`). ``deep`` may be swapped from another thread
+    (:meth:`set_deep`): view, user vectors and version change as one reference.
+    """
+
+    def __init__(self, online: Recommender, *, clip: tuple[float, float] | None = None,
+                 fold_lr: float = 0.02, fold_l2: float = 0.05, user_prior: float = 3.0,
+                 item_prior: float = 2.0, blend_window: int = 2000, segments: int = 8):
+        self.online = online
+        self.clip = clip
+        self.fold_lr = fold_lr
+        self.fold_l2 = fold_l2
+        self.blend_window = blend_window
+        self.biases = BiasModel(user_prior, item_prior)
+        self.weights = SegmentBlend(window=blend_window, segments=segments)
+        # per segment: how much to trust the deep model over the biases (MSE-optimal, online)
+        self.deep_weights = [BlendWeights(window=blend_window, prior=0.0)
+                             for _ in range(len(self.weights.weights))]
+        self._serving: tuple[DeepView, UserVectors, int | None] | None = None
+        self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
+        self.events_seen = 0
+
+    def config(self) -> dict[str, Any]:
+        """The keyword arguments (besides ``online``) that rebuild this model's settings."""
+        return {"clip": self.clip, "fold_lr": self.fold_lr, "fold_l2": self.fold_l2,
+                "user_prior": self.biases.user_prior, "item_prior": self.biases.item_prior,
+                "blend_window": self.blend_window, "segments": self.weights.segments}
+
+    @property
+    def model_name(self) -> str:
+        """``lifelong:<River model>``."""
+        return f"lifelong:{self.online.name}"
+
+    def set_deep(self, deep: DeepRecommender | DeepView, version: int | None = None) -> None:
+        """Serve a new deep model; user vector corrections start over (it learned them)."""
+        view = deep if isinstance(deep, DeepView) else DeepView.of(deep)
+        self._serving = (view, UserVectors(self.fold_lr, self.fold_l2), version)
+
+    @property
+    def deep(self) -> DeepView | None:
+        """The deep model being served, if any."""
+        return self._serving[0] if self._serving else None
+
+    @property
+    def fold(self) -> UserVectors | None:
+        """The per-user vector corrections of the deep model being served."""
+        return self._serving[1] if self._serving else None
+
+    @property
+    def deep_version(self) -> int | None:
+        """The version (or round) of the deep model being served."""
+        return self._serving[2] if self._serving else None
+
+    def history(self, user: str) -> int:
+        """Events learned from ``user``."""
+        return self.biases.counts(user, "")[0]
+
+    def _deep(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
+              item: str, segment: int) -> tuple[float, float, float, np.ndarray | None]:
+        """``(deep side, biases alone, deep model with fold-in, q_i)``."""
+        y = clip(self.biases.predict(user, item), self.clip)
+        if serving is None:
+            return y, y, y, None
+        view, vecs = serving[0], serving[1]
+        base = view.raw(user, item)[0] - view.interaction(user, item)
+        inter, q_i = vecs.interaction(view, user, item)
+        full = clip(base + inter, self.clip)
+        return self.deep_weights[segment].blend(full, y), y, full, q_i
+
+    def predict_one(self, user: str, item: str) -> float:
+        """The blended prediction."""
+        p_online = clip(self.online.predict_one(user, item), self.clip)
+        segment = self.weights.segment(*self.biases.counts(user, item))
+        p_deep = self._deep(self._serving, user, item, segment)[0]
+        return clip(self.weights.blend(segment, p_online, p_deep), self.clip)
+
+    def step(self, user: str, item: str, value: float,
+             context: Any = None) -> tuple[float, float, float | None]:
+        """Predict, then learn ``(user, item, value)``: ``(blend, online, deep)``."""
+        serving = self._serving
+        segment = self.weights.segment(*self.biases.counts(user, item))
+        p_online = clip(self.online.predict_one(user, item, context), self.clip)
+        p_deep, p_bias, p_full, q_i = self._deep(serving, user, item, segment)
+        y_hat = clip(self.weights.blend(segment, p_online, p_deep), self.clip)
+        self.online.learn_one(user, item, value, context)
+        self.weights.update(segment, value, p_online, p_deep)
+        if serving is not None:
+            self.deep_weights[segment].update(value, p_full, p_bias)
+            serving[1].update(serving[0], user, q_i, value - p_full)
+        self.last_rows = self.biases.update(user, item, value)
+        self.events_seen += 1
+        return y_hat, p_online, p_deep
+
+
+class LegacyLifelongModel:
+    """The serving part of a release-861a053 lifelong learner: user fold-in, one global blend.
 
     ``deep`` may be swapped from another thread (:meth:`set_deep`): view, fold-in and
     version change as one reference.
@@ -105,9 +209,9 @@ class LegacyLifelongLearner:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.state = state
 
-    def __upgrade__(self) -> LifelongModel:
+    def __upgrade__(self) -> LegacyLifelongModel:
         s = self.state
-        model = LifelongModel(s["online"].model, clip=s["clip"], fold_lr=s["fold_lr"],
+        model = LegacyLifelongModel(s["online"].model, clip=s["clip"], fold_lr=s["fold_lr"],
                               fold_l2=s["fold_l2"])
         model.weights = s["weights"]
         model._serving = s["_serving"]

@@ -201,13 +201,18 @@ def evaluate(
     sort_by_time: Annotated[bool, typer.Option(help="learn in time order")] = False,
     clip: Clip = None,
     seed: Annotated[int, typer.Option(help="model seed")] = 42,
-    online: Annotated[str, typer.Option(help="lifelong: the River model")] = "BiasedMF",
-    deep: Annotated[str, typer.Option(help="lifelong: torch model, mf or two_tower")] = "mf",
-    round_every: Annotated[int, typer.Option(help="lifelong: fine-tune every N events")]
-    = 5000,
-    epochs: Annotated[int, typer.Option(help="lifelong: epochs per round")] = 3,
-    batch_size: Annotated[int, typer.Option(help="lifelong: minibatch size")] = 512,
-    device: Annotated[str, typer.Option(help="lifelong: auto, cpu or cuda")] = "auto",
+    online: Annotated[str | None, typer.Option(
+        help="lifelong: the River model [default: BiasedMF]", show_default=False)] = None,
+    deep: Annotated[str | None, typer.Option(
+        help="lifelong: torch model, mf or two_tower [default: mf]", show_default=False)] = None,
+    round_every: Annotated[int | None, typer.Option(
+        help="lifelong: fine-tune every N events [default: 5000]", show_default=False)] = None,
+    epochs: Annotated[int | None, typer.Option(
+        help="lifelong: epochs per round [default: 2]", show_default=False)] = None,
+    batch_size: Annotated[int | None, typer.Option(
+        help="lifelong: minibatch size [default: 1024]", show_default=False)] = None,
+    device: Annotated[str | None, typer.Option(
+        help="lifelong: auto, cpu or cuda [default: auto]", show_default=False)] = None,
     max_bad_rows: MaxBadRows = 100,
 ) -> None:
     """Replay a file through the same learner code as production, no services needed."""
@@ -219,8 +224,9 @@ def evaluate(
         def show(stats: Any, rmse: float) -> None:
             bar.update(task, completed=stats.consumed, info=f"rmse {rmse:.4f}")
 
-        deep_options = {"online": online, "kind": deep, "round_every": round_every,
-                        "epochs": epochs, "batch_size": batch_size, "device": device}
+        given = {"online": online, "kind": deep, "round_every": round_every,
+                 "epochs": epochs, "batch_size": batch_size, "device": device}
+        deep_options = {k: v for k, v in given.items() if v is not None}  # else the defaults
         report = evaluate_file(data, fmt=fmt, model=model, columns=columns,
                                sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
                                on_progress=show, on_total=lambda n: bar.update(task, total=n),

@@ -65,7 +65,7 @@ def test_lifelong_rounds_blend_and_pickle_without_the_trainer():
         assert 1.0 <= y_hat <= 5.0
     assert len(learner.rounds) == 4
     scores = learner.component_scores()
-    assert scores["deep"].n == 8000 - 2000
+    assert scores["deep"].n == 8000  # the bias side predicts from the first event
     assert not math.isnan(learner.bwt())
     assert learner.forgetting.matrix.shape == (4, 4)
     clone = pickle.loads(pickle.dumps(learner.serving()))  # what is published
@@ -73,18 +73,20 @@ def test_lifelong_rounds_blend_and_pickle_without_the_trainer():
     assert clone.predict_one("u1", "i1") == learner.predict_one("u1", "i1")
 
 
-def test_lifelong_without_finetuner_serves_river_until_given_a_deep_model():
-    learner = LifelongLearner(clip=(1.0, 5.0))
+def test_lifelong_without_finetuner_blends_river_with_biases_until_given_a_deep_model():
+    learner = LifelongLearner(clip=(1.0, 5.0), refit_every=200)
     events = list(SyntheticStream(n_events=500, drift_at=(), seed=1))
     for ev in events:
         learner.learn_one(ev)
-    assert "deep" not in learner.component_scores()
-    assert learner.predict_one("u1", "i1") == min(5.0, max(1.0, learner.model.online.predict_one(
-        "u1", "i1")))
+    assert learner.deep is None and learner.model.biases.refits == 2
+    assert learner.component_scores()["deep"].n == 500
+    before = learner.predict_one("u1", "i1")
     learner.set_deep(DeepRecommender(n_factors=4, clip=(1.0, 5.0)), version=7)
     assert learner.deep_version == 7
+    # an untrained deep model's interaction is not trusted until it earns it
+    assert learner.predict_one("u1", "i1") == before
     learner.learn_one(events[0])
-    assert learner.component_scores()["deep"].n == 1
+    assert sum(w._n for w in learner.model.deep_weights) == 1
 
 
 def test_replay_forgets_at_least_half_less_than_no_replay_within_two_percent():

@@ -11,7 +11,7 @@ from consumers.publisher import RegistryPublisher
 from learning.finetune import FineTuner
 from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
-from learning.serving import LifelongModel
+from learning.serving import LegacyLifelongModel, LifelongModel
 from learning.torch_models import DeepRecommender
 from model_store import FormatError, ModelVersion, Registry, Subscriber, codec
 from model_store.signing import Signer
@@ -20,7 +20,7 @@ from stream.synthetic import SyntheticStream
 FIXTURE = Path(__file__).parents[2] / "fixtures" / "model_store_v0"
 INDEX = json.loads((FIXTURE / "versions.json").read_text())
 SIGNER = Signer(INDEX["key"].encode())
-KINDS = {"online": OnlineLearner, "lifelong": LifelongModel, "deep": DeepRecommender}
+KINDS = {"online": OnlineLearner, "lifelong": LegacyLifelongModel, "deep": DeepRecommender}
 
 
 def old_version(name: str) -> tuple[ModelVersion, bytes]:

@@ -1,0 +1,132 @@
+"""`evaluate --model lifelong` against River, on the real stream and the synthetic one.
+
+For each stream (MovieTweetings 100k, time-ordered, when present; the synthetic drifting
+stream always), everything prequential, in time order, from scratch:
+
+- the best River configuration of a small grid (``reco.Baseline`` and ``reco.BiasedMF``
+  learning rates and L2; bare River loops, as the README's reference figures are),
+- ``evaluate --model BiasedMF`` and ``evaluate --model lifelong`` (the same worker path,
+  :func:`lifelong.commands.evaluate_file`), interleaved ``--repeat`` times,
+
+and prints RMSE and the ratios: lifelong RMSE / best River RMSE (target <= 0.97) and
+lifelong / BiasedMF throughput in events per CPU-second (target >= 0.5), median and range.
+
+    python -m bench.lifelong [--repeat 3] [--data PATH] [--synthetic-events 60000]
+
+The real stream is read from ``$LIFELONG_MOVIETWEETINGS`` or
+``../shared/data/movietweetings-100k/ratings.dat`` (relative to the repository root); when
+it is absent that is said and only the synthetic stream runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from river import optim, reco
+
+from lifelong.commands import evaluate_file
+from stream.synthetic import SyntheticStream, write
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL = Path(os.environ.get("LIFELONG_MOVIETWEETINGS",
+                           ROOT.parent / "shared/data/movietweetings-100k/ratings.dat"))
+
+
+def _rows(path: Path) -> list[tuple[str, str, float]]:
+    sep = "::" if path.suffix == ".dat" else "\t"
+    rows = [line.rstrip("\n").split(sep) for line in path.open() if line.strip()]
+    rows.sort(key=lambda r: float(r[3]))  # stable: time order
+    return [(r[0], r[1], float(r[2])) for r in rows]
+
+
+def _grid() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for lr in (0.025, 0.05, 0.075):
+        out[f"Baseline SGD {lr}"] = lambda lr=lr: reco.Baseline(optimizer=optim.SGD(lr))
+        for l2 in (0.0, 0.03):
+            out[f"BiasedMF bias SGD {lr}, latent SGD 0.005, l2 {l2}"] = (
+                lambda lr=lr, l2=l2: reco.BiasedMF(
+                    n_factors=10, bias_optimizer=optim.SGD(lr),
+                    latent_optimizer=optim.SGD(0.005), l2_bias=l2, l2_latent=l2,
+                    latent_initializer=optim.initializers.Normal(0.0, 0.1, seed=42), seed=42))
+    return out
+
+
+def best_river(rows: list[tuple[str, str, float]], lo: float, hi: float) -> tuple[str, float]:
+    """The River configuration of the grid with the lowest prequential RMSE."""
+    results = {}
+    for name, make in _grid().items():
+        model, se = make(), 0.0
+        for u, i, y in rows:
+            p = min(max(model.predict_one(u, i), lo), hi)
+            se += (y - p) ** 2
+            model.learn_one(u, i, y)
+        results[name] = math.sqrt(se / len(rows))
+    name = min(results, key=results.__getitem__)
+    return name, results[name]
+
+
+def _run(path: Path, model: str, clip: tuple[float, float]) -> tuple[float, float, dict]:
+    cpu = time.process_time()
+    report = evaluate_file(path, fmt="movielens", model=model, sort_by_time=True, clip=clip)
+    return report["rmse"], report["events"] / (time.process_time() - cpu), report
+
+
+def stream(name: str, path: Path, clip: tuple[float, float], repeat: int) -> dict[str, Any]:
+    """Figures for one stream; prints them."""
+    river_name, river_rmse = best_river(_rows(path), *clip)
+    speeds: dict[str, list[float]] = {"BiasedMF": [], "lifelong": []}
+    rmse: dict[str, float] = {}
+    report: dict = {}
+    for _ in range(repeat):  # interleaved: the machine's load hits both alike
+        for model in ("BiasedMF", "lifelong"):
+            rmse[model], speed, rep = _run(path, model, clip)
+            speeds[model].append(speed)
+            report = rep if model == "lifelong" else report
+    ratios = [a / b for a, b in zip(speeds["lifelong"], speeds["BiasedMF"], strict=True)]
+    print(f"{name}: {report['events']} events, clip {clip}, {repeat} interleaved repeats")
+    print(f"  best River of the grid: {river_name}: RMSE {river_rmse:.4f}")
+    print(f"  evaluate --model BiasedMF: RMSE {rmse['BiasedMF']:.4f}, "
+          f"{statistics.median(speeds['BiasedMF']):,.0f} events/CPU-s")
+    print(f"  evaluate --model lifelong: RMSE {rmse['lifelong']:.4f} (River part "
+          f"{report['models']['online']['rmse']:.4f}, deep part "
+          f"{report['models']['deep']['rmse']:.4f}), "
+          f"{statistics.median(speeds['lifelong']):,.0f} events/CPU-s, "
+          f"{report['rounds']} rounds ({report['promotions']} promoted)")
+    print(f"  ratio RMSE lifelong / best River = {rmse['lifelong'] / river_rmse:.4f} "
+          f"(target <= 0.97)")
+    print(f"  ratio throughput lifelong / BiasedMF = {statistics.median(ratios):.2f} "
+          f"(range {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.5)")
+    return {"river": river_rmse, "lifelong": rmse["lifelong"], "speed": ratios}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=REAL)
+    parser.add_argument("--synthetic-events", type=int, default=60_000)
+    args = parser.parse_args(argv)
+    out = {}
+    if args.data.exists():
+        out["real"] = stream("MovieTweetings", args.data, (0.0, 10.0), args.repeat)
+    else:
+        print(f"real stream absent ({args.data}): set LIFELONG_MOVIETWEETINGS; synthetic only")
+    with tempfile.TemporaryDirectory() as tmp:
+        n = args.synthetic_events
+        path = Path(tmp) / "synthetic.tsv"
+        write(SyntheticStream(n_users=500, n_items=800, n_events=n, drift_at=(n // 2,),
+                              seed=0), path, "movielens")
+        out["synthetic"] = stream("synthetic (500 users, 800 items, taste drift half way)",
+                                  path, (1.0, 5.0), args.repeat)
+    return out
+
+
+if __name__ == "__main__":
+    main()
