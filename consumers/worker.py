@@ -37,6 +37,7 @@ from consumers.dedup import RecentIds
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
+from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.schema import Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
@@ -112,6 +113,7 @@ class LearnerWorker:
         retry_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        input_drift: InputDriftWatch | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -127,6 +129,7 @@ class LearnerWorker:
         self._seen = RecentIds(dedup_capacity)
         self.drift = drift
         self.on_drift = on_drift
+        self.input_drift = input_drift  # input and score drift (monitoring.input_drift)
         self.retry_seconds = retry_seconds
         self._retry_at = -float("inf")
         self._clock = clock
@@ -162,9 +165,13 @@ class LearnerWorker:
             stats.learned += 1
             if self.drift is not None and self.drift.update(abs(result.value - y_pred)):
                 self._alarm()
+            if self.input_drift is not None:
+                self.input_drift.observe(result, y_pred)
             self._since_publish += 1
             if metrics is not None and record.timestamp is not None:
                 metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
+        if self.input_drift is not None and records:
+            self.input_drift.end_batch()
         if metrics is not None and records:
             metrics.consumed.inc(len(records))
             metrics.learned.inc(stats.learned - learned_before)

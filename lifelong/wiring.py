@@ -27,7 +27,9 @@ from learning.torch_models import DeepRecommender
 from lifelong.config import ConfigError, Settings
 from model_store import SAFETENSORS_FORMAT, ModelVersion, Registry, Subscriber
 from monitoring.drift import ErrorDrift
+from monitoring.drift_metrics import DriftMetrics
 from monitoring.exposition import MetricsServer
+from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
 
@@ -156,6 +158,9 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         drift=ErrorDrift(),
         on_drift=drift_alarm(registry, settings.model),
         start_positions=start_offsets,
+        input_drift=InputDriftWatch.for_learner(
+            learner, settings.model, metrics=DriftMetrics(metrics_registry, model=settings.model),
+            on_alarm=drift_alarm(registry, settings.model)),
     )
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber)
@@ -203,10 +208,11 @@ def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
     """An ``on_drift`` callback that raises a drift alarm on ``model`` in the store.
 
     A failure to announce it is logged, never raised: an alarm must not stop learning.
+    ``detail`` (input drift: the detector and signal) is added to the alarm's detail.
     """
-    def raise_alarm(at: int) -> None:
+    def raise_alarm(at: int, **detail: Any) -> None:
         try:
-            registry.alarm(model, detail={"events": at}, actor="online")
+            registry.alarm(model, detail={"events": at, **detail}, actor="online")
         except Exception as exc:
             log.warning("could not raise the drift alarm for %s: %s", model, exc)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import pickle
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["Detector", "DriftDetector", "restore"]
@@ -79,12 +80,23 @@ class Detector(ABC):
         """Add one observation; also returns :attr:`drift_detected` for convenience."""
         fired = self._fired(x)
         self._n += 1
+        return self._gate(fired)
+
+    def _gate(self, fired: bool) -> bool:
+        """Turn a raw detection at the current update into an alarm, or not."""
         recent = self._last_alarm is not None and self._n - self._last_alarm < self.cooldown
         self._detected = fired and self._n >= self.min_events and not recent
         if self._detected:
             self._last_alarm = self._n
             self.alarms.append(self._n - 1)
         return self._detected
+
+    def update_many(self, xs: Iterable[Any]) -> bool:
+        """:meth:`update` with each of ``xs`` in turn; True if any raised an alarm."""
+        fired = False
+        for x in xs:
+            fired |= self.update(x)
+        return fired
 
     @property
     def drift_detected(self) -> bool:

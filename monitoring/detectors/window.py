@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -72,6 +73,9 @@ class WindowDetector(Detector):
         else:
             current = self._values.copy()
         self._k = 0
+        return self._close(current)
+
+    def _close(self, current: np.ndarray | Counter[str]) -> bool:
         reference, self._reference = self._reference, current
         if reference is None:
             return False
@@ -83,6 +87,60 @@ class WindowDetector(Detector):
         else:
             self._statistic, self._threshold = self._compare(reference, current)  # type: ignore[arg-type]
         return self._statistic > self._threshold
+
+    def update_window(self, xs: Iterable[Any], *, size: int | None = None) -> bool:
+        """Compare ``xs`` as one whole window (of any size) with the reference, then roll.
+
+        For samples whose size varies by window (one count per active user, say); nothing
+        may be buffered from :meth:`update` at the time. The window counts as ``size``
+        updates (default: its length) for ``n``, ``min_events`` and ``cooldown``.
+
+        >>> from monitoring.detectors.psi import PSIDetector
+        >>> det = PSIDetector(categorical=True)
+        >>> det.update_window(["1", "1", "2"]), det.update_window(["4"] * 5), det.n
+        (False, True, 8)
+        """
+        if self._k:
+            raise ValueError(f"{self.name}: {self._k} observations of a window are buffered")
+        current: np.ndarray | Counter[str]
+        if self.categorical:
+            current = Counter()
+            for x in xs:
+                key = str(x)
+                if key not in current and len(current) >= self.max_categories:
+                    key = OTHER
+                current[key] += 1
+            length = sum(current.values())
+        else:
+            current = np.asarray(list(xs), dtype=float)
+            length = len(current)
+        self._n += length if size is None else size
+        return self._gate(self._close(current))
+
+    def update_many(self, xs: Iterable[Any]) -> bool:
+        """Like :meth:`update` with each of ``xs``, but numbers are copied in bulk.
+
+        Only the update that completes a window runs the test, so feeding whole windows
+        costs one copy and one comparison per window.
+        """
+        data = list(xs) if self.categorical else np.asarray(xs, dtype=float)
+        fired, i = False, 0
+        while i < len(data):
+            take = min(self.window - self._k - 1, len(data) - i)
+            if take > 0:
+                if self.categorical:
+                    for x in data[i:i + take]:
+                        self._add(x)
+                else:
+                    self._values[self._k:self._k + take] = data[i:i + take]
+                self._k += take
+                self._n += take
+                self._detected = False
+                i += take
+            if i < len(data):
+                fired |= self.update(data[i])
+                i += 1
+        return fired
 
     @abstractmethod
     def _compare(self, reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:

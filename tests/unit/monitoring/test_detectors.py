@@ -183,3 +183,19 @@ def test_psi_of_same_distribution_is_small_and_of_a_shift_large():
     same = [psi_numeric(rng.normal(0, 1, 1000), rng.normal(0, 1, 1000)) for _ in range(20)]
     assert max(same) < 0.05
     assert psi_numeric(rng.normal(0, 1, 1000), rng.normal(1, 1, 1000)) > 0.25
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_update_many_equals_one_update_at_a_time(name):
+    factory, stream, _ = CASES[name]
+    data = stream(11)[:3000]
+    one, bulk = factory(), factory()
+    singles = alarms(one, data)
+    found, start = [], 0
+    for size in (1, 499, 500, 1, 999, 1000):  # chunks that do and do not align with windows
+        chunk = data[start:start + size]
+        if bulk.update_many(chunk):
+            found.append(start)
+        start += size
+    assert one.state() == bulk.state() or math.isnan(one.state()["statistic"])
+    assert len(found) <= len(singles) and one.alarms == bulk.alarms

@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from deploy.prometheus import rules_dir
 from model_store.metrics import SubscriberMetrics
+from monitoring.drift_metrics import DriftMetrics
 from monitoring.metrics import FineTuneMetrics, LearnerMetrics
 from monitoring.rules import dashboard_files, install_rules, rule_files, rules_path
 
@@ -102,6 +103,7 @@ def test_code_registers_exactly_the_documented_metrics(documented):
     LearnerMetrics(registry, model="m", topic="t")
     FineTuneMetrics(registry, model="m-deep")
     SubscriberMetrics(registry)
+    DriftMetrics(registry, model="m")
     in_code = {}
     for collector in set(registry._collector_to_names):
         kind = collector._type
