@@ -6,6 +6,7 @@ import logging
 from typing import Any, Protocol
 
 from consumers.worker import Learner
+from monitoring.freshness import version_metadata
 
 __all__ = ["RegistryPublisher"]
 
@@ -42,6 +43,7 @@ class RegistryPublisher:
                 "rolling_mae": score.rolling_mae,
             },
             "tags": {"learner": "online", "model_kind": learner.model_name},
+            **version_metadata(learner),  # newest_event_ts, for event time -> served
         }
         version = self.registry.publish_object(self.model, learner, metadata=metadata,
                                                parent=self._last)

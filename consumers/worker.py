@@ -37,6 +37,7 @@ from consumers.dedup import RecentIds
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
+from monitoring.freshness import LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.schema import Event, Rejected, decode
@@ -114,6 +115,7 @@ class LearnerWorker:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         input_drift: InputDriftWatch | None = None,
+        freshness: LearnerFreshness | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -130,6 +132,7 @@ class LearnerWorker:
         self.drift = drift
         self.on_drift = on_drift
         self.input_drift = input_drift  # input and score drift (monitoring.input_drift)
+        self.freshness = freshness  # event time -> learned -> published (monitoring.freshness)
         self.retry_seconds = retry_seconds
         self._retry_at = -float("inf")
         self._clock = clock
@@ -167,6 +170,8 @@ class LearnerWorker:
                 self._alarm()
             if self.input_drift is not None:
                 self.input_drift.observe(result, y_pred)
+            if self.freshness is not None:
+                self.freshness.learned(result.ts)
             self._since_publish += 1
             if metrics is not None and record.timestamp is not None:
                 metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
@@ -221,6 +226,8 @@ class LearnerWorker:
             log.error("publishing %s failed (%s: %s); learning goes on, retry in %.0f s",
                       self.learner.model_name, type(exc).__name__, exc, self.retry_seconds)
             return None
+        if self.freshness is not None:
+            self.freshness.published()
         self.commit()
         self._since_publish = 0
         self._last_publish = self._clock()

@@ -29,6 +29,7 @@ from model_store import SAFETENSORS_FORMAT, ModelVersion, Registry, Subscriber
 from monitoring.drift import ErrorDrift
 from monitoring.drift_metrics import DriftMetrics
 from monitoring.exposition import MetricsServer
+from monitoring.freshness import FreshnessMetrics, LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
@@ -161,6 +162,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         input_drift=InputDriftWatch.for_learner(
             learner, settings.model, metrics=DriftMetrics(metrics_registry, model=settings.model),
             on_alarm=drift_alarm(registry, settings.model)),
+        freshness=LearnerFreshness.for_learner(
+            learner, FreshnessMetrics(metrics_registry, model=settings.model)),
     )
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber)

@@ -43,6 +43,7 @@ from model_store.metrics import CONNECTION_ERRORS, SubscriberMetrics, failure_re
 from model_store.predictor import Predictor, as_predictor
 from model_store.records import ModelVersion
 from model_store.registry import Registry
+from monitoring.freshness import ServingFreshness
 
 __all__ = ["Loaded", "Loader", "Subscriber"]
 
@@ -94,7 +95,9 @@ class Subscriber:
         self.coalesce = coalesce
         self.retry_interval = retry_interval
         self.on_swap = on_swap
-        self.metrics = SubscriberMetrics(metrics_registry or CollectorRegistry())
+        metrics_registry = metrics_registry or CollectorRegistry()
+        self.metrics = SubscriberMetrics(metrics_registry)
+        self.freshness = ServingFreshness(metrics_registry)  # published -> loaded -> served
         self._follow = (alias, canary_alias) if canary_share > 0 else (alias,)
         self._slots: dict[str, Loaded] = {}
         self._failed: dict[str, tuple[int, float]] = {}
@@ -248,6 +251,7 @@ class Subscriber:
         m.version.labels(self.model, alias).set(number)
         m.created.labels(self.model, alias).set(version.created)
         m.swaps.labels(self.model, alias).inc()
+        self.freshness.loaded(self.model, alias, version)
         log.info("subscriber %s/%s now serves version %d (was %s)", self.model, alias, number,
                  slot.version.number if slot else None)
         with self._changed:
