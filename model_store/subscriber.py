@@ -39,7 +39,12 @@ from model_store.backend import Listener
 from model_store.canary import in_canary
 from model_store.errors import FormatError, InvalidNameError, ModelStoreError
 from model_store.keys import check_alias, check_name
-from model_store.metrics import CONNECTION_ERRORS, SubscriberMetrics, failure_reason
+from model_store.metrics import (
+    CONNECTION_ERRORS,
+    FAILURE_REASONS,
+    SubscriberMetrics,
+    failure_reason,
+)
 from model_store.predictor import Predictor, as_predictor
 from model_store.records import ModelVersion
 from model_store.registry import Registry
@@ -98,6 +103,8 @@ class Subscriber:
         metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = SubscriberMetrics(metrics_registry)
         self.freshness = ServingFreshness(metrics_registry)  # published -> loaded -> served
+        for reason in FAILURE_REASONS:  # at 0, so the first failure is an increase
+            self.metrics.failures.labels(self.model, reason)
         self._follow = (alias, canary_alias) if canary_share > 0 else (alias,)
         self._slots: dict[str, Loaded] = {}
         self._failed: dict[str, tuple[int, float]] = {}

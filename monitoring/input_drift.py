@@ -19,7 +19,7 @@ picklable state: it travels inside the learner it watches (the attribute named
 >>> import random
 >>> from stream.schema import Event
 >>> rng = random.Random(0)
->>> drift = InputDrift(window=500)
+>>> drift = InputDrift(window=500, score_warmup=0)
 >>> for i in range(3000):
 ...     shift = 1.0 if i >= 1500 else 0.0
 ...     ev = Event(f"e{i}", f"u{rng.randrange(400)}", f"i{rng.randrange(300)}", "rating",
@@ -78,13 +78,16 @@ class InputDrift:
     the KS / chi-squared tests; ``buckets`` hashed counters per key kind; ``detectors``
     maps each signal to the detector names that watch it. A window with fewer than
     ``min_keys`` active users (items) is not compared on that signal: too few to tell.
+    No ``score`` alarm is raised in the first ``score_warmup`` events (default five
+    windows): a cold model's predictions spread out as it learns, which is not drift.
     """
 
     def __init__(self, window: int = 1000, *, psi_threshold: float = 0.2, alpha: float = 1e-4,
-                 buckets: int = 4096, min_keys: int = 100,
+                 buckets: int = 4096, min_keys: int = 100, score_warmup: int | None = None,
                  detectors: Mapping[str, Sequence[str]] | None = None):
         self.window = window
         self.min_keys = min_keys
+        self.score_warmup = 5 * window if score_warmup is None else score_warmup
         self.psi_threshold = psi_threshold
         self.alpha = alpha
         self.buckets = buckets
@@ -105,6 +108,8 @@ class InputDrift:
 
     def _make(self, signal: str, name: str) -> Detector:
         params: dict[str, Any] = {"window": self.window}
+        if signal == "score":
+            params["min_events"] = self.score_warmup
         if name == "psi":
             params.update(threshold=self.psi_threshold,
                           categorical=signal == "event_type" or signal in _KEYED)
