@@ -3,15 +3,15 @@
 Five signals per model, each watched by reference-window detectors
 (:mod:`monitoring.detectors`): ``event_type`` (categories: chi-squared and PSI), ``value``,
 ``score`` (the model's prediction before learning), ``user_activity`` and
-``item_popularity`` (PSI and chi-squared over activity classes). Activity and popularity
-come from hashed bucket counts: once a window, each active user (item) falls in the class
+``item_popularity`` (PSI and chi-squared over activity classes). Once a window, each
+active user (item) falls in the class
 ``floor(log2(events in the window))``, and the mix of classes is compared with the previous
 window's, so a burst of very active users (a bot), or traffic piling on a few items, shows.
 Those samples are of users and items, not of events: an event-level feature would repeat
 one user's figure for each of its events, and its tests would alarm on noise.
 
-:meth:`InputDrift.observe` costs a few array writes and two CRC32 hashes per event; the
-tests run once a window (``window`` events), on numpy arrays. :class:`InputDrift` is plain
+:meth:`InputDrift.observe` costs five list appends per event; the counting and the tests
+run once a window (``window`` events), in C (``Counter``) and numpy. :class:`InputDrift` is plain
 picklable state: it travels inside the learner it watches (the attribute named
 :data:`ATTRIBUTE`), so a warm-started learner resumes its reference windows.
 :class:`InputDriftWatch` is the shell around it: Prometheus metrics and the alarm callback.
@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -75,7 +74,7 @@ class InputDrift:
     """Input and score drift of one model's events (see the module docstring).
 
     ``window`` events per comparison; ``psi_threshold`` and ``alpha`` configure the PSI and
-    the KS / chi-squared tests; ``buckets`` hashed counters per key kind; ``detectors``
+    the KS / chi-squared tests; ``detectors``
     maps each signal to the detector names that watch it. A window with fewer than
     ``min_keys`` active users (items) is not compared on that signal: too few to tell.
     No ``score`` alarm is raised in the first ``score_warmup`` events (default five
@@ -83,14 +82,13 @@ class InputDrift:
     """
 
     def __init__(self, window: int = 1000, *, psi_threshold: float = 0.2, alpha: float = 1e-4,
-                 buckets: int = 4096, min_keys: int = 100, score_warmup: int | None = None,
+                 min_keys: int = 100, score_warmup: int | None = None,
                  detectors: Mapping[str, Sequence[str]] | None = None):
         self.window = window
         self.min_keys = min_keys
         self.score_warmup = 5 * window if score_warmup is None else score_warmup
         self.psi_threshold = psi_threshold
         self.alpha = alpha
-        self.buckets = buckets
         self.detectors = {s: tuple(d) for s, d in (detectors or DEFAULT_DETECTORS).items()}
         unknown = sorted(set(self.detectors) - set(SIGNALS))
         if unknown:
@@ -99,9 +97,10 @@ class InputDrift:
             (signal, name): self._make(signal, name)
             for signal, names in self.detectors.items() for name in names}
         self._types: list[str] = []
-        self._arrays = {s: np.zeros(window) for s in ("value", "score")}
-        self._counts = {s: np.zeros(buckets, dtype=np.int32) for s in _KEYED}
-        self._k = 0
+        self._values: list[float] = []
+        self._scores: list[float] = []
+        self._users: list[str] = []
+        self._items: list[str] = []
         self._n = 0
         self._pending: list[InputAlarm] = []
         self.alarm_counts: Counter[tuple[str, str]] = Counter()
@@ -129,23 +128,21 @@ class InputDrift:
 
     def observe(self, event: Event, score: float) -> None:
         """Add one valid event and the model's prediction for it (made before learning)."""
-        k = self._k
-        arrays, counts = self._arrays, self._counts
         self._types.append(event.type)
-        arrays["value"][k] = event.value
-        arrays["score"][k] = score
-        counts["user_activity"][zlib.crc32(event.user_id.encode()) % self.buckets] += 1
-        counts["item_popularity"][zlib.crc32(event.item_id.encode()) % self.buckets] += 1
+        self._values.append(event.value)
+        self._scores.append(score)
+        self._users.append(event.user_id)
+        self._items.append(event.item_id)
         self._n += 1
-        self._k = k + 1
-        if self._k == self.window:
+        if len(self._types) == self.window:
             self._evaluate()
 
     def _evaluate(self) -> None:
         classes = {}
-        for signal, counts in self._counts.items():
-            active = counts[counts > 0]
+        for signal, keys in (("user_activity", self._users), ("item_popularity", self._items)):
+            active = np.fromiter(Counter(keys).values(), dtype=float)
             classes[signal] = np.minimum(np.log2(active).astype(int), _TOP_CLASS).tolist()
+        numbers = {"value": self._values, "score": self._scores}
         for (signal, _), det in self._tests.items():
             if signal in _KEYED and len(classes[signal]) < self.min_keys:
                 continue
@@ -154,17 +151,14 @@ class InputDrift:
             elif signal == "event_type":
                 fired = det.update_many(self._types)
             else:
-                fired = det.update_many(np.nan_to_num(self._arrays[signal], posinf=0.0,
+                fired = det.update_many(np.nan_to_num(np.asarray(numbers[signal]), posinf=0.0,
                                                       neginf=0.0))
             if fired:
                 state = det.state()
                 self._pending.append(InputAlarm(signal, det.name, self._n,
                                                 state["statistic"], state["threshold"]))
                 self.alarm_counts[(det.name, signal)] += 1
-        for c in self._counts.values():
-            c[:] = 0
-        self._types = []
-        self._k = 0
+        self._types, self._values, self._scores, self._users, self._items = [], [], [], [], []
 
     def drain(self) -> list[InputAlarm]:
         """Alarms raised since the last call, oldest first."""

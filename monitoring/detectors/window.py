@@ -129,8 +129,12 @@ class WindowDetector(Detector):
             take = min(self.window - self._k - 1, len(data) - i)
             if take > 0:
                 if self.categorical:
-                    for x in data[i:i + take]:
-                        self._add(x)
+                    chunk = Counter(map(str, data[i:i + take]))
+                    if len(self._counts.keys() | chunk.keys()) <= self.max_categories:
+                        self._counts.update(chunk)  # counted in C: no key to fold
+                    else:
+                        for x in data[i:i + take]:
+                            self._add(x)
                 else:
                     self._values[self._k:self._k + take] = data[i:i + take]
                 self._k += take
