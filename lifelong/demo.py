@@ -55,9 +55,11 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
     run = build_online_run(settings, clip=(1.0, 5.0), resume=False)
     stop = threading.Event()
     result: dict[str, Any] = {}
+    rows: list[dict[str, float]] = []
+    on_batch = _series(run, max(100, events // 50), rows) if report_dir is not None else None
     learner = threading.Thread(
-        target=lambda: result.update(stats=run.worker.run(stop=stop)), name="learner",
-        daemon=True)
+        target=lambda: result.update(stats=run.worker.run(stop=stop, on_batch=on_batch)),
+        name="learner", daemon=True)
     console.print(f"[bold]3/4[/] streaming {events} events (drift at "
                   f"{', '.join(map(str, stream.drift_points))}, {invalid_rate:.1%} broken)")
     learner.start()
@@ -118,8 +120,27 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
                   f"{redact(endpoints['redis'].address)}  (lifelong models list demo)")
     out.print(table)
     if report_dir is not None:
-        _write_report(out, report_dir, summary, prom, settings.model, started)
+        _write_report(out, report_dir,
+                      {**summary, "series": rows, "drift_alarms": stats.drift_alarms}, prom,
+                      settings.model, started)
     return summary
+
+
+def _series(run: Any, every: int, rows: list[dict[str, float]]) -> Callable[[Any], None]:
+    """An ``on_batch`` that adds the learner's figures to ``rows`` every ``every`` events."""
+    from monitoring.report_sources import SeriesRecorder
+
+    recorder, started = SeriesRecorder(every), time.monotonic()
+    recorder.rows = rows
+
+    def record(stats: Any) -> None:
+        watch = run.worker.input_drift
+        recorder.record(stats.learned, run.worker.learner.score(),
+                        seconds=time.monotonic() - started,
+                        psi=watch.drift.psi() if watch is not None else None,
+                        version=stats.versions[-1] if stats.versions else 0)
+
+    return record
 
 
 def _write_report(out: Console, report_dir: Path, summary: dict[str, Any], prom: str,

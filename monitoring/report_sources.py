@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 _QUALITY = {"rmse": "RMSE", "mae": "MAE", "rolling_rmse": "rolling RMSE",
             "rolling_mae": "rolling MAE"}
 _RANKING_HINTS = ("ndcg", "recall", "precision", "hit", "mrr", "map", "auc", "coverage")
-_NOT_PLOTTED = {"events", "seconds", "n", "events_per_second"}
+_NOT_PLOTTED = {"events", "seconds", "n", "events_per_second", "version"}
 
 
 def numbers(score: Any) -> dict[str, float]:
@@ -69,7 +69,8 @@ class SeriesRecorder:
         self._next = every
 
     def record(self, events: int, score: Any, *, seconds: float,
-               psi: Mapping[str, float] | None = None, final: bool = False) -> None:
+               psi: Mapping[str, float] | None = None, final: bool = False,
+               version: int | None = None) -> None:
         """Add a row if ``events`` reached the next multiple of ``every`` (or ``final``)."""
         last = self.rows[-1]["events"] if self.rows else 0
         if events < self._next and not (final and events > last):
@@ -77,6 +78,8 @@ class SeriesRecorder:
         self._next = (events // self.every + 1) * self.every
         row = {"events": float(events), "seconds": seconds, **numbers(score)}
         row.update({f"psi_{k}": v for k, v in (psi or {}).items()})
+        if version is not None:  # the latest published version: its changes are marked
+            row["version"] = float(version)
         self.rows.append(row)
 
 
@@ -138,6 +141,9 @@ def from_report(report: Mapping[str, Any], title: str | None = None) -> RunData:
                         for a in report.get("input_drift_alarms") or []]
     run.version_marks += [(float(v["at"]), f"v{v['version']}")
                           for v in report.get("version_marks") or []]
+    versions = [(r["events"], r["version"]) for r in rows if "version" in r]
+    run.version_marks += [(x, f"v{int(v)}") for (_, u), (x, v) in itertools.pairwise(versions)
+                          if v != u]
     if report.get("forgetting_matrix"):
         run.forgetting = report["forgetting_matrix"]
     run.summary = {k: v for k, v in report.items()
@@ -155,11 +161,12 @@ def from_prometheus(url: str, model: str, start: float, end: float, *,
                     step: float | None = None, title: str | None = None) -> RunData:
     """A :class:`RunData` of ``model`` between ``start`` and ``end`` (Unix seconds).
 
-    x is seconds since ``start``; rates use a window of four steps (at least 5 s).
+    x is seconds since ``start``; rates use a window of four steps, at least 30 s (a short
+    run is scraped only a few times).
     Queries that fail or return nothing leave their part empty (logged, not raised).
     """
     step = step or max(1.0, (end - start) / 300)
-    w = f"{max(5, int(4 * step))}s"
+    w = f"{max(30, int(4 * step))}s"
     m = f'model="{model}"'
     run = RunData(title or f"{model} (Prometheus {url})", x_label="seconds since start")
 
