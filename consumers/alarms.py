@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from model_store.records import StoreEvent
 from model_store.registry import Registry
@@ -112,19 +113,20 @@ class StoreAlarms:
         self.close()
 
 
-def drift_alarm(registry: Registry, model: str) -> Callable[[int], None]:
+def drift_alarm(registry: Registry, model: str) -> Callable[..., None]:
     """An ``on_drift`` callback that raises a drift alarm on ``model`` in the store.
 
     A failure to announce it is logged, never raised: an alarm must not stop learning.
+    ``detail`` (input drift: the detector and signal) is added to the alarm's detail.
 
     >>> reg = Registry.from_url("memory://", signer=None)
     >>> drift_alarm(reg, "reco")(1234)
     >>> [e.detail for _, e in reg.follow("reco", after="0-0", timeout=0.1)]
     [{'events': 1234, 'alarm': 'drift'}]
     """
-    def raise_alarm(at: int) -> None:
+    def raise_alarm(at: int, **detail: Any) -> None:
         try:
-            registry.alarm(model, detail={"events": at}, actor="online")
+            registry.alarm(model, detail={"events": at, **detail}, actor="online")
         except Exception as exc:
             log.warning("could not raise the drift alarm for %s: %s", model, exc)
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from consumers.worker import Learner
+from monitoring.freshness import version_metadata
 
 __all__ = ["RegistryPublisher", "refusal_alarm"]
 
@@ -69,6 +70,7 @@ class RegistryPublisher:
                 "rolling_mae": score.rolling_mae,
             },
             "tags": {"learner": "online", "model_kind": learner.model_name},
+            **version_metadata(learner),  # newest_event_ts, for event time -> served
         }
         digest = getattr(learner, "dedup_sha256", None)
         if digest is not None:  # a Checkpoint: the dedup window travels in the blob

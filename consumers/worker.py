@@ -41,6 +41,8 @@ from consumers.finite import learner_non_finite
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
+from monitoring.freshness import LearnerFreshness
+from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.quality import QualityGates
 from stream.schema import Event, Rejected, decode
@@ -124,6 +126,8 @@ class LearnerWorker:
         quality: QualityGates | None = None,
         quarantine: DeadLetters | None = None,
         on_refused: Callable[[str], None] | None = None,
+        input_drift: InputDriftWatch | None = None,
+        freshness: LearnerFreshness | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -139,6 +143,8 @@ class LearnerWorker:
         self._seen = RecentIds(dedup_capacity)
         self.drift = drift
         self.on_drift = on_drift
+        self.input_drift = input_drift  # input and score drift (monitoring.input_drift)
+        self.freshness = freshness  # event time -> learned -> published (monitoring.freshness)
         self.retry_seconds = retry_seconds
         # data-quality gates (None: the defaults); refused events go to ``quarantine``
         # (None: the dead letters, with a ``quarantine`` reason)
@@ -230,10 +236,16 @@ class LearnerWorker:
             stats.learned += 1
             if self.drift is not None and self.drift.update(abs(result.value - y_pred)):
                 self._alarm()
+            if self.input_drift is not None:
+                self.input_drift.observe(result, y_pred)
+            if self.freshness is not None:
+                self.freshness.learned(result.ts)
             self._since_publish += 1
             if metrics is not None and record.timestamp is not None:
                 metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
         self._placed()
+        if self.input_drift is not None and records:
+            self.input_drift.end_batch()
         if metrics is not None and records:
             metrics.consumed.inc(len(records))
             metrics.learned.inc(stats.learned - learned_before)
@@ -313,6 +325,8 @@ class LearnerWorker:
                       self.learner.model_name, type(exc).__name__, exc, self.retry_seconds)
             return None
         self._covered = covered
+        if self.freshness is not None:
+            self.freshness.published()
         self._since_publish = 0
         self._last_publish = self._clock()
         self.stats.versions.append(version)

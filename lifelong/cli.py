@@ -22,6 +22,7 @@ from lifelong.config import ConfigError, Settings
 from lifelong.errors import cli_errors, fail
 from lifelong.experiment_cli import experiment_app
 from lifelong.models_cli import models_app
+from lifelong.report_cli import report
 
 __all__ = ["app", "main"]
 
@@ -38,6 +39,7 @@ app.add_typer(services_app, name="services", help="Start, stop and check local K
               "and Prometheus (or use the ones named in the environment).")
 app.add_typer(experiment_app, name="experiment", help="Experiments on synthetic streams "
               "with known drift (forgetting).")
+app.command()(report)
 app.add_typer(models_app, name="models", help="Model versions in the Redis model store: "
               "list, show, promote, rollback, gc, watch.")
 
@@ -57,7 +59,7 @@ def _main(ctx: typer.Context,
           ) -> None:
     # Long-running services (learn) log at INFO; one-shot commands keep the terminal for
     # their progress bars and summary and only log warnings, unless -v.
-    one_shot = {"demo", "evaluate", "produce", "models", "experiment"}
+    one_shot = {"demo", "evaluate", "produce", "models", "experiment", "report"}
     quiet_by_default = ctx.invoked_subcommand in one_shot
     level = (logging.DEBUG if verbose else logging.WARNING if quiet or quiet_by_default
              else logging.INFO)
@@ -214,6 +216,10 @@ def evaluate(
     device: Annotated[str | None, typer.Option(
         help="lifelong: auto, cpu or cuda [default: auto]", show_default=False)] = None,
     max_bad_rows: MaxBadRows = 100,
+    report_dir: Annotated[Path | None, typer.Option("--report", help="also draw the run "
+                                                    "(HTML + PNG) into this folder")] = None,
+    series_every: Annotated[int, typer.Option(help="--report: a point every N events")]
+    = 1000,
 ) -> None:
     """Replay a file through the same learner code as production, no services needed."""
     from lifelong.commands import evaluate_file
@@ -231,8 +237,14 @@ def evaluate(
                                sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
                                on_progress=show, on_total=lambda n: bar.update(task, total=n),
                                lifelong=deep_options, quality=Settings.from_env().quality,
-                               max_bad_rows=None if max_bad_rows < 0 else max_bad_rows)
+                               max_bad_rows=None if max_bad_rows < 0 else max_bad_rows,
+                               series_every=series_every if report_dir else None)
     output.write_text(json.dumps(report, indent=2) + "\n")
+    if report_dir is not None:
+        from lifelong.report_cli import write_report
+
+        with cli_errors():
+            out.print(f"report: {write_report(output, report_dir)}")
     out.print(f"events {report['events']}  invalid {report['invalid']}  "
               f"quarantined {report.get('quarantined', 0)}  "
               f"rmse {report['rmse']:.4f}  mae {report['mae']:.4f}  "
@@ -249,13 +261,15 @@ def demo(
     = None,
     invalid_rate: Annotated[float, typer.Option(help="share of broken records")] = 0.01,
     seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    report_dir: Annotated[Path | None, typer.Option("--report", help="also draw the run "
+                                                    "(HTML + PNG) into this folder")] = None,
 ) -> None:
     """The walking skeleton end to end: services, topics, stream, learn, publish, summary."""
     from lifelong.demo import run_demo
 
     with cli_errors():
         run_demo(console, out, events=events, drift_at=drift_at, invalid_rate=invalid_rate,
-                 seed=seed, progress=_progress)
+                 seed=seed, progress=_progress, report_dir=report_dir)
 
 
 def _opt(field_name: str, text: str) -> Any:

@@ -96,8 +96,12 @@ def evaluate_file(
     lifelong: dict[str, Any] | None = None,
     quality: str | None = None,
     max_bad_rows: int | None = MAX_BAD_ROWS,
+    series_every: int | None = None,
 ) -> dict[str, Any]:
     """Replay ``data`` through the learner worker; return the report.
+
+    With ``series_every`` the report also has a ``series`` (the figures every N events,
+    for ``lifelong report``) and the drift alarms of the error and of the inputs.
 
     ``model="lifelong"`` runs :class:`~learning.lifelong.LifelongLearner` (River + deep
     model with fine-tune rounds every ``lifelong["round_every"]`` events) and adds
@@ -114,11 +118,17 @@ def evaluate_file(
     else:
         learner = OnlineLearner(model, seed=seed, clip=clip)
     dead = ListDeadLetters()
+    from monitoring.report_sources import EvaluationSeries
+
+    series = EvaluationSeries(learner, series_every) if series_every else None
     worker = LearnerWorker(source, learner, dead,
-                           quality=QualityGates.from_env_value(quality))
+                           quality=QualityGates.from_env_value(quality),
+                           **(series.hooks if series else {}))
     started = time.perf_counter()
 
     def batch(stats: WorkerStats) -> None:
+        if series is not None:
+            series.record(stats, time.perf_counter() - started)
         if on_progress is not None:
             on_progress(stats, learner.score().rmse)
 
@@ -150,6 +160,7 @@ def evaluate_file(
         "invalid_examples": [{"offset": r.offset, "reason": why} for r, why in dead.items[:20]],
         "created": datetime.now(UTC).isoformat(),
         **(_lifelong_report(learner) if isinstance(learner, LifelongLearner) else {}),
+        **(series.report(stats, time.perf_counter() - started) if series else {}),
     }
 
 

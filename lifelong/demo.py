@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -24,8 +26,12 @@ class DemoError(RuntimeError):
 
 def run_demo(console: Console, out: Console, *, events: int, drift_at: int | None,
              invalid_rate: float, seed: int, progress: Callable[[], Progress],
-             drain_timeout: float = 300.0) -> dict[str, Any]:
-    """Start services, stream a drifting synthetic workload through the learner, summarise."""
+             drain_timeout: float = 300.0, report_dir: Path | None = None) -> dict[str, Any]:
+    """Start services, stream a drifting synthetic workload through the learner, summarise.
+
+    With ``report_dir``, also write ``report.json`` (the summary and where Prometheus has
+    the run) and draw it there (``index.html``, see ``lifelong report``).
+    """
     from deploy.base import redact
     from deploy.services import up
     from lifelong.commands import synthetic_stream
@@ -49,12 +55,15 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
     run = build_online_run(settings, clip=(1.0, 5.0), resume=False)
     stop = threading.Event()
     result: dict[str, Any] = {}
+    rows: list[dict[str, float]] = []
+    on_batch = _series(run, max(100, events // 50), rows) if report_dir is not None else None
     learner = threading.Thread(
-        target=lambda: result.update(stats=run.worker.run(stop=stop)), name="learner",
-        daemon=True)
+        target=lambda: result.update(stats=run.worker.run(stop=stop, on_batch=on_batch)),
+        name="learner", daemon=True)
     console.print(f"[bold]3/4[/] streaming {events} events (drift at "
                   f"{', '.join(map(str, stream.drift_points))}, {invalid_rate:.1%} broken)")
     learner.start()
+    started = time.time()
     try:
         with progress() as bar, EventProducer(endpoints["kafka"].address,
                                               settings.topic) as producer:
@@ -110,7 +119,39 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
     table.add_row("model store",
                   f"{redact(endpoints['redis'].address)}  (lifelong models list demo)")
     out.print(table)
+    if report_dir is not None:
+        _write_report(out, report_dir,
+                      {**summary, "series": rows, "drift_alarms": stats.drift_alarms}, prom,
+                      settings.model, started)
     return summary
+
+
+def _series(run: Any, every: int, rows: list[dict[str, float]]) -> Callable[[Any], None]:
+    """An ``on_batch`` that adds the learner's figures to ``rows`` every ``every`` events."""
+    from monitoring.report_sources import SeriesRecorder
+
+    recorder, started = SeriesRecorder(every), time.monotonic()
+    recorder.rows = rows
+
+    def record(stats: Any) -> None:
+        watch = run.worker.input_drift
+        recorder.record(stats.learned, run.worker.learner.score(),
+                        seconds=time.monotonic() - started,
+                        psi=watch.drift.psi() if watch is not None else None,
+                        version=stats.versions[-1] if stats.versions else 0)
+
+    return record
+
+
+def _write_report(out: Console, report_dir: Path, summary: dict[str, Any], prom: str,
+                  model: str, started: float) -> None:
+    from lifelong.report_cli import write_report
+
+    report_dir.mkdir(parents=True, exist_ok=True)
+    live = {"url": prom, "model": model, "start": started - 5, "end": time.time() + 5}
+    (report_dir / "report.json").write_text(json.dumps({**summary, "prometheus": live},
+                                                       indent=2) + "\n")
+    out.print(f"report: {write_report(report_dir, report_dir, title='lifelong demo')}")
 
 
 def _ensure_signing_key(console: Console) -> None:

@@ -31,7 +31,10 @@ from model_store import Registry, Subscriber
 from model_store.records import decode_offsets
 from model_store.signing import key_missing
 from monitoring.drift import ErrorDrift
+from monitoring.drift_metrics import DriftMetrics
 from monitoring.exposition import MetricsServer
+from monitoring.freshness import FreshnessMetrics, LearnerFreshness
+from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
 from stream.quality import QualityGates
@@ -195,6 +198,11 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         quality=QualityGates.from_env_value(settings.quality),
         quarantine=quarantine,
         on_refused=refusal_alarm(registry, settings.model),
+        input_drift=InputDriftWatch.for_learner(
+            learner, settings.model, metrics=DriftMetrics(metrics_registry, model=settings.model),
+            on_alarm=drift_alarm(registry, settings.model)),
+        freshness=LearnerFreshness.for_learner(
+            learner, FreshnessMetrics(metrics_registry, model=settings.model)),
     )
     if resumed is not None and restored is not None:
         worker.restore(restored)

@@ -30,7 +30,8 @@ from model_store.errors import (
     VersionNotFoundError,
 )
 
-__all__ = ["CONNECTION_ERRORS", "LOAD_BUCKETS", "SubscriberMetrics", "failure_reason"]
+__all__ = ["CONNECTION_ERRORS", "FAILURE_REASONS", "LOAD_BUCKETS", "SubscriberMetrics",
+           "failure_reason"]
 
 LOAD_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -40,6 +41,7 @@ _REASONS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     ((FormatError,), "format"), ((ModelStoreError,), "store"),
     (CONNECTION_ERRORS, "connection"),
 )
+FAILURE_REASONS = (*(name for _, name in _REASONS), "loader")  # every ``reason`` label value
 
 
 def failure_reason(exc: BaseException) -> str:

@@ -41,11 +41,17 @@ from model_store.backend import Listener
 from model_store.canary import in_canary
 from model_store.errors import FormatError, InvalidNameError, ModelStoreError
 from model_store.keys import check_alias, check_name
-from model_store.metrics import CONNECTION_ERRORS, SubscriberMetrics, failure_reason
+from model_store.metrics import (
+    CONNECTION_ERRORS,
+    FAILURE_REASONS,
+    SubscriberMetrics,
+    failure_reason,
+)
 from model_store.predictor import Predictor, as_predictor
 from model_store.recommend import TopK, is_item_scorer
 from model_store.records import ModelVersion
 from model_store.registry import Registry
+from monitoring.freshness import ServingFreshness
 
 __all__ = ["Loaded", "Loader", "Subscriber"]
 
@@ -100,7 +106,11 @@ class Subscriber:
         self.retry_interval = retry_interval
         self.on_swap = on_swap
         self.topk = topk if topk is not None else TopK()
-        self.metrics = SubscriberMetrics(metrics_registry or CollectorRegistry())
+        metrics_registry = metrics_registry or CollectorRegistry()
+        self.metrics = SubscriberMetrics(metrics_registry)
+        self.freshness = ServingFreshness(metrics_registry)  # published -> loaded -> served
+        for reason in FAILURE_REASONS:  # at 0, so the first failure is an increase
+            self.metrics.failures.labels(self.model, reason)
         self._follow = (alias, canary_alias) if canary_share > 0 else (alias,)
         self._slots: dict[str, Loaded] = {}
         self._failed: dict[str, tuple[int, float]] = {}
@@ -272,6 +282,7 @@ class Subscriber:
         m.version.labels(self.model, alias).set(number)
         m.created.labels(self.model, alias).set(version.created)
         m.swaps.labels(self.model, alias).inc()
+        self.freshness.loaded(self.model, alias, version)
         log.info("subscriber %s/%s now serves version %d (was %s)", self.model, alias, number,
                  slot.version.number if slot else None)
         with self._changed:

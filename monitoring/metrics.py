@@ -20,11 +20,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
-__all__ = ["IMPRESSION_COUNTERS", "LATENCY_BUCKETS", "ROUND_BUCKETS", "FineTuneMetrics",
-           "ImpressionJoinCollector", "LearnerMetrics"]
+__all__ = ["IMPRESSION_COUNTERS", "INVALID_KINDS", "LATENCY_BUCKETS", "ROUND_BUCKETS",
+           "ROUND_TRIGGERS", "FineTuneMetrics", "ImpressionJoinCollector", "LearnerMetrics"]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 ROUND_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+# Label values created at 0, so panels and increase() see the first one (``Rejected.kind``).
+INVALID_KINDS = ("malformed", "encoding", "too_large", "schema")
+ROUND_TRIGGERS = ("events", "time", "drift", "final", "backlog")
 
 
 class LearnerMetrics:
@@ -116,6 +119,8 @@ class LearnerMetrics:
         self.drift_alarms = self._drift_alarms.labels(model)
         self.publish_refused = self._publish_refused.labels(model)
         self.commit_failures = self._commit_failures.labels(model)
+        for kind in INVALID_KINDS:
+            self.invalid(kind)
 
     def invalid(self, reason_kind: str) -> Counter:
         """The invalid-events counter for one reason kind (``schema``, ``malformed``...)."""
@@ -187,6 +192,8 @@ class FineTuneMetrics:
         self.lag = Gauge(
             "lifelong_finetune_consumer_lag", "Records behind the partition's high watermark "
             "(the fine-tune consumer group).", ("model", "topic", "partition"), registry=registry)
+        for trigger in ROUND_TRIGGERS:
+            self.rounds(trigger)
 
     def rounds(self, trigger: str) -> Counter:
         """The rounds counter for one trigger (``events``, ``time``, ``drift``, ...)."""

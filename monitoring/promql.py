@@ -9,7 +9,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 
-__all__ = ["PromQLError", "query", "wait_for_value"]
+__all__ = ["PromQLError", "query", "query_range", "wait_for_value"]
 
 
 class PromQLError(RuntimeError):
@@ -59,3 +59,25 @@ def wait_for_value(
         if time.monotonic() >= deadline:
             return last
         time.sleep(interval)
+
+
+def query_range(base_url: str, expr: str, start: float, end: float, step: float, *,
+                timeout: float = 10.0) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+    """Run a range query; return ``(labels, [(time, value), ...])`` per series of the matrix.
+
+    NaN values (an empty rate window, say) are dropped from the points.
+    """
+    params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+    url = f"{base_url.rstrip('/')}/api/v1/query_range?{urllib.parse.urlencode(params)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.load(resp)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise PromQLError(f"prometheus at {base_url}: range query {expr!r} failed: {exc}") from exc
+    if body.get("status") != "success":
+        raise PromQLError(f"prometheus at {base_url}: {body.get('error', body)}")
+    out = []
+    for r in body["data"]["result"]:
+        points = [(float(t), float(v)) for t, v in r["values"] if v not in ("NaN", "+Inf", "-Inf")]
+        out.append((r["metric"], points))
+    return out

@@ -27,11 +27,14 @@ def test_demo_streams_learns_publishes_and_is_scraped(kafka, redis_service, prom
            "COLUMNS": "160"}
     env.pop("LIFELONG_SIGNING_KEY_FILE", None)
     proc = subprocess.run([*_lifelong(), "demo", "--events", "3000", "--drift-at", "1500",
-                           "--invalid-rate", "0.02"],
+                           "--invalid-rate", "0.02", "--report", str(tmp_path / "report")],
                           env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "events learned" in proc.stdout
     assert "model versions published" in proc.stdout
+    page = (tmp_path / "report" / "index.html").read_text()  # drawn from Prometheus
+    assert 'src="run0-quality.png"' in page and 'src="run0-throughput.png"' in page
+    assert (tmp_path / "report" / "run0-quality.png").stat().st_size > 10_000
 
     listed = subprocess.run([*_lifelong(), "models", "list", "demo", "--json"], env=env,
                             capture_output=True, text=True, timeout=60)

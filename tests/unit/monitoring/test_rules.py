@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry
 
 from deploy.prometheus import rules_dir
 from model_store.metrics import SubscriberMetrics
+from monitoring.drift_metrics import DriftMetrics
+from monitoring.freshness import FreshnessMetrics, ServingFreshness
 from monitoring.metrics import FineTuneMetrics, LearnerMetrics
 from monitoring.rules import dashboard_files, install_rules, rule_files, rules_path
 
@@ -102,6 +104,9 @@ def test_code_registers_exactly_the_documented_metrics(documented):
     LearnerMetrics(registry, model="m", topic="t")
     FineTuneMetrics(registry, model="m-deep")
     SubscriberMetrics(registry)
+    DriftMetrics(registry, model="m")
+    FreshnessMetrics(registry, model="m")
+    ServingFreshness(registry)
     in_code = {}
     for collector in set(registry._collector_to_names):
         kind = collector._type
