@@ -24,7 +24,7 @@ import itertools
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ _NOT_PLOTTED = {"events", "seconds", "n", "events_per_second", "version"}
 
 def numbers(score: Any) -> dict[str, float]:
     """The finite numbers of a score object (a msgspec struct, dataclass or mapping)."""
+    items: Iterable[tuple[str, Any]]
     if isinstance(score, Mapping):
         items = score.items()
     elif hasattr(score, "__struct_fields__"):
