@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
@@ -19,17 +19,16 @@ from consumers.publisher import RegistryPublisher
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.services import ServiceError, add_scrape_target, resolve
-from learning import weights
-from learning.blend import DeepView
-from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
-from learning.torch_models import DeepRecommender
 from lifelong.config import ConfigError, Settings
 from model_store import SAFETENSORS_FORMAT, ModelVersion, Registry, Subscriber
 from monitoring.drift import ErrorDrift
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
+
+if TYPE_CHECKING:  # torch-bound: imported where the deep model is used
+    from learning.lifelong import LifelongLearner
 
 __all__ = ["OnlineRun", "build_online_run", "connect_topics", "deep_loader", "drift_alarm",
            "follow_deep", "kafka_address", "open_registry", "redis_address", "serve_metrics",
@@ -123,6 +122,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     """
     bootstrap = connect_topics(settings)
     registry = open_registry(settings)
+    if blend_with:
+        from learning.lifelong import LifelongLearner
     kind = LifelongLearner if blend_with else OnlineLearner
     learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
     resumed, start_offsets = None, {}
@@ -134,7 +135,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
-    if isinstance(learner, LifelongLearner) and blend_with:
+    if blend_with and isinstance(learner, LifelongLearner):
         deep_subscriber = follow_deep(registry, blend_with, learner)
     metrics_registry = CollectorRegistry()
     metrics = LearnerMetrics(metrics_registry, model=settings.model, topic=settings.topic)
@@ -180,6 +181,9 @@ def snapshot_offsets(version: ModelVersion, topic: str) -> dict[tuple[str, int],
 def follow_deep(registry: Registry, model: str, learner: LifelongLearner,
                 alias: str = "production") -> Subscriber:
     """Serve ``model``'s ``alias`` inside ``learner``, swapping each new version in."""
+    from learning.blend import DeepView
+    from learning.torch_models import DeepRecommender
+
     def on_swap(_alias: str, version: ModelVersion) -> None:
         loaded = subscriber.loaded(alias)
         if loaded is not None and isinstance(loaded.model, DeepRecommender):
@@ -193,6 +197,8 @@ def follow_deep(registry: Registry, model: str, learner: LifelongLearner,
 
 def deep_loader(version: ModelVersion, blob: bytes) -> Any:
     """Subscriber loader for deep models: safetensors weights -> ``DeepRecommender``."""
+    from learning import weights
+
     if version.format != SAFETENSORS_FORMAT:
         raise ValueError(f"{version.ref}: expected format {SAFETENSORS_FORMAT}, "
                          f"got {version.format}")
