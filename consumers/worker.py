@@ -163,11 +163,13 @@ class LearnerWorker:
             if self.drift is not None and self.drift.update(abs(result.value - y_pred)):
                 self._alarm()
             self._since_publish += 1
-            if metrics is not None and record.timestamp is not None:
-                metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
         if metrics is not None and records:
             metrics.consumed.inc(len(records))
             metrics.learned.inc(stats.learned - learned_before)
+            # one observe a batch (not an event): its oldest record's age, once all are learned
+            stamps = [r.timestamp for r in records if r.timestamp is not None]
+            if stamps and stats.learned > learned_before:
+                metrics.latency.observe(max(0.0, self._wall() - min(stamps)))
             score = self.learner.score()
             metrics.rmse.set(score.rmse)
             metrics.mae.set(score.mae)
