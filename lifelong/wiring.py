@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher
+from consumers.retention import RetainLast
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.services import ServiceError, add_scrape_target, resolve
@@ -150,7 +151,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic)
     worker = LearnerWorker(
         source, learner, dead_letters,
-        publisher=RegistryPublisher(registry, settings.model, parent=resumed),
+        publisher=RetainLast(RegistryPublisher(registry, settings.model, parent=resumed),
+                             registry, settings.model, keep_last=settings.keep_last),
         publish_every_events=settings.publish_every_events,
         publish_every_seconds=settings.publish_every_seconds,
         metrics=metrics,
