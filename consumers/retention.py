@@ -3,7 +3,11 @@
 Without it a learner publishing every 1,000 events grows the store by one model a publish.
 The pruning is the store's own :meth:`~model_store.registry.Registry.gc`: it never deletes
 a version an alias points at, nor the one each alias would roll back to, nor one created
-within ``grace_seconds`` (a subscriber may still be loading it).
+within ``grace_seconds`` (a subscriber may still be loading it). A prune reads the version
+list and tries every old version that is not protected, so it runs at most once every
+``every_seconds`` (a learner may publish many times a second): the store then holds at most
+``keep_last`` versions, plus those aliases protect, plus those published in the last
+``grace_seconds + every_seconds``.
 
 >>> from model_store import Registry
 >>> from model_store.signing import Signer
@@ -11,7 +15,7 @@ within ``grace_seconds`` (a subscriber may still be loading it).
 >>> class Inner:
 ...     def publish(self, learner, positions):
 ...         return reg.publish_object("reco", {"n": len(reg.versions("reco"))}).number
->>> pub = RetainLast(Inner(), reg, "reco", keep_last=3, grace_seconds=0)
+>>> pub = RetainLast(Inner(), reg, "reco", keep_last=3, grace_seconds=0, every_seconds=0)
 >>> [pub.publish(None, {}) for _ in range(6)]
 [1, 2, 3, 4, 5, 6]
 >>> [v.number for v in reg.versions("reco")], pub.deleted
@@ -21,6 +25,8 @@ within ``grace_seconds`` (a subscriber may still be loading it).
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["RetainLast"]
@@ -45,7 +51,8 @@ class RetainLast:
     """
 
     def __init__(self, publisher: _Publisher, registry: _Store, model: str, *,
-                 keep_last: int = 20, grace_seconds: float = 60.0):
+                 keep_last: int = 20, grace_seconds: float = 60.0, every_seconds: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
         if keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {keep_last}")
         self.publisher = publisher
@@ -53,11 +60,18 @@ class RetainLast:
         self.model = model
         self.keep_last = keep_last
         self.grace_seconds = grace_seconds
+        self.every_seconds = every_seconds
+        self._clock = clock
+        self._next_prune = -float("inf")
         self.deleted = 0
 
     def publish(self, learner: Any, positions: dict[tuple[str, int], int]) -> int:
-        """Publish ``learner`` through the wrapped publisher, then prune; return the version."""
+        """Publish ``learner`` through the wrapped publisher, prune if due; return the version."""
         version = self.publisher.publish(learner, positions)
+        now = self._clock()
+        if now < self._next_prune:
+            return version
+        self._next_prune = now + self.every_seconds
         try:
             self.deleted += len(self.registry.gc(self.model, self.keep_last,
                                                  grace_seconds=self.grace_seconds))

@@ -43,7 +43,7 @@ def _event(i: int) -> Event:
 def test_keeps_the_last_versions_and_every_alias_target(registry) -> None:
     learner = OnlineLearner("BiasedMF")
     pub = RetainLast(RegistryPublisher(registry, "reco"), registry, "reco", keep_last=3,
-                     grace_seconds=0)
+                     grace_seconds=0, every_seconds=0)
     for i in range(12):
         learner.learn_one(_event(i))
         number = pub.publish(learner, {("events", 0): i + 1})
@@ -61,7 +61,8 @@ def test_keeps_the_last_versions_and_every_alias_target(registry) -> None:
 
 
 def test_grace_keeps_young_versions(registry) -> None:
-    pub = RetainLast(RegistryPublisher(registry, "reco"), registry, "reco", keep_last=1)
+    pub = RetainLast(RegistryPublisher(registry, "reco"), registry, "reco", keep_last=1,
+                     every_seconds=0)
     for _ in range(4):
         pub.publish(OnlineLearner(), {})
     assert [v.number for v in registry.versions("reco")] == [1, 2, 3, 4]
@@ -77,7 +78,8 @@ def test_learn_prunes_during_the_run(kafka, redis_service, unique, signing_key) 
     try:
         assert isinstance(run.worker.publisher, RetainLast)
         assert run.worker.publisher.keep_last == 2
-        run.worker.publisher.grace_seconds = 0  # the default 60 s would outlast the test
+        # the defaults (60 s grace, a prune every 10 s) would outlast the test
+        run.worker.publisher.grace_seconds = run.worker.publisher.every_seconds = 0
         with EventProducer(kafka.address, topic) as producer:
             producer.send_all(SyntheticStream(n_events=3000, seed=3))
         stats = run.worker.run(max_events=3000, idle_timeout=30)

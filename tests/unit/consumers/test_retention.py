@@ -29,9 +29,24 @@ def _registry(kind: type[Registry] = Registry) -> Registry:
 
 def test_a_failed_prune_keeps_the_publish() -> None:
     reg = _registry(_BrokenGc)
-    pub = RetainLast(_Publisher(reg), reg, "reco", keep_last=1, grace_seconds=0)
+    pub = RetainLast(_Publisher(reg), reg, "reco", keep_last=1, grace_seconds=0,
+                     every_seconds=0)
     assert [pub.publish(i, {}) for i in range(3)] == [1, 2, 3]
     assert len(reg.versions("reco")) == 3 and pub.deleted == 0
+
+
+def test_prunes_at_most_once_every_every_seconds() -> None:
+    reg = _registry()
+    now = [0.0]
+    pub = RetainLast(_Publisher(reg), reg, "reco", keep_last=1, grace_seconds=0,
+                     every_seconds=10, clock=lambda: now[0])
+    for _ in range(4):  # a prune after the first publish only (nothing to delete then)
+        pub.publish(None, {})
+    assert [v.number for v in reg.versions("reco")] == [1, 2, 3, 4]
+    now[0] = 10.0
+    pub.publish(None, {})
+    assert [v.number for v in reg.versions("reco")] == [4, 5]  # 4: latest's rollback target
+    assert pub.deleted == 3
 
 
 def test_keep_last_must_be_positive() -> None:
