@@ -111,7 +111,7 @@ def learn_path(topic: str, prefix: str, n: int) -> int:
     return stats.consumed
 
 
-def _child(cmd: list[str]) -> dict[str, float]:
+def _child(cmd: list[str]) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()

@@ -151,7 +151,7 @@ def bench_learner(url: str, prefix: str, users: int, repeat: int) -> dict[str, l
             bare.set(key, blob)
             stored = time.perf_counter()
             got = bare.get(key)
-            assert got is not None
+            assert isinstance(got, bytes)
             pickle.loads(got)
             fetched = time.perf_counter()
             bare.unlink(key)
