@@ -12,15 +12,27 @@ real local Redis under a unique key prefix. Measured per repeat:
 p50/p99 over repeats (with few repeats p99 is the worst run), ratios lifelong / bare on
 p50, and the 50 MB subscriber p99 against the 0.5 s target. Keys are deleted at the end.
 
-    python -m bench.model_store --sizes 1,10,50,200 --repeat 10
+Random bytes leave out the pickling that dominates a real publish, so ``--users`` adds rows
+with a real River ``OnlineLearner("BiasedMF")`` that has seen every one of N users and
+N/4 items: each repeat learns 1,000 new events (what the default cadence publishes after),
+then publishes through ``RegistryPublisher`` (pickle, sign, store) and waits for a
+``Subscriber`` with the default loader (fetch, verify, unpickle, swap). Baseline,
+interleaved: ``pickle.dumps`` + one ``SET``, and one ``GET`` + ``pickle.loads``.
+
+    python -m bench.model_store --sizes 1,10,50,200 --repeat 10 --users 10000,100000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import pickle
+import random
 import time
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import redis
@@ -91,6 +103,86 @@ def bench_size(url: str, prefix: str, size_mb: int, repeat: int) -> dict[str, li
     return times
 
 
+def trained_learner(users: int, seed: int = 1) -> tuple[object, random.Random]:
+    """A River BiasedMF learner that has seen each of ``users`` users and ``users // 4`` items."""
+    from learning.online import OnlineLearner
+    from stream.schema import Event
+
+    rng = random.Random(seed)
+    items = max(1, users // 4)
+    learner = OnlineLearner("BiasedMF")
+    for i in range(users):
+        learner.learn_one(Event(event_id=str(i), user_id=f"u{i}", item_id=f"i{i % items}",
+                                type="rating", value=float(rng.randint(1, 5)), ts=float(i)))
+    return learner, rng
+
+
+def bench_learner(url: str, prefix: str, users: int, repeat: int) -> dict[str, list[float]]:
+    from consumers.publisher import RegistryPublisher
+    from stream.schema import Event
+
+    signer = Signer(os.urandom(32))
+    registry = Registry.from_url(url, prefix=prefix, signer=signer)
+    reader = Registry.from_url(url, prefix=prefix, signer=signer)
+    bare = redis.Redis.from_url(url)
+    model = f"bench-learner-{users}"
+    learner, rng = trained_learner(users)
+    publisher = RegistryPublisher(registry, model)
+    times: dict[str, list[float]] = {k: [] for k in ("publish", "subscriber", "set", "get",
+                                                     "bytes")}
+    sub = Subscriber(reader, model, poll_interval=5.0, metrics_registry=CollectorRegistry())
+    n = users
+    with sub:
+        for i in range(repeat + 1):
+            for _ in range(1000):  # the events since the last publish
+                n += 1
+                learner.learn_one(Event(  # type: ignore[attr-defined]
+                    event_id=str(n), user_id=f"u{rng.randrange(users)}",
+                    item_id=f"i{rng.randrange(max(1, users // 4))}", type="rating",
+                    value=float(rng.randint(1, 5)), ts=float(n)))
+            start = time.perf_counter()
+            number = publisher.publish(learner, {("events", 0): n})  # type: ignore[arg-type]
+            published = time.perf_counter()
+            if not sub.wait_for_version(number, timeout=300, exact=True):
+                raise RuntimeError(f"subscriber never loaded {model} version {number}")
+            loaded = time.perf_counter()
+            key = f"{prefix}:bare:{users}"
+            blob = pickle.dumps(learner, protocol=pickle.HIGHEST_PROTOCOL)
+            bare.set(key, blob)
+            stored = time.perf_counter()
+            got = bare.get(key)
+            assert isinstance(got, bytes)
+            pickle.loads(got)
+            fetched = time.perf_counter()
+            bare.unlink(key)
+            registry.gc(model, keep_last=2, grace_seconds=0)
+            if i:
+                times["publish"].append(published - start)
+                times["subscriber"].append(loaded - published)
+                times["set"].append(stored - loaded)
+                times["get"].append(fetched - stored)
+                times["bytes"].append(float(len(blob)))
+    for client in (registry, reader):
+        client.close()
+    bare.close()
+    return times
+
+
+def report_learners(url: str, results: dict[int, dict[str, list[float]]]) -> None:
+    print(f"real OnlineLearner(BiasedMF), publish after 1,000 new events, on "
+          f"{url.split('@')[-1]}: seconds p50 / p99")
+    print(f"{'users':>7} {'MB':>6} {'n':>3} {'publish':>15} {'dumps+SET':>15} {'ratio':>5} "
+          f"{'subscriber':>15} {'GET+loads':>15} {'ratio':>5}")
+    for users, t in results.items():
+        def cell(name: str, t: dict[str, list[float]] = t) -> str:
+            return f"{pct(t[name], 50):7.3f}/{pct(t[name], 99):7.3f}"
+
+        p50 = {k: pct(v, 50) for k, v in t.items()}
+        print(f"{users:>7} {p50['bytes'] / MB:>6.1f} {len(t['publish']):>3} {cell('publish')} "
+              f"{cell('set')} {p50['publish'] / p50['set']:>5.2f} {cell('subscriber')} "
+              f"{cell('get')} {p50['subscriber'] / p50['get']:>5.2f}")
+
+
 def cleanup(url: str, prefix: str) -> None:
     client = redis.Redis.from_url(url)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -105,17 +197,34 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, list[float]]]:
     parser.add_argument("--repeat", type=int, default=10)
     parser.add_argument("--big-repeat", type=int, default=3,
                         help="repeats for blobs of 100 MB and more (memory)")
+    parser.add_argument("--users", default="",
+                        help="comma-separated user counts for real-learner rows (e.g. "
+                             "10000,100000); empty: none")
+    parser.add_argument("--learner-repeat", type=int, default=5)
     args = parser.parse_args(argv)
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     url = redis_url()
     prefix = f"bench-ms-{uuid.uuid4().hex[:8]}"
     results: dict[int, dict[str, list[float]]] = {}
+    learners: dict[int, dict[str, list[float]]] = {}
     try:
         for size in sizes:
             repeat = min(args.repeat, args.big_repeat) if size >= 100 else args.repeat
             results[size] = bench_size(url, prefix, size, repeat)
+        for users in (int(u) for u in args.users.split(",") if u):
+            learners[users] = bench_learner(url, prefix, users, args.learner_repeat)
     finally:
         cleanup(url, prefix)
+    if learners:
+        report_learners(url, learners)
+        out = Path(__file__).resolve().parent / "results" / "model_store-learners.json"
+        out.parent.mkdir(exist_ok=True)
+        out.write_text(json.dumps({
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "load_average": os.getloadavg(), "unit": "seconds; bytes = pickled learner",
+            "users": {str(u): t for u, t in learners.items()}}, indent=1) + "\n")
+    if not results:
+        return learners
     print(f"model store vs bare redis-py on {url.split('@')[-1]}, seconds p50 / p99")
     head = (f"{'MB':>4} {'n':>3} {'publish':>15} {'bare SET':>15} {'ratio':>5} "
             f"{'subscriber':>15} {'read_blob':>15} {'bare GET':>15} {'sub/GET':>7} "

@@ -241,14 +241,16 @@ class LearnerWorker:
             if self.freshness is not None:
                 self.freshness.learned(result.ts)
             self._since_publish += 1
-            if metrics is not None and record.timestamp is not None:
-                metrics.latency.observe(max(0.0, self._wall() - record.timestamp))
         self._placed()
         if self.input_drift is not None and records:
             self.input_drift.end_batch()
         if metrics is not None and records:
             metrics.consumed.inc(len(records))
             metrics.learned.inc(stats.learned - learned_before)
+            # one observe a batch (not an event): its oldest record's age, once all are learned
+            stamps = [r.timestamp for r in records if r.timestamp is not None]
+            if stamps and stats.learned > learned_before:
+                metrics.latency.observe(max(0.0, self._wall() - min(stamps)))
             score = self.learner.score()
             metrics.rmse.set(score.rmse)
             metrics.mae.set(score.mae)

@@ -1,10 +1,16 @@
-"""Pure computation: River models, torch models, replay, fine-tuning, evaluation."""
+"""Pure computation: River models, torch models, replay, fine-tuning, evaluation.
 
-from learning import weights
-from learning.curriculum import by_loss, curriculum_order, train_curriculum
-from learning.device import pick_device
+The River side is imported eagerly; names bound to torch (the deep models, the fine-tuner,
+the weights format) are imported on first use (PEP 562), so River-only code never pays for
+torch: ``from learning import DeepRecommender`` still works.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from learning.errors import ConfigurationError, LearningError
-from learning.finetune import FineTuner, RoundReport
 from learning.forgetting import ForgettingTracker, slice_error
 from learning.gate import Gate, GateDecision, SliceScores
 from learning.idtable import IdTable
@@ -12,7 +18,13 @@ from learning.models import MODEL_NAMES, Recommender, make_model
 from learning.online import OnlineLearner
 from learning.prequential import Prequential, PrequentialScore
 from learning.replay import ReplayBuffer
-from learning.torch_models import DeepRecommender, TorchMF, TwoTower
+
+if TYPE_CHECKING:
+    from learning import weights
+    from learning.curriculum import by_loss, curriculum_order, train_curriculum
+    from learning.device import pick_device
+    from learning.finetune import FineTuner, RoundReport
+    from learning.torch_models import DeepRecommender, TorchMF, TwoTower
 
 __all__ = [
     "MODEL_NAMES",
@@ -41,3 +53,30 @@ __all__ = [
     "train_curriculum",
     "weights",
 ]
+
+# torch-bound name -> the module that defines it (imported on first access)
+_LAZY = {
+    "DeepRecommender": "learning.torch_models",
+    "TorchMF": "learning.torch_models",
+    "TwoTower": "learning.torch_models",
+    "FineTuner": "learning.finetune",
+    "RoundReport": "learning.finetune",
+    "by_loss": "learning.curriculum",
+    "curriculum_order": "learning.curriculum",
+    "train_curriculum": "learning.curriculum",
+    "pick_device": "learning.device",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import a torch-bound name on first use."""
+    if name == "weights":
+        return importlib.import_module("learning.weights")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'learning' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names, the lazy ones included."""
+    return sorted(set(globals()) | set(__all__))

@@ -142,6 +142,9 @@ def learn(
     publish_every_events: Annotated[int | None, typer.Option(help="publish every N events")]
     = None,
     publish_every_seconds: Annotated[float | None, typer.Option(help="... or T seconds")] = None,
+    keep_last: Annotated[int | None, typer.Option(
+        help="keep the last N versions, pruning older ones after each publish (never one an "
+             "alias points at; default 20)")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any)")] = None,
     max_events: Annotated[int | None, typer.Option(help="stop after N records")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after T idle seconds")]
@@ -162,7 +165,8 @@ def learn(
         settings = Settings.from_env(
             model=model, model_kind=kind, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
-            publish_every_seconds=publish_every_seconds, metrics_port=metrics_port)
+            publish_every_seconds=publish_every_seconds, metrics_port=metrics_port,
+            keep_last=keep_last)
         run = build_online_run(settings, clip=_clip(clip), resume=resume, blend_with=blend_with,
                                wait_for_blend=wait_for_blend)
     stop = threading.Event()

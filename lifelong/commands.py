@@ -6,10 +6,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumers.worker import LearnerWorker, WorkerStats
-from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
 from lifelong.config import ConfigError, Settings
 from stream.files import MAX_BAD_ROWS, FileSource, count_rows, parse_columns
@@ -17,6 +16,9 @@ from stream.quality import QualityGates
 from stream.source import ListDeadLetters
 from stream.synthetic import SyntheticStream, write
 from stream.synthetic_implicit import ImplicitStream
+
+if TYPE_CHECKING:  # torch-bound: imported where the deep model is used
+    from learning.lifelong import LifelongLearner
 
 __all__ = ["evaluate_file", "list_versions", "produce_events", "synthetic_stream"]
 
@@ -159,7 +161,7 @@ def evaluate_file(
         "events_per_second": stats.consumed / elapsed if elapsed > 0 else 0.0,
         "invalid_examples": [{"offset": r.offset, "reason": why} for r, why in dead.items[:20]],
         "created": datetime.now(UTC).isoformat(),
-        **(_lifelong_report(learner) if isinstance(learner, LifelongLearner) else {}),
+        **(_lifelong_report(learner) if not isinstance(learner, OnlineLearner) else {}),
         **(series.report(stats, time.perf_counter() - started) if series else {}),
     }
 
@@ -174,6 +176,7 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
     import torch
 
     from learning.finetune import FineTuner
+    from learning.lifelong import LifelongLearner
     from learning.replay import ReplayBuffer
     from learning.torch_models import DeepRecommender
 

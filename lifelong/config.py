@@ -162,6 +162,7 @@ class Settings:
     kafka_ssl_keyfile: str | None = None
     publish_every_events: int = 1000
     publish_every_seconds: float = 30.0
+    keep_last: int = 20
     metrics_port: int = 0
     metrics_addr: str = "127.0.0.1"
     # the fine-tune worker (``lifelong finetune``)
@@ -211,6 +212,7 @@ class Settings:
             "kafka_ssl_keyfile": ("KAFKA_SSL_KEYFILE", _file),
             "publish_every_events": ("LIFELONG_PUBLISH_EVERY_EVENTS", _positive_int),
             "publish_every_seconds": ("LIFELONG_PUBLISH_EVERY_SECONDS", _positive_float),
+            "keep_last": ("LIFELONG_KEEP_LAST", _positive_int),
             "metrics_port": ("LIFELONG_METRICS_PORT", _port),
             "metrics_addr": ("LIFELONG_METRICS_ADDR", _text),
             "finetune_model": ("LIFELONG_FINETUNE_MODEL", _name),

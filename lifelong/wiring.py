@@ -9,23 +9,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
 from consumers.alarms import drift_alarm
 from consumers.checkpoint import Checkpoint
-from consumers.deep_follow import follow_deep
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
+from consumers.retention import RetainLast
 from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.health import check_kafka, check_redis
 from deploy.services import ServiceError, register_scrape_target, resolve
-from learning.lifelong import LifelongLearner
 from learning.online import OnlineLearner
-from learning.serving import LifelongModel
 from lifelong.config import ConfigError, Settings
 from model_store import Registry, Subscriber
 from model_store.records import decode_offsets
@@ -38,6 +36,9 @@ from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
 from stream.quality import QualityGates
+
+if TYPE_CHECKING:  # torch-bound: imported where the deep model is used
+    from learning.lifelong import LifelongLearner
 
 __all__ = ["OnlineRun", "build_online_run", "connect_topics", "kafka_address",
            "open_registry", "redis_address", "serve_metrics"]
@@ -155,6 +156,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         raise key_missing(f'publishing model "{settings.model}"')
     if blend_with:
         check_blend(registry, blend_with, wait=wait_for_blend)
+        from learning.lifelong import LifelongLearner
+        from learning.serving import LifelongModel
     kind = LifelongLearner if blend_with else OnlineLearner
     learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
     resumed, start_offsets, restored = None, {}, None
@@ -170,7 +173,9 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
-    if isinstance(learner, LifelongLearner) and blend_with:
+    if blend_with and isinstance(learner, LifelongLearner):
+        from consumers.deep_follow import follow_deep
+
         deep_subscriber = follow_deep(registry, blend_with, learner)
     metrics_registry = CollectorRegistry()
     metrics = LearnerMetrics(metrics_registry, model=settings.model, topic=settings.topic)
@@ -188,7 +193,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
                                   client_id="lifelong-quarantine", **security)
     worker = LearnerWorker(
         source, learner, dead_letters,
-        publisher=RegistryPublisher(registry, settings.model, parent=resumed),
+        publisher=RetainLast(RegistryPublisher(registry, settings.model, parent=resumed),
+                             registry, settings.model, keep_last=settings.keep_last),
         publish_every_events=settings.publish_every_events,
         publish_every_seconds=settings.publish_every_seconds,
         metrics=metrics,

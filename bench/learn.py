@@ -1,0 +1,298 @@
+"""What `lifelong learn` and `lifelong evaluate` cost, measured on the real path.
+
+Rows (each a ratio against a bare loop interleaved in this process, ``--repeat`` times,
+median and range over the repeats; events per CPU-second, ``time.process_time``, are the
+steady figure on a shared machine, wall time is printed beside it):
+
+* ``learn``: :func:`lifelong.wiring.build_online_run` with its defaults (real
+  ``KafkaSource``, Kafka dead letters, ``ErrorDrift``, ``RegistryPublisher`` to the real
+  Redis, Prometheus metrics served on /metrics) consuming ``--events`` synthetic events
+  produced beforehand to a unique topic on the real Kafka, against (a) ``json.loads`` +
+  River ``BiasedMF`` predict/learn over the same payloads already in memory and (b) a
+  hand-written kafka-python consumer + ``json.loads`` + River over the same topic.
+* ``evaluate``: ``python -m lifelong evaluate`` as a whole process (CPU from
+  ``RUSAGE_CHILDREN``) on a ``--eval-rows`` synthetic csv file, against reading, splitting
+  and learning the same file in a bare loop.
+* start-up: wall time of ``lifelong learn --help`` and of ``import consumers.worker`` in a
+  fresh interpreter, and whether torch got imported.
+
+Needs the services (``source .cache/services/env``) and a signing key. Results are saved as
+JSON under ``bench/results/``::
+
+    python -m bench.learn --events 30000 --repeat 3 --label before
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+
+
+def _river() -> Any:
+    """The River model ``OnlineLearner("BiasedMF")`` wraps, with the same parameters."""
+    from river import optim, reco
+
+    return reco.BiasedMF(
+        n_factors=10, bias_optimizer=optim.SGD(0.025), latent_optimizer=optim.SGD(0.05),
+        latent_initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=42),
+        l2_bias=0.0, l2_latent=0.0, seed=42)
+
+
+def _timed(fn: Callable[[], int]) -> dict[str, float]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    n = fn()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    return {"events": n, "cpu_s": cpu, "wall_s": wall, "eps_cpu": n / cpu, "eps_wall": n / wall}
+
+
+def bare_memory(payloads: list[bytes]) -> int:
+    """Baseline (a): ``json.loads`` + River predict/learn over payloads already in memory."""
+    model = _river()
+    for raw in payloads:
+        e = json.loads(raw)
+        model.predict_one(e["user_id"], e["item_id"])
+        model.learn_one(e["user_id"], e["item_id"], e["value"])
+    return len(payloads)
+
+
+def bare_kafka(bootstrap: str, topic: str, n: int) -> int:
+    """Baseline (b): a hand-written kafka-python consumer + ``json.loads`` + River."""
+    from kafka import KafkaConsumer
+
+    model = _river()
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap,
+                             group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+                             enable_auto_commit=False, auto_offset_reset="earliest",
+                             max_poll_records=500)
+    seen, deadline = 0, time.monotonic() + 600
+    try:
+        while seen < n and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=1000).values():
+                for record in records:
+                    e = json.loads(record.value)
+                    model.predict_one(e["user_id"], e["item_id"])
+                    model.learn_one(e["user_id"], e["item_id"], e["value"])
+                    seen += 1
+        consumer.commit()
+    finally:
+        consumer.close()
+    return seen
+
+
+def learn_path(topic: str, prefix: str, n: int) -> int:
+    """The real ``learn``: ``build_online_run`` with defaults, run until ``n`` records."""
+    from lifelong.config import Settings
+    from lifelong.wiring import build_online_run
+
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings.from_env(topic=topic, dlq_topic=f"{topic}.dlq", prefix=prefix,
+                                 group_id=f"bench-learn-{tag}", model=f"bench-{tag}")
+    run = build_online_run(settings, register_target=False, resume=False)
+    try:
+        stats = run.worker.run(max_events=n, idle_timeout=60)
+    finally:
+        run.close()
+    return stats.consumed
+
+
+def _child(cmd: list[str]) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"cpu_s": cpu, "wall_s": wall, "stdout": proc.stdout.strip()[-200:]}
+
+
+def evaluate_process(path: Path, rows: int, report: Path) -> dict[str, float]:
+    """``python -m lifelong evaluate`` on ``path`` as a whole process."""
+    out = _child([sys.executable, "-m", "lifelong", "evaluate", "--data", str(path),
+                  "--format", "csv", "--output", str(report)])
+    loop = json.loads(report.read_text())
+    return {"events": rows, "cpu_s": out["cpu_s"], "wall_s": out["wall_s"],
+            "eps_cpu": rows / out["cpu_s"], "eps_wall": rows / out["wall_s"],
+            "loop_eps_wall": loop["events_per_second"]}
+
+
+def bare_file(path: Path) -> int:
+    """Baseline for ``evaluate``: read the csv, split, River predict/learn."""
+    model = _river()
+    n = 0
+    with open(path, encoding="utf-8") as fh:
+        next(fh)
+        for line in fh:
+            user, item, value, _ts = line.rstrip("\n").split(",")
+            model.predict_one(user, item)
+            model.learn_one(user, item, float(value))
+            n += 1
+    return n
+
+
+def startup(repeat: int) -> dict[str, Any]:
+    """Fresh-interpreter start-up times (median and range over ``repeat``)."""
+    probe = "import sys, consumers.worker; print('torch' in sys.modules)"
+    cmds = {"learn --help": [sys.executable, "-m", "lifelong", "learn", "--help"],
+            "import consumers.worker": [sys.executable, "-c", probe]}
+    out: dict[str, Any] = {}
+    for name, cmd in cmds.items():
+        runs = [_child(cmd) for _ in range(repeat)]
+        out[name] = {**_summary([r["wall_s"] for r in runs]), "unit": "wall seconds"}
+        if name.startswith("import"):
+            out[name]["torch_imported"] = runs[-1]["stdout"] == "True"
+    return out
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": values}
+
+
+def _ratios(runs: list[dict[str, dict[str, float]]], num: str, den: str) -> dict[str, Any]:
+    return {key: _summary([r[num][key] / r[den][key] for r in runs])
+            for key in ("eps_cpu", "eps_wall")}
+
+
+def _produce(bootstrap: str, topic: str, n: int, seed: int) -> list[bytes]:
+    from stream.admin import TopicSpec, ensure_topics
+    from stream.producer import EventProducer
+    from stream.schema import encode
+    from stream.synthetic import SyntheticStream
+
+    events = list(SyntheticStream(n_events=n, drift_at=(n // 2,), seed=seed))
+    ensure_topics(bootstrap, [TopicSpec(topic, 3), TopicSpec(f"{topic}.dlq", 1)])
+    with EventProducer(bootstrap, topic) as producer:
+        for e in events:
+            producer.send(e)
+        producer.flush()
+    return [encode(e) for e in events]
+
+
+def _cleanup(bootstrap: str, topic: str, prefix: str) -> None:
+    import redis
+
+    from stream.admin import delete_topics
+
+    delete_topics(bootstrap, [topic, f"{topic}.dlq"])
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def _line(name: str, ratio: dict[str, Any]) -> str:
+    c, w = ratio["eps_cpu"], ratio["eps_wall"]
+    return (f"  {name:<34} CPU {c['median']:.2f}x [{c['min']:.2f}-{c['max']:.2f}]"
+            f"   wall {w['median']:.2f}x [{w['min']:.2f}-{w['max']:.2f}]")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--eval-rows", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--label", default="run", help="name of the results file")
+    parser.add_argument("--skip-evaluate", action="store_true")
+    args = parser.parse_args(argv)
+    if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
+        raise SystemExit("bench.learn needs the services: source .cache/services/env")
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    tag = uuid.uuid4().hex[:8]
+    topic, prefix = f"bench-learn-{tag}", f"bench-{tag}"
+    result: dict[str, Any] = {
+        "label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "events": args.events, "repeat": args.repeat, "python": platform.python_version(),
+        "load_average": os.getloadavg(), "commit": _commit(),
+    }
+    import kafka  # noqa: F401  imports are start-up, measured below, not per-event cost
+
+    import lifelong.wiring  # noqa: F401
+
+    try:
+        payloads = _produce(bootstrap, topic, args.events, seed=1)
+        runs = []
+        for i in range(args.repeat):
+            order = ["memory", "kafka", "learn"]
+            order = order[i % 3:] + order[:i % 3]  # rotate: none always first
+            run: dict[str, dict[str, float]] = {}
+            for name in order:
+                fn = {"memory": lambda: bare_memory(payloads),
+                      "kafka": lambda: bare_kafka(bootstrap, topic, args.events),
+                      "learn": lambda: learn_path(topic, prefix, args.events)}[name]
+                run[name] = _timed(fn)
+            runs.append(run)
+        result["learn"] = {"runs": runs, "vs_memory": _ratios(runs, "learn", "memory"),
+                           "vs_kafka": _ratios(runs, "learn", "kafka")}
+    finally:
+        _cleanup(bootstrap, topic, prefix)
+    if not args.skip_evaluate:
+        from stream.synthetic import SyntheticStream, write
+
+        with tempfile.TemporaryDirectory() as tmp:
+            data = Path(tmp) / "events.csv"
+            write(SyntheticStream(n_events=args.eval_rows, seed=2), data, "csv")
+            eruns = [{"evaluate": evaluate_process(data, args.eval_rows, Path(tmp) / "r.json"),
+                      "bare": _timed(lambda: bare_file(data))} for _ in range(args.repeat)]
+        result["evaluate"] = {"runs": eruns, "vs_bare": _ratios(eruns, "evaluate", "bare"),
+                              "loop_vs_bare_wall": _summary(
+                                  [r["evaluate"]["loop_eps_wall"] / r["bare"]["eps_wall"]
+                                   for r in eruns])}
+    result["startup"] = startup(args.repeat)
+    _report(result)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"learn-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=ROOT)
+    return proc.stdout.strip()
+
+
+def _report(result: dict[str, Any]) -> None:
+    n, r = result["events"], result["repeat"]
+    learn = result["learn"]
+    mem = statistics.median(x["memory"]["eps_cpu"] for x in learn["runs"])
+    kaf = statistics.median(x["kafka"]["eps_cpu"] for x in learn["runs"])
+    lrn = statistics.median(x["learn"]["eps_cpu"] for x in learn["runs"])
+    print(f"learn through real Kafka, {n} events, {r} interleaved repeats (median [range])")
+    print(f"  events/CPU-s: bare json+River {mem:.0f}, kafka-python+River {kaf:.0f}, "
+          f"learn {lrn:.0f}")
+    print(_line("learn / bare json.loads + River", learn["vs_memory"]))
+    print(_line("learn / kafka-python + River", learn["vs_kafka"]))
+    if "evaluate" in result:
+        ev = result["evaluate"]
+        print(_line("evaluate process / bare file loop", ev["vs_bare"]))
+        lw = ev["loop_vs_bare_wall"]
+        print(f"  {'evaluate loop alone / bare (wall)':<34} {lw['median']:.2f}x "
+              f"[{lw['min']:.2f}-{lw['max']:.2f}]")
+    for name, s in result["startup"].items():
+        extra = f"  torch imported: {s['torch_imported']}" if "torch_imported" in s else ""
+        print(f"  start-up {name:<25} {s['median']:.2f} s [{s['min']:.2f}-{s['max']:.2f}]"
+              f"{extra}")
+
+
+if __name__ == "__main__":
+    main()
