@@ -26,6 +26,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from consumers.finite import non_finite
 from learning.torch_models import DeepRecommender
 from model_store.codec import SAFETENSORS_FORMAT, encode
 from model_store.errors import AliasNotFoundError, VersionNotFoundError
@@ -89,7 +90,15 @@ class DeepPublisher:
 
     def publish(self, recommender: DeepRecommender, *,
                 metadata: Mapping[str, Any] | None = None) -> ModelVersion:
-        """Store ``recommender`` as the next version and point ``candidate`` at it."""
+        """Store ``recommender`` as the next version and point ``candidate`` at it.
+
+        A model with a NaN or infinite weight is refused (``ValueError``; the round fails
+        and is counted, the last good version stays), never stored.
+        """
+        where = non_finite(recommender.module)
+        if where is not None:
+            raise ValueError(f'model "{self.model}": weight module{where} is not finite; not '
+                             "publishing it")
         version = self.registry.publish(self.model, encode(SAFETENSORS_FORMAT, recommender),
                                         format=SAFETENSORS_FORMAT, metadata=metadata,
                                         parent=self._last)

@@ -4,14 +4,11 @@ For each batch: decode and validate every record; refused ones go to the dead le
 with their reason; valid events that a data-quality gate refuses (:mod:`stream.quality`:
 a value off the scale, a ``ts`` in the future, a bot burst) go to the quarantine, never
 learned; duplicates (by ``event_id``) are dropped; the rest are learned
-(predict, score, learn). Then, if due, a model version is published; the dead letters are
-flushed and only then are the positions committed (manual commit after the work).
-
-With a publisher, positions are committed right after each publish, and the version's
-metadata records the same positions: a restarted learner that warm-starts from the latest
-version and resumes from the committed offsets neither skips nor re-learns events (a crash
-between the publish and the commit re-delivers that stretch; checkpoints that close this
-window are a later step). Without a publisher (evaluation), every batch is committed.
+(predict, score, learn). Then, if due, the dead letters and quarantine are flushed and a
+model version is published: a :class:`~consumers.checkpoint.Checkpoint` (the learner and
+the dedup window) with the positions it covers, the resume point of a restarted learner.
+Kafka's offsets are committed after it (for lag monitoring; a failed commit is counted,
+never fatal). Without a publisher (evaluation), every batch is committed.
 
 The same worker runs over Kafka (``lifelong learn``) and over a file (``lifelong
 evaluate``):

@@ -45,7 +45,8 @@ def synthetic_stream(events: int, drift_at: Iterable[int] | None, invalid_rate: 
 def _file_values(source: FileSource) -> Iterator[bytes]:
     while not source.exhausted:
         for record in source.poll():
-            yield record.value
+            if record.value is not None:  # a file has no tombstones
+                yield record.value
 
 
 def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: str | None,

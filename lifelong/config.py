@@ -284,7 +284,7 @@ class Settings:
                 options[f"ssl_{name}"] = value
         return options
 
-    def redis_options(self) -> dict[str, str]:
+    def redis_options(self) -> dict[str, Any]:
         """redis-py options for an ACL user / password given apart from ``REDIS_URL``.
 
         >>> Settings.from_env({"REDIS_USERNAME": "reco", "REDIS_PASSWORD": "pw"}).redis_options()

@@ -13,6 +13,7 @@ for the drifting model only.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import shutil
@@ -31,7 +32,7 @@ import redis
 
 from deploy.prometheus import prometheus_yml, remove_target, write_target
 from lifelong.config import Settings
-from lifelong.finetune_wiring import FineTuneOptions, build_finetune_run
+from lifelong.finetune_wiring import build_finetune_run
 from lifelong.wiring import build_online_run
 from model_store import Registry, Subscriber
 from monitoring.exposition import MetricsServer
@@ -137,10 +138,11 @@ def live_runs(kafka, redis_service, private_prometheus, tmp_path_factory) -> Ite
             jobs.append(f"learner-{model}")
             runs[kind] = (settings, run)
         settings, run = runs["drift"]
-        tune = build_finetune_run(settings, FineTuneOptions(
-            group=f"{settings.model}-ft", round_every_events=2000, min_fresh=500,
-            batch_size=512, n_factors=8, device="cpu", clip=(1.0, 5.0)),
-            register_target=False, resume=False)
+        tune = build_finetune_run(
+            dataclasses.replace(settings, finetune_group=f"{settings.model}-ft",
+                                round_every_events=2000, min_fresh=500, batch_size=512,
+                                n_factors=8, device="cpu"),
+            clip=(1.0, 5.0), register_target=False, resume=False)
         closers.append(tune.close)
         write_target(targets, f"finetune-{tune.model}", tune.metrics_server.target,
                      {"model": tune.model})

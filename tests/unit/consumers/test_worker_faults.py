@@ -250,3 +250,23 @@ def test_the_fine_tuner_never_trains_on_what_the_gates_quarantine():
     stats = worker.run()
     assert (stats.valid, stats.quarantined) == (200, 4)
     assert sum(r.fresh + r.held_out for r in stats.rounds) == 200
+
+
+def test_a_deep_model_with_a_nan_weight_is_never_published():
+    import pytest
+    import torch
+
+    from consumers.deep_publisher import DeepPublisher
+    from learning.torch_models import DeepRecommender
+    from model_store import Registry
+
+    registry = Registry.from_url("memory://", signer=None)
+    publisher = DeepPublisher(registry, "deep")
+    good = DeepRecommender("mf", n_factors=2)
+    assert publisher.publish(good).number == 1
+    bad = DeepRecommender("mf", n_factors=2)
+    with torch.no_grad():
+        next(bad.module.parameters()).view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match="not finite"):
+        publisher.publish(bad)
+    assert [v.number for v in registry.versions("deep")] == [1]
