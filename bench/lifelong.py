@@ -50,12 +50,14 @@ def _grid() -> dict[str, Any]:
     out: dict[str, Any] = {}
     for lr in (0.025, 0.05, 0.075):
         out[f"Baseline SGD {lr}"] = lambda lr=lr: reco.Baseline(optimizer=optim.SGD(lr))
-        for l2 in (0.0, 0.03):
-            out[f"BiasedMF bias SGD {lr}, latent SGD 0.005, l2 {l2}"] = (
-                lambda lr=lr, l2=l2: reco.BiasedMF(
-                    n_factors=10, bias_optimizer=optim.SGD(lr),
-                    latent_optimizer=optim.SGD(0.005), l2_bias=l2, l2_latent=l2,
-                    latent_initializer=optim.initializers.Normal(0.0, 0.1, seed=42), seed=42))
+        for latent in (0.005, 0.05):
+            for l2 in (0.0, 0.03):
+                out[f"BiasedMF bias SGD {lr}, latent SGD {latent}, l2 {l2}"] = (
+                    lambda lr=lr, latent=latent, l2=l2: reco.BiasedMF(
+                        n_factors=10, bias_optimizer=optim.SGD(lr),
+                        latent_optimizer=optim.SGD(latent), l2_bias=l2, l2_latent=l2,
+                        latent_initializer=optim.initializers.Normal(0.0, 0.1, seed=42),
+                        seed=42))
     return out
 
 

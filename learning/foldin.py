@@ -11,7 +11,7 @@ arrives, which learned those events itself.
 2-3, 4-7, ... events) and items by theirs, plus each segment's recent mean residual: new
 users are best served by other weights than heavy users, and often rate above or below the mean.
 
->>> blend = SegmentBlend(window=50)
+>>> blend = SegmentBlend(window=50, warmup=0)
 >>> [blend.segment(n) // 4 for n in (0, 1, 5, 10**6)], blend.segment(0, 0), blend.segment(0, 2)
 ([0, 1, 3, 7], 0, 1)
 >>> for _ in range(200):
@@ -76,14 +76,19 @@ class SegmentBlend:
     A segment is the user's history length bucket (``2^(k-1) <= n < 2^k`` earlier events,
     0 for none, up to ``segments - 1``) crossed with the item's (0, 1-3, 4-15, 16 or more
     earlier events). Weights and offsets are moving averages over about ``window`` events
-    of the segment.
+    of the segment; a segment with fewer than ``warmup`` events uses the weight and offset
+    learned over all segments.
     """
 
     ITEM_BUCKETS = 4
 
-    def __init__(self, window: int = 2000, segments: int = 8, offset_window: int = 2000):
-        if segments < 1 or window < 1 or offset_window < 1:
-            raise ValueError("window, offset_window and segments must be >= 1")
+    def __init__(self, window: int = 2000, segments: int = 8, offset_window: int = 2000,
+                 warmup: int = 200):
+        if segments < 1 or window < 1 or offset_window < 1 or warmup < 0:
+            raise ValueError("window, offset_window and segments must be >= 1, warmup >= 0")
+        self.warmup = warmup
+        self.overall = BlendWeights(window=window)
+        self.overall_offset = 0.0
         self.window = window
         self.segments = segments
         self.offset_window = offset_window
@@ -100,12 +105,19 @@ class SegmentBlend:
 
     def blend(self, segment: int, p_a: float, p_b: float) -> float:
         """The mixed prediction in ``segment``."""
+        if self._n[segment] < self.warmup:
+            return self.overall.blend(p_a, p_b) + self.overall_offset
         return self.weights[segment].blend(p_a, p_b) + float(self.offsets[segment])
 
     def update(self, segment: int, y: float, p_a: float, p_b: float) -> None:
         """Fold one observation in (after :meth:`blend` was used for it)."""
         w = self.weights[segment]
         mixed = w.blend(p_a, p_b)
+        overall = self.overall.blend(p_a, p_b)
+        self.overall.update(y, p_a, p_b)
+        self.overall_offset += (1.0 / self.window) * ((y - overall) - self.overall_offset) \
+            if self.overall._n > self.window else ((y - overall) - self.overall_offset) / \
+            self.overall._n
         w.update(y, p_a, p_b)
         self._n[segment] += 1
         alpha = max(1.0 / self._n[segment], 1.0 / self.offset_window)

@@ -1,8 +1,10 @@
 """The lifelong learner: fast and slow together, per event.
 
-Per event: River's online model and the deep model (its item side frozen in a
-:class:`~learning.blend.DeepView`, the user side folded in by SGD) both predict; the blend
-(weights by recent error) is scored prequentially; then River learns and the fold-in steps.
+Per event the serving :class:`~learning.serving.LifelongModel` predicts (River, and the
+deep side: exact shrunk user/item biases plus the frozen deep model's interaction with the
+user side folded in; blended per user x item history segment), the prediction is scored
+prequentially, then everything learns the event. Every ``refit_every`` events the biases
+are refit over the event history this learner keeps.
 With a ``finetuner`` the learner also plays the fine-tune worker's part in-process (this is
 how ``lifelong evaluate --model lifelong`` replays a file): each event joins the next
 round's :class:`~learning.rounds.RoundBatch` under the same hold-back rule, and every
@@ -14,8 +16,6 @@ fine-tune worker's production versions).
 
 >>> from stream.synthetic import SyntheticStream
 >>> from learning.finetune import FineTuner
-from learning.biases import History
-from learning.foldin import SegmentBlend, UserVectors
 >>> from learning.torch_models import DeepRecommender
 >>> deep = DeepRecommender(n_factors=8, clip=(1.0, 5.0), seed=0)
 >>> learner = LifelongLearner(clip=(1.0, 5.0), round_every=1000,

@@ -52,7 +52,7 @@ def test_a_new_user_gets_a_bias_after_one_event_and_history_is_bounded():
 @given(st.lists(st.tuples(st.integers(0, 60), st.integers(0, 40), st.floats(1, 5),
                           st.floats(1, 5), st.floats(1, 5)), min_size=1, max_size=200))
 def test_segment_blend_stays_within_the_two_predictions_plus_its_offset(rows):
-    blend = SegmentBlend(window=20, offset_window=20)
+    blend = SegmentBlend(window=20, offset_window=20, warmup=0)
     for n_u, n_i, y, a, b in rows:
         s = blend.segment(n_u, n_i)
         assert 0 <= s < len(blend.weights)
