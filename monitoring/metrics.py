@@ -20,6 +20,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
+from stream.quality import QUARANTINE_REASONS
+
 __all__ = ["IMPRESSION_COUNTERS", "INVALID_KINDS", "LATENCY_BUCKETS", "ROUND_BUCKETS",
            "ROUND_TRIGGERS", "FineTuneMetrics", "ImpressionJoinCollector", "LearnerMetrics"]
 
@@ -121,6 +123,8 @@ class LearnerMetrics:
         self.commit_failures = self._commit_failures.labels(model)
         for kind in INVALID_KINDS:
             self.invalid(kind)
+        for kind in QUARANTINE_REASONS:  # at 0, so the first quarantined event is an increase
+            self.quarantined(kind)
 
     def invalid(self, reason_kind: str) -> Counter:
         """The invalid-events counter for one reason kind (``schema``, ``malformed``...)."""
