@@ -48,6 +48,10 @@ log = logging.getLogger(__name__)
 Positions = dict[tuple[str, int], int]
 
 
+def _abs_error(event: Event, y_pred: float) -> float:
+    return abs(event.value - y_pred)
+
+
 class Learner(Protocol):
     """What the worker drives (``OnlineLearner``, ``LifelongLearner``)."""
 
@@ -125,6 +129,8 @@ class LearnerWorker:
         self.publish_every_seconds = publish_every_seconds
         self.metrics = metrics
         self._seen = RecentIds(dedup_capacity)
+        # the drift detector's input: the learner's own loss (ranking) or |value - prediction|
+        self._loss: Callable[[Event, float], float | None] = getattr(learner, "loss", _abs_error)
         self.drift = drift
         self.on_drift = on_drift
         self.retry_seconds = retry_seconds
@@ -160,7 +166,8 @@ class LearnerWorker:
                 continue
             y_pred = self.learner.learn_one(result)
             stats.learned += 1
-            if self.drift is not None and self.drift.update(abs(result.value - y_pred)):
+            error = self._loss(result, y_pred)
+            if self.drift is not None and error is not None and self.drift.update(error):
                 self._alarm()
             self._since_publish += 1
             if metrics is not None and record.timestamp is not None:
@@ -169,10 +176,11 @@ class LearnerWorker:
             metrics.consumed.inc(len(records))
             metrics.learned.inc(stats.learned - learned_before)
             score = self.learner.score()
-            metrics.rmse.set(score.rmse)
-            metrics.mae.set(score.mae)
-            metrics.rolling_rmse.set(score.rolling_rmse)
-            metrics.rolling_mae.set(score.rolling_mae)
+            if isinstance(score, PrequentialScore):  # rating figures (ranking: later step)
+                metrics.rmse.set(score.rmse)
+                metrics.mae.set(score.mae)
+                metrics.rolling_rmse.set(score.rolling_rmse)
+                metrics.rolling_mae.set(score.rolling_mae)
 
     def _alarm(self) -> None:
         at = self.stats.learned

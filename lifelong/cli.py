@@ -174,9 +174,15 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", "-d", help="events file", exists=True,
                                        dir_okay=False)],
     fmt: Fmt = "movielens",
-    model: Annotated[str, typer.Option(help="River model kind (BiasedMF, FunkMF, FMRegressor, "
-                                       "Baseline), or `lifelong` for River + deep blend")]
-    = "BiasedMF",
+    model: Annotated[str | None, typer.Option(
+        help="rating: River model kind (BiasedMF, FunkMF, FMRegressor, Baseline), or "
+        "`lifelong` for River + deep blend [default: BiasedMF]; ranking: blend, "
+        "decayed-popularity, popularity, bpr, bpr-pop, co-occurrence, sequence "
+        "[default: blend]")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="rating (regress the value) or ranking (implicit, prequential HR/NDCG) "
+        "[default: rating]")] = None,
+    k: Annotated[int | None, typer.Option(help="ranking: list length [default: 10]")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="report path")]
     = Path("report.json"),
     columns: Columns = None,
@@ -195,20 +201,21 @@ def evaluate(
     from lifelong.commands import evaluate_file
 
     with cli_errors(), _progress() as bar:
-        task = bar.add_task("evaluating", total=None, info="")
 
-        def show(stats: Any, rmse: float) -> None:
-            bar.update(task, completed=stats.consumed, info=f"rmse {rmse:.4f}")
+        bar_task = bar.add_task("evaluating", total=None, info="")
+        def show(stats: Any, figure: str) -> None:
+            bar.update(bar_task, completed=stats.consumed, info=figure)
 
         deep_options = {"online": online, "kind": deep, "round_every": round_every,
                         "epochs": epochs, "batch_size": batch_size, "device": device}
         report = evaluate_file(data, fmt=fmt, model=model, columns=columns,
                                sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
-                               on_progress=show, on_total=lambda n: bar.update(task, total=n),
-                               lifelong=deep_options)
+                               on_progress=show, on_total=lambda n: bar.update(bar_task, total=n),
+                               lifelong=deep_options, task=task or "rating", k=k)
     output.write_text(json.dumps(report, indent=2) + "\n")
-    out.print(f"events {report['events']}  invalid {report['invalid']}  "
-              f"rmse {report['rmse']:.4f}  mae {report['mae']:.4f}  "
+    figures = "  ".join(f"{key} {report[key]:.4f}" if report[key] is not None else f"{key} -"
+                        for key in report["headline"])
+    out.print(f"events {report['events']}  invalid {report['invalid']}  {figures}  "
               f"{report['events_per_second']:.0f} events/s -> {output}")
 
 
