@@ -173,10 +173,12 @@ class RankingPrequential:
 
     def update(self, scores: np.ndarray, target: int, exclude: np.ndarray | None = None, *,
                item_vectors: np.ndarray | None = None,
-               popularity: np.ndarray | None = None) -> RankOutcome:
+               popularity: np.ndarray | None = None,
+               popularity_total: float | None = None) -> RankOutcome:
         """Rank ``target`` among ``scores`` (``exclude`` removed) and add it to the figures.
 
-        ``popularity`` (counts per row) gives novelty; ``item_vectors`` gives diversity.
+        ``popularity`` (counts per row; their sum ``popularity_total`` if known) gives
+        novelty; ``item_vectors`` gives diversity.
         """
         n_items = len(scores)
         rank = int(rank_of(scores, target, exclude))
@@ -193,7 +195,8 @@ class RankingPrequential:
             self._div_sum += _diversity(item_vectors[top])
             self._div_n += 1
         if popularity is not None and len(top):
-            total = float(popularity[:n_items].sum())
+            total = float(popularity[:n_items].sum()) if popularity_total is None else (
+                popularity_total)
             share = popularity[top] / total if total > 0 else np.ones(len(top))
             self._nov_sum += float(-np.log2(np.maximum(share, 1e-300)).mean())
             self._nov_n += 1

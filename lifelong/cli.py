@@ -176,13 +176,13 @@ def evaluate(
     fmt: Fmt = "movielens",
     model: Annotated[str | None, typer.Option(
         help="rating: River model kind (BiasedMF, FunkMF, FMRegressor, Baseline), or "
-        "`lifelong` for River + deep blend [default: BiasedMF]; ranking: blend, "
+        "`lifelong` for River + deep blend (default: BiasedMF); ranking: blend, "
         "decayed-popularity, popularity, bpr, bpr-pop, co-occurrence, sequence "
-        "[default: blend]")] = None,
+        "(default: blend)")] = None,
     task: Annotated[str | None, typer.Option(
         help="rating (regress the value) or ranking (implicit, prequential HR/NDCG) "
-        "[default: rating]")] = None,
-    k: Annotated[int | None, typer.Option(help="ranking: list length [default: 10]")] = None,
+        "(default: rating)")] = None,
+    k: Annotated[int | None, typer.Option(help="ranking: list length (default: 10)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="report path")]
     = Path("report.json"),
     columns: Columns = None,
