@@ -52,6 +52,10 @@ log = logging.getLogger(__name__)
 Positions = dict[tuple[str, int], int]
 
 
+def _abs_error(event: Event, y_pred: float) -> float:
+    return abs(event.value - y_pred)
+
+
 class Learner(Protocol):
     """What the worker drives (``OnlineLearner``, ``LifelongLearner``)."""
 
@@ -138,6 +142,8 @@ class LearnerWorker:
         self.publish_every_seconds = publish_every_seconds
         self.metrics = metrics
         self._seen = RecentIds(dedup_capacity)
+        # the drift detector's input: the learner's own loss (ranking) or |value - prediction|
+        self._loss: Callable[[Event, float], float | None] = getattr(learner, "loss", _abs_error)
         self.drift = drift
         self.on_drift = on_drift
         self.input_drift = input_drift  # input and score drift (monitoring.input_drift)
@@ -231,7 +237,8 @@ class LearnerWorker:
                 continue
             y_pred = self.learner.learn_one(result)
             stats.learned += 1
-            if self.drift is not None and self.drift.update(abs(result.value - y_pred)):
+            error = self._loss(result, y_pred)
+            if self.drift is not None and error is not None and self.drift.update(error):
                 self._alarm()
             if self.input_drift is not None:
                 self.input_drift.observe(result, y_pred)
@@ -249,10 +256,11 @@ class LearnerWorker:
             if stamps and stats.learned > learned_before:
                 metrics.latency.observe(max(0.0, self._wall() - min(stamps)))
             score = self.learner.score()
-            metrics.rmse.set(score.rmse)
-            metrics.mae.set(score.mae)
-            metrics.rolling_rmse.set(score.rolling_rmse)
-            metrics.rolling_mae.set(score.rolling_mae)
+            if isinstance(score, PrequentialScore):  # rating figures (ranking: later step)
+                metrics.rmse.set(score.rmse)
+                metrics.mae.set(score.mae)
+                metrics.rolling_rmse.set(score.rolling_rmse)
+                metrics.rolling_mae.set(score.rolling_mae)
 
     def _quarantine(self, record: Record, reason: str) -> None:
         kind = reason.split(":", 1)[0]

@@ -198,9 +198,15 @@ def evaluate(
     data: Annotated[Path, typer.Option("--data", "-d", help="events file", exists=True,
                                        dir_okay=False)],
     fmt: Fmt = "movielens",
-    model: Annotated[str, typer.Option(help="River model kind (BiasedMF, FunkMF, FMRegressor, "
-                                       "Baseline), or `lifelong` for River + deep blend")]
-    = "BiasedMF",
+    model: Annotated[str | None, typer.Option(
+        help="rating: River model kind (BiasedMF, FunkMF, FMRegressor, Baseline), or "
+        "`lifelong` for River + deep blend (default: BiasedMF); ranking: blend, "
+        "decayed-popularity, popularity, bpr, bpr-pop, co-occurrence, sequence "
+        "(default: blend)")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="rating (regress the value) or ranking (implicit, prequential HR/NDCG) "
+        "(default: rating)")] = None,
+    k: Annotated[int | None, typer.Option(help="ranking: list length (default: 10)")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="report path")]
     = Path("report.json"),
     columns: Columns = None,
@@ -229,33 +235,38 @@ def evaluate(
     from lifelong.commands import evaluate_file
 
     with cli_errors(), _progress() as bar:
-        task = bar.add_task("evaluating", total=None, info="")
 
-        def show(stats: Any, rmse: float) -> None:
-            bar.update(task, completed=stats.consumed, info=f"rmse {rmse:.4f}")
+        bar_task = bar.add_task("evaluating", total=None, info="")
+        def show(stats: Any, figure: str) -> None:
+            bar.update(bar_task, completed=stats.consumed, info=figure)
 
         given = {"online": online, "kind": deep, "round_every": round_every,
                  "epochs": epochs, "batch_size": batch_size, "device": device}
         deep_options = {k: v for k, v in given.items() if v is not None}  # else the defaults
         report = evaluate_file(data, fmt=fmt, model=model, columns=columns,
                                sort_by_time=sort_by_time, clip=_clip(clip), seed=seed,
-                               on_progress=show, on_total=lambda n: bar.update(task, total=n),
+                               on_progress=show, on_total=lambda n: bar.update(bar_task, total=n),
                                lifelong=deep_options, quality=Settings.from_env().quality,
                                max_bad_rows=None if max_bad_rows < 0 else max_bad_rows,
-                               series_every=series_every if report_dir else None)
-    output.write_text(json.dumps(report, indent=2) + "\n")
+                               series_every=series_every if report_dir else None,
+                               task=task or "rating", k=k)
+    output.write_text(json.dumps(report, indent=2) + "
+")
     if report_dir is not None:
         from lifelong.report_cli import write_report
 
         with cli_errors():
             out.print(f"report: {write_report(output, report_dir)}")
+    figures = "  ".join(f"{key} {report[key]:.4f}" if report[key] is not None else f"{key} -"
+                        for key in report["headline"])
     out.print(f"events {report['events']}  invalid {report['invalid']}  "
-              f"quarantined {report.get('quarantined', 0)}  "
-              f"rmse {report['rmse']:.4f}  mae {report['mae']:.4f}  "
+              f"quarantined {report.get('quarantined', 0)}  {figures}  "
               f"{report['events_per_second']:.0f} events/s -> {output}")
-    if not all(math.isfinite(report[k]) for k in ("rmse", "mae")):
-        raise fail(f"the model's error is not finite (rmse {report['rmse']}, mae "
-                   f"{report['mae']}): a poison value got through; see {output}", 1)
+    broken = {key: report[key] for key in report["headline"]
+              if report[key] is not None and not math.isfinite(report[key])}
+    if broken:
+        raise fail(f"the model's figures are not finite ({broken}): a poison value got "
+                   f"through; see {output}", 1)
 
 
 @app.command()

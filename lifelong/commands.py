@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from consumers.worker import LearnerWorker, WorkerStats
-from learning.online import OnlineLearner
+from learning.task import get_task
 from lifelong.config import ConfigError, Settings
 from stream.files import MAX_BAD_ROWS, FileSource, count_rows, parse_columns
 from stream.quality import QualityGates
@@ -92,34 +92,41 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
 
 
 def evaluate_file(
-    data: Path, *, fmt: str, model: str, columns: str | None = None,
+    data: Path, *, fmt: str, model: str | None = None, columns: str | None = None,
     sort_by_time: bool = False, clip: tuple[float, float] | None = None, seed: int = 42,
-    on_progress: Callable[[WorkerStats, float], None] | None = None,
+    on_progress: Callable[[WorkerStats, str], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     lifelong: dict[str, Any] | None = None,
     quality: str | None = None,
     max_bad_rows: int | None = MAX_BAD_ROWS,
     series_every: int | None = None,
+    task: str = "rating", k: int | None = None,
 ) -> dict[str, Any]:
     """Replay ``data`` through the learner worker; return the report.
 
+    ``task`` (``rating`` or ``ranking``, see :mod:`learning.task`) builds the learner for
+    ``model`` (default: the task's) and adds its figures: RMSE/MAE, or HR/NDCG/coverage@k,
+    diversity and novelty under the prequential ranking protocol (``k`` default 10).
+    ``on_progress`` gets the task's headline figure as text (``"rmse 0.93"``, ``"hr@10 0.2"``);
+    ``report["headline"]`` names the figures a summary line shows.
     With ``series_every`` the report also has a ``series`` (the figures every N events,
     for ``lifelong report``) and the drift alarms of the error and of the inputs.
-
     ``model="lifelong"`` runs :class:`~learning.lifelong.LifelongLearner` (River + deep
     model with fine-tune rounds every ``lifelong["round_every"]`` events) and adds
     per-model figures and the backward transfer to the report.
     """
+    task_ = get_task(task, clip=clip, k=k)
+    model = model or task_.default_model
     source = FileSource(data, format=fmt,  # type: ignore[arg-type]
                         columns=parse_columns(columns) if columns else None,
                         sort_by_time=sort_by_time, max_bad_rows=max_bad_rows)
     if on_total is not None:
         on_total(count_rows(data, fmt))  # type: ignore[arg-type]
-    learner: OnlineLearner | LifelongLearner
+    learner: Any
     if model == "lifelong":
         learner = _lifelong_learner(seed, clip, **(lifelong or {}))
     else:
-        learner = OnlineLearner(model, seed=seed, clip=clip)
+        learner = task_.make_learner(model, seed=seed)
     dead = ListDeadLetters()
     from monitoring.report_sources import EvaluationSeries
 
@@ -133,17 +140,18 @@ def evaluate_file(
         if series is not None:
             series.record(stats, time.perf_counter() - started)
         if on_progress is not None:
-            on_progress(stats, learner.score().rmse)
+            name, value = task_.headline(learner)
+            on_progress(stats, f"{name} {value:.4f}")
 
     try:
         stats = worker.run(on_batch=batch)
     finally:
         source.close()
     elapsed = time.perf_counter() - started
-    score = learner.score()
     return {
         "data": str(data),
         "format": fmt,
+        "task": task_.name,
         "model": model,
         "events": stats.consumed,
         "learned": stats.learned,
@@ -152,17 +160,15 @@ def evaluate_file(
         "duplicates": stats.duplicates,
         "quarantined": stats.quarantined,
         "quarantined_by_reason": stats.quarantined_by_reason,
-        "rmse": score.rmse,
-        "mae": score.mae,
-        "rolling_rmse": score.rolling_rmse,
-        "rolling_mae": score.rolling_mae,
+        **task_.report(learner),
+        "headline": list(task_.metric_names()[:2]),
         "clip": list(clip) if clip else None,
         "sort_by_time": sort_by_time,
         "elapsed_seconds": elapsed,
         "events_per_second": stats.consumed / elapsed if elapsed > 0 else 0.0,
         "invalid_examples": [{"offset": r.offset, "reason": why} for r, why in dead.items[:20]],
         "created": datetime.now(UTC).isoformat(),
-        **(_lifelong_report(learner) if not isinstance(learner, OnlineLearner) else {}),
+        **(_lifelong_report(learner) if model == "lifelong" else {}),
         **(series.report(stats, time.perf_counter() - started) if series else {}),
     }
 

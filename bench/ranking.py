@@ -1,0 +1,120 @@
+"""Ranking quality and speed: the README's three baselines reproduced, beside the blend.
+
+Everything runs through ``lifelong.commands.evaluate_file`` (the ``lifelong evaluate --task
+ranking`` code path: file source, decode, worker, learner), time-ordered, prequential
+(rank, score, then learn), from scratch, K = 10.
+
+1. MovieTweetings 100k (``../shared/data/movietweetings-100k/ratings.dat`` from the repo
+   root, or ``$LIFELONG_MOVIETWEETINGS``): all-time popularity, decayed popularity (x0.999
+   per event) and online BPR (32 factors, 4 uniform negatives) against the README figures,
+   then the ranking models of this project; ratio = best model / best baseline.
+2. The same on the built-in synthetic stream (``stream/synthetic.py``), every event read as
+   one interaction (its rating value ignored), until an implicit click generator lands.
+3. Throughput of ``evaluate --task ranking`` (blend) against ``evaluate`` (rating,
+   River BiasedMF) on the MovieTweetings file, interleaved, ``--repeat`` runs each:
+   events per wall second and per CPU second (``time.process_time``), median and range.
+
+    python -m bench.ranking                 # everything (about 10 CPU minutes)
+    python -m bench.ranking --no-throughput --synthetic-events 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lifelong.commands import evaluate_file
+from stream.synthetic import SyntheticStream, write
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "movietweetings-100k" / "ratings.dat"
+README = {"popularity": (0.1341, 0.0694), "decayed-popularity": (0.2283, 0.1452),
+          "bpr": (0.1289, 0.0672)}
+BASELINES = ("popularity", "decayed-popularity", "bpr")
+MODELS = ("co-occurrence", "bpr-pop", "blend")
+
+
+def _data_path() -> Path | None:
+    path = Path(os.environ.get("LIFELONG_MOVIETWEETINGS", DEFAULT_DATA))
+    return path if path.exists() else None
+
+
+def _run(data: Path, fmt: str, model: str, task: str = "ranking") -> tuple[dict[str, Any], float]:
+    cpu = time.process_time()
+    report = evaluate_file(data, fmt=fmt, model=model, sort_by_time=True, task=task)
+    return report, time.process_time() - cpu
+
+
+def quality(data: Path, fmt: str, title: str, reference: bool) -> float:
+    """Print the table for one stream; return min(HR ratio, NDCG ratio) of the best model."""
+    print(f"\n{title}: HR@10 / NDCG@10, prequential, time-ordered, from scratch")
+    rows: dict[str, tuple[float, float]] = {}
+    for model in BASELINES + MODELS:
+        report, cpu = _run(data, fmt, model)
+        rows[model] = (report["hr@10"], report["ndcg@10"])
+        ref = README.get(model) if reference else None
+        ref_text = f"   README {ref[0]:.4f} / {ref[1]:.4f}" if ref else ""
+        print(f"  {model:20s} {rows[model][0]:.4f} / {rows[model][1]:.4f}"
+              f"   cov {report['coverage@10']:.3f}  nov {report['novelty']:.2f}"
+              f"   evaluated {report['evaluated']}  ({cpu:.0f} CPU s){ref_text}")
+        for part, fig in report["models"].items():
+            print(f"      part {part:14s} {fig['hr@10']:.4f} / {fig['ndcg@10']:.4f}")
+    best_base = max(BASELINES, key=lambda m: rows[m][0])
+    best = max(MODELS, key=lambda m: rows[m][0])
+    hr = rows[best][0] / rows[best_base][0]
+    ndcg = rows[best][1] / rows[best_base][1]
+    print(f"  ratio {best} / {best_base}: HR@10 x{hr:.3f}  NDCG@10 x{ndcg:.3f}  "
+          f"(target x1.15 on both)")
+    return min(hr, ndcg)
+
+
+def throughput(data: Path, repeat: int) -> None:
+    """Interleaved runs of evaluate --task ranking (blend) and evaluate BiasedMF."""
+    runs: dict[str, list[tuple[float, float]]] = {"ranking blend": [], "rating BiasedMF": []}
+    for _ in range(repeat):
+        for name, (task, model) in (("ranking blend", ("ranking", "blend")),
+                                    ("rating BiasedMF", ("rating", "BiasedMF"))):
+            report, cpu = _run(data, "movielens", model, task)
+            runs[name].append((report["events_per_second"], report["events"] / cpu))
+    print(f"\nthroughput on {data.name}, {repeat} interleaved runs each: median [range]")
+    for name, values in runs.items():
+        wall = [w for w, _ in values]
+        per_cpu = [c for _, c in values]
+        print(f"  {name:16s} {statistics.median(wall):>7.0f} events/s [{min(wall):.0f}.."
+              f"{max(wall):.0f}]   {statistics.median(per_cpu):>7.0f} events/CPU-s "
+              f"[{min(per_cpu):.0f}..{max(per_cpu):.0f}]")
+    ratio = (statistics.median(c for _, c in runs["ranking blend"])
+             / statistics.median(c for _, c in runs["rating BiasedMF"]))
+    print(f"  ratio ranking / rating (events per CPU second) = {ratio:.2f}; "
+          f"target >= 5,000 events/s for ranking")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--synthetic-events", type=int, default=20_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--no-throughput", action="store_true")
+    parser.add_argument("--no-real", action="store_true", help="skip MovieTweetings")
+    args = parser.parse_args(argv)
+    data = None if args.no_real else _data_path()
+    if data is None and not args.no_real:
+        print(f"MovieTweetings not found at {DEFAULT_DATA} (set LIFELONG_MOVIETWEETINGS): "
+              "real-stream rows skipped")
+    if data is not None:
+        quality(data, "movielens", f"MovieTweetings 100k ({data})", reference=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "synthetic.csv"
+        write(SyntheticStream(n_events=args.synthetic_events, seed=7), path, "csv")
+        quality(path, "csv", f"synthetic stream, {args.synthetic_events} events as interactions",
+                reference=False)
+    if data is not None and not args.no_throughput:
+        throughput(data, args.repeat)
+
+
+if __name__ == "__main__":
+    main()

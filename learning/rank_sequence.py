@@ -1,0 +1,114 @@
+"""Decayed co-occurrence / "what follows what": items near the user's last few items.
+
+Every interaction ``(user, item)`` links ``item`` to each of the user's last ``history``
+items ``h`` (the most recent first, weighted ``position_decay ** k``); with
+``symmetric=False`` only ``h -> item`` (what followed ``h``), else both ways. Link weights
+fade by ``decay`` per event (stored times a growing scale, so the decay is O(1)), and each
+item keeps at most ``max_neighbours`` links (the weakest are dropped when it holds twice as
+many), so memory is bounded by ``items * 2 * max_neighbours``.
+
+A user's score for item ``j`` is ``sum_k position_decay ** k * P(j | h_k)``, where
+``P(j | h)`` is ``h``'s link to ``j`` over all of ``h``'s links: one sparse row per
+history item, added into a dense vector.
+
+>>> seq = CoOccurrence(history=2, symmetric=False, decay=1.0)
+>>> for user, item in [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 0), ("c", 2)]:
+...     seq.learn_one(user, item)
+>>> seq.score_items("c").round(3).tolist()   # c: 0 then 2; after 0 came 1 twice, 2 once
+[0.0, 0.467, 0.233]
+>>> seq.score_items("d").tolist()            # unknown user: nothing personal
+[0.0, 0.0, 0.0]
+>>> seq.learn_one("d", 0); seq.score_items("d").round(3).tolist()
+[0.0, 0.667, 0.333]
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+__all__ = ["CoOccurrence"]
+
+_RENORM_AT = 1e150
+
+
+class CoOccurrence:
+    """Sparse decayed item-to-item links from users' recent histories (see module doc)."""
+
+    def __init__(self, history: int = 5, *, symmetric: bool = True, decay: float = 0.9995,
+                 position_decay: float = 0.7, max_neighbours: int = 200):
+        if history < 1:
+            raise ValueError(f"history must be >= 1, got {history}")
+        if not 0.0 < decay <= 1.0:
+            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        if not 0.0 < position_decay <= 1.0:
+            raise ValueError(f"position_decay must be in (0, 1], got {position_decay}")
+        if max_neighbours < 1:
+            raise ValueError(f"max_neighbours must be >= 1, got {max_neighbours}")
+        self.history = history
+        self.symmetric = symmetric
+        self.decay = decay
+        self.position_decay = position_decay
+        self.max_neighbours = max_neighbours
+        self.n_items = 0
+        self._links: dict[int, dict[int, float]] = {}
+        self._totals: dict[int, float] = {}
+        self._recent: dict[str, deque[int]] = {}
+        self._scale = 1.0
+
+    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+        """Link ``item`` with the user's last items, then append it to their history."""
+        if item >= self.n_items:
+            self.n_items = item + 1
+        if self.decay < 1.0:
+            self._scale /= self.decay
+            if self._scale > _RENORM_AT:
+                self._renormalise()
+        recent = self._recent.get(user)
+        if recent is None:
+            recent = self._recent[user] = deque(maxlen=self.history)
+        strength = weight * self._scale
+        for prev in reversed(recent):
+            if prev != item:
+                self._link(prev, item, strength)
+                if self.symmetric:
+                    self._link(item, prev, strength)
+            strength *= self.position_decay
+        recent.append(item)
+
+    def _link(self, a: int, b: int, value: float) -> None:
+        row = self._links.get(a)
+        if row is None:
+            row = self._links[a] = {}
+        row[b] = row.get(b, 0.0) + value
+        self._totals[a] = self._totals.get(a, 0.0) + value
+        if len(row) > 2 * self.max_neighbours:
+            kept = sorted(row.items(), key=lambda kv: kv[1], reverse=True)[: self.max_neighbours]
+            self._links[a] = dict(kept)
+            self._totals[a] = sum(v for _, v in kept)
+
+    def _renormalise(self) -> None:
+        for row in self._links.values():
+            for key in row:
+                row[key] /= self._scale
+        for key in self._totals:
+            self._totals[key] /= self._scale
+        self._scale = 1.0
+
+    def score_items(self, user: str) -> np.ndarray:
+        """Sum of ``P(item | h)`` over the user's recent items ``h`` (zeros if none)."""
+        scores = np.zeros(self.n_items)
+        weight = 1.0
+        for prev in reversed(self._recent.get(user, ())):
+            row = self._links.get(prev)
+            if row:
+                keys = np.fromiter(row.keys(), np.int64, len(row))
+                values = np.fromiter(row.values(), np.float64, len(row))
+                scores[keys] += values * (weight / self._totals[prev])
+            weight *= self.position_decay
+        return scores
+
+    def recent(self, user: str) -> list[int]:
+        """The user's last ``history`` rows, oldest first."""
+        return list(self._recent.get(user, ()))

@@ -1,0 +1,188 @@
+"""The online ranking learner: what the worker drives for the ranking task, and what is published.
+
+Per event (Vinagre et al. 2014): if the user has an earlier event and the item was seen
+before and is new to the user, rank every known item except the user's own, score the
+rank (HR@k, NDCG@k, coverage, diversity, novelty; per blended part too), then learn the
+event with the task's weight for its ``type``. ``learn_one`` returns the event's ranking
+loss ``1 - NDCG@k`` (NaN when the event was not ranked), which the worker feeds to its
+drift detector through :meth:`RankingLearner.loss`.
+
+The learner implements :class:`~learning.scorer.ItemScorer`, so a subscriber can serve it.
+
+>>> from stream.schema import Event
+>>> learner = RankingLearner("decayed-popularity")
+>>> for i, (user, item) in enumerate([("a", "x"), ("b", "x"), ("b", "y"), ("a", "y")]):
+...     _ = learner.learn_one(Event(f"e{i}", user, item, "click", 1.0, float(i)))
+>>> s = learner.score()
+>>> s.n, s.hr, learner.cold_events, learner.item_ids()
+(1, 1.0, 2, ['x', 'y'])
+>>> learner.seen_items("a").tolist(), learner.score_items("new user").round(3).tolist()
+([0, 1], [3.99, 3.998])
+>>> clone = RankingLearner.restore(learner.snapshot())
+>>> clone.score_items("a").tolist() == learner.score_items("a").tolist()
+True
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from learning.errors import ConfigurationError
+from learning.rank_blend import SessionBlend
+from learning.rank_bpr import BPR
+from learning.rank_sequence import CoOccurrence
+from learning.rankers import Popularity, Ranker, grow
+from learning.ranking_metrics import RankingPrequential, RankingScore
+from stream.schema import Event
+
+__all__ = ["DEFAULT_WEIGHTS", "RANKING_MODELS", "RankingLearner", "make_ranker"]
+
+DEFAULT_WEIGHTS: dict[str, float] = {"view": 1.0, "click": 2.0, "cart": 3.0, "purchase": 4.0,
+                                     "rating": 1.0}
+
+# name -> factory(seed); the README's three baselines, the parts, and the blend
+RANKING_MODELS: dict[str, Callable[[int], Ranker]] = {
+    "popularity": lambda seed: Popularity(decay=1.0),
+    "decayed-popularity": lambda seed: Popularity(decay=0.999),
+    "bpr": lambda seed: BPR(32, n_negatives=4, sampling="uniform", item_bias=False, seed=seed),
+    "bpr-pop": lambda seed: BPR(32, n_negatives=4, sampling="popularity", seed=seed),
+    "co-occurrence": lambda seed: CoOccurrence(5, symmetric=True),
+    "sequence": lambda seed: CoOccurrence(2, symmetric=False, position_decay=0.3),
+    "blend": lambda seed: SessionBlend(),
+}
+
+
+def make_ranker(model: str, seed: int = 42) -> Ranker:
+    """Build a ranking model by name (see :data:`RANKING_MODELS`).
+
+    >>> type(make_ranker("blend")).__name__
+    'SessionBlend'
+    """
+    try:
+        factory = RANKING_MODELS[model]
+    except KeyError:
+        raise ConfigurationError(f"unknown ranking model {model!r}; expected one of "
+                                 f"{', '.join(RANKING_MODELS)}") from None
+    return factory(seed)
+
+
+class RankingLearner:
+    """An online ranker updated per event with prequential ranking figures (module doc).
+
+    ``weights`` maps an event ``type`` to its positive weight (defaults: view 1, click 2,
+    cart 3, purchase 4, rating 1: any rating is one interaction, as the README treats
+    MovieTweetings). ``part_metrics`` also scores every part of a blend on its own.
+    """
+
+    def __init__(self, model: str = "blend", *, weights: Mapping[str, float] | None = None,
+                 k: int = 10, window: int = 1000, seed: int = 42, part_metrics: bool = True):
+        self.model_name = model
+        self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+        bad = {t: w for t, w in self.weights.items() if not w > 0}
+        if bad:
+            raise ConfigurationError(f"event weights must be positive, got {bad}")
+        self.k = k
+        self.window = window
+        self.seed = seed
+        self.part_metrics = part_metrics
+        self.ranker = make_ranker(model, seed)
+        self._metrics = RankingPrequential(k, window)
+        parts = self.ranker.parts() if isinstance(self.ranker, SessionBlend) else {}
+        self._part_metrics = {name: RankingPrequential(k, window)
+                              for name in (parts if part_metrics else {})}
+        self._index: dict[str, int] = {}
+        self._ids: list[str] = []
+        self._seen: dict[str, set[int]] = {}
+        self._counts = np.zeros(0)
+        self.events_seen = 0
+        self.cold_events = 0
+
+    def learn_one(self, event: Event) -> float:
+        """Rank (if the event qualifies), score, then learn; return ``1 - NDCG@k`` or NaN."""
+        user = event.user_id
+        row = self._index.get(event.item_id)
+        seen = self._seen.get(user)
+        loss = math.nan
+        if seen is None:
+            self.cold_events += 1
+        elif row is not None and row not in seen:
+            loss = self._rank(user, row, seen, event.ts)
+        if row is None:
+            row = self._index[event.item_id] = len(self._ids)
+            self._ids.append(event.item_id)
+            self._counts = grow(self._counts, row + 1)
+        self.ranker.learn_one(user, row, self.weights.get(event.type, 1.0), event.ts)
+        self._counts[row] += 1
+        if seen is None:
+            seen = self._seen[user] = set()
+        seen.add(row)
+        self.events_seen += 1
+        return loss
+
+    def _rank(self, user: str, row: int, seen: set[int], now: float) -> float:
+        exclude = np.fromiter(seen, np.int64, len(seen))
+        counts = self._counts[: len(self._ids)]
+        if isinstance(self.ranker, SessionBlend):
+            scores = self.ranker.score_items(user, now=now)
+            for name, part in self.ranker.part_scores(user).items():
+                if name in self._part_metrics:
+                    self._part_metrics[name].update(part, row, exclude, popularity=counts,
+                                                    popularity_total=self.events_seen)
+        else:
+            scores = self.ranker.score_items(user)
+        outcome = self._metrics.update(scores, row, exclude, item_vectors=self.item_vectors(),
+                                       popularity=counts, popularity_total=self.events_seen)
+        return 1.0 - outcome.ndcg
+
+    def loss(self, event: Event, returned: float) -> float | None:
+        """The drift detector's input for ``event``: its ranking loss, None if not ranked."""
+        return None if math.isnan(returned) else returned
+
+    def score(self) -> RankingScore:
+        """The prequential ranking figures so far."""
+        return self._metrics.score()
+
+    def part_scores(self) -> dict[str, RankingScore]:
+        """The same figures for each part of a blend, ranked on its own (empty otherwise)."""
+        return {name: m.score() for name, m in self._part_metrics.items()}
+
+    # ItemScorer
+    def item_ids(self) -> list[str]:
+        """Known items in row order (append-only)."""
+        return list(self._ids)
+
+    def score_items(self, user: str) -> np.ndarray:
+        """One float64 score per known item; a cold user gets decayed popularity."""
+        return np.asarray(self.ranker.score_items(user), dtype=np.float64)[: len(self._ids)]
+
+    def seen_items(self, user: str) -> np.ndarray:
+        """Rows of the items ``user`` interacted with, ascending (empty if unknown)."""
+        return np.array(sorted(self._seen.get(user, ())), dtype=np.int64)
+
+    def item_vectors(self) -> np.ndarray | None:
+        """Item embeddings when the model has them (BPR), else None."""
+        vectors = getattr(self.ranker, "item_vectors", None)
+        return vectors() if callable(vectors) else None
+
+    def snapshot(self) -> bytes:
+        """Serialise the learner (model, figures, counters); see :meth:`restore`."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, blob: bytes) -> RankingLearner:
+        """Resume from :meth:`snapshot` (pickle: only bytes you produced or verified)."""
+        obj = pickle.loads(blob)
+        if not isinstance(obj, cls):
+            raise TypeError(f"snapshot holds {type(obj).__name__}, not {cls.__name__}")
+        return obj
+
+    def describe(self) -> dict[str, Any]:
+        """Counters for reports."""
+        return {"events": self.events_seen, "evaluated": self._metrics.n,
+                "cold_users": self.cold_events, "items": len(self._ids),
+                "users": len(self._seen)}

@@ -1,0 +1,234 @@
+"""Prequential ranking figures (Vinagre et al. 2014): rank first, score, then learn.
+
+For every event whose user has an earlier event and whose item was seen before and is new
+to that user, the caller ranks every known item except those the user already interacted
+with and hands the scores here, before the model learns the event. A hit when the item is
+in the top ``k``; NDCG@k with a log2 discount (one relevant item: ``1 / log2(rank + 1)``).
+Ties go to the newer item (the higher row). Beside HR and NDCG: coverage@k (share of known
+items that appeared in any top-k list), intra-list diversity (mean pairwise cosine distance
+of a list's item vectors, when the model has vectors) and novelty (mean ``-log2`` of the
+recommended items' popularity share). Rolling figures cover the last ``window`` lists.
+
+>>> m = RankingPrequential(k=2, window=10)
+>>> m.update(np.array([0.9, 0.1, 0.5]), target=2).rank   # item 0 above: rank 2
+2
+>>> m.update(np.array([0.9, 0.1, 0.5]), target=1, exclude=np.array([0])).rank
+2
+>>> s = m.score()
+>>> s.n, s.hr, round(s.ndcg, 4), s.coverage
+(2, 1.0, 0.6309, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from collections import deque
+
+import msgspec
+import numpy as np
+
+from learning.rankers import grow
+
+__all__ = ["RankOutcome", "RankingPrequential", "RankingScore", "rank_of", "top_k"]
+
+
+def rank_of(scores: np.ndarray, item: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """1-based rank of row ``item`` in each row of ``scores`` (1-D or 2-D), ``exclude`` removed.
+
+    Ties go to the newer item (the higher row), as a stable sort of rows newest first would
+    put them; excluded rows never count (``exclude`` must not hold ``item`` or repeats).
+
+    >>> int(rank_of(np.array([3.0, 5.0, 3.0, 1.0]), 2))
+    2
+    >>> int(rank_of(np.array([3.0, 5.0, 3.0, 1.0]), 0, exclude=np.array([1])))
+    2
+    >>> rank_of(np.array([[1.0, 2.0], [2.0, 1.0]]), 0).tolist()
+    [2, 1]
+    """
+    s = np.atleast_2d(scores)
+    target = s[:, item : item + 1]
+    ranks = (1 + np.count_nonzero(s > target, axis=1)
+             + np.count_nonzero(s[:, item + 1 :] == target, axis=1))
+    if exclude is not None and len(exclude):
+        ex = s[:, exclude]
+        ranks -= np.count_nonzero((ex > target) | ((ex == target) & (exclude > item)), axis=1)
+    return ranks if scores.ndim == 2 else ranks[0]
+
+
+_MAX_CANDIDATES = 2048
+
+
+def _candidates(s: np.ndarray, kk: int) -> np.ndarray:
+    """Rows that surely hold the top ``kk`` of ``s`` (few of them), without a full select."""
+    n = len(s)
+    sample = s[:: max(1, n // 256)]
+    m = len(sample)
+    for q in (2, kk, 4 * kk, m):
+        q = min(q, m)
+        t = np.partition(sample, m - q)[m - q]
+        if not np.isfinite(t):
+            break
+        above = np.flatnonzero(s > t)
+        if len(above) >= kk:
+            if len(above) <= _MAX_CANDIDATES:
+                return above
+            break  # many distinct values above t: select exactly below
+        ties = np.flatnonzero(s == t)
+        if len(above) + len(ties) >= kk:  # fill from the tied value, newest rows first
+            return np.concatenate([above, ties[len(above) - kk :]])
+    finite = np.flatnonzero(np.isfinite(s))
+    if len(finite) <= _MAX_CANDIDATES:
+        return finite
+    t = np.partition(s, n - kk)[n - kk]
+    above, ties = np.flatnonzero(s > t), np.flatnonzero(s == t)
+    return np.concatenate([above, ties[len(above) - kk :]])
+
+
+def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """The ``k`` best rows, best first, ``exclude`` removed; ties to the newer (higher) row.
+
+    >>> top_k(np.array([1.0, 3.0, 3.0, 2.0]), 3).tolist()
+    [2, 1, 3]
+    >>> top_k(np.array([1.0, 3.0]), 5, exclude=np.array([1])).tolist()
+    [0]
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if exclude is not None and len(exclude):
+        s = s.copy()
+        s[exclude] = -np.inf
+    n = len(s)
+    if n == 0 or k <= 0:
+        return np.empty(0, dtype=np.int64)
+    kk = min(k, n)
+    cand = _candidates(s, kk)
+    cand = cand[np.isfinite(s[cand])]
+    order = np.lexsort((-cand, -s[cand]))
+    return cand[order][:kk].astype(np.int64)
+
+
+class RankOutcome(msgspec.Struct, frozen=True):
+    """One ranked event: the true item's rank, hit and NDCG, and the top-k list."""
+
+    rank: int
+    hit: bool
+    ndcg: float
+    top: tuple[int, ...]
+
+
+class RankingScore(msgspec.Struct, frozen=True):
+    """The ranking figures so far (``n`` ranked events) and over the last ``window``."""
+
+    n: int
+    k: int
+    hr: float
+    ndcg: float
+    coverage: float
+    intra_list_diversity: float | None
+    novelty: float
+    rolling_hr: float
+    rolling_ndcg: float
+    rolling_coverage: float
+
+
+def _diversity(vectors: np.ndarray) -> float:
+    if len(vectors) < 2:
+        return 0.0
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms > 0, norms, 1.0)
+    sim = unit @ unit.T
+    m = len(vectors)
+    return float((m * m - sim.sum()) / (m * (m - 1)))  # mean of 1 - cos over pairs i != j
+
+
+class RankingPrequential:
+    """Running HR@k, NDCG@k, coverage@k, diversity and novelty, totals and rolling window.
+
+    Exact sums and bounded deques: a snapshot restored and continued gives the same
+    figures as an uninterrupted run.
+    """
+
+    def __init__(self, k: int = 10, window: int = 1000):
+        if k < 1:
+            raise ValueError(f"k must be a positive integer, got {k}")
+        if window < 1:
+            raise ValueError(f"window must be a positive integer, got {window}")
+        self.k = k
+        self.window = window
+        self._n = 0
+        self._hits = 0
+        self._ndcg = 0.0
+        self._covered = np.zeros(0, dtype=bool)
+        self._n_items = 0
+        self._div_sum = 0.0
+        self._div_n = 0
+        self._nov_sum = 0.0
+        self._nov_n = 0
+        self._recent: deque[tuple[bool, float, tuple[int, ...]]] = deque(maxlen=window)
+
+    @property
+    def n(self) -> int:
+        """Events ranked so far."""
+        return self._n
+
+    def update(self, scores: np.ndarray, target: int, exclude: np.ndarray | None = None, *,
+               item_vectors: np.ndarray | None = None,
+               popularity: np.ndarray | None = None,
+               popularity_total: float | None = None) -> RankOutcome:
+        """Rank ``target`` among ``scores`` (``exclude`` removed) and add it to the figures.
+
+        ``popularity`` (counts per row; their sum ``popularity_total`` if known) gives
+        novelty; ``item_vectors`` gives diversity.
+        """
+        n_items = len(scores)
+        rank = int(rank_of(scores, target, exclude))
+        top = top_k(scores, self.k, exclude)
+        hit = rank <= self.k
+        gain = 1.0 / math.log2(rank + 1) if hit else 0.0
+        self._n += 1
+        self._hits += hit
+        self._ndcg += gain
+        self._n_items = max(self._n_items, n_items)
+        self._covered = grow(self._covered, n_items)
+        self._covered[top] = True
+        if item_vectors is not None and len(top) > 1:
+            self._div_sum += _diversity(item_vectors[top])
+            self._div_n += 1
+        if popularity is not None and len(top):
+            total = float(popularity[:n_items].sum()) if popularity_total is None else (
+                popularity_total)
+            share = popularity[top] / total if total > 0 else np.ones(len(top))
+            self._nov_sum += float(-np.log2(np.maximum(share, 1e-300)).mean())
+            self._nov_n += 1
+        outcome = RankOutcome(rank, hit, gain, tuple(int(t) for t in top))
+        self._recent.append((hit, gain, outcome.top))
+        return outcome
+
+    def score(self) -> RankingScore:
+        """The figures so far as an immutable value (NaN before the first ranked event)."""
+        n, recent = self._n, self._recent
+        nan = math.nan
+        covered_recent = {i for _, _, top in recent for i in top}
+        return RankingScore(
+            n=n, k=self.k,
+            hr=self._hits / n if n else nan,
+            ndcg=self._ndcg / n if n else nan,
+            coverage=(int(self._covered.sum()) / self._n_items) if self._n_items else nan,
+            intra_list_diversity=self._div_sum / self._div_n if self._div_n else None,
+            novelty=self._nov_sum / self._nov_n if self._nov_n else nan,
+            rolling_hr=sum(h for h, _, _ in recent) / len(recent) if recent else nan,
+            rolling_ndcg=sum(g for _, g, _ in recent) / len(recent) if recent else nan,
+            rolling_coverage=(len(covered_recent) / self._n_items) if recent else nan,
+        )
+
+    def snapshot(self) -> bytes:
+        """Serialise the running figures; see :meth:`restore`."""
+        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def restore(cls, blob: bytes) -> RankingPrequential:
+        """Resume from :meth:`snapshot` (pickle: only bytes you produced)."""
+        obj = pickle.loads(blob)
+        if not isinstance(obj, cls):
+            raise TypeError(f"snapshot holds {type(obj).__name__}, not {cls.__name__}")
+        return obj
