@@ -250,8 +250,7 @@ def evaluate(
                                max_bad_rows=None if max_bad_rows < 0 else max_bad_rows,
                                series_every=series_every if report_dir else None,
                                task=task or "rating", k=k)
-    output.write_text(json.dumps(report, indent=2) + "
-")
+    output.write_text(json.dumps(report, indent=2) + "\n")
     if report_dir is not None:
         from lifelong.report_cli import write_report
 
