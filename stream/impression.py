@@ -22,7 +22,7 @@ import math
 
 import msgspec
 
-from stream.schema import MAX_EVENT_BYTES, Rejected, parse_ts
+from stream.schema import Rejected, decode_wire, parse_ts
 
 __all__ = ["MAX_ITEMS", "Impression", "decode_impression", "encode_impression"]
 
@@ -57,18 +57,9 @@ _encoder = msgspec.json.Encoder()
 
 def decode_impression(raw: bytes) -> Impression | Rejected:
     """Decode and validate one impression record; never raises."""
-    if len(raw) > MAX_EVENT_BYTES:
-        return Rejected(f"too_large: {len(raw)} bytes > {MAX_EVENT_BYTES}", raw)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejected(f"encoding: not UTF-8 ({exc.reason} at byte {exc.start})", raw)
-    try:
-        wire = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return Rejected(f"schema: {exc}", raw)
-    except msgspec.DecodeError as exc:
-        return Rejected(f"malformed: {exc}", raw)
+    wire = decode_wire(raw, _decoder)
+    if isinstance(wire, Rejected):
+        return wire
     for name in ("impression_id", "user_id"):
         if not getattr(wire, name).strip():
             return Rejected(f"schema: `{name}` must be a non-empty string", raw)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -36,6 +36,7 @@ __all__ = [
     "Event",
     "Rejected",
     "decode",
+    "decode_wire",
     "encode",
     "parse_ts",
 ]
@@ -99,6 +100,28 @@ def parse_ts(ts: float | str) -> float:
     return float(ts)
 
 
+def decode_wire(raw: bytes, decoder: msgspec.json.Decoder[Any]) -> Any:
+    """The first checks every record type shares: size, UTF-8, JSON, the struct's schema.
+
+    Returns what ``decoder`` decodes, or a :class:`Rejected` with the reason.
+
+    >>> decode_wire(b"[1]" * 30000, _decoder).reason
+    'too_large: 90000 bytes > 65536'
+    """
+    if len(raw) > MAX_EVENT_BYTES:
+        return Rejected(f"too_large: {len(raw)} bytes > {MAX_EVENT_BYTES}", raw)
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(f"encoding: not UTF-8 ({exc.reason} at byte {exc.start})", raw)
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        return Rejected(f"schema: {exc}", raw)
+    except msgspec.DecodeError as exc:
+        return Rejected(f"malformed: {exc}", raw)
+
+
 def decode(raw: bytes | None) -> Event | Rejected:
     """Decode and validate one record; never raises.
 
@@ -112,18 +135,9 @@ def decode(raw: bytes | None) -> Event | Rejected:
     if not isinstance(raw, bytes | bytearray | memoryview):
         return Rejected(f"malformed: expected bytes, got {type(raw).__name__}", b"")
     raw = bytes(raw)
-    if len(raw) > MAX_EVENT_BYTES:
-        return Rejected(f"too_large: {len(raw)} bytes > {MAX_EVENT_BYTES}", raw)
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Rejected(f"encoding: not UTF-8 ({exc.reason} at byte {exc.start})", raw)
-    try:
-        wire = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return Rejected(f"schema: {exc}", raw)
-    except msgspec.DecodeError as exc:
-        return Rejected(f"malformed: {exc}", raw)
+    wire = decode_wire(raw, _decoder)
+    if isinstance(wire, Rejected):
+        return wire
     for name in ("event_id", "user_id", "item_id"):
         if not getattr(wire, name).strip():
             return Rejected(f"schema: `{name}` must be a non-empty string", raw)
