@@ -44,6 +44,7 @@ from monitoring.drift import ErrorDrift
 from monitoring.freshness import LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
+from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 from stream.schema import Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
@@ -128,6 +129,7 @@ class LearnerWorker:
         on_refused: Callable[[str], None] | None = None,
         input_drift: InputDriftWatch | None = None,
         freshness: LearnerFreshness | None = None,
+        pseudonymizer: Pseudonymizer | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -161,6 +163,7 @@ class LearnerWorker:
         self._since_publish = 0
         self._last_publish = clock()
         self.stats = WorkerStats(started=clock())
+        self.pseudonymizer = pseudonymizer  # user_id -> keyed hash right after decode
 
     def process(self, records: list[Record]) -> None:
         """Validate and learn one batch (no commit, no publish).
@@ -223,6 +226,7 @@ class LearnerWorker:
                 if metrics is not None:
                     metrics.invalid(kind).inc()
                 continue
+            result = result if self.pseudonymizer is None else self.pseudonymizer.apply(result)
             bad = self.quality.check(result, now)
             if bad is not None:
                 self._quarantine(record, bad)

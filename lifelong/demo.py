@@ -41,6 +41,7 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
 
     stream = synthetic_stream(events, [drift_at] if drift_at else None, invalid_rate, seed)
     _ensure_signing_key(console)
+    _ensure_pseudonym_key(console)
     console.print("[bold]1/4[/] services (the first run fetches Kafka from Maven Central)")
     endpoints = {ep.name: ep for ep in up()}
     for ep in endpoints.values():
@@ -168,3 +169,18 @@ def _ensure_signing_key(console: Console) -> None:
     os.environ["LIFELONG_SIGNING_KEY_FILE"] = str(path)
     console.print(f"      signing models with the local key {path} "
                   "(set LIFELONG_SIGNING_KEY in production)")
+
+
+def _ensure_pseudonym_key(console: Console) -> None:
+    """The demo learns pseudonyms, not raw user ids (docs/privacy.md): make a local key."""
+    if os.environ.get("LIFELONG_PSEUDONYM_KEY") or os.environ.get("LIFELONG_PSEUDONYM_KEY_FILE"):
+        return
+    from deploy.services import lifelong_home
+
+    path = lifelong_home() / "pseudonym.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32) + "\n")
+    os.environ["LIFELONG_PSEUDONYM_KEY_FILE"] = str(path)
+    console.print(f"      pseudonymising user ids with the local key {path}")

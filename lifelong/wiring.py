@@ -35,6 +35,7 @@ from monitoring.freshness import FreshnessMetrics, LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
+from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 
 if TYPE_CHECKING:  # torch-bound: imported where the deep model is used
@@ -209,6 +210,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             on_alarm=drift_alarm(registry, settings.model)),
         freshness=LearnerFreshness.for_learner(
             learner, FreshnessMetrics(metrics_registry, model=settings.model)),
+        pseudonymizer=Pseudonymizer.from_env(),  # docs/privacy.md: off unless a key is set
     )
     if resumed is not None and restored is not None:
         worker.restore(restored)
