@@ -81,3 +81,11 @@ class OnlineLearner:
         if not isinstance(obj, cls):
             raise TypeError(f"snapshot holds {type(obj).__name__}, not {cls.__name__}")
         return obj
+
+    def forget_user(self, user: str) -> int:
+        """Erase ``user`` from the model (:class:`learning.erasure.Forgettable`).
+
+        Afterwards the user predicts as a cold user would; the prequential scores, which
+        hold no per-user state, are kept. Returns the number of entries removed.
+        """
+        return self.model.forget_user(user)

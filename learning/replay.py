@@ -206,3 +206,20 @@ class ReplayBuffer:
             buf._ring[name][: len(ring)] = ring
             buf._res_len, buf._ring_len = len(res), len(ring)
         return buf
+
+    def forget_rows(self, user_rows: ArrayLike) -> int:
+        """Erase every sample of the given user rows; return how many went.
+
+        Like :meth:`drop_rows`, and the slots past the kept samples are zeroed too, so no
+        copy of an erased sample stays in memory (a snapshot never held them).
+
+        >>> buf = ReplayBuffer(capacity=10, recent_window=4, seed=0)
+        >>> buf.add_batch([1, 2, 1, 3], [0, 0, 1, 1], [5.0, 4.0, 3.0, 2.0], [0.0, 1, 2, 3])
+        >>> buf.forget_rows([1]), len(buf), int((buf._ring["user_row"] == 1).sum())
+        (4, 4, 0)
+        """
+        dropped = self.drop_rows(user_rows=user_rows)
+        for store, length in ((self._res, self._res_len), (self._ring, self._ring_len)):
+            for col in store.values():
+                col[length:] = 0
+        return dropped
