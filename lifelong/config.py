@@ -183,6 +183,9 @@ class Settings:
     max_regression: float = 0.02
     max_old_regression: float = 0.05
     finetune_seed: int = 0
+    # how long Kafka keeps dead letters and quarantined records (they hold producers' raw
+    # bytes, raw user ids included unless the producer pseudonymises): docs/privacy.md
+    dlq_retention_ms: int = 7 * 24 * 3600 * 1000
 
     # field name -> (environment variable, parser)
     ENV: Mapping[str, tuple[str, Callable[[str, str], Any]]] = dataclasses.field(
@@ -232,6 +235,7 @@ class Settings:
             "max_regression": ("LIFELONG_MAX_REGRESSION", _non_negative),
             "max_old_regression": ("LIFELONG_MAX_OLD_REGRESSION", _non_negative),
             "finetune_seed": ("LIFELONG_FINETUNE_SEED", _integer),
+            "dlq_retention_ms": ("LIFELONG_DLQ_RETENTION_MS", _positive_int),
         },
         repr=False,
         compare=False,

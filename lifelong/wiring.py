@@ -88,9 +88,10 @@ def connect_topics(settings: Settings) -> str:
     bootstrap = kafka_address(settings)
     security = settings.kafka_client_config()
     _reachable("kafka", bootstrap, check_kafka, **security)
+    kept = {"retention.ms": str(settings.dlq_retention_ms)}  # docs/privacy.md
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1),
-                              TopicSpec(settings.quarantine_topic, 1)], **security)
+                              TopicSpec(settings.dlq_topic, 1, config=kept),
+                              TopicSpec(settings.quarantine_topic, 1, config=kept)], **security)
     return bootstrap
 
 
