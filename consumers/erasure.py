@@ -36,6 +36,7 @@ first, or let it restart from the erased version (docs/privacy.md).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -48,8 +49,9 @@ from model_store import Registry
 from model_store.errors import ModelStoreError
 from stream.pseudonym import Pseudonymizer
 
-__all__ = ["AUDIT_KIND", "ErasureReport", "PurgeReport", "forget_checkpoint", "forget_user",
-           "purge_before", "purge_user", "receipt", "versions_holding"]
+__all__ = ["AUDIT_KIND", "ErasureReport", "PurgeReport", "decode_request", "encode_request",
+           "erase_in_worker", "forget_checkpoint", "forget_user", "purge_before", "purge_user",
+           "receipt", "versions_holding"]
 
 log = logging.getLogger(__name__)
 
@@ -196,3 +198,40 @@ def purge_before(registry: Registry, model: str, number: int, *, move_aliases: b
     latest = registry.latest(model)
     move_to = latest.number if (move_aliases and latest is not None) else None
     return _purge(registry, model, older, move_to, actor)
+
+
+# erasure requests on a topic -----------------------------------------------------------
+def encode_request(user_id: str) -> bytes:
+    """An erasure request for the ``erasures`` topic: ``{"erase_user": <id>}``.
+
+    Send the pseudonym (``Pseudonymizer(...)(raw)``), never the raw id, when pseudonyms
+    are on: the topic then holds no raw id.
+
+    >>> decode_request(encode_request("p1:k1:ab")), decode_request(b"junk")
+    ('p1:k1:ab', None)
+    """
+    return json.dumps({"erase_user": user_id}).encode("utf-8")
+
+
+def decode_request(raw: bytes | None) -> str | None:
+    """The user id of an erasure request, or ``None`` when ``raw`` is not one."""
+    try:
+        body = json.loads(raw or b"")
+    except ValueError:
+        return None
+    user = body.get("erase_user") if isinstance(body, dict) else None
+    return user if isinstance(user, str) and user.strip() else None
+
+
+def erase_in_worker(learner: Any, quality: Any, user_id: str) -> int:
+    """Forget ``user_id`` in a running learner and its quality gates; entries removed."""
+    if not isinstance(learner, Forgettable):
+        raise TypeError(f"{type(learner).__name__} cannot forget a user (no forget_user)")
+    removed = learner.forget_user(user_id)
+    state = quality.snapshot()
+    for states in state.values():
+        for windows in states:
+            if isinstance(windows, dict) and windows.pop(user_id, None) is not None:
+                removed += 1
+    quality.restore(state)
+    return removed

@@ -75,3 +75,48 @@ def test_without_a_pseudonymizer_the_raw_id_is_erased(reg):
     report = forget_user(reg, "reco", "carol")
     assert b"carol" not in reg.read_blob("reco", report.version)
     assert b"carol" in pickle.dumps(learner)
+
+
+class TwoTopics:
+    """A source that yields events, then an erasure request on its own topic, then events."""
+
+    def __init__(self, batches):
+        self.batches = list(batches)
+        self.committed = {}
+
+    def poll(self, timeout=1.0):
+        return self.batches.pop(0) if self.batches else []
+
+    def commit(self, positions):
+        self.committed.update(positions)
+
+    def exhausted(self):
+        return not self.batches
+
+    def close(self):
+        pass
+
+
+def test_the_worker_erases_on_a_request_and_publishes_a_version_covering_it(reg):
+    from consumers.erasure import encode_request
+    from stream.source import Record
+
+    def ev(k, user):
+        return Record(encode(Event(f"e{k}", user, "i1", "rating", 4.0, 1_700_000_000.0 + k)),
+                      "events", 0, k)
+
+    batches = [[ev(0, "alice"), ev(1, "bob"), ev(2, "alice")],
+               [Record(encode_request(P("alice")), "events.erasures", 0, 0),
+                Record(b"junk", "events.erasures", 0, 1), ev(3, "bob")],
+               [ev(4, "bob")]]
+    dlq = ListDeadLetters()
+    worker = LearnerWorker(TwoTopics(batches), OnlineLearner(), dlq,
+                           publisher=RegistryPublisher(reg, "reco"), publish_every_events=1000,
+                           pseudonymizer=P, erasure_topic="events.erasures")
+    stats = worker.run()
+    assert stats.erasures == 1 and stats.learned == 5 and len(dlq.items) == 1
+    assert stats.versions == [1, 2]  # 1: at the end of the erasure's batch, 2: the final one
+    version = reg.get("reco", 1)
+    assert version.offsets == {"events:0": 4, "events.erasures:0": 2}
+    blob = reg.read_blob("reco", 1)
+    assert P("alice").encode() not in blob and P("bob").encode() in blob
