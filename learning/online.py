@@ -86,6 +86,14 @@ class OnlineLearner:
         """Erase ``user`` from the model (:class:`learning.erasure.Forgettable`).
 
         Afterwards the user predicts as a cold user would; the prequential scores, which
-        hold no per-user state, are kept. Returns the number of entries removed.
+        hold no per-user state, are kept. State that monitors attach to the learner (the
+        input-drift window) is erased too when it offers ``forget_user``. Returns the number
+        of entries removed.
         """
-        return self.model.forget_user(user)
+        from learning.erasure import Forgettable
+
+        removed = self.model.forget_user(user)
+        for value in list(vars(self).values()):
+            if value is not self.model and isinstance(value, Forgettable):
+                removed += value.forget_user(user)
+        return removed

@@ -50,7 +50,8 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
     settings = Settings.from_env(
         kafka_bootstrap=endpoints["kafka"].address, redis_url=endpoints["redis"].address,
         topic=f"demo-{run_id}", dlq_topic=f"demo-{run_id}.dlq", group_id=f"demo-{run_id}",
-        model="demo", publish_every_events=max(500, events // 10))
+        model="demo", publish_every_events=max(500, events // 10),
+        erasure_topic=f"demo-{run_id}.erasures")  # docs/privacy.md
     console.print(f"[bold]2/4[/] topics {settings.topic!r} + {settings.dlq_topic!r}; learner "
                   f"{settings.model_kind} publishing model {settings.model!r}")
     run = build_online_run(settings, clip=(1.0, 5.0), resume=False)

@@ -35,16 +35,22 @@ def forget(
     = None,
     actor: Annotated[str | None, typer.Option(help="who asks, for the audit log")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    via_topic: Annotated[bool, typer.Option(
+        help="send the request to the running learner (LIFELONG_ERASURE_TOPIC) instead")]
+    = False,
 ) -> None:
     """Erase a user from the latest model version: publish a new one, audit it.
 
     Lists the older versions that still hold the user; purge them with
-    ``lifelong models gc MODEL --purge-user ID``. Stop the learner first (docs/privacy.md).
+    ``lifelong models gc MODEL --purge-user ID``. Stop the learner first, or use
+    ``--via-topic`` so the running learner erases the user itself (docs/privacy.md).
     """
     from consumers.erasure import forget_user
     from stream.pseudonym import Pseudonymizer
 
     raw = _raw_user(user)
+    if via_topic:
+        return _send_request(raw)
     name = model or Settings.from_env().model
     with _store() as registry:
         report = forget_user(registry, name, raw, pseudonymizer=Pseudonymizer.from_env(),
@@ -82,3 +88,29 @@ def purge(model: str, *, user: str | None, before: int | None, move_aliases: boo
     for number, aliases in sorted(report.aliased.items()):
         typer.echo(f"{model}: kept version {number}: alias {', '.join(aliases)} points at it "
                    "(move it, or pass --move-aliases)")
+
+
+def _send_request(raw: str) -> None:
+    """Put an erasure request (the pseudonym when a key is set) on the erasure topic."""
+    from consumers.erasure import encode_request
+    from lifelong.errors import cli_errors, fail
+    from lifelong.wiring import connect_topics
+    from stream.producer import reliable_producer
+    from stream.pseudonym import Pseudonymizer
+
+    with cli_errors():
+        settings = Settings.from_env()
+        if not settings.erasure_topic:
+            raise fail("--via-topic needs LIFELONG_ERASURE_TOPIC (the learner's erasure "
+                       "topic)", 2)
+        p = Pseudonymizer.from_env()
+        bootstrap = connect_topics(settings)
+        producer = reliable_producer(bootstrap, "lifelong-forget",
+                                     **settings.kafka_client_config())
+        try:
+            producer.send(settings.erasure_topic, encode_request(raw if p is None else p(raw)))
+            producer.flush(timeout=30)
+        finally:
+            producer.close()
+    typer.echo(f"erasure request sent to {settings.erasure_topic}; the learner publishes a "
+               "version without the user after its next batch")

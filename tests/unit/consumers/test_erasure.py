@@ -120,3 +120,22 @@ def test_the_worker_erases_on_a_request_and_publishes_a_version_covering_it(reg)
     assert version.offsets == {"events:0": 4, "events.erasures:0": 2}
     blob = reg.read_blob("reco", 1)
     assert P("alice").encode() not in blob and P("bob").encode() in blob
+
+
+def test_erasure_reaches_the_input_drift_window_attached_to_the_learner():
+    from collections import Counter
+
+    from monitoring.input_drift import InputDriftWatch
+
+    learner = OnlineLearner()
+    watch = InputDriftWatch.for_learner(learner, "reco")
+    raw = [encode(Event(f"e{k}", ["alice", "bob", "carol"][k % 3], "i1", "rating", 4.0,
+                        1_700_000_000.0 + k)) for k in range(30)]
+    LearnerWorker(ListSource(raw), learner, ListDeadLetters(), pseudonymizer=P,
+                  input_drift=watch).run()
+    activity = sorted(Counter(watch.drift._users).values())
+    assert P("alice").encode() in pickle.dumps(learner)
+    assert learner.forget_user(P("alice")) > 0 and learner.forget_user(P("bob")) > 0
+    assert P("alice").encode() not in pickle.dumps(learner)
+    assert P("bob").encode() not in pickle.dumps(learner)
+    assert sorted(Counter(watch.drift._users).values()) == activity  # figures unchanged
