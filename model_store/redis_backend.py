@@ -292,7 +292,7 @@ class RedisBackend:
 
     def read_audit(self, model: str, kind: str) -> list[tuple[str, dict[str, str]]]:
         """``XRANGE`` the whole audit log."""
-        rows = self.client.xrange(self.keys.audit(model, kind))
+        rows: Any = self.client.xrange(self.keys.audit(model, kind))
         return [(_text(i), {_text(k): _text(v) for k, v in f.items()}) for i, f in rows]
 
     def close(self) -> None:
