@@ -91,3 +91,21 @@ def test_replay_forget_rows_removes_every_sample_of_the_row(users, row):
         assert row not in buf._res["user_row"] and row not in buf._ring["user_row"]
     users_left, _, _ = buf.sample(50)
     assert row not in users_left.tolist()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(0, 100), min_size=1, max_size=200), st.floats(0, 100))
+def test_replay_retention_drops_exactly_the_samples_older_than_the_cutoff(stamps, cutoff):
+    buf = ReplayBuffer(capacity=40, recent_window=10, seed=0)
+    n = len(stamps)
+    buf.add_batch(np.arange(n), np.zeros(n), np.ones(n), np.asarray(stamps))
+    state = buf.snapshot()
+    kept = {int(u) for name in ("reservoir", "recent")
+            for u, t in zip(state[f"{name}.user_row"], state[f"{name}.ts"], strict=True)
+            if t >= cutoff}
+    before = len(buf)
+    assert buf.drop_older_than(cutoff) == before - len(buf)
+    after = buf.snapshot()
+    assert all(t >= cutoff for name in ("reservoir", "recent") for t in after[f"{name}.ts"])
+    assert {int(u) for name in ("reservoir", "recent")
+            for u in after[f"{name}.user_row"]} == kept
