@@ -41,6 +41,7 @@ from monitoring.drift import ErrorDrift
 from monitoring.freshness import LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
+from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 from stream.schema import Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
@@ -95,6 +96,7 @@ class WorkerStats:
     quarantined_by_reason: dict[str, int] = field(default_factory=dict)
     refused_publishes: int = 0
     commit_failures: int = 0
+    erasures: int = 0
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
 
@@ -129,6 +131,8 @@ class LearnerWorker:
         on_refused: Callable[[str], None] | None = None,
         input_drift: InputDriftWatch | None = None,
         freshness: LearnerFreshness | None = None,
+        pseudonymizer: Pseudonymizer | None = None,
+        erasure_topic: str | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -164,6 +168,8 @@ class LearnerWorker:
         self._since_publish = 0
         self._last_publish = clock()
         self.stats = WorkerStats(started=clock())
+        self.pseudonymizer = pseudonymizer  # user_id -> keyed hash right after decode
+        self.erasure_topic = erasure_topic  # its records are erasure requests (docs/privacy.md)
 
     def process(self, records: list[Record]) -> None:
         """Validate and learn one batch (no commit, no publish).
@@ -217,6 +223,9 @@ class LearnerWorker:
             self._placed()  # the record before this one
             self._current = record
             stats.consumed += 1
+            if record.topic == self.erasure_topic:
+                self._erase(record)
+                continue
             result = decode(record.value)
             if isinstance(result, Rejected):
                 stats.invalid += 1
@@ -226,6 +235,7 @@ class LearnerWorker:
                 if metrics is not None:
                     metrics.invalid(kind).inc()
                 continue
+            result = result if self.pseudonymizer is None else self.pseudonymizer.apply(result)
             bad = self.quality.check(result, now)
             if bad is not None:
                 self._quarantine(record, bad)
@@ -429,3 +439,20 @@ class LearnerWorker:
                 self.publish()
             self.stats.elapsed = self._clock() - self.stats.started
         return self.stats
+
+    def _erase(self, record: Record) -> None:
+        """An erasure request: forget the user now, publish at the end of this batch.
+
+        That version covers the request's offset; a restart before it sees it again.
+        """
+        from consumers.erasure import decode_request, erase_in_worker
+
+        user = decode_request(record.value)
+        if user is None:
+            self.dead_letters.put(record, "erasure: not an erasure request")
+            return
+        uid = user if self.pseudonymizer is None else self.pseudonymizer(user)
+        removed = erase_in_worker(self.learner, self.quality, uid)
+        self.stats.erasures += 1
+        self._since_publish = max(self._since_publish, self.publish_every_events)  # publish now
+        log.info("erased a user on request (%d entries removed)", removed)

@@ -169,4 +169,26 @@ class IdTable:
         table._last_seen[: seen.size] = seen
         return table
 
+    def forget(self, key: str) -> int:
+        """Free ``key``'s row now (erasure); return it, or -1 if ``key`` is unknown.
+
+        As with :meth:`evict`, the caller resets that embedding row (and drops the replay
+        samples that point at it, :meth:`learning.replay.ReplayBuffer.forget_rows`).
+
+        >>> t = IdTable(); _ = t.lookup(["a", "b"], now=0.0)
+        >>> t.forget("a"), t.forget("a"), "a" in t, t.lookup(["c"], now=1.0).tolist()
+        (0, -1, False, [0])
+        """
+        row = self._index.pop(key, -1)
+        if row >= 0:
+            self._ids[row] = None
+            self._last_seen[row] = -math.inf
+            heapq.heappush(self._free, row)
+            self._all_known = False
+        return row
+
+    def forget_user(self, user: str) -> int:
+        """:class:`learning.erasure.Forgettable`: 1 if ``user`` held a row, else 0."""
+        return int(self.forget(user) >= 0)
+
 

@@ -114,6 +114,12 @@ class Recommender:
         else:
             self._model.learn_one(user, item, value)
 
+    def forget_user(self, user: str) -> int:
+        """Remove ``user``'s learned state (:mod:`learning.erasure`); return entries removed."""
+        from learning.erasure import forget_river_user
+
+        return forget_river_user(self._model, user)
+
     def __repr__(self) -> str:
         return f"Recommender({self.name!r}, {self.params!r}, seed={self.seed})"
 

@@ -81,3 +81,19 @@ class OnlineLearner:
         if not isinstance(obj, cls):
             raise TypeError(f"snapshot holds {type(obj).__name__}, not {cls.__name__}")
         return obj
+
+    def forget_user(self, user: str) -> int:
+        """Erase ``user`` from the model (:class:`learning.erasure.Forgettable`).
+
+        Afterwards the user predicts as a cold user would; the prequential scores, which
+        hold no per-user state, are kept. State that monitors attach to the learner (the
+        input-drift window) is erased too when it offers ``forget_user``. Returns the number
+        of entries removed.
+        """
+        from learning.erasure import Forgettable
+
+        removed = self.model.forget_user(user)
+        for value in list(vars(self).values()):
+            if value is not self.model and isinstance(value, Forgettable):
+                removed += value.forget_user(user)
+        return removed

@@ -206,3 +206,48 @@ class ReplayBuffer:
             buf._ring[name][: len(ring)] = ring
             buf._res_len, buf._ring_len = len(res), len(ring)
         return buf
+
+    def forget_rows(self, user_rows: ArrayLike) -> int:
+        """Erase every sample of the given user rows; return how many went.
+
+        Like :meth:`drop_rows`, and the slots past the kept samples are zeroed too, so no
+        copy of an erased sample stays in memory (a snapshot never held them).
+
+        >>> buf = ReplayBuffer(capacity=10, recent_window=4, seed=0)
+        >>> buf.add_batch([1, 2, 1, 3], [0, 0, 1, 1], [5.0, 4.0, 3.0, 2.0], [0.0, 1, 2, 3])
+        >>> buf.forget_rows([1]), len(buf), int((buf._ring["user_row"] == 1).sum())
+        (4, 4, 0)
+        """
+        dropped = self.drop_rows(user_rows=user_rows)
+        for store, length in ((self._res, self._res_len), (self._ring, self._ring_len)):
+            for col in store.values():
+                col[length:] = 0
+        return dropped
+
+    def drop_older_than(self, ts: float) -> int:
+        """Retention: erase every sample whose event ``ts`` is before ``ts``; return how many.
+
+        Compacts like :meth:`drop_rows` and zeroes the freed slots (nothing stays in memory).
+
+        >>> buf = ReplayBuffer(capacity=10, recent_window=4, seed=0)
+        >>> buf.add_batch([1, 2, 3, 4], [0, 0, 1, 1], [5.0, 4.0, 3.0, 2.0], [0.0, 10, 20, 30])
+        >>> buf.drop_older_than(15.0), len(buf), sorted(buf.snapshot()["reservoir.ts"].tolist())
+        (4, 4, [20.0, 30.0])
+        """
+        dropped = 0
+        for store, length in ((self._res, self._res_len), (self._ring, self._ring_len)):
+            if store is self._ring:
+                order = (self._ring_pos - length + np.arange(length)) % max(self.recent_window, 1)
+            else:
+                order = np.arange(length)
+            keep = order[store["ts"][order] >= ts]
+            for col in store.values():
+                col[: keep.size] = col[keep]
+                col[keep.size :] = 0
+            dropped += length - keep.size
+            if store is self._res:
+                self._res_len = keep.size
+            else:
+                self._ring_len = keep.size
+                self._ring_pos = keep.size % max(self.recent_window, 1)
+        return dropped

@@ -22,6 +22,7 @@ from lifelong.config import ConfigError, Settings
 from lifelong.errors import cli_errors, fail
 from lifelong.experiment_cli import experiment_app
 from lifelong.models_cli import models_app
+from lifelong.privacy_cli import forget
 from lifelong.report_cli import report
 
 __all__ = ["app", "main"]
@@ -40,6 +41,7 @@ app.add_typer(services_app, name="services", help="Start, stop and check local K
 app.add_typer(experiment_app, name="experiment", help="Experiments on synthetic streams "
               "with known drift (forgetting).")
 app.command()(report)
+app.command()(forget)
 app.add_typer(models_app, name="models", help="Model versions in the Redis model store: "
               "list, show, promote, rollback, gc, watch.")
 

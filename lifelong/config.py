@@ -183,6 +183,11 @@ class Settings:
     max_regression: float = 0.02
     max_old_regression: float = 0.05
     finetune_seed: int = 0
+    # how long Kafka keeps dead letters and quarantined records (they hold producers' raw
+    # bytes, raw user ids included unless the producer pseudonymises): docs/privacy.md
+    dlq_retention_ms: int = 7 * 24 * 3600 * 1000
+    # erasure requests the learner consumes next to the events (None: none; docs/privacy.md)
+    erasure_topic: str | None = None
 
     # field name -> (environment variable, parser)
     ENV: Mapping[str, tuple[str, Callable[[str, str], Any]]] = dataclasses.field(
@@ -232,6 +237,8 @@ class Settings:
             "max_regression": ("LIFELONG_MAX_REGRESSION", _non_negative),
             "max_old_regression": ("LIFELONG_MAX_OLD_REGRESSION", _non_negative),
             "finetune_seed": ("LIFELONG_FINETUNE_SEED", _integer),
+            "dlq_retention_ms": ("LIFELONG_DLQ_RETENTION_MS", _positive_int),
+            "erasure_topic": ("LIFELONG_ERASURE_TOPIC", _name),
         },
         repr=False,
         compare=False,

@@ -41,6 +41,7 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
 
     stream = synthetic_stream(events, [drift_at] if drift_at else None, invalid_rate, seed)
     _ensure_signing_key(console)
+    _ensure_pseudonym_key(console)
     console.print("[bold]1/4[/] services (the first run fetches Kafka from Maven Central)")
     endpoints = {ep.name: ep for ep in up()}
     for ep in endpoints.values():
@@ -49,7 +50,8 @@ def run_demo(console: Console, out: Console, *, events: int, drift_at: int | Non
     settings = Settings.from_env(
         kafka_bootstrap=endpoints["kafka"].address, redis_url=endpoints["redis"].address,
         topic=f"demo-{run_id}", dlq_topic=f"demo-{run_id}.dlq", group_id=f"demo-{run_id}",
-        model="demo", publish_every_events=max(500, events // 10))
+        model="demo", publish_every_events=max(500, events // 10),
+        erasure_topic=f"demo-{run_id}.erasures")  # docs/privacy.md
     console.print(f"[bold]2/4[/] topics {settings.topic!r} + {settings.dlq_topic!r}; learner "
                   f"{settings.model_kind} publishing model {settings.model!r}")
     run = build_online_run(settings, clip=(1.0, 5.0), resume=False)
@@ -168,3 +170,18 @@ def _ensure_signing_key(console: Console) -> None:
     os.environ["LIFELONG_SIGNING_KEY_FILE"] = str(path)
     console.print(f"      signing models with the local key {path} "
                   "(set LIFELONG_SIGNING_KEY in production)")
+
+
+def _ensure_pseudonym_key(console: Console) -> None:
+    """The demo learns pseudonyms, not raw user ids (docs/privacy.md): make a local key."""
+    if os.environ.get("LIFELONG_PSEUDONYM_KEY") or os.environ.get("LIFELONG_PSEUDONYM_KEY_FILE"):
+        return
+    from deploy.services import lifelong_home
+
+    path = lifelong_home() / "pseudonym.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_hex(32) + "\n")
+    os.environ["LIFELONG_PSEUDONYM_KEY_FILE"] = str(path)
+    console.print(f"      pseudonymising user ids with the local key {path}")

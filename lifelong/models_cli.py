@@ -198,8 +198,19 @@ def models_gc(
     grace_seconds: Annotated[float, typer.Option(
         help="keep versions created or announced this recently")] = 60.0,
     dry_run: Annotated[bool, typer.Option(help="only print what would be deleted")] = False,
+    purge_user: Annotated[str | None, typer.Option(
+        help="delete every version but latest that holds this raw user id ('-': stdin)")] = None,
+    purge_before: Annotated[int | None, typer.Option(
+        help="delete every version numbered below this one")] = None,
+    move_aliases: Annotated[bool, typer.Option(
+        help="with --purge-*: move aliases off purged versions to latest")] = False,
 ) -> None:
     """Delete old versions; aliased ones and their rollback targets are always kept."""
+    if purge_user is not None or purge_before is not None:  # erasure (docs/privacy.md)
+        from lifelong.privacy_cli import purge
+
+        return purge(model, user=purge_user, before=purge_before, move_aliases=move_aliases,
+                     actor=None)
     with _store() as registry:
         numbers = registry.gc(model, keep_last, grace_seconds=grace_seconds, dry_run=dry_run)
     verb = "would delete" if dry_run else "deleted"

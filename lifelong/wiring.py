@@ -35,6 +35,7 @@ from monitoring.freshness import FreshnessMetrics, LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.admin import TopicSpec, ensure_topics
+from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 
 if TYPE_CHECKING:  # torch-bound: imported where the deep model is used
@@ -87,9 +88,12 @@ def connect_topics(settings: Settings) -> str:
     bootstrap = kafka_address(settings)
     security = settings.kafka_client_config()
     _reachable("kafka", bootstrap, check_kafka, **security)
+    kept = {"retention.ms": str(settings.dlq_retention_ms)}  # docs/privacy.md
     ensure_topics(bootstrap, [TopicSpec(settings.topic, settings.partitions),
-                              TopicSpec(settings.dlq_topic, 1),
-                              TopicSpec(settings.quarantine_topic, 1)], **security)
+                              TopicSpec(settings.dlq_topic, 1, config=kept),
+                              TopicSpec(settings.quarantine_topic, 1, config=kept),
+                              *([TopicSpec(settings.erasure_topic, 1)]
+                                if settings.erasure_topic else [])], **security)
     return bootstrap
 
 
@@ -170,6 +174,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             learner, resumed = restored.learner, version.number
             obj = learner
             start_offsets = decode_offsets(version.offsets, settings.topic)
+            if settings.erasure_topic:  # erasure requests resume like events
+                start_offsets |= decode_offsets(version.offsets, settings.erasure_topic)
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
@@ -186,7 +192,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
 
     security = settings.kafka_client_config()
-    source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
+    topics = [settings.topic, *([settings.erasure_topic] if settings.erasure_topic else [])]
+    source = KafkaSource(bootstrap, topics, settings.group_id, on_lag=on_lag,
                          start_offsets=start_offsets, **security)
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)
     quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
@@ -209,6 +216,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             on_alarm=drift_alarm(registry, settings.model)),
         freshness=LearnerFreshness.for_learner(
             learner, FreshnessMetrics(metrics_registry, model=settings.model)),
+        pseudonymizer=Pseudonymizer.from_env(),  # docs/privacy.md: off unless a key is set
+        erasure_topic=settings.erasure_topic,
     )
     if resumed is not None and restored is not None:
         worker.restore(restored)

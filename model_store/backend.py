@@ -141,6 +141,14 @@ class EventLog(Protocol):
         """Append a notice that moves nothing (an alarm) to the log and notify; its log id."""
         ...
 
+    def append_audit(self, model: str, kind: str, fields: Mapping[str, str]) -> str:
+        """Append one record to the model's ``kind`` audit log (kept, not trimmed); its id."""
+        ...
+
+    def read_audit(self, model: str, kind: str) -> list[tuple[str, dict[str, str]]]:
+        """Every record of the model's ``kind`` audit log, oldest first."""
+        ...
+
 
 @runtime_checkable
 class Backend(VersionStore, AliasStore, EventLog, Protocol):

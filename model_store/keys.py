@@ -97,3 +97,7 @@ class Keys:
     def log(self, model: str) -> str:
         """Redis Stream of the same notices, for catch-up."""
         return f"{self.prefix}:{model}:log"
+
+    def audit(self, model: str, kind: str) -> str:
+        """Redis Stream of audit records of one ``kind`` (``erasures``), never trimmed."""
+        return f"{self.prefix}:{model}:{kind}"

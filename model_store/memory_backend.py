@@ -61,6 +61,7 @@ class MemoryBackend:
         self.history_limit = history_limit
         self.log_limit = log_limit
         self._cond = threading.Condition(threading.RLock())
+        self._audit: dict[tuple[str, str], list[tuple[str, dict[str, str]]]] = {}
         self._seq: dict[str, int] = {}
         self._meta: dict[str, dict[int, dict[str, str]]] = {}
         self._staged: dict[tuple[str, int], list[bytes]] = {}
@@ -206,6 +207,18 @@ class MemoryBackend:
         """Log and announce a notice that moves nothing (an alarm)."""
         with self._cond:
             return self._notify(event)
+
+    def append_audit(self, model: str, kind: str, fields: Mapping[str, str]) -> str:
+        """Keep one audit record in memory."""
+        with self._cond:
+            rows = self._audit.setdefault((model, kind), [])
+            rows.append((f"{len(rows) + 1}-0", dict(fields)))
+            return rows[-1][0]
+
+    def read_audit(self, model: str, kind: str) -> list[tuple[str, dict[str, str]]]:
+        """The audit records, oldest first."""
+        with self._cond:
+            return list(self._audit.get((model, kind), []))
 
     def close(self) -> None:
         """Nothing to release."""

@@ -286,6 +286,15 @@ class RedisBackend:
             entry_id = pipe.execute()[0]
         return _text(entry_id)
 
+    def append_audit(self, model: str, kind: str, fields: Mapping[str, str]) -> str:
+        """``XADD`` one audit record (no ``MAXLEN``: an audit log is kept)."""
+        return _text(self.client.xadd(self.keys.audit(model, kind), dict(fields)))  # type: ignore[arg-type]
+
+    def read_audit(self, model: str, kind: str) -> list[tuple[str, dict[str, str]]]:
+        """``XRANGE`` the whole audit log."""
+        rows: Any = self.client.xrange(self.keys.audit(model, kind))
+        return [(_text(i), {_text(k): _text(v) for k, v in f.items()}) for i, f in rows]
+
     def close(self) -> None:
         """Close the client if this backend created it."""
         if self._owns_client:

@@ -310,6 +310,22 @@ class Registry(AliasOperations):
         log.warning("model %s: %s alarm raised (%s), log id %s", model, kind, info, entry_id)
         return event
 
+    # audit ------------------------------------------------------------------------
+    def record_audit(self, model: str, kind: str, fields: Mapping[str, Any]) -> str:
+        """Append a record (values as text) to the model's ``kind`` audit log; its id.
+
+        Erasures are recorded here (``kind="erasures"``, see :mod:`consumers.erasure`):
+        the log is kept whole, unlike the notice log.
+        """
+        check_name("model", model)
+        check_name("audit kind", kind)
+        return self.backend.append_audit(model, kind, {k: str(v) for k, v in fields.items()})
+
+    def audit(self, model: str, kind: str) -> list[tuple[str, dict[str, str]]]:
+        """Every record of the model's ``kind`` audit log, oldest first."""
+        check_name("model", model)
+        return self.backend.read_audit(model, kind)
+
     # internals --------------------------------------------------------------------
     def _resolve(self, model: str, version: Ref) -> int:
         check_name("model", model)

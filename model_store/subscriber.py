@@ -92,6 +92,7 @@ class Subscriber:
         retry_interval: float = 30.0,
         on_swap: Callable[[str, ModelVersion], None] | None = None,
         topk: TopK | None = None,
+        pseudonymizer: Callable[[str], str] | None = None,
     ) -> None:
         if not 0.0 <= canary_share <= 1.0 or poll_interval <= 0:
             raise InvalidNameError("canary_share must be in [0, 1], poll_interval positive")
@@ -106,6 +107,7 @@ class Subscriber:
         self.retry_interval = retry_interval
         self.on_swap = on_swap
         self.topk = topk if topk is not None else TopK()
+        self.pseudonymizer = pseudonymizer  # callers pass raw ids; models hold pseudonyms
         metrics_registry = metrics_registry or CollectorRegistry()
         self.metrics = SubscriberMetrics(metrics_registry)
         self.freshness = ServingFreshness(metrics_registry)  # published -> loaded -> served
@@ -161,10 +163,12 @@ class Subscriber:
 
     def predict(self, user: str, item: str) -> float:
         """Score ``item`` for ``user`` with the served (or canary) model."""
+        user = self._user(user)
         return float(self._predictor(user).predict(user, item))
 
     def rank(self, user: str, items: list[str], k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` best ``items`` for ``user`` as (item, score), best first; one model."""
+        user = self._user(user)
         predictor = self._predictor(user)
         scored = [(item, float(predictor.predict(user, item))) for item in items]
         return sorted(scored, key=lambda pair: pair[1], reverse=True)[:k]
@@ -178,6 +182,7 @@ class Subscriber:
         skipped). A cold user gets the model's non-personal (popularity) list. Canary
         routing applies as for :meth:`predict`.
         """
+        user = self._user(user)
         loaded = self._slot(user)
         if not is_item_scorer(loaded.model):
             raise FormatError(
@@ -324,3 +329,7 @@ class Subscriber:
         with contextlib.suppress(Exception):  # closing a broken connection may fail too
             if listener is not None:
                 listener.close()
+
+    def _user(self, user: str) -> str:
+        """The id the models know ``user`` by: its pseudonym when one is configured."""
+        return user if self.pseudonymizer is None else self.pseudonymizer(user)

@@ -191,6 +191,18 @@ class InputDrift:
             raise TypeError(f"not an input drift snapshot: {type(obj).__name__}")
         return obj
 
+    def forget_user(self, user: str) -> int:
+        """Erasure (docs/privacy.md): rename ``user`` in the partial window; return entries.
+
+        The id becomes an anonymous token of its own, so the window's activity classes,
+        hence every later figure, stay exactly as they were.
+        """
+        token = f"\0erased:{sum(1 for u in set(self._users) if u.startswith(chr(0)))}"
+        hits = [k for k, u in enumerate(self._users) if u == user]
+        for k in hits:
+            self._users[k] = token
+        return len(hits)
+
 
 class InputDriftWatch:
     """The shell around :class:`InputDrift` in a learner worker: metrics and alarms.

@@ -13,6 +13,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from stream.pseudonym import Pseudonymizer
 from stream.schema import Event, decode, encode
 
 __all__ = ["EventProducer", "reliable_producer"]
@@ -31,17 +32,24 @@ class EventProducer:
     """Send events (or raw records) to ``topic``.
 
     ``rate`` (events per second) paces :meth:`send_all`; ``None`` sends as fast as the
-    broker takes them.
+    broker takes them. With a ``pseudonymizer`` (:mod:`stream.pseudonym`) every event's
+    ``user_id`` (and so its key) is replaced by its pseudonym before it leaves the process;
+    valid raw records given to :meth:`send_all` are decoded and re-encoded for that, while
+    :meth:`send_raw` always sends its bytes unchanged.
     """
 
     def __init__(self, bootstrap_servers: str, topic: str = "events", *,
-                 client_id: str = "lifelong-producer", **producer_config: object):
+                 client_id: str = "lifelong-producer",
+                 pseudonymizer: Pseudonymizer | None = None, **producer_config: object):
         self.topic = topic
+        self.pseudonymizer = pseudonymizer
         self._producer = reliable_producer(bootstrap_servers, client_id, **producer_config)
         self.sent = 0
 
     def send(self, event: Event) -> None:
         """Queue one event (non-blocking); :meth:`flush` waits for acknowledgements."""
+        if self.pseudonymizer is not None:
+            event = self.pseudonymizer.apply(event)
         self._producer.send(self.topic, value=encode(event), key=event.user_id.encode("utf-8"))
         self.sent += 1
 
@@ -72,6 +80,9 @@ class EventProducer:
         for rec in records:
             if limit is not None and n >= limit:
                 break
+            if not isinstance(rec, Event) and self.pseudonymizer is not None:
+                decoded = decode(rec)
+                rec = decoded if isinstance(decoded, Event) else rec
             if isinstance(rec, Event):
                 self.send(rec)
             else:

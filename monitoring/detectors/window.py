@@ -48,7 +48,8 @@ class WindowDetector(Detector):
         if categorical is not None:
             self.categorical = categorical
         self.max_categories = max_categories
-        self._values = np.empty(0 if self.categorical else window, dtype=float)
+        # zeros, not empty: the partial window is pickled into every version (no heap bytes)
+        self._values = np.zeros(0 if self.categorical else window, dtype=float)
         self._counts: Counter[str] = Counter()
         self._k = 0
         self._reference: np.ndarray | Counter[str] | None = None

@@ -64,3 +64,13 @@ class VectorScorer:
 
     def item_vectors(self) -> np.ndarray | None:
         return self.vectors
+
+
+class ByUser:
+    """Predicts a score per user (for pseudonym mapping tests); unknown users get 0."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+
+    def predict_one(self, user: str, item: str) -> float:
+        return self.scores.get(user, 0.0)

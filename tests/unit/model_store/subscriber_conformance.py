@@ -15,7 +15,7 @@ from model_store.backend import Backend
 from model_store.recommend import TopK
 from model_store.subscriber import Subscriber
 from tests.unit.model_store.conformance import BackendFixtures, FakeClock
-from tests.unit.model_store.helpers import ByItem, Const, VectorScorer
+from tests.unit.model_store.helpers import ByItem, ByUser, Const, VectorScorer
 
 
 def version_gauge(metrics: CollectorRegistry, model: str, alias: str) -> float | None:
@@ -262,3 +262,16 @@ class SubscriberConformance(BackendFixtures):
             assert sub.wait_for_version(2, timeout=5, alias="candidate")
             firsts = [sub.recommend(f"user-{n}", k=1)[0][0] for n in range(1000)]
             assert 0.22 < firsts.count("b") / 1000 < 0.38
+
+    def test_pseudonymizer_maps_raw_ids_like_the_learner(self, registry: Registry) -> None:
+        from stream.pseudonym import Pseudonymizer
+
+        p = Pseudonymizer(b"subscriber-test-key-0123456789", key_id="k1")
+        registry.publish_object("reco", ByUser({p("alice"): 4.5}))
+        with Subscriber(registry, "reco", poll_interval=0.2, pseudonymizer=p) as sub:
+            assert sub.wait_for_version(1)
+            assert sub.predict("alice", "i1") == 4.5
+            assert sub.rank("alice", ["i1"]) == [("i1", 4.5)]
+            assert sub.predict("bob", "i1") == 0.0
+        with Subscriber(registry, "reco", poll_interval=0.2) as raw:
+            assert raw.wait_for_version(1) and raw.predict("alice", "i1") == 0.0

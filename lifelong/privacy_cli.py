@@ -1,0 +1,116 @@
+"""``lifelong forget --user ID`` and ``lifelong models gc --purge-user/--purge-before``.
+
+Both read :class:`~lifelong.config.Settings` (the model, the store) and the pseudonym key
+(:meth:`stream.pseudonym.Pseudonymizer.from_env`) from the environment. The user id is
+given raw; ``--user -`` reads it from stdin, so it stays out of shell history and the
+process list. Output never repeats the raw id nor the pseudonym: only audit receipts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+
+from lifelong.config import Settings
+from lifelong.models_cli import _actor, _store
+
+__all__ = ["forget", "purge"]
+
+User = Annotated[str, typer.Option("--user", help="the raw user id ('-': read it from stdin)")]
+
+
+def _raw_user(user: str) -> str:
+    raw = sys.stdin.readline().strip() if user == "-" else user
+    if not raw:
+        raise typer.BadParameter("the user id is empty", param_hint="--user")
+    return raw
+
+
+def forget(
+    user: User,
+    model: Annotated[str | None, typer.Option(help="model name (default: LIFELONG_MODEL)")]
+    = None,
+    actor: Annotated[str | None, typer.Option(help="who asks, for the audit log")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+    via_topic: Annotated[bool, typer.Option(
+        help="send the request to the running learner (LIFELONG_ERASURE_TOPIC) instead")]
+    = False,
+) -> None:
+    """Erase a user from the latest model version: publish a new one, audit it.
+
+    Lists the older versions that still hold the user; purge them with
+    ``lifelong models gc MODEL --purge-user ID``. Stop the learner first, or use
+    ``--via-topic`` so the running learner erases the user itself (docs/privacy.md).
+    """
+    from consumers.erasure import forget_user
+    from stream.pseudonym import Pseudonymizer
+
+    raw = _raw_user(user)
+    if via_topic:
+        return _send_request(raw)
+    name = model or Settings.from_env().model
+    with _store() as registry:
+        report = forget_user(registry, name, raw, pseudonymizer=Pseudonymizer.from_env(),
+                             actor=_actor(actor))
+    if as_json:
+        typer.echo(json.dumps({"model": name, "version": report.version,
+                               "parent": report.parent, "removed": report.removed,
+                               "older": report.older, "receipts": report.receipts,
+                               "audit_id": report.audit_id}))
+        return
+    older = ", ".join(map(str, report.older)) or "none"
+    typer.echo(f"{name}: version {report.version} (from {report.parent}) published without "
+               f"the user ({report.removed} entries removed); receipt "
+               f"{', '.join(report.receipts)}")
+    typer.echo(f"{name}: older versions still holding the user: {older}")
+
+
+def purge(model: str, *, user: str | None, before: int | None, move_aliases: bool,
+          actor: str | None) -> None:
+    """The ``models gc --purge-user/--purge-before`` branch."""
+    from consumers.erasure import purge_before, purge_user
+    from stream.pseudonym import Pseudonymizer
+
+    with _store() as registry:
+        if user is not None:
+            report = purge_user(registry, model, _raw_user(user),
+                                pseudonymizer=Pseudonymizer.from_env(),
+                                move_aliases=move_aliases, actor=_actor(actor))
+        else:
+            assert before is not None
+            report = purge_before(registry, model, before, move_aliases=move_aliases,
+                                  actor=_actor(actor))
+    listed = ", ".join(map(str, report.deleted)) or "nothing"
+    typer.echo(f"{model}: purged {len(report.deleted)} version(s): {listed}")
+    for number, aliases in sorted(report.aliased.items()):
+        typer.echo(f"{model}: kept version {number}: alias {', '.join(aliases)} points at it "
+                   "(move it, or pass --move-aliases)")
+
+
+def _send_request(raw: str) -> None:
+    """Put an erasure request (the pseudonym when a key is set) on the erasure topic."""
+    from consumers.erasure import encode_request
+    from lifelong.errors import cli_errors, fail
+    from lifelong.wiring import connect_topics
+    from stream.producer import reliable_producer
+    from stream.pseudonym import Pseudonymizer
+
+    with cli_errors():
+        settings = Settings.from_env()
+        if not settings.erasure_topic:
+            raise fail("--via-topic needs LIFELONG_ERASURE_TOPIC (the learner's erasure "
+                       "topic)", 2)
+        p = Pseudonymizer.from_env()
+        bootstrap = connect_topics(settings)
+        producer = reliable_producer(bootstrap, "lifelong-forget",
+                                     **settings.kafka_client_config())
+        try:
+            producer.send(settings.erasure_topic, encode_request(raw if p is None else p(raw)))
+            producer.flush(timeout=30)
+        finally:
+            producer.close()
+    typer.echo(f"erasure request sent to {settings.erasure_topic}; the learner publishes a "
+               "version without the user after its next batch")
