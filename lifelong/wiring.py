@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -23,7 +23,6 @@ from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.health import check_kafka, check_redis
 from deploy.services import ServiceError, register_scrape_target, resolve
-from learning.online import OnlineLearner
 from learning.ranking_learner import RankingLearner
 from learning.task import get_task
 from lifelong.config import ConfigError, Settings
@@ -38,9 +37,6 @@ from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics, RankingQualityCollector
 from stream.admin import TopicSpec, ensure_topics
 from stream.quality import QualityGates
-
-if TYPE_CHECKING:  # torch-bound: imported where the deep model is used
-    from learning.lifelong import LifelongLearner
 
 __all__ = ["OnlineRun", "build_online_run", "connect_topics", "kafka_address",
            "open_registry", "redis_address", "serve_metrics"]
@@ -167,7 +163,9 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         check_blend(registry, blend_with, wait=wait_for_blend)
         from learning.lifelong import LifelongLearner
         from learning.serving import LifelongModel
-    learner: OnlineLearner | LifelongLearner | RankingLearner
+    # OnlineLearner | LifelongLearner | RankingLearner: the worker's Learner protocol types
+    # score() as the rating score, the ranking learner's is a RankingScore (as in evaluate)
+    learner: Any
     learner = (LifelongLearner(settings.model_kind, clip=clip) if blend_with
                else task.make_learner(settings.model_kind))
     kind = type(learner)
