@@ -7,9 +7,10 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from consumers.worker import Learner
+from learning.ranking_metrics import RankingScore
 from monitoring.freshness import version_metadata
 
-__all__ = ["RegistryPublisher", "refusal_alarm"]
+__all__ = ["RegistryPublisher", "refusal_alarm", "score_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,26 @@ def refusal_alarm(registry: _Alarms, model: str) -> Callable[[str], None]:
     return raise_alarm
 
 
+def score_figures(score: Any) -> dict[str, Any]:
+    """A version's ``metrics``: RMSE/MAE for a rating score, HR/NDCG/coverage@k for ranking.
+
+    >>> from learning.ranking_metrics import RankingScore
+    >>> s = RankingScore(n=5, k=10, hr=0.4, ndcg=0.3, coverage=0.2, intra_list_diversity=None,
+    ...                  novelty=2.0, rolling_hr=0.4, rolling_ndcg=0.3, rolling_coverage=0.2)
+    >>> sorted(score_figures(s))[:4]
+    ['coverage@10', 'evaluated', 'hr@10', 'intra_list_diversity']
+    """
+    if not isinstance(score, RankingScore):
+        return {"rmse": score.rmse, "mae": score.mae, "rolling_rmse": score.rolling_rmse,
+                "rolling_mae": score.rolling_mae}
+    k = score.k
+    return {"evaluated": score.n, f"hr@{k}": score.hr, f"ndcg@{k}": score.ndcg,
+            f"coverage@{k}": score.coverage, "intra_list_diversity": score.intra_list_diversity,
+            "novelty": score.novelty, f"rolling_hr@{k}": score.rolling_hr,
+            f"rolling_ndcg@{k}": score.rolling_ndcg,
+            f"rolling_coverage@{k}": score.rolling_coverage}
+
+
 class RegistryPublisher:
     """Pickle, sign and store the learner (a :class:`~consumers.checkpoint.Checkpoint`).
 
@@ -63,12 +84,7 @@ class RegistryPublisher:
         metadata = {
             "offsets": {f"{t}:{p}": o for (t, p), o in sorted(positions.items())},
             "events_seen": learner.events_seen,
-            "metrics": {
-                "rmse": score.rmse,
-                "mae": score.mae,
-                "rolling_rmse": score.rolling_rmse,
-                "rolling_mae": score.rolling_mae,
-            },
+            "metrics": score_figures(score),
             "tags": {"learner": "online", "model_kind": learner.model_name},
             **version_metadata(learner),  # newest_event_ts, for event time -> served
         }

@@ -137,8 +137,13 @@ def produce(
 @app.command()
 def learn(
     model: Annotated[str | None, typer.Option(help="model name in the store")] = None,
-    kind: Annotated[str | None, typer.Option(help="River model: BiasedMF, FunkMF, "
-                                              "FMRegressor, Baseline")] = None,
+    kind: Annotated[str | None, typer.Option(
+        help="rating: River model (BiasedMF, FunkMF, FMRegressor, Baseline); ranking: "
+             "popularity, decayed-popularity, bpr, bpr-pop, co-occurrence, sequence, blend "
+             "(default blend)")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="rating (regress the value) or ranking (implicit feedback, rolling HR/NDCG@10 "
+             "on /metrics) " + Settings.describe("task"))] = None,
     group: Annotated[str | None, typer.Option(help="Kafka consumer group")] = None,
     topic: Annotated[str | None, typer.Option(help="events topic")] = None,
     publish_every_events: Annotated[int | None, typer.Option(help="publish every N events")]
@@ -161,11 +166,12 @@ def learn(
              "it is promoted); without it an unknown model is an error")] = False,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
+    from learning.task import get_task
     from lifelong.wiring import build_online_run
 
     with cli_errors():
         settings = Settings.from_env(
-            model=model, model_kind=kind, group_id=group, topic=topic,
+            model=model, model_kind=kind, task=task, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port,
             keep_last=keep_last)
@@ -174,16 +180,17 @@ def learn(
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    console.print(f"learning {settings.model!r} ({settings.model_kind}) from "
+    learning_task = get_task(settings.task)
+    console.print(f"learning {settings.model!r} ({settings.task}: {settings.model_kind}) from "
                   f"{settings.topic!r}; metrics on http://{run.metrics_server.target}/metrics"
                   + (f"; resumed from version {run.resumed_from}" if run.resumed_from else ""))
     with cli_errors(), _progress() as bar:
-        task = bar.add_task("learning", total=max_events, info="")
+        bar_task = bar.add_task("learning", total=max_events, info="")
 
         def show(stats: Any) -> None:
-            score = run.worker.learner.score()
-            bar.update(task, completed=stats.consumed,
-                       info=f"invalid {stats.invalid}  rmse {score.rmse:.3f}  "
+            name, value = learning_task.headline(run.worker.learner)
+            bar.update(bar_task, completed=stats.consumed,
+                       info=f"invalid {stats.invalid}  {name} {value:.3f}  "
                             f"versions {len(stats.versions)}")
 
         try:

@@ -148,7 +148,8 @@ class Settings:
     partitions: int = 3
     group_id: str = "lifelong-online"
     model: str = "reco"
-    model_kind: str = "BiasedMF"
+    model_kind: str = "BiasedMF"  # the ranking task's default ("blend") when task=ranking
+    task: str = "rating"  # rating (regress the value) or ranking (implicit): learning.task
     prefix: str = "lifelong"
     # Redis AUTH / ACL user (else from REDIS_URL) and Kafka SASL / TLS: see docs/operations.md
     redis_username: str | None = None
@@ -203,6 +204,7 @@ class Settings:
             "group_id": ("LIFELONG_GROUP_ID", _name),
             "model": ("LIFELONG_MODEL", _name),
             "model_kind": ("LIFELONG_MODEL_KIND", _name),
+            "task": ("LIFELONG_TASK", _choice("rating", "ranking")),
             "prefix": ("LIFELONG_PREFIX", _name),
             "redis_username": ("REDIS_USERNAME", _text),
             "redis_password": ("REDIS_PASSWORD", _text),
@@ -318,4 +320,23 @@ class Settings:
                 values[field_name] = parse(var, str(flag))
             elif env.get(var, "") != "":
                 values[field_name] = parse(var, env[var])
+        if values.get("task") == "ranking":
+            values["model_kind"] = _ranking_kind(values.get("model_kind"))
         return cls(**values)
+
+
+def _ranking_kind(kind: str | None) -> str:
+    """The ranking model for ``LIFELONG_TASK=ranking``: ``kind`` if it is one, else refused.
+
+    >>> _ranking_kind(None), _ranking_kind("bpr")
+    ('blend', 'bpr')
+    """
+    from learning.ranking_learner import RANKING_MODELS
+    from learning.task import RankingTask
+
+    if kind is None:
+        return RankingTask.default_model
+    if kind not in RANKING_MODELS:
+        raise ConfigError(f"LIFELONG_MODEL_KIND={kind!r}: with LIFELONG_TASK=ranking expected "
+                          f"one of {', '.join(RANKING_MODELS)}")
+    return kind

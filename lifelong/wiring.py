@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -23,7 +23,8 @@ from consumers.worker import LearnerWorker
 from deploy.base import ENV_VARS
 from deploy.health import check_kafka, check_redis
 from deploy.services import ServiceError, register_scrape_target, resolve
-from learning.online import OnlineLearner
+from learning.ranking_learner import RankingLearner
+from learning.task import get_task
 from lifelong.config import ConfigError, Settings
 from model_store import Registry, Subscriber
 from model_store.records import decode_offsets
@@ -33,13 +34,10 @@ from monitoring.drift_metrics import DriftMetrics
 from monitoring.exposition import MetricsServer
 from monitoring.freshness import FreshnessMetrics, LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
-from monitoring.metrics import LearnerMetrics
+from monitoring.metrics import LearnerMetrics, RankingQualityCollector
 from stream.admin import TopicSpec, ensure_topics
 from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
-
-if TYPE_CHECKING:  # torch-bound: imported where the deep model is used
-    from learning.lifelong import LifelongLearner
 
 __all__ = ["OnlineRun", "build_online_run", "connect_topics", "kafka_address",
            "open_registry", "redis_address", "serve_metrics"]
@@ -145,6 +143,9 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     """Connect a Kafka-fed online learner that publishes to Redis and serves /metrics.
 
     With ``resume`` the learner warm-starts from the latest version of ``settings.model``.
+    ``settings.task`` builds the learner (:func:`learning.task.get_task`): River regression
+    for ``rating``, a :class:`~learning.ranking_learner.RankingLearner` for ``ranking``, whose
+    rolling HR, NDCG and coverage at k are then exported on /metrics.
     With ``blend_with`` (a deep model name, e.g. ``reco-deep``) the learner is a
     :class:`~learning.lifelong.LifelongLearner`: it follows that model's ``production``
     alias, folds each event into its user side and publishes the River + deep blend; it
@@ -158,12 +159,20 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     registry = open_registry(settings)
     if registry.signer is None:
         raise key_missing(f'publishing model "{settings.model}"')
+    task = get_task(settings.task, clip=clip)
+    if blend_with and task.name != "rating":
+        raise ConfigError(f"--blend-with {blend_with}: the deep blend serves the rating task; "
+                          f"LIFELONG_TASK={task.name} learns without it")
     if blend_with:
         check_blend(registry, blend_with, wait=wait_for_blend)
         from learning.lifelong import LifelongLearner
         from learning.serving import LifelongModel
-    kind = LifelongLearner if blend_with else OnlineLearner
-    learner: OnlineLearner | LifelongLearner = kind(settings.model_kind, clip=clip)
+    # OnlineLearner | LifelongLearner | RankingLearner: the worker's Learner protocol types
+    # score() as the rating score, the ranking learner's is a RankingScore (as in evaluate)
+    learner: Any
+    learner = (LifelongLearner(settings.model_kind, clip=clip) if blend_with
+               else task.make_learner(settings.model_kind))
+    kind = type(learner)
     resumed, start_offsets, restored = None, {}, None
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
@@ -221,6 +230,9 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     )
     if resumed is not None and restored is not None:
         worker.restore(restored)
+    if isinstance(learner, RankingLearner):  # rolling HR/NDCG/coverage@k, read when scraped
+        RankingQualityCollector(lambda: worker.learner.score(), model=settings.model,
+                                registry=metrics_registry)
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber, quarantine)
 

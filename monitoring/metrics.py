@@ -14,16 +14,27 @@ partition, reason kind), never user, item or event ids.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from stream.quality import QUARANTINE_REASONS
 
-__all__ = ["IMPRESSION_COUNTERS", "INVALID_KINDS", "LATENCY_BUCKETS", "ROUND_BUCKETS",
-           "ROUND_TRIGGERS", "FineTuneMetrics", "ImpressionJoinCollector", "LearnerMetrics"]
+__all__ = [
+    "IMPRESSION_COUNTERS",
+    "INVALID_KINDS",
+    "LATENCY_BUCKETS",
+    "RANKING_GAUGES",
+    "ROUND_BUCKETS",
+    "ROUND_TRIGGERS",
+    "FineTuneMetrics",
+    "ImpressionJoinCollector",
+    "LearnerMetrics",
+    "RankingQualityCollector",
+]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 ROUND_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -252,3 +263,69 @@ class ImpressionJoinCollector:
                                          labels=("model",))
             family.add_metric([self.model], float(values.get(name, 0)))
             yield family
+
+
+#: ``lifelong_learner_ranking_<name>_ratio``: help text of each rolling ranking figure.
+RANKING_GAUGES: dict[str, tuple[str, str]] = {
+    "hit": ("rolling_hr", "Rolling prequential hit ratio at k (HR@k): share of the last "
+                          "window of ranked events whose item was in the top k."),
+    "ndcg": ("rolling_ndcg", "Rolling prequential NDCG@k (log2 discount) over the last "
+                             "window of ranked events."),
+    "coverage": ("rolling_coverage", "Rolling coverage@k: share of known items that appeared "
+                                     "in any top-k list over the last window."),
+}
+
+
+class RankingQualityCollector:
+    """Export a ranking learner's rolling HR@k, NDCG@k and coverage@k, read when scraped.
+
+    ``score()`` returns the learner's current
+    :class:`~learning.ranking_metrics.RankingScore` (``lambda: worker.learner.score()``).
+    Gauges are labelled by model and k; nothing is exported before the first ranked event,
+    and ``lifelong_learner_ranking_evaluated_total`` counts the ranked events. A score read
+    while the worker updates it (a deque changing under the read) falls back to the last one.
+
+    >>> from learning.ranking_metrics import RankingScore
+    >>> reg = CollectorRegistry()
+    >>> s = RankingScore(n=40, k=10, hr=0.3, ndcg=0.2, coverage=0.5, intra_list_diversity=None,
+    ...                  novelty=1.0, rolling_hr=0.25, rolling_ndcg=0.1, rolling_coverage=0.4)
+    >>> _ = RankingQualityCollector(lambda: s, model="reco", registry=reg)
+    >>> reg.get_sample_value("lifelong_learner_ranking_hit_ratio", {"model": "reco", "k": "10"})
+    0.25
+    """
+
+    def __init__(self, score: Callable[[], Any], *, model: str,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.score = score
+        self.model = model
+        self._last: Any = None
+        if registry is not None:
+            registry.register(self)  # type: ignore[arg-type]
+
+    def _families(self) -> tuple[list[GaugeMetricFamily], CounterMetricFamily]:
+        gauges = [GaugeMetricFamily(f"lifelong_learner_ranking_{name}_ratio", doc,
+                                    labels=("model", "k"))
+                  for name, (_, doc) in RANKING_GAUGES.items()]
+        evaluated = CounterMetricFamily(
+            "lifelong_learner_ranking_evaluated",
+            "Events ranked under the prequential protocol (known user, known item new to "
+            "the user).", labels=("model",))
+        return gauges, evaluated
+
+    def describe(self) -> list[Any]:
+        """The metric families (without samples), so registration checks names."""
+        gauges, evaluated = self._families()
+        return [*gauges, evaluated]
+
+    def collect(self) -> Iterator[Any]:
+        """The rolling figures at k, and the count of ranked events."""
+        with contextlib.suppress(RuntimeError):  # changed while read: keep the last one
+            self._last = self.score()
+        gauges, evaluated = self._families()
+        score = self._last
+        if score is not None and score.n:
+            for family, (attribute, _) in zip(gauges, RANKING_GAUGES.values(), strict=True):
+                family.add_metric([self.model, str(score.k)], float(getattr(score, attribute)))
+        evaluated.add_metric([self.model], float(score.n if score is not None else 0))
+        yield from gauges
+        yield evaluated

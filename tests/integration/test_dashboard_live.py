@@ -1,8 +1,9 @@
 """Every dashboard panel against a live Prometheus after short real runs, and the input
 drift alert firing (or not) in it.
 
-Two online learners (model ``...-drift`` with an injected shift of the event values, model
-``...-calm`` without), a fine-tuner and a subscriber run against the real Kafka and Redis.
+Three online learners (model ``...-drift`` with an injected shift of the event values,
+model ``...-calm`` without, model ``...-rank`` learning the ranking task on a click
+stream), a fine-tuner and a subscriber run against the real Kafka and Redis.
 They are scraped by a private Prometheus (the real binary, on its own loopback port, with
 this checkout's rule files, stopped at the end), so the rules under test are the ones here
 and an alert raised for the test never lingers on the shared instance. Then every query of
@@ -41,6 +42,7 @@ from stream.admin import delete_topics
 from stream.producer import EventProducer
 from stream.schema import encode
 from stream.synthetic import SyntheticStream
+from stream.synthetic_implicit import ImplicitStream
 
 pytestmark = pytest.mark.integration
 
@@ -121,7 +123,8 @@ def live_runs(kafka, redis_service, private_prometheus, tmp_path_factory) -> Ite
     if not (os.environ.get("LIFELONG_SIGNING_KEY") or os.environ.get("LIFELONG_SIGNING_KEY_FILE")):
         os.environ["LIFELONG_SIGNING_KEY"] = secrets.token_hex(32)  # models must be signed
     prefix = f"it-dash-{unique}"
-    names = {"drift": f"dash-{unique}-drift", "calm": f"dash-{unique}-calm"}
+    names = {"drift": f"dash-{unique}-drift", "calm": f"dash-{unique}-calm",
+             "rank": f"dash-{unique}-rank"}  # rank: learn --task ranking on clicks
     closers, topics, jobs = [], [], []
     try:
         runs = {}
@@ -129,7 +132,8 @@ def live_runs(kafka, redis_service, private_prometheus, tmp_path_factory) -> Ite
             settings = Settings.from_env(
                 kafka_bootstrap=kafka.address, redis_url=redis_service.address, prefix=prefix,
                 topic=model, dlq_topic=f"{model}.dlq", group_id=model, model=model,
-                publish_every_events=1000, partitions=1)
+                publish_every_events=1000, partitions=1,
+                task="ranking" if kind == "rank" else None)
             topics += [model, f"{model}.dlq"]
             run = build_online_run(settings, register_target=False, resume=False)
             closers.append(run.close)
@@ -166,13 +170,15 @@ def live_runs(kafka, redis_service, private_prometheus, tmp_path_factory) -> Ite
         threads.append(threading.Thread(target=tune.worker.run, kwargs={
             "max_events": EVENTS, "idle_timeout": 20}, daemon=True))
 
-        def produce(topic: str, drift: bool) -> None:
+        def produce(topic: str, kind: str) -> None:
             # paced, so every step happens between scrapes (a burst learned before the
             # first scrape leaves rate() at 0 and its quantiles NaN)
+            events = (ImplicitStream(n_events=EVENTS, seed=3).raw() if kind == "rank"
+                      else _events(3, drift=kind == "drift"))
             with EventProducer(kafka.address, topic) as producer:
-                producer.send_all(_events(3, drift=drift), rate=RATE)
+                producer.send_all(events, rate=RATE)
 
-        threads += [threading.Thread(target=produce, args=(settings.topic, kind == "drift"),
+        threads += [threading.Thread(target=produce, args=(settings.topic, kind),
                                      daemon=True) for kind, (settings, _) in runs.items()]
         for t in threads:
             t.start()

@@ -30,3 +30,20 @@ def test_bad_values_name_the_key_and_the_expectation(var, value, expected):
 def test_unknown_flag():
     with pytest.raises(ConfigError, match="unknown setting"):
         Settings.from_env({}, nonsense=1)
+
+
+def test_task_defaults_to_rating_and_ranking_takes_a_ranking_model():
+    assert (Settings.from_env({}).task, Settings.from_env({}).model_kind) == ("rating", "BiasedMF")
+    ranking = Settings.from_env({"LIFELONG_TASK": "ranking"})
+    assert (ranking.task, ranking.model_kind) == ("ranking", "blend")
+    assert Settings.from_env({"LIFELONG_MODEL_KIND": "bpr"}, task="ranking").model_kind == "bpr"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"LIFELONG_TASK": "clicks"}, r"LIFELONG_TASK='clicks': expected one of rating, ranking"),
+    ({"LIFELONG_TASK": "ranking", "LIFELONG_MODEL_KIND": "BiasedMF"},
+     r"LIFELONG_MODEL_KIND='BiasedMF': with LIFELONG_TASK=ranking expected one of .*blend"),
+])
+def test_bad_task_settings_name_the_key(env, expected):
+    with pytest.raises(ConfigError, match=expected):
+        Settings.from_env(env)

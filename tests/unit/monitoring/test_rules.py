@@ -24,7 +24,7 @@ from deploy.prometheus import rules_dir
 from model_store.metrics import SubscriberMetrics
 from monitoring.drift_metrics import DriftMetrics
 from monitoring.freshness import FreshnessMetrics, ServingFreshness
-from monitoring.metrics import FineTuneMetrics, LearnerMetrics
+from monitoring.metrics import FineTuneMetrics, LearnerMetrics, RankingQualityCollector
 from monitoring.rules import dashboard_files, install_rules, rule_files, rules_path
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -107,11 +107,17 @@ def test_code_registers_exactly_the_documented_metrics(documented):
     DriftMetrics(registry, model="m")
     FreshnessMetrics(registry, model="m")
     ServingFreshness(registry)
+    RankingQualityCollector(lambda: None, model="m", registry=registry)
     in_code = {}
     for collector in set(registry._collector_to_names):
-        kind = collector._type
-        name = collector._name + ("_total" if kind == "counter" else "")
-        in_code[name] = Metric(name, kind, frozenset(collector._labelnames))
+        if hasattr(collector, "_type"):  # Counter, Gauge, Histogram
+            kind = collector._type
+            name = collector._name + ("_total" if kind == "counter" else "")
+            in_code[name] = Metric(name, kind, frozenset(collector._labelnames))
+            continue
+        for family in collector.describe():  # a custom collector describes its families
+            name = family.name + ("_total" if family.type == "counter" else "")
+            in_code[name] = Metric(name, family.type, frozenset(family._labelnames))
     assert set(in_code) == set(documented), (
         f"undocumented: {sorted(set(in_code) - set(documented))}; "
         f"documented but not in code: {sorted(set(documented) - set(in_code))}")
