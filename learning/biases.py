@@ -23,6 +23,8 @@ the sums so the per-event fold-in continues from that solution.
 
 from __future__ import annotations
 
+from array import array
+
 import numpy as np
 
 __all__ = ["BiasModel", "History"]
@@ -35,30 +37,30 @@ class History:
         if capacity < 1:
             raise ValueError("capacity must be >= 1")
         self.capacity = capacity
-        self._u = np.zeros(1024, dtype=np.int32)
-        self._i = np.zeros(1024, dtype=np.int32)
-        self._y = np.zeros(1024, dtype=np.float32)
+        # array.array, not numpy: appending one scalar is much cheaper
+        self._u = array("i")
+        self._i = array("i")
+        self._y = array("f")
         self._n = 0  # events ever added
-        self._pos = 0  # next slot
 
     def __len__(self) -> int:
         return min(self._n, self.capacity)
 
     def add(self, user: int, item: int, value: float) -> None:
         """Keep one event (the oldest goes once ``capacity`` are kept)."""
-        if self._pos >= self._u.size and self._u.size < self.capacity:
-            grow = min(self.capacity, 2 * self._u.size)
-            self._u, self._i, self._y = (np.resize(a, grow) for a in (self._u, self._i, self._y))
-        if self._pos >= self.capacity:
-            self._pos = 0
-        self._u[self._pos], self._i[self._pos], self._y[self._pos] = user, item, value
-        self._pos += 1
+        if self._n < self.capacity:
+            self._u.append(user)
+            self._i.append(item)
+            self._y.append(value)
+        else:
+            pos = self._n % self.capacity
+            self._u[pos], self._i[pos], self._y[pos] = user, item, value
         self._n += 1
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(users, items, values)`` of the kept events."""
-        n = len(self)
-        return self._u[:n], self._i[:n], self._y[:n]
+        """``(users, items, values)`` of the kept events (copies)."""
+        return (np.array(self._u, dtype=np.int32), np.array(self._i, dtype=np.int32),
+                np.array(self._y, dtype=np.float32))
 
 
 class BiasModel:
@@ -118,14 +120,38 @@ class BiasModel:
         b_u, b_i = self.terms(user, item)
         return self.mu + b_u + b_i
 
-    def update(self, user: str, item: str, value: float) -> tuple[int, int]:
-        """Fold one event into both biases (and the mean); return its (user, item) rows."""
-        b_u, b_i = self.terms(user, item)
-        u, i = self.user_index(user), self.item_index(item)
+    def lookup(self, user: str, item: str) -> tuple[float, float, int, int]:
+        """``(b_u, b_i, n_u, n_i)`` in one pass (:meth:`terms` and :meth:`counts`)."""
+        u, i = self._users.get(user), self._items.get(item)
+        if u is None:
+            b_u, n_u = 0.0, 0
+        else:
+            n = self._nu[u]
+            b_u, n_u = self._su[u] / (n + self.user_prior), int(n)
+        if i is None:
+            b_i, n_i = 0.0, 0
+        else:
+            n = self._ni[i]
+            b_i, n_i = self._si[i] / (n + self.item_prior), int(n)
+        return b_u, b_i, n_u, n_i
+
+    def update(self, user: str, item: str, value: float,
+               terms: tuple[float, float] | None = None) -> tuple[int, int]:
+        """Fold one event into both biases (and the mean); return its (user, item) rows.
+
+        ``terms``: ``(b_u, b_i)`` as :meth:`terms` gives them now, when the caller has them.
+        """
+        b_u, b_i = self.terms(user, item) if terms is None else terms
+        u, i = self._users.get(user), self._items.get(item)
+        if u is None:
+            u = self.user_index(user)
+        if i is None:
+            i = self.item_index(item)
+        mu = self.mu
         self._nu[u] += 1.0
-        self._su[u] += value - self.mu - b_i
+        self._su[u] += value - mu - b_i
         self._ni[i] += 1.0
-        self._si[i] += value - self.mu - b_u
+        self._si[i] += value - mu - b_u
         self._count += 1
         self._total += value
         if not self.refits:

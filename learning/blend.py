@@ -185,7 +185,8 @@ class BlendWeights:
         """Weight of the first prediction (the second gets ``1 - weight``)."""
         if self._n == 0 or self._var <= 1e-12:
             return self.prior
-        return min(1.0, max(0.0, self._cross / self._var))
+        w = self._cross / self._var
+        return 1.0 if w > 1.0 else w if w > 0.0 else 0.0  # clipped to [0, 1] (NaN: 0)
 
     def blend(self, p_a: float, p_b: float) -> float:
         """The mixed prediction."""
@@ -194,7 +195,7 @@ class BlendWeights:
     def update(self, y: float, p_a: float, p_b: float) -> None:
         """Fold one observation in (call after :meth:`blend` was used for it)."""
         d = p_a - p_b
-        self._n += 1
-        alpha = max(1.0 / self._n, 1.0 / self.window)
+        n = self._n = self._n + 1
+        alpha = 1.0 / n if n < self.window else 1.0 / self.window  # max(1/n, 1/window)
         self._cross += alpha * ((y - p_b) * d - self._cross)
         self._var += alpha * (d * d - self._var)

@@ -61,8 +61,12 @@ class UserVectors:
         if q_i is None or self.lr == 0:
             return
         vec = self._vecs.pop(user, None)
-        vec = np.zeros(view.dim) if vec is None else vec
-        self._vecs[user] = vec + self.lr * (err * q_i - self.l2 * vec)  # re-inserted: recency
+        if vec is None:
+            vec = (self.lr * err) * q_i
+        else:  # the same step as vec + lr * (err * q_i - l2 * vec), without temporaries
+            vec *= 1.0 - self.lr * self.l2
+            vec += (self.lr * err) * q_i
+        self._vecs[user] = vec  # re-inserted: recency
         if len(self._vecs) > self.max_users:
             del self._vecs[next(iter(self._vecs))]
 
@@ -94,8 +98,21 @@ class SegmentBlend:
         self.offset_window = offset_window
         k = segments * self.ITEM_BUCKETS
         self.weights = [BlendWeights(window=window) for _ in range(k)]
-        self.offsets = np.zeros(k)
-        self._n = np.zeros(k, dtype=np.int64)
+        # plain lists, not numpy arrays: per-event scalar math on numpy elements is slow
+        self._offsets = [0.0] * k
+        self._counts = [0] * k
+
+    def __setstate__(self, state: dict) -> None:
+        # blobs pickled before the lists kept ``offsets`` and ``_n`` as numpy arrays
+        if "offsets" in state:
+            state["_offsets"] = [float(x) for x in state.pop("offsets")]
+            state["_counts"] = [int(x) for x in state.pop("_n")]
+        self.__dict__.update(state)
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Each segment's residual offset."""
+        return np.array(self._offsets)
 
     def segment(self, history: int, item_history: int = 16) -> int:
         """The segment of a user with ``history`` and an item with ``item_history`` events."""
@@ -105,20 +122,31 @@ class SegmentBlend:
 
     def blend(self, segment: int, p_a: float, p_b: float) -> float:
         """The mixed prediction in ``segment``."""
-        if self._n[segment] < self.warmup:
+        if self._counts[segment] < self.warmup:
             return self.overall.blend(p_a, p_b) + self.overall_offset
-        return self.weights[segment].blend(p_a, p_b) + float(self.offsets[segment])
+        return self.weights[segment].blend(p_a, p_b) + self._offsets[segment]
 
     def update(self, segment: int, y: float, p_a: float, p_b: float) -> None:
         """Fold one observation in (after :meth:`blend` was used for it)."""
+        self.step(segment, y, p_a, p_b)
+
+    def step(self, segment: int, y: float, p_a: float, p_b: float) -> float:
+        """:meth:`blend` (before learning ``y``), then :meth:`update`, in one pass."""
         w = self.weights[segment]
         mixed = w.blend(p_a, p_b)
-        overall = self.overall.blend(p_a, p_b)
-        self.overall.update(y, p_a, p_b)
-        self.overall_offset += (1.0 / self.window) * ((y - overall) - self.overall_offset) \
-            if self.overall._n > self.window else ((y - overall) - self.overall_offset) / \
-            self.overall._n
+        overall_w = self.overall
+        overall = overall_w.blend(p_a, p_b)
+        n = self._counts[segment]
+        out = overall + self.overall_offset if n < self.warmup else \
+            mixed + self._offsets[segment]
+        overall_w.update(y, p_a, p_b)
+        if overall_w._n > self.window:
+            self.overall_offset += (1.0 / self.window) * ((y - overall) - self.overall_offset)
+        else:
+            self.overall_offset += ((y - overall) - self.overall_offset) / overall_w._n
         w.update(y, p_a, p_b)
-        self._n[segment] += 1
-        alpha = max(1.0 / self._n[segment], 1.0 / self.offset_window)
-        self.offsets[segment] += alpha * ((y - mixed) - self.offsets[segment])
+        n += 1
+        self._counts[segment] = n
+        alpha = max(1.0 / n, 1.0 / self.offset_window)
+        self._offsets[segment] += alpha * ((y - mixed) - self._offsets[segment])
+        return out

@@ -54,6 +54,9 @@ class LifelongLearner:
     With a ``finetuner``: ``holdout_share`` of the events are held back from fine-tuning
     (River still learns them, test-then-train) to score each round, ``gate`` decides which
     rounds serve, and the tracker keeps ``max_slices`` old slices (as the worker does).
+    Rounds come every ``round_every`` events, or with ``round_growth`` > 0 every
+    ``max(round_every, round_growth * events seen)`` events (rounds that replay the whole
+    history then cost, all together, a few times the history instead of its square).
     """
 
     def __init__(
@@ -76,11 +79,12 @@ class LifelongLearner:
         buffer: ReplayBuffer | None = None,
         gate: Gate | None = None,
         round_every: int = 10_000,
+        round_growth: float = 0.0,
         holdout_share: float = 0.1,
         max_slices: int = 8,
     ):
-        if round_every < 1 or refit_every < 1:
-            raise ValueError("round_every and refit_every must be >= 1")
+        if round_every < 1 or refit_every < 1 or round_growth < 0:
+            raise ValueError("round_every and refit_every must be >= 1, round_growth >= 0")
         self.model = LifelongModel(Recommender(model, params, seed=seed), clip=clip,
                                    fold_lr=fold_lr, fold_l2=fold_l2, user_prior=user_prior,
                                    item_prior=item_prior, blend_window=blend_window,
@@ -92,6 +96,8 @@ class LifelongLearner:
             seed=seed)
         self.gate = gate or Gate()
         self.round_every = round_every
+        self.round_growth = round_growth
+        self._next_round: int | None = None
         self.holdout_share = holdout_share
         self.max_slices = max_slices
         self.rounds: list[RoundOutcome] = []
@@ -181,8 +187,18 @@ class LifelongLearner:
 
     def _collect(self, event: Event) -> None:
         self._batch.add(event, self._split.hold())
-        if self.events_seen % self.round_every == 0:
+        seen = self.events_seen
+        if not self.round_growth:
+            if seen % self.round_every == 0:
+                self.run_round()
+            return
+        if self._next_round is None:
+            self._next_round = seen - 1 + self.round_every
+        if seen >= self._next_round:
+            # rounds replaying the whole history cost O(history): spaced in proportion to
+            # it, their total cost stays linear in the stream's length
             self.run_round()
+            self._next_round = seen + max(self.round_every, int(self.round_growth * seen))
 
     def run_round(self) -> RoundOutcome | None:
         """The one round on the pending batch; serve the candidate when the gate promotes it."""

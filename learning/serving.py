@@ -99,38 +99,63 @@ class LifelongModel:
         return self.biases.counts(user, "")[0]
 
     def _deep(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
-              item: str, segment: int) -> tuple[float, float, float, np.ndarray | None]:
-        """``(deep side, biases alone, deep model with fold-in, q_i)``."""
-        y = clip(self.biases.predict(user, item), self.clip)
+              item: str, segment: int,
+              terms: tuple[float, float] | None = None,
+              ) -> tuple[float, float, float, np.ndarray | None]:
+        """``(deep side, biases alone, deep model with fold-in, q_i)``.
+
+        ``terms``: the biases' ``(b_u, b_i)`` when the caller looked them up already.
+        """
+        b_u, b_i = self.biases.terms(user, item) if terms is None else terms
+        y = clip(self.biases.mu + b_u + b_i, self.clip)
         if serving is None:
             return y, y, y, None
         view, vecs = serving[0], serving[1]
-        base = view.raw(user, item)[0] - view.interaction(user, item)
-        inter, q_i = vecs.interaction(view, user, item)
+        # the view's own terms (mu + b_u + b_i) plus the folded-in interaction, one lookup each
+        col, row = view.items.get(item), view.users.get(user)
+        base = view.mu
+        q_i = None
+        inter = 0.0
+        if col is not None:
+            base += float(view.item_bias[col])
+            q_i = view.item_vecs[col]
+            if row is not None:
+                inter = float(view.user_vecs[row] @ q_i)
+            vec = vecs._vecs.get(user)
+            if vec is not None:
+                inter += float(vec @ q_i)
+        if row is not None:
+            base += float(view.user_bias[row])
         full = clip(base + inter, self.clip)
         return self.deep_weights[segment].blend(full, y), y, full, q_i
 
     def predict_one(self, user: str, item: str) -> float:
         """The blended prediction."""
         p_online = clip(self.online.predict_one(user, item), self.clip)
-        segment = self.weights.segment(*self.biases.counts(user, item))
-        p_deep = self._deep(self._serving, user, item, segment)[0]
+        b_u, b_i, n_u, n_i = self.biases.lookup(user, item)
+        segment = self.weights.segment(n_u, n_i)
+        p_deep = self._deep(self._serving, user, item, segment, (b_u, b_i))[0]
         return clip(self.weights.blend(segment, p_online, p_deep), self.clip)
 
     def step(self, user: str, item: str, value: float,
              context: Any = None) -> tuple[float, float, float | None]:
         """Predict, then learn ``(user, item, value)``: ``(blend, online, deep)``."""
         serving = self._serving
-        segment = self.weights.segment(*self.biases.counts(user, item))
-        p_online = clip(self.online.predict_one(user, item, context), self.clip)
-        p_deep, p_bias, p_full, q_i = self._deep(serving, user, item, segment)
-        y_hat = clip(self.weights.blend(segment, p_online, p_deep), self.clip)
+        biases, bounds = self.biases, self.clip
+        b_u, b_i, n_u, n_i = biases.lookup(user, item)
+        segment = self.weights.segment(n_u, n_i)
+        p_online = self.online.predict_one(user, item, context)
+        if bounds is not None:
+            p_online = min(max(p_online, bounds[0]), bounds[1])
+        p_deep, p_bias, p_full, q_i = self._deep(serving, user, item, segment, (b_u, b_i))
+        y_hat = self.weights.step(segment, value, p_online, p_deep)  # blended, then learned
+        if bounds is not None:
+            y_hat = min(max(y_hat, bounds[0]), bounds[1])
         self.online.learn_one(user, item, value, context)
-        self.weights.update(segment, value, p_online, p_deep)
         if serving is not None:
             self.deep_weights[segment].update(value, p_full, p_bias)
             serving[1].update(serving[0], user, q_i, value - p_full)
-        self.last_rows = self.biases.update(user, item, value)
+        self.last_rows = biases.update(user, item, value, (b_u, b_i))
         self.events_seen += 1
         return y_hat, p_online, p_deep
 

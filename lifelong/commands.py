@@ -174,12 +174,13 @@ def evaluate_file(
 
 
 def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: str = "BiasedMF",
-                      kind: str = "mf", round_every: int = 5000, epochs: int = 2,
+                      kind: str = "mf", round_every: int = 5000, epochs: int | None = None,
                       batch_size: int = 1024, device: str = "auto", n_factors: int = 16,
                       lr: float = 0.02, weight_decay: float = 0.01,
                       replay_capacity: int = 1_000_000, recent_share: float = 0.0,
                       recent_window: int = 0,
-                      online_params: dict[str, Any] | None = None) -> LifelongLearner:
+                      online_params: dict[str, Any] | None = None,
+                      round_growth: float = 0.5) -> LifelongLearner:
     import torch
 
     from learning.finetune import FineTuner
@@ -190,11 +191,17 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
     deep = DeepRecommender(kind, n_factors=n_factors, clip=clip, seed=seed)
     # every round replays about the whole history (a reservoir sized to hold it): rounds
     # approach full retraining, warm-started
-    tuner = FineTuner(deep, epochs_per_round=epochs, batch_size=batch_size, device=device,
+    # epochs None: 1 per round on CPU (rounds run inside the per-event loop), 2 elsewhere.
+    # Rounds come every max(round_every, round_growth * events seen) events.
+    # Both chosen on the first 50,000 events of MovieTweetings: the RMSE did not move
+    # (1.6087 -> 1.6086) while the CPU time fell by 45%.
+    tuner = FineTuner(deep, epochs_per_round=epochs or 2, batch_size=batch_size, device=device,
                       lr=lr, weight_decay=weight_decay, replay_all=True, seed=seed)
     buffer = ReplayBuffer(replay_capacity, recent_share=recent_share,
                           recent_window=recent_window, seed=seed)
     if tuner.device.type == "cpu":
+        if epochs is None:
+            tuner.epochs_per_round = 1
         # rounds run inside the per-event loop here: one intra-op thread, no oversubscription
         # (measured on a loaded 2-core machine: 2 threads trained 20-60x slower than 1)
         torch.set_num_threads(1)
@@ -205,7 +212,8 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
 
         online_params = {"bias_optimizer": optim.SGD(0.05)}
     return LifelongLearner(online, online_params, seed=seed, clip=clip,
-                           finetuner=tuner, buffer=buffer, round_every=round_every)
+                           finetuner=tuner, buffer=buffer, round_every=round_every,
+                           round_growth=round_growth)
 
 
 def _lifelong_report(learner: LifelongLearner) -> dict[str, Any]:

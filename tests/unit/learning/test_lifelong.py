@@ -103,3 +103,19 @@ def test_verdict_refuses_when_nothing_was_forgotten():
     assert not ok and "no forgetting" in why
     with pytest.raises(ValueError, match="at least 2 regimes"):
         forgetting_experiment(regimes=1)
+
+
+def test_round_growth_spaces_rounds_in_proportion_to_the_history():
+    deep = DeepRecommender(n_factors=4, clip=(1.0, 5.0), seed=0)
+    learner = LifelongLearner(clip=(1.0, 5.0), round_every=200, round_growth=0.5,
+                              finetuner=FineTuner(deep, device="cpu", seed=0))
+    seen = []
+    for ev in SyntheticStream(n_events=2000, drift_at=(), seed=4):
+        before = len(learner.rounds)
+        learner.learn_one(ev)
+        if len(learner.rounds) > before:
+            seen.append(learner.events_seen)
+    # 200, then every max(200, half the history): 400, 600, 900, 1350
+    assert seen == [200, 400, 600, 900, 1350]
+    with pytest.raises(ValueError):
+        LifelongLearner(round_growth=-1.0)

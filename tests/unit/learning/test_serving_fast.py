@@ -1,0 +1,96 @@
+"""The optimised per-event path predicts exactly as the straightforward one it replaced."""
+
+import copy
+import pickle
+
+import numpy as np
+
+from learning.biases import History
+from learning.blend import DeepView
+from learning.finetune import FineTuner
+from learning.foldin import SegmentBlend
+from learning.models import Recommender, clip
+from learning.serving import LifelongModel
+from learning.torch_models import DeepRecommender
+from stream.synthetic import SyntheticStream
+
+
+def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> float:
+    """LifelongModel.step as written before the fast path: each term looked up on its own."""
+    segment = m.weights.segment(*m.biases.counts(user, item))
+    p_online = clip(m.online.predict_one(user, item), m.clip)
+    y = clip(m.biases.predict(user, item), m.clip)
+    p_deep = p_full = y
+    q_i = None
+    if m._serving is not None:
+        view, vecs = m._serving[0], m._serving[1]
+        _, q_i = view.item_terms(item)
+        row = view.users.get(user)
+        base = view.mu + view.item_terms(item)[0] + (
+            float(view.user_bias[row]) if row is not None else 0.0)
+        inter = vecs.interaction(view, user, item)[0]
+        p_full = clip(base + inter, m.clip)
+        p_deep = m.deep_weights[segment].blend(p_full, y)
+    y_hat = clip(m.weights.blend(segment, p_online, p_deep), m.clip)
+    m.online.learn_one(user, item, value)
+    m.weights.update(segment, value, p_online, p_deep)
+    if m._serving is not None:
+        m.deep_weights[segment].update(value, p_full, y)
+        vec = m._serving[1]._vecs.pop(user, None)
+        if q_i is not None:
+            vec = np.zeros(m._serving[0].dim) if vec is None else vec
+            m._serving[1]._vecs[user] = vec + m.fold_lr * ((value - p_full) * q_i
+                                                            - m.fold_l2 * vec)
+        elif vec is not None:
+            m._serving[1]._vecs[user] = vec
+    m.biases.update(user, item, value)
+    m.events_seen += 1
+    return y_hat
+
+
+def test_fast_step_equals_the_reference_step_on_a_seeded_stream():
+    deep = DeepRecommender(n_factors=4, clip=(1.0, 5.0), seed=3)
+    events = list(SyntheticStream(n_events=1500, n_users=60, n_items=80, drift_at=(), seed=5))
+    head = events[:400]
+    FineTuner(deep, device="cpu", epochs_per_round=2, seed=0).train_full(
+        [e.user_id for e in head], [e.item_id for e in head], [e.value for e in head],
+        [e.ts for e in head])
+    fast = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0))
+    slow = copy.deepcopy(fast)
+    hist = History()
+    for k, ev in enumerate(events):
+        if k == 300:  # a deep model arrives part way (user vectors start then)
+            view = DeepView.of(deep)
+            fast.set_deep(view)
+            slow.set_deep(view)
+        if k == 900:  # and a refit restates the biases
+            fast.biases.refit(hist)
+            slow.biases.refit(hist)
+        y_fast = fast.step(ev.user_id, ev.item_id, ev.value)[0]
+        y_slow = _reference_step(slow, ev.user_id, ev.item_id, ev.value)
+        assert abs(y_fast - y_slow) <= 1e-9, k
+        hist.add(*fast.last_rows, ev.value)
+    assert fast.predict_one("u1", "i1") == slow.predict_one("u1", "i1")
+
+
+def test_segment_blend_loads_a_pickle_of_the_numpy_layout():
+    blend = SegmentBlend(window=10, warmup=0)
+    for k in range(50):
+        blend.update(k % 3, 4.0, 3.5, 3.0)
+    state = dict(blend.__dict__)
+    state["offsets"] = np.array(state.pop("_offsets"))
+    state["_n"] = np.array(state.pop("_counts"), dtype=np.int64)
+    old = SegmentBlend.__new__(SegmentBlend)
+    old.__setstate__(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.blend(1, 3.5, 3.0) == blend.blend(1, 3.5, 3.0)
+    assert again.offsets.tolist() == blend.offsets.tolist()
+
+
+def test_history_keeps_the_last_events_as_arrays():
+    hist = History(capacity=3)
+    for k in range(5):
+        hist.add(k, 10 + k, float(k))
+    users, items, values = hist.arrays()
+    assert len(hist) == 3 and sorted(users.tolist()) == [2, 3, 4]
+    assert sorted(items.tolist()) == [12, 13, 14] and values.dtype == np.float32
