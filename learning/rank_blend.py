@@ -52,9 +52,6 @@ def _unit(scores: np.ndarray) -> np.ndarray:
 class SessionBlend:
     """Decayed popularity + co-occurrence + sequence, weights chosen per user state."""
 
-    #: parts whose scores are non-negative and zero outside a few rows
-    sparse_parts: frozenset[str] = frozenset({"co_occurrence", "sequence"})
-
     def __init__(self, *, decay: float = 0.999, session_gap: float = 3600.0,
                  grid: tuple[tuple[float, float], ...] = DEFAULT_GRID, k: int = 10,
                  selection_decay: float = 0.999, history: int = 5):

@@ -142,6 +142,14 @@ class CoOccurrence:
             weight *= self.position_decay
         return scores
 
+    def support(self, user: str) -> np.ndarray:
+        """Rows ``score_items(user)`` may give a non-zero score, ascending (no repeats)."""
+        keys = [row.keys[: row.n] for prev in self._recent.get(user, ())
+                if (row := self._links.get(prev)) is not None and row.n]
+        if not keys:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.concatenate(keys))
+
     def neighbours(self, item: int) -> dict[int, float]:
         """``item``'s links (neighbour row -> weight, in current units), strongest kept."""
         row = self._links.get(item)

@@ -131,9 +131,8 @@ class RankingLearner:
             scores = self.ranker.score_items(user, now=now)
             for name, part in self.ranker.part_scores(user).items():
                 if name in self._part_metrics:
-                    self._part_metrics[name].update(
-                        part, row, exclude, popularity=counts, popularity_total=self.events_seen,
-                        sparse=name in self.ranker.sparse_parts)
+                    self._part_metrics[name].update(part, row, exclude, popularity=counts,
+                                                    popularity_total=self.events_seen)
         else:
             scores = self.ranker.score_items(user)
         outcome = self._metrics.update(scores, row, exclude, item_vectors=self.item_vectors(),

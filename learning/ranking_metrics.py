@@ -30,8 +30,7 @@ import numpy as np
 
 from learning.rankers import grow
 
-__all__ = ["RankOutcome", "RankingPrequential", "RankingScore", "rank_of", "rank_top_sparse",
-           "top_k"]
+__all__ = ["RankOutcome", "RankingPrequential", "RankingScore", "rank_of", "top_k"]
 
 
 def rank_of(scores: np.ndarray, item: int, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -118,51 +117,6 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     return cand[order][:kk].astype(np.int64)
 
 
-def rank_top_sparse(scores: np.ndarray, item: int, k: int,
-                    exclude: np.ndarray | None = None) -> tuple[int, np.ndarray]:
-    """``(rank_of(...), top_k(...))`` for non-negative, mostly zero ``scores``, faster.
-
-    Every row outside the non-zero ones scores 0, so the rank counts the non-zero rows
-    above the target plus, when the target scores 0, the newer rows (ties), and the top-k
-    is the best non-zero rows then the newest zero rows; both minus ``exclude``.
-
-    >>> s = np.array([0.0, 2.0, 0.0, 0.0, 1.0])
-    >>> r, top = rank_top_sparse(s, 2, 3, exclude=np.array([4]))
-    >>> int(r), top.tolist()
-    (3, [1, 3, 2])
-    >>> int(rank_of(s, 2, np.array([4]))), top_k(s, 3, np.array([4])).tolist()
-    (3, [1, 3, 2])
-    """
-    n = len(scores)
-    nz = np.flatnonzero(scores)
-    values = scores[nz]
-    t = scores[item]
-    if t > 0:
-        rank = 1 + np.count_nonzero((values > t) | ((values == t) & (nz > item)))
-    else:  # every non-zero row is above; zero rows above ``item`` tie and are newer
-        rank = 1 + len(nz) + (n - 1 - item) - np.count_nonzero(nz > item)
-    ex = np.empty(0, dtype=np.int64) if exclude is None else exclude
-    if len(ex):
-        ev = scores[ex]
-        rank -= np.count_nonzero((ev > t) | ((ev == t) & (ex > item)))
-        keep = np.ones(n, dtype=bool)
-        keep[ex] = False
-        nz = nz[keep[nz]]
-    top = np.empty(0, dtype=np.int64) if k <= 0 else nz
-    if len(top) > k:
-        values = scores[top]
-        top = top[values >= np.partition(values, len(top) - k)[len(top) - k]]
-    top = top[np.lexsort((-top, -scores[top]))][:k]
-    if len(top) < k:  # fill with the newest zero rows
-        skip = np.union1d(ex, nz)
-        need = k - len(top)
-        low = max(0, n - need - len(skip))
-        zeros = np.arange(n - 1, low - 1, -1)
-        zeros = zeros[~np.isin(zeros, skip)][:need]
-        top = np.concatenate([top, zeros])
-    return int(rank), top.astype(np.int64)
-
-
 class RankOutcome(msgspec.Struct, frozen=True):
     """One ranked event: the true item's rank, hit and NDCG, and the top-k list."""
 
@@ -230,19 +184,15 @@ class RankingPrequential:
     def update(self, scores: np.ndarray, target: int, exclude: np.ndarray | None = None, *,
                item_vectors: np.ndarray | None = None,
                popularity: np.ndarray | None = None,
-               popularity_total: float | None = None, sparse: bool = False) -> RankOutcome:
+               popularity_total: float | None = None) -> RankOutcome:
         """Rank ``target`` among ``scores`` (``exclude`` removed) and add it to the figures.
 
         ``popularity`` (counts per row; their sum ``popularity_total`` if known) gives
-        novelty; ``item_vectors`` gives diversity. ``sparse``: the scores are non-negative
-        and mostly zero, so rank and top-k come from the non-zero rows (same figures).
+        novelty; ``item_vectors`` gives diversity.
         """
         n_items = len(scores)
-        if sparse:
-            rank, top = rank_top_sparse(scores, target, self.k, exclude)
-        else:
-            rank = int(rank_of(scores, target, exclude))
-            top = top_k(scores, self.k, exclude)
+        rank = int(rank_of(scores, target, exclude))
+        top = top_k(scores, self.k, exclude)
         hit = rank <= self.k
         gain = 1.0 / math.log2(rank + 1) if hit else 0.0
         self._n += 1
