@@ -190,9 +190,22 @@ class RankingPrequential:
         ``popularity`` (counts per row; their sum ``popularity_total`` if known) gives
         novelty; ``item_vectors`` gives diversity.
         """
-        n_items = len(scores)
-        rank = int(rank_of(scores, target, exclude))
-        top = top_k(scores, self.k, exclude)
+        rank, top = self.measure(scores, target, exclude)
+        return self.record(rank, top, len(scores), item_vectors=item_vectors,
+                           popularity=popularity, popularity_total=popularity_total)
+
+    def measure(self, scores: np.ndarray, target: int,
+                exclude: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+        """The target's rank and the top-k rows (the costly half of :meth:`update`)."""
+        return int(rank_of(scores, target, exclude)), top_k(scores, self.k, exclude)
+
+    def record(self, rank: int, top: np.ndarray, n_items: int, *,
+               item_vectors: np.ndarray | None = None, popularity: np.ndarray | None = None,
+               popularity_total: float | None = None) -> RankOutcome:
+        """Add a :meth:`measure` result to the figures (``n_items``: the scores' length).
+
+        Two metrics fed the same scores can share one :meth:`measure`.
+        """
         hit = rank <= self.k
         gain = 1.0 / math.log2(rank + 1) if hit else 0.0
         self._n += 1

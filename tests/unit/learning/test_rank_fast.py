@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from learning.rank_blend import SessionBlend
 from learning.rank_sequence import CoOccurrence
-from learning.ranking_metrics import rank_of
+from learning.ranking_learner import RankingLearner
+from learning.ranking_metrics import RankingPrequential, rank_of
+from stream.schema import Event
 
 
 def _stream(seed: int, n: int, users: int, items: int):
@@ -101,3 +103,24 @@ def test_array_rows_hold_exactly_what_dicts_held(seed, symmetric, history, max_n
         support = co.support(user)
         scores = co.score_items(user)
         assert set(np.flatnonzero(scores).tolist()) <= set(support.tolist())
+
+
+def test_learner_figures_equal_plain_updates_on_the_blend_scores():
+    """The learner shares the popularity part's rank and top-k when the blend is pure
+    popularity; the figures must equal updating a fresh metric with the blend's scores."""
+    learner = RankingLearner("blend")
+    reference = RankingPrequential(learner.k, learner.window)
+    shared = 0
+    for n, (user, item, ts) in enumerate(_stream(5, 3000, 40, 80)):
+        row = learner._index.get(str(item))
+        seen = learner._seen.get(user)
+        if seen is not None and row is not None and row not in seen:
+            blend = learner.ranker
+            shared += blend.weights(blend.state(user, ts)) == (0.0, 0.0)
+            reference.update(blend.score_items(user, now=ts), row,
+                             np.fromiter(seen, np.int64, len(seen)),
+                             popularity=learner._counts[: len(learner._ids)],
+                             popularity_total=learner.events_seen)
+        learner.learn_one(Event(f"e{n}", user, str(item), "click", 1.0, ts))
+    assert shared > 0 and reference.n > shared
+    assert learner.score() == reference.score()
