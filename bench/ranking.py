@@ -16,11 +16,13 @@ ranking`` code path: file source, decode, worker, learner), time-ordered, preque
 
     python -m bench.ranking                 # everything (about 10 CPU minutes)
     python -m bench.ranking --no-throughput --synthetic-events 20000
+    python -m bench.ranking --throughput-only --repeat 3
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import tempfile
@@ -76,11 +78,16 @@ def quality(data: Path, fmt: str, title: str, reference: bool) -> float:
 def throughput(data: Path, repeat: int) -> None:
     """Interleaved runs of evaluate --task ranking (blend) and evaluate BiasedMF."""
     runs: dict[str, list[tuple[float, float]]] = {"ranking blend": [], "rating BiasedMF": []}
+    figures = (math.nan, math.nan, math.nan)
     for _ in range(repeat):
         for name, (task, model) in (("ranking blend", ("ranking", "blend")),
                                     ("rating BiasedMF", ("rating", "BiasedMF"))):
             report, cpu = _run(data, "movielens", model, task)
             runs[name].append((report["events_per_second"], report["events"] / cpu))
+            print(f"  run {len(runs[name])} {name:16s} {runs[name][-1][0]:>7.0f} events/s "
+                  f"{runs[name][-1][1]:>7.0f} events/CPU-s", flush=True)
+            if task == "ranking":
+                figures = (report["hr@10"], report["ndcg@10"], report["coverage@10"])
     print(f"\nthroughput on {data.name}, {repeat} interleaved runs each: median [range]")
     for name, values in runs.items():
         wall = [w for w, _ in values]
@@ -88,6 +95,8 @@ def throughput(data: Path, repeat: int) -> None:
         print(f"  {name:16s} {statistics.median(wall):>7.0f} events/s [{min(wall):.0f}.."
               f"{max(wall):.0f}]   {statistics.median(per_cpu):>7.0f} events/CPU-s "
               f"[{min(per_cpu):.0f}..{max(per_cpu):.0f}]")
+    print(f"  (every ranking run: HR@10 {figures[0]:.4f}, NDCG@10 {figures[1]:.4f}, "
+          f"coverage@10 {figures[2]:.4f})")
     ratio = (statistics.median(c for _, c in runs["ranking blend"])
              / statistics.median(c for _, c in runs["rating BiasedMF"]))
     print(f"  ratio ranking / rating (events per CPU second) = {ratio:.2f}; "
@@ -100,11 +109,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-throughput", action="store_true")
     parser.add_argument("--no-real", action="store_true", help="skip MovieTweetings")
+    parser.add_argument("--throughput-only", action="store_true",
+                        help="only the interleaved throughput runs")
     args = parser.parse_args(argv)
     data = None if args.no_real else _data_path()
     if data is None and not args.no_real:
         print(f"MovieTweetings not found at {DEFAULT_DATA} (set LIFELONG_MOVIETWEETINGS): "
               "real-stream rows skipped")
+    if data is not None and args.throughput_only:
+        throughput(data, args.repeat)
+        return
     if data is not None:
         quality(data, "movielens", f"MovieTweetings 100k ({data})", reference=True)
     with tempfile.TemporaryDirectory() as tmp:

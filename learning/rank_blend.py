@@ -34,7 +34,6 @@ import numpy as np
 
 from learning.rank_sequence import CoOccurrence
 from learning.rankers import Popularity
-from learning.ranking_metrics import rank_of
 
 __all__ = ["DEFAULT_GRID", "STATES", "SessionBlend"]
 
@@ -122,14 +121,38 @@ class SessionBlend:
         parts = self._parts(user)
         return parts[0] + w_co * parts[1] + w_seq * parts[2]
 
+    def candidate_mixes(self, user: str) -> np.ndarray:
+        """G x n: every grid candidate's blended scores (the straightforward, dense form)."""
+        p = self._parts(user)
+        w = self._weights
+        return p[0] + (w[:, :1] * p[1] + w[:, 1:] * p[2])
+
+    def candidate_ranks(self, user: str, item: int, exclude: np.ndarray) -> np.ndarray:
+        """Rank of ``item`` under every grid candidate, as ``rank_of(candidate_mixes(user))``.
+
+        A row can only outrank the target under some candidate if its popularity reaches
+        the lowest target score or one of its personal parts is non-zero (every other row
+        scores its popularity alone under all candidates), so only those few rows are mixed,
+        for all candidates at once. ``exclude`` must not hold ``item``.
+        """
+        p = self._parts(user)
+        w = self._weights
+        target = p[0, item] + (w[:, 0] * p[1, item] + w[:, 1] * p[2, item])  # G
+        reach = (p[0] >= target.min()) | (p[1] > 0) | (p[2] > 0)
+        reach[exclude] = False
+        reach[item] = False
+        rows = np.flatnonzero(reach)
+        sub = p[:, rows]
+        values = sub[0] + (w[:, :1] * sub[1] + w[:, 1:] * sub[2])
+        t = target[:, None]
+        return 1 + np.count_nonzero((values > t) | ((values == t) & (rows > item)), axis=1)
+
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """Credit each candidate weighting with its NDCG on this event, then learn it."""
         state = self.state(user, ts)
         seen = self._seen.get(user)
         if state != "cold" and item < self.n_items and seen is not None and item not in seen:
-            parts = self._parts(user)
-            blended = parts[0] + self._weights @ parts[1:]
-            ranks = rank_of(blended, item, np.fromiter(seen, np.int64, len(seen)))
+            ranks = self.candidate_ranks(user, item, np.fromiter(seen, np.int64, len(seen)))
             gain = np.where(ranks <= self.k, 1.0 / np.log2(ranks + 1.0), 0.0)
             self._gains[state] = self._gains[state] * self.selection_decay + gain
         for part in (self.popularity, self.co_occurrence, self.sequence):

@@ -5,7 +5,9 @@ items ``h`` (the most recent first, weighted ``position_decay ** k``); with
 ``symmetric=False`` only ``h -> item`` (what followed ``h``), else both ways. Link weights
 fade by ``decay`` per event (stored times a growing scale, so the decay is O(1)), and each
 item keeps at most ``max_neighbours`` links (the weakest are dropped when it holds twice as
-many), so memory is bounded by ``items * 2 * max_neighbours``.
+many), so memory is bounded by ``items * 2 * max_neighbours``. An item's links are kept as
+two growable arrays (neighbour rows, weights) plus a row -> slot index, so scoring adds
+them into the dense vector without converting anything.
 
 A user's score for item ``j`` is ``sum_k position_decay ** k * P(j | h_k)``, where
 ``P(j | h)`` is ``h``'s link to ``j`` over all of ``h``'s links: one sparse row per
@@ -33,6 +35,41 @@ __all__ = ["CoOccurrence"]
 _RENORM_AT = 1e150
 
 
+class _Row:
+    """One item's links: neighbour rows and weights in slots ``0 .. n - 1``."""
+
+    __slots__ = ("keys", "n", "slot", "values")
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(8, dtype=np.int64)
+        self.values = np.zeros(8)
+        self.slot: dict[int, int] = {}
+        self.n = 0
+
+    def add(self, key: int, value: float) -> None:
+        at = self.slot.get(key)
+        if at is not None:
+            self.values[at] += value
+            return
+        at = self.n
+        if at == len(self.keys):
+            self.keys = np.concatenate([self.keys, np.zeros(at, dtype=np.int64)])
+            self.values = np.concatenate([self.values, np.zeros(at)])
+        self.keys[at] = key
+        self.values[at] = value
+        self.slot[key] = at
+        self.n = at + 1
+
+    def keep_strongest(self, m: int) -> float:
+        """Keep the ``m`` largest weights (ties: the older slot first); return their sum."""
+        order = np.argsort(-self.values[: self.n], kind="stable")[:m]
+        self.keys = self.keys[order].copy()
+        self.values = self.values[order].copy()
+        self.n = len(order)
+        self.slot = {int(k): i for i, k in enumerate(self.keys.tolist())}
+        return sum(self.values.tolist())
+
+
 class CoOccurrence:
     """Sparse decayed item-to-item links from users' recent histories (see module doc)."""
 
@@ -52,7 +89,7 @@ class CoOccurrence:
         self.position_decay = position_decay
         self.max_neighbours = max_neighbours
         self.n_items = 0
-        self._links: dict[int, dict[int, float]] = {}
+        self._links: dict[int, _Row] = {}
         self._totals: dict[int, float] = {}
         self._recent: dict[str, deque[int]] = {}
         self._scale = 1.0
@@ -80,18 +117,15 @@ class CoOccurrence:
     def _link(self, a: int, b: int, value: float) -> None:
         row = self._links.get(a)
         if row is None:
-            row = self._links[a] = {}
-        row[b] = row.get(b, 0.0) + value
+            row = self._links[a] = _Row()
+        row.add(b, value)
         self._totals[a] = self._totals.get(a, 0.0) + value
-        if len(row) > 2 * self.max_neighbours:
-            kept = sorted(row.items(), key=lambda kv: kv[1], reverse=True)[: self.max_neighbours]
-            self._links[a] = dict(kept)
-            self._totals[a] = sum(v for _, v in kept)
+        if row.n > 2 * self.max_neighbours:
+            self._totals[a] = row.keep_strongest(self.max_neighbours)
 
     def _renormalise(self) -> None:
         for row in self._links.values():
-            for key in row:
-                row[key] /= self._scale
+            row.values[: row.n] /= self._scale
         for key in self._totals:
             self._totals[key] /= self._scale
         self._scale = 1.0
@@ -102,12 +136,27 @@ class CoOccurrence:
         weight = 1.0
         for prev in reversed(self._recent.get(user, ())):
             row = self._links.get(prev)
-            if row:
-                keys = np.fromiter(row.keys(), np.int64, len(row))
-                values = np.fromiter(row.values(), np.float64, len(row))
-                scores[keys] += values * (weight / self._totals[prev])
+            if row is not None and row.n:
+                n = row.n
+                scores[row.keys[:n]] += row.values[:n] * (weight / self._totals[prev])
             weight *= self.position_decay
         return scores
+
+    def support(self, user: str) -> np.ndarray:
+        """Rows ``score_items(user)`` may give a non-zero score, ascending (no repeats)."""
+        keys = [row.keys[: row.n] for prev in self._recent.get(user, ())
+                if (row := self._links.get(prev)) is not None and row.n]
+        if not keys:
+            return np.empty(0, dtype=np.int64)
+        return np.unique(np.concatenate(keys))
+
+    def neighbours(self, item: int) -> dict[int, float]:
+        """``item``'s links (neighbour row -> weight, in current units), strongest kept."""
+        row = self._links.get(item)
+        if row is None:
+            return {}
+        values = (row.values[: row.n] / self._scale).tolist()
+        return dict(zip(row.keys[: row.n].tolist(), values, strict=True))
 
     def recent(self, user: str) -> list[int]:
         """The user's last ``history`` rows, oldest first."""

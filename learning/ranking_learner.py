@@ -127,16 +127,26 @@ class RankingLearner:
     def _rank(self, user: str, row: int, seen: set[int], now: float) -> float:
         exclude = np.fromiter(seen, np.int64, len(seen))
         counts = self._counts[: len(self._ids)]
-        if isinstance(self.ranker, SessionBlend):
-            scores = self.ranker.score_items(user, now=now)
-            for name, part in self.ranker.part_scores(user).items():
-                if name in self._part_metrics:
-                    self._part_metrics[name].update(part, row, exclude, popularity=counts,
-                                                    popularity_total=self.events_seen)
-        else:
-            scores = self.ranker.score_items(user)
-        outcome = self._metrics.update(scores, row, exclude, item_vectors=self.item_vectors(),
-                                       popularity=counts, popularity_total=self.events_seen)
+        figures = {"popularity": counts, "popularity_total": self.events_seen}
+        if not isinstance(self.ranker, SessionBlend):
+            outcome = self._metrics.update(self.ranker.score_items(user), row, exclude,
+                                           item_vectors=self.item_vectors(), **figures)
+            return 1.0 - outcome.ndcg
+        blend = self.ranker
+        # with weights (0, 0) the blend's scores are exactly its popularity part's
+        pure = blend.weights(blend.state(user, now)) == (0.0, 0.0)
+        parts = blend.part_scores(user)
+        measured = None
+        for name, part in parts.items():
+            if name in self._part_metrics:
+                rank, top = self._part_metrics[name].measure(part, row, exclude)
+                self._part_metrics[name].record(rank, top, len(part), **figures)
+                if pure and name == "popularity":
+                    measured = (rank, top, len(part))
+        if measured is None:
+            scores = blend.score_items(user, now=now)
+            measured = (*self._metrics.measure(scores, row, exclude), len(scores))
+        outcome = self._metrics.record(*measured, **figures)
         return 1.0 - outcome.ndcg
 
     def loss(self, event: Event, returned: float) -> float | None:

@@ -46,14 +46,21 @@ def rank_of(scores: np.ndarray, item: int, exclude: np.ndarray | None = None) ->
     >>> rank_of(np.array([[1.0, 2.0], [2.0, 1.0]]), 0).tolist()
     [2, 1]
     """
-    s = np.atleast_2d(scores)
+    if scores.ndim == 1:  # one pass each, no axis bookkeeping (the per-event path)
+        t = scores[item]
+        rank = 1 + np.count_nonzero(scores > t) + np.count_nonzero(scores[item + 1 :] == t)
+        if exclude is not None and len(exclude):
+            ex = scores[exclude]
+            rank -= np.count_nonzero((ex > t) | ((ex == t) & (exclude > item)))
+        return np.int64(rank)
+    s = scores
     target = s[:, item : item + 1]
     ranks = (1 + np.count_nonzero(s > target, axis=1)
              + np.count_nonzero(s[:, item + 1 :] == target, axis=1))
     if exclude is not None and len(exclude):
         ex = s[:, exclude]
         ranks -= np.count_nonzero((ex > target) | ((ex == target) & (exclude > item)), axis=1)
-    return ranks if scores.ndim == 2 else ranks[0]
+    return ranks
 
 
 _MAX_CANDIDATES = 2048
@@ -103,6 +110,9 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     kk = min(k, n)
     cand = _candidates(s, kk)
     cand = cand[np.isfinite(s[cand])]
+    if len(cand) > 4 * kk:  # keep what reaches the kk-th best value (all its ties): exact
+        values = s[cand]
+        cand = cand[values >= np.partition(values, len(cand) - kk)[len(cand) - kk]]
     order = np.lexsort((-cand, -s[cand]))
     return cand[order][:kk].astype(np.int64)
 
@@ -180,9 +190,22 @@ class RankingPrequential:
         ``popularity`` (counts per row; their sum ``popularity_total`` if known) gives
         novelty; ``item_vectors`` gives diversity.
         """
-        n_items = len(scores)
-        rank = int(rank_of(scores, target, exclude))
-        top = top_k(scores, self.k, exclude)
+        rank, top = self.measure(scores, target, exclude)
+        return self.record(rank, top, len(scores), item_vectors=item_vectors,
+                           popularity=popularity, popularity_total=popularity_total)
+
+    def measure(self, scores: np.ndarray, target: int,
+                exclude: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+        """The target's rank and the top-k rows (the costly half of :meth:`update`)."""
+        return int(rank_of(scores, target, exclude)), top_k(scores, self.k, exclude)
+
+    def record(self, rank: int, top: np.ndarray, n_items: int, *,
+               item_vectors: np.ndarray | None = None, popularity: np.ndarray | None = None,
+               popularity_total: float | None = None) -> RankOutcome:
+        """Add a :meth:`measure` result to the figures (``n_items``: the scores' length).
+
+        Two metrics fed the same scores can share one :meth:`measure`.
+        """
         hit = rank <= self.k
         gain = 1.0 / math.log2(rank + 1) if hit else 0.0
         self._n += 1
@@ -198,9 +221,10 @@ class RankingPrequential:
             total = float(popularity[:n_items].sum()) if popularity_total is None else (
                 popularity_total)
             share = popularity[top] / total if total > 0 else np.ones(len(top))
-            self._nov_sum += float(-np.log2(np.maximum(share, 1e-300)).mean())
+            surprise = -np.log2(np.maximum(share, 1e-300))
+            self._nov_sum += float(np.add.reduce(surprise) / len(surprise))  # == .mean()
             self._nov_n += 1
-        outcome = RankOutcome(rank, hit, gain, tuple(int(t) for t in top))
+        outcome = RankOutcome(rank, hit, gain, tuple(top.tolist()))
         self._recent.append((hit, gain, outcome.top))
         return outcome
 

@@ -49,7 +49,7 @@ def test_co_occurrence_memory_is_bounded():
     rng = np.random.default_rng(0)
     for t in range(3000):
         co.learn_one(f"u{t % 50}", int(rng.integers(0, 200)))
-    assert max(len(row) for row in co._links.values()) <= 10
+    assert max(len(co.neighbours(i)) for i in range(co.n_items)) <= 10
     assert co.score_items("u1").shape == (co.n_items,)
 
 
