@@ -13,18 +13,18 @@ True
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Mapping
 from typing import Any
 
 from learning.models import Recommender, clip
 from learning.prequential import Prequential, PrequentialScore
+from learning.snapshot import PickleSnapshot
 from stream.schema import Event
 
 __all__ = ["OnlineLearner"]
 
 
-class OnlineLearner:
+class OnlineLearner(PickleSnapshot):
     """A River recommender updated per event with prequential scoring.
 
     ``clip`` bounds predictions (e.g. ``(1, 5)`` for star ratings) before they are scored,
@@ -66,21 +66,6 @@ class OnlineLearner:
         """The prequential figures so far."""
         return self._preq.score()
 
-    def snapshot(self) -> bytes:
-        """Serialise the learner (model, scores, counters); see :meth:`restore`."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def restore(cls, blob: bytes) -> OnlineLearner:
-        """Resume from :meth:`snapshot`; continuing equals an uninterrupted run.
-
-        The blob is pickle: only pass bytes you produced or whose signature the model
-        store verified.
-        """
-        obj = pickle.loads(blob)
-        if not isinstance(obj, cls):
-            raise TypeError(f"snapshot holds {type(obj).__name__}, not {cls.__name__}")
-        return obj
 
     def forget_user(self, user: str) -> int:
         """Erase ``user`` from the model (:class:`learning.erasure.Forgettable`).

@@ -26,7 +26,6 @@ True
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,6 +37,7 @@ from learning.rank_bpr import BPR
 from learning.rank_sequence import CoOccurrence
 from learning.rankers import Popularity, Ranker, grow
 from learning.ranking_metrics import RankingPrequential, RankingScore
+from learning.snapshot import PickleSnapshot
 from stream.schema import Event
 
 __all__ = ["DEFAULT_WEIGHTS", "RANKING_MODELS", "RankingLearner", "make_ranker"]
@@ -71,7 +71,7 @@ def make_ranker(model: str, seed: int = 42) -> Ranker:
     return factory(seed)
 
 
-class RankingLearner:
+class RankingLearner(PickleSnapshot):
     """An online ranker updated per event with prequential ranking figures (module doc).
 
     ``weights`` maps an event ``type`` to its positive weight (defaults: view 1, click 2,
@@ -179,17 +179,6 @@ class RankingLearner:
         vectors = getattr(self.ranker, "item_vectors", None)
         return vectors() if callable(vectors) else None
 
-    def snapshot(self) -> bytes:
-        """Serialise the learner (model, figures, counters); see :meth:`restore`."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def restore(cls, blob: bytes) -> RankingLearner:
-        """Resume from :meth:`snapshot` (pickle: only bytes you produced or verified)."""
-        obj = pickle.loads(blob)
-        if not isinstance(obj, cls):
-            raise TypeError(f"snapshot holds {type(obj).__name__}, not {cls.__name__}")
-        return obj
 
     def describe(self) -> dict[str, Any]:
         """Counters for reports."""

@@ -22,13 +22,13 @@ recommended items' popularity share). Rolling figures cover the last ``window`` 
 from __future__ import annotations
 
 import math
-import pickle
 from collections import deque
 
 import msgspec
 import numpy as np
 
 from learning.rankers import grow
+from learning.snapshot import PickleSnapshot
 
 __all__ = ["RankOutcome", "RankingPrequential", "RankingScore", "rank_of", "top_k"]
 
@@ -151,7 +151,7 @@ def _diversity(vectors: np.ndarray) -> float:
     return float((m * m - sim.sum()) / (m * (m - 1)))  # mean of 1 - cos over pairs i != j
 
 
-class RankingPrequential:
+class RankingPrequential(PickleSnapshot):
     """Running HR@k, NDCG@k, coverage@k, diversity and novelty, totals and rolling window.
 
     Exact sums and bounded deques: a snapshot restored and continued gives the same
@@ -245,14 +245,3 @@ class RankingPrequential:
             rolling_coverage=(len(covered_recent) / self._n_items) if recent else nan,
         )
 
-    def snapshot(self) -> bytes:
-        """Serialise the running figures; see :meth:`restore`."""
-        return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
-
-    @classmethod
-    def restore(cls, blob: bytes) -> RankingPrequential:
-        """Resume from :meth:`snapshot` (pickle: only bytes you produced)."""
-        obj = pickle.loads(blob)
-        if not isinstance(obj, cls):
-            raise TypeError(f"snapshot holds {type(obj).__name__}, not {cls.__name__}")
-        return obj
