@@ -156,32 +156,28 @@ def _write_report(out: Console, report_dir: Path, summary: dict[str, Any], prom:
     out.print(f"report: {write_report(report_dir, report_dir, title='lifelong demo')}")
 
 
-def _ensure_signing_key(console: Console) -> None:
-    """Models are pickles and must be signed: make a local key if none is configured."""
-    if os.environ.get("LIFELONG_SIGNING_KEY") or os.environ.get("LIFELONG_SIGNING_KEY_FILE"):
+def _ensure_key(console: Console, name: str, file: str, why: str) -> None:
+    """A local secret in ``$LIFELONG_HOME/<file>`` unless ``LIFELONG_<NAME>_KEY[_FILE]`` is set."""
+    variable = f"LIFELONG_{name}_KEY"
+    if os.environ.get(variable) or os.environ.get(f"{variable}_FILE"):
         return
     from deploy.services import lifelong_home
 
-    path = lifelong_home() / "signing.key"
+    path = lifelong_home() / file
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch(mode=0o600)
         path.write_text(secrets.token_hex(32) + "\n")
-    os.environ["LIFELONG_SIGNING_KEY_FILE"] = str(path)
-    console.print(f"      signing models with the local key {path} "
-                  "(set LIFELONG_SIGNING_KEY in production)")
+    os.environ[f"{variable}_FILE"] = str(path)
+    console.print(f"      {why} with the local key {path}")
+
+
+def _ensure_signing_key(console: Console) -> None:
+    """Models are pickles and must be signed: make a local key if none is configured."""
+    _ensure_key(console, "SIGNING", "signing.key",
+                "signing models (set LIFELONG_SIGNING_KEY in production)")
 
 
 def _ensure_pseudonym_key(console: Console) -> None:
     """The demo learns pseudonyms, not raw user ids (docs/privacy.md): make a local key."""
-    if os.environ.get("LIFELONG_PSEUDONYM_KEY") or os.environ.get("LIFELONG_PSEUDONYM_KEY_FILE"):
-        return
-    from deploy.services import lifelong_home
-
-    path = lifelong_home() / "pseudonym.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_hex(32) + "\n")
-    os.environ["LIFELONG_PSEUDONYM_KEY_FILE"] = str(path)
-    console.print(f"      pseudonymising user ids with the local key {path}")
+    _ensure_key(console, "PSEUDONYM", "pseudonym.key", "pseudonymising user ids")
