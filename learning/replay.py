@@ -20,7 +20,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -158,20 +158,37 @@ class ReplayBuffer:
         The reservoir is compacted (the freed slots refill from later batches); the ring
         keeps its order, oldest first.
         """
+        users = None if user_rows is None else np.asarray(user_rows, np.int64)
+        items = None if item_rows is None else np.asarray(item_rows, np.int64)
+
+        def bad(store: dict[str, np.ndarray], order: np.ndarray) -> np.ndarray:
+            out = np.zeros(order.size, dtype=bool)
+            if users is not None:
+                out |= np.isin(store["user_row"][order], users)
+            if items is not None:
+                out |= np.isin(store["item_row"][order], items)
+            return out
+
+        return self._compact(bad, zero=False)
+
+    def _compact(self, bad: Callable[[dict[str, np.ndarray], np.ndarray], np.ndarray], *,
+                 zero: bool) -> int:
+        """Drop the samples ``bad(store, order)`` marks, keeping order; return how many.
+
+        ``order`` lists a store's live slots oldest first; with ``zero`` the slots past the
+        kept samples are cleared (no copy of a dropped sample stays in memory).
+        """
         dropped = 0
         for store, length in ((self._res, self._res_len), (self._ring, self._ring_len)):
             if store is self._ring:
                 order = (self._ring_pos - length + np.arange(length)) % max(self.recent_window, 1)
             else:
                 order = np.arange(length)
-            bad = np.zeros(length, dtype=bool)
-            if user_rows is not None:
-                bad |= np.isin(store["user_row"][order], np.asarray(user_rows, np.int64))
-            if item_rows is not None:
-                bad |= np.isin(store["item_row"][order], np.asarray(item_rows, np.int64))
-            keep = order[~bad]
-            for name in store:
-                store[name][: keep.size] = store[name][keep]
+            keep = order[~bad(store, order)]
+            for col in store.values():
+                col[: keep.size] = col[keep]
+                if zero:
+                    col[keep.size :] = 0
             dropped += length - keep.size
             if store is self._res:
                 self._res_len = keep.size
@@ -218,11 +235,9 @@ class ReplayBuffer:
         >>> buf.forget_rows([1]), len(buf), int((buf._ring["user_row"] == 1).sum())
         (4, 4, 0)
         """
-        dropped = self.drop_rows(user_rows=user_rows)
-        for store, length in ((self._res, self._res_len), (self._ring, self._ring_len)):
-            for col in store.values():
-                col[length:] = 0
-        return dropped
+        rows = np.asarray(user_rows, np.int64)
+        return self._compact(lambda store, order: np.isin(store["user_row"][order], rows),
+                             zero=True)
 
     def drop_older_than(self, ts: float) -> int:
         """Retention: erase every sample whose event ``ts`` is before ``ts``; return how many.
@@ -234,20 +249,4 @@ class ReplayBuffer:
         >>> buf.drop_older_than(15.0), len(buf), sorted(buf.snapshot()["reservoir.ts"].tolist())
         (4, 4, [20.0, 30.0])
         """
-        dropped = 0
-        for store, length in ((self._res, self._res_len), (self._ring, self._ring_len)):
-            if store is self._ring:
-                order = (self._ring_pos - length + np.arange(length)) % max(self.recent_window, 1)
-            else:
-                order = np.arange(length)
-            keep = order[store["ts"][order] >= ts]
-            for col in store.values():
-                col[: keep.size] = col[keep]
-                col[keep.size :] = 0
-            dropped += length - keep.size
-            if store is self._res:
-                self._res_len = keep.size
-            else:
-                self._ring_len = keep.size
-                self._ring_pos = keep.size % max(self.recent_window, 1)
-        return dropped
+        return self._compact(lambda store, order: ~(store["ts"][order] >= ts), zero=True)
