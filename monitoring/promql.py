@@ -8,6 +8,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["PromQLError", "query", "query_range", "wait_for_value"]
 
@@ -16,17 +17,24 @@ class PromQLError(RuntimeError):
     """Prometheus answered with an error, or could not be reached."""
 
 
-def query(base_url: str, expr: str, *, timeout: float = 5.0) -> list[tuple[dict[str, str], float]]:
-    """Run an instant query; return ``(labels, value)`` for each series of the vector."""
-    url = f"{base_url.rstrip('/')}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+def _api(base_url: str, path: str, params: dict[str, str], what: str,
+         timeout: float) -> Any:
+    """GET ``/api/v1/<path>`` and return its ``data``, or raise :class:`PromQLError`."""
+    url = f"{base_url.rstrip('/')}/api/v1/{path}?{urllib.parse.urlencode(params)}"
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             body = json.load(resp)
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise PromQLError(f"prometheus at {base_url}: query {expr!r} failed: {exc}") from exc
+        raise PromQLError(f"prometheus at {base_url}: {what} {params['query']!r} failed: "
+                          f"{exc}") from exc
     if body.get("status") != "success":
         raise PromQLError(f"prometheus at {base_url}: {body.get('error', body)}")
-    data = body["data"]
+    return body["data"]
+
+
+def query(base_url: str, expr: str, *, timeout: float = 5.0) -> list[tuple[dict[str, str], float]]:
+    """Run an instant query; return ``(labels, value)`` for each series of the vector."""
+    data = _api(base_url, "query", {"query": expr}, "query", timeout)
     if data["resultType"] == "scalar":
         return [({}, float(data["result"][1]))]
     return [(r["metric"], float(r["value"][1])) for r in data["result"]]
@@ -68,16 +76,9 @@ def query_range(base_url: str, expr: str, start: float, end: float, step: float,
     NaN values (an empty rate window, say) are dropped from the points.
     """
     params = {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
-    url = f"{base_url.rstrip('/')}/api/v1/query_range?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            body = json.load(resp)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise PromQLError(f"prometheus at {base_url}: range query {expr!r} failed: {exc}") from exc
-    if body.get("status") != "success":
-        raise PromQLError(f"prometheus at {base_url}: {body.get('error', body)}")
+    data = _api(base_url, "query_range", params, "range query", timeout)
     out = []
-    for r in body["data"]["result"]:
+    for r in data["result"]:
         points = [(float(t), float(v)) for t, v in r["values"] if v not in ("NaN", "+Inf", "-Inf")]
         out.append((r["metric"], points))
     return out
