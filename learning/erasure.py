@@ -18,10 +18,23 @@ exactly those; item-side state is left alone, so it still carries what the user 
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Iterable, MutableMapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-__all__ = ["Forgettable", "forget_river_user", "scrub_key"]
+import numpy as np
+
+if TYPE_CHECKING:
+    from learning.finetune import FineTuner
+    from learning.forgetting import ForgettingTracker
+    from learning.replay import ReplayBuffer
+    from learning.rounds import RoundBatch
+    from learning.serving import LifelongModel
+    from learning.slices import Samples
+    from learning.torch_models import DeepRecommender
+
+__all__ = ["Forgettable", "forget_deep_user", "forget_finetuner_user", "forget_lifelong_model",
+           "forget_ranker_user", "forget_river_user", "forget_samples", "predict_unchanged",
+           "scrub_key"]
 
 _MAX_DEPTH = 3
 
@@ -72,4 +85,189 @@ def forget_river_user(model: Any, user: str) -> int:
     for name, value in vars(model).items():
         if name.startswith("u_"):  # u_biases, u_latents, u_bias_optimizer, u_latent_optimizer
             removed += scrub_key(value, user, depth=2)
+    return removed
+
+
+def predict_unchanged(model: Any, user: str, item: str, x: dict[str, Any] | None = None) -> float:
+    """River's prediction without adding an entry for an unknown id (the model is unchanged).
+
+    River's recommenders keep ``defaultdict`` tables: ``predict_one`` for an unknown user
+    inserts a bias and a freshly drawn latent vector (advancing the initializer's random
+    state), so a serving copy grows with every unknown id asked and an erased user would
+    reappear as an empty row. Here known ids predict exactly as River does; an unknown id
+    contributes nothing (bias 0, no interaction), as a cold user of :class:`DeepView`.
+    For a factorisation machine (``x`` given) unknown one-hot features are left out.
+
+    >>> from learning.models import make_model
+    >>> rec = make_model("BiasedMF", seed=1)
+    >>> rec.learn_one("u1", "i1", 5.0)
+    >>> river = rec._model
+    >>> predict_unchanged(river, "u1", "i1") == river.predict_one("u1", "i1")
+    True
+    >>> _ = predict_unchanged(river, "stranger", "i1"); "stranger" in river.u_latents
+    False
+    """
+    if x is not None:  # facto.*: one-hot string features, then only the known ones
+        feats = model._ohe_cat_features(x)
+        known = {j: v for j, v in feats.items() if j in model.weights and j in model.latents}
+        return float(model._raw_dot(known).item() if known else model.intercept)
+    tables = [getattr(model, n) for n in ("u_biases", "i_biases", "u_latents", "i_latents")
+              if hasattr(model, n)]
+    if all(user in t for t in tables[::2]) and all(item in t for t in tables[1::2]):
+        return float(model.predict_one(user, item))
+    y = model.global_mean.get() if hasattr(model, "global_mean") else 0.0
+    if hasattr(model, "u_biases"):
+        y += model.u_biases.get(user, 0.0) + model.i_biases.get(item, 0.0)
+    if hasattr(model, "u_latents") and user in model.u_latents and item in model.i_latents:
+        y += float(np.dot(model.u_latents[user], model.i_latents[item]))
+    return float(y)
+
+
+# rankers -------------------------------------------------------------------------------
+def forget_ranker_user(ranker: Any, user: str) -> int:
+    """Remove ``user`` from a ranker (popularity, co-occurrence, sequence, BPR, blend).
+
+    Popularity keeps no per-user state (0); co-occurrence and sequence drop the user's
+    recent items; BPR zeroes the user's factor row and unlinks it (the row stays allocated
+    under an anonymous key, so row numbering does not move); a blend forgets in each part
+    and drops the user's last time and seen items. Item-side state (counts, links, item
+    factors) keeps what the user taught it, as for River (docs/privacy.md).
+
+    >>> from learning.ranking_learner import make_ranker
+    >>> bpr = make_ranker("bpr"); bpr.learn_one("a", 0); bpr.learn_one("b", 1)
+    >>> forget_ranker_user(bpr, "a"), forget_ranker_user(bpr, "a"), "a" in bpr._users
+    (1, 0, False)
+    >>> bool((bpr.score_items("a") == bpr.score_items("nobody")).all())
+    True
+    """
+    from learning.rank_blend import SessionBlend
+
+    removed = 0
+    if isinstance(ranker, SessionBlend):
+        for part in ranker.parts().values():
+            removed += forget_ranker_user(part, user)
+        removed += ranker._last_ts.pop(user, None) is not None
+        removed += ranker._seen.pop(user, None) is not None
+        ranker._cache = None
+        return removed
+    recent = getattr(ranker, "_recent", None)
+    if isinstance(recent, dict) and recent.pop(user, None) is not None:  # CoOccurrence
+        removed += 1
+    users = getattr(ranker, "_users", None)
+    if isinstance(users, dict) and user in users:  # BPR: rows are allocated by len(_users)
+        row = users.pop(user)
+        users[f"\x00erased:{row}"] = row
+        ranker._user_factors[row] = 0.0
+        removed += 1
+    return removed
+
+
+# the deep model and the fine-tuner ------------------------------------------------------
+def forget_deep_user(recommender: DeepRecommender, user: str) -> int:
+    """Free ``user``'s id-table row and zero its embedding row; 1 if known, else 0.
+
+    The user then predicts as a never-seen one (biases and global mean only). The freed
+    row is redrawn when a new id reuses it, as after a TTL eviction.
+
+    >>> from learning.torch_models import DeepRecommender
+    >>> rec = DeepRecommender(n_factors=2); _ = rec.users.lookup(["a"], now=0.0)
+    >>> forget_deep_user(rec, "a"), forget_deep_user(rec, "a"), "a" in rec.users
+    (1, 0, False)
+    """
+    return int(_forget_deep_row(recommender, user) >= 0)
+
+
+def _forget_deep_row(recommender: DeepRecommender, user: str) -> int:
+    """:func:`forget_deep_user`, returning the freed row (-1: unknown user)."""
+    import torch
+
+    row = recommender.users.forget(user)
+    if row >= 0:
+        with torch.no_grad():
+            recommender.module.user_table[row] = 0.0
+    return row
+
+
+def forget_samples(samples: Samples, users: Iterable[str]) -> int:
+    """Drop every sample of ``users`` from ``samples`` in place; return how many went."""
+    drop = set(users)
+    keep = [j for j, u in enumerate(samples.users) if u not in drop]
+    gone = len(samples) - len(keep)
+    if gone:
+        for name in ("users", "items", "values", "ts"):
+            column = getattr(samples, name)
+            column[:] = [column[j] for j in keep]
+    return gone
+
+
+def forget_finetuner_user(tuner: FineTuner | None, user: str, *,
+                          buffer: ReplayBuffer | None = None,
+                          tracker: ForgettingTracker | None = None,
+                          batches: Iterable[RoundBatch] = ()) -> int:
+    """Erase ``user`` from the slow learner (id table, rows, replay, slices, batches).
+
+    The id-table row, the embedding row and the optimizers' state of that row, the replay
+    buffer's samples, the tracker's retained old slices and pending round batches.
+    The count below: the id-table row, and the sample in the reservoir and recent ring.
+
+    >>> from learning import FineTuner, ReplayBuffer, DeepRecommender
+    >>> tuner = FineTuner(DeepRecommender(n_factors=2), device="cpu")
+    >>> buf = ReplayBuffer(100, recent_window=10)
+    >>> _ = tuner.round(["a", "b"], ["x", "y"], [4.0, 2.0], [0.0, 1.0], buf)
+    >>> forget_finetuner_user(tuner, "a", buffer=buf), "a" in tuner.recommender.users
+    (3, False)
+    """
+    removed = 0
+    if tuner is not None:
+        rec = tuner.recommender
+        row = _forget_deep_row(rec, user)
+        if row >= 0:
+            removed += 1
+            _zero_optimizer_rows(tuner, row)
+            if buffer is not None:
+                removed += buffer.forget_rows([row])
+    if tracker is not None:
+        for _, samples, _ in tracker._slices:
+            removed += forget_samples(samples, [user])
+    for batch in batches:
+        removed += forget_samples(batch.fresh_samples, [user])
+        removed += forget_samples(batch.held, [user])
+    return removed
+
+
+def _zero_optimizer_rows(tuner: FineTuner, row: int) -> None:
+    """Zero the optimizers' per-row state (Adam moments...) of user row ``row``."""
+    import torch
+
+    param = tuner.recommender.module.user_table
+    with torch.no_grad():
+        for opt in tuner._opts:
+            for t in opt.state.get(param, {}).values():
+                if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] > row:
+                    t[row] = 0
+
+
+# the lifelong (rating blend) serving model ----------------------------------------------
+def forget_lifelong_model(model: LifelongModel, user: str) -> int:
+    """Remove ``user`` from a :class:`~learning.serving.LifelongModel`; return entries.
+
+    River (:meth:`Recommender.forget_user`), the exact biases (the user's row is unlinked
+    and zeroed: the bias history's row numbers carry no id), the served deep view's user
+    row and the fold-in vector. The per-segment blend weights hold no per-user state.
+    """
+    removed = model.online.forget_user(user)
+    biases = model.biases
+    row = biases._users.pop(user, None)
+    if row is not None:
+        biases._nu[row] = biases._su[row] = 0.0
+        removed += 1
+    serving = model._serving
+    if serving is not None:
+        view, vectors = serving[0], serving[1]
+        vrow = view.users.pop(user, None)
+        if vrow is not None:
+            view.user_vecs[vrow] = 0.0
+            view.user_bias[vrow] = 0.0
+            removed += 1
+        removed += vectors._vecs.pop(user, None) is not None
     return removed

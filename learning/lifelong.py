@@ -231,3 +231,23 @@ class LifelongLearner:
     def bwt(self) -> float:
         """Backward transfer of the deep model over the slices (positive = forgetting)."""
         return self.forgetting.bwt()
+
+    # erasure ----------------------------------------------------------------------------
+    def forget_user(self, user: str) -> int:
+        """Erase ``user`` everywhere this learner holds them; return entries removed.
+
+        The serving model (River, biases, deep view, fold-in), and with a finetuner its id
+        table, embedding and optimizer rows, the replay buffer, the retained old slices,
+        the pending round batch and the in-process store's model copies
+        (:mod:`learning.erasure`). The bias history keeps the user's events under an
+        unlinked row number (item biases keep what the user taught them, docs/privacy.md).
+        """
+        from learning.erasure import forget_deep_user, forget_finetuner_user
+
+        removed = self.model.forget_user(user)
+        removed += forget_finetuner_user(self.finetuner, user, buffer=self.buffer,
+                                         tracker=self.forgetting, batches=[self._batch])
+        copies = {id(c[1]): c[1] for c in (self.store._latest, self.store._production) if c}
+        removed += sum(forget_deep_user(rec, user) for rec in copies.values())
+        return removed
+

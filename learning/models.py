@@ -103,9 +103,11 @@ class Recommender:
 
     def predict_one(self, user: str, item: str, context: Context = None) -> float:
         """Predict the value (rating) ``user`` would give ``item``."""
+        from learning.erasure import predict_unchanged  # never adds an unknown id's entry
+
         if self._features:
-            return float(self._model.predict_one(self._x(user, item, context)))
-        return float(self._model.predict_one(user, item))
+            return predict_unchanged(self._model, user, item, self._x(user, item, context))
+        return predict_unchanged(self._model, user, item)
 
     def learn_one(self, user: str, item: str, value: float, context: Context = None) -> None:
         """Update the model with one observed value."""

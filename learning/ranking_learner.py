@@ -179,9 +179,20 @@ class RankingLearner(PickleSnapshot):
         vectors = getattr(self.ranker, "item_vectors", None)
         return vectors() if callable(vectors) else None
 
-
     def describe(self) -> dict[str, Any]:
         """Counters for reports."""
         return {"events": self.events_seen, "evaluated": self._metrics.n,
                 "cold_users": self.cold_events, "items": len(self._ids),
                 "users": len(self._seen)}
+
+    def forget_user(self, user: str) -> int:
+        """Erase ``user``: their seen items and the ranker's per-user state; entries removed.
+
+        Afterwards ``score_items``, ``seen_items`` (and a subscriber's ``recommend``) treat
+        them as a never-seen user (:func:`learning.erasure.forget_ranker_user`).
+        """
+        from learning.erasure import forget_ranker_user
+
+        removed = int(self._seen.pop(user, None) is not None)
+        return removed + forget_ranker_user(self.ranker, user)
+

@@ -159,6 +159,12 @@ class LifelongModel:
         self.events_seen += 1
         return y_hat, p_online, p_deep
 
+    def forget_user(self, user: str) -> int:
+        """Erase ``user`` (:func:`learning.erasure.forget_lifelong_model`); entries removed."""
+        from learning.erasure import forget_lifelong_model
+
+        return forget_lifelong_model(self, user)
+
 
 class LegacyLifelongModel:
     """The serving part of a release-861a053 lifelong learner: user fold-in, one global blend.
