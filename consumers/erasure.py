@@ -18,6 +18,7 @@ A learner still running keeps the user in memory and would publish them again: s
 first, or let it restart from the erased version (docs/privacy.md).
 
 >>> from model_store import Registry
+from model_store.records import ModelVersion
 >>> from model_store.signing import Signer
 >>> from learning.online import OnlineLearner
 >>> from consumers.checkpoint import Checkpoint
@@ -41,17 +42,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from consumers.checkpoint import Checkpoint
-from learning.erasure import Forgettable
+from learning.erasure import Forgettable, forget_deep_user, forget_finetuner_user
 from model_store import Registry
 from model_store.errors import ModelStoreError
+from model_store.records import ModelVersion
 from stream.pseudonym import Pseudonymizer
 
 __all__ = ["AUDIT_KIND", "ErasureReport", "PurgeReport", "decode_request", "encode_request",
-           "erase_in_worker", "forget_checkpoint", "forget_user", "purge_before", "purge_user",
-           "receipt", "versions_holding"]
+           "erase_deep", "erase_in_worker", "forget_checkpoint", "forget_deep_model",
+           "forget_user", "purge_before", "purge_user", "receipt", "versions_holding"]
+
+if TYPE_CHECKING:
+    from consumers.deep_publisher import DeepPublisher
+    from learning.finetune import FineTuner
+    from learning.forgetting import ForgettingTracker
+    from learning.replay import ReplayBuffer
+    from learning.rounds import RoundBatch
 
 log = logging.getLogger(__name__)
 
@@ -235,3 +244,85 @@ def erase_in_worker(learner: Any, quality: Any, user_id: str) -> int:
                 removed += 1
     quality.restore(state)
     return removed
+
+
+# the deep model (fine-tuner) -------------------------------------------------------------
+def _erased_metadata(version: ModelVersion) -> dict[str, Any]:
+    return {**version.extra, "offsets": version.offsets, "metrics": version.metrics,
+            "tags": {**version.tags, "erasure": "true"}}
+
+
+def erase_deep(publisher: DeepPublisher, ids: list[str], *, finetuner: FineTuner | None = None,
+               buffer: ReplayBuffer | None = None, tracker: ForgettingTracker | None = None,
+               batches: list[RoundBatch] | None = None) -> list[int]:
+    """Erase ``ids`` from a deep model: in memory (fine-tuner) and in its served versions.
+
+    With a ``finetuner`` (the fine-tune worker's, no round running) the ids leave its id
+    table, embedding and optimizer rows, ``buffer``, ``tracker``'s old slices and the
+    pending ``batches``, and the result is published as the next version (``candidate``).
+    Without one, ``latest`` is loaded and erased instead. A ``production`` version other
+    than ``latest`` that holds an id is erased too and published first, then promoted;
+    ``production`` follows ``latest`` when it pointed at it. Returns the versions published
+    (none when no served version nor the fine-tuner held the ids).
+    """
+    registry, model = publisher.registry, publisher.model
+    removed = 0
+    if finetuner is not None:
+        for uid in ids:
+            removed += forget_finetuner_user(finetuner, uid, buffer=buffer, tracker=tracker,
+                                             batches=batches or [])
+    latest = registry.latest(model)
+    prod = registry.get_alias(model, "production")
+
+    def holds(number: int) -> bool:
+        blob = registry.read_blob(model, number)
+        return any(uid.encode("utf-8") in blob for uid in ids)
+
+    published = []
+    if prod is not None and (latest is None or prod != latest.number) and holds(prod):
+        found = publisher.load(prod)
+        if found is not None:
+            for uid in ids:
+                forget_deep_user(found[1], uid)
+            new = publisher.publish(found[1], metadata=_erased_metadata(found[0]))
+            publisher.promote(new.number, reason="erasure")
+            published.append(new.number)
+    if latest is not None and (removed or holds(latest.number)):
+        rec = finetuner.recommender if finetuner is not None else None
+        if rec is None:
+            found = publisher.load(latest.number)
+            rec = found[1] if found is not None else None
+            for uid in ids if rec is not None else []:
+                forget_deep_user(rec, uid)
+        if rec is not None:
+            new = publisher.publish(rec, metadata=_erased_metadata(latest))
+            if prod == latest.number:
+                publisher.promote(new.number, reason="erasure")
+            published.append(new.number)
+    publisher._production = None  # the cached production model may hold the user
+    if published:
+        log.info("deep model %s: erased a user (%d entries in memory), published %s", model,
+                 removed, published)
+    return published
+
+
+def forget_deep_model(registry: Registry, model: str, user: str, *,
+                      pseudonymizer: Pseudonymizer | None = None, actor: str = "") -> list[int]:
+    """Erase raw id ``user`` from the served versions of deep model ``model``; audit it.
+
+    For a stopped fine-tuner (``lifelong forget``); a running one erases on the erasure
+    topic (:class:`~consumers.finetune_worker.FineTuneWorker`). Returns the versions
+    published; the audit record lists them and the older versions still holding the user.
+    """
+    from consumers.deep_publisher import DeepPublisher
+
+    ids = _ids(user, pseudonymizer)
+    published = erase_deep(DeepPublisher(registry, model, actor=actor or "erasure"), ids)
+    if published:
+        older = versions_holding(registry, model, ids, below=published[-1])
+        registry.record_audit(model, AUDIT_KIND, {
+            "receipts": ",".join(receipt(uid) for uid in ids), "at": repr(time.time()),
+            "version": published[-1], "published": ",".join(map(str, published)),
+            "older": ",".join(map(str, older)), "actor": actor,
+            "key_id": "" if pseudonymizer is None else pseudonymizer.key_id})
+    return published

@@ -54,6 +54,7 @@ from learning.gate import Gate
 from learning.replay import ReplayBuffer
 from learning.rounds import HoldBack, RoundBatch
 from monitoring.metrics import FineTuneMetrics
+from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 from stream.schema import Rejected, decode
 from stream.source import Record, Source
@@ -74,6 +75,7 @@ class FineTuneStats:
     invalid: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    erasures: int = 0
     held_out: int = 0
     alarms: int = 0
     failures: int = 0
@@ -116,7 +118,9 @@ class FineTuneWorker:
                  stop_timeout: float = 600.0, failure_backoff: float = 10.0,
                  clock: Callable[[], float] = time.monotonic,
                  quality: QualityGates | None = None,
-                 wall_clock: Callable[[], float] = time.time):
+                 wall_clock: Callable[[], float] = time.time,
+                 pseudonymizer: Pseudonymizer | None = None,
+                 erasure_topic: str | None = None):
         if round_every_events < 1 or round_every_seconds <= 0 or min_fresh < 1:
             raise ValueError("need round_every_events >= 1, round_every_seconds > 0, "
                              "min_fresh >= 1")
@@ -144,6 +148,11 @@ class FineTuneWorker:
         self._not_before = -float("inf")
         self._drift_pending = False
         self.stats = FineTuneStats(started=clock())
+        # privacy (docs/privacy.md): user_id -> pseudonym right after decode; the erasure
+        # topic's requests are applied between rounds, then published (_erase_pending)
+        self.pseudonymizer = pseudonymizer
+        self.erasure_topic = erasure_topic
+        self._erasures: list[str] = []
 
     @property
     def pending(self) -> RoundBatch:
@@ -164,6 +173,8 @@ class FineTuneWorker:
             if metrics is not None:
                 metrics.invalid.inc()
             return
+        if self.pseudonymizer is not None:
+            event = self.pseudonymizer.apply(event)
         if self.quality.check(event, self._wall()) is not None:
             stats.quarantined += 1  # the online learner sends it to the quarantine topic
             return
@@ -182,6 +193,9 @@ class FineTuneWorker:
         for record in records:
             self.stats.consumed += 1
             self._positions[(record.topic, record.partition)] = record.offset + 1
+            if record.topic == self.erasure_topic and self.erasure_topic:
+                self._request(record)
+                continue
             self._accept(record, self._batch)
         if self.metrics is not None and records:
             self.metrics.consumed.inc(len(records))
@@ -218,6 +232,8 @@ class FineTuneWorker:
                      len(got), self.min_fresh)
 
     def _due(self, now: float) -> str | None:
+        if self._erasures:  # applied once the running round is in; no new round before
+            return None
         if self._job is not None or self._batch.fresh < self.min_fresh or now < self._not_before:
             return None
         if self._drift_pending:
@@ -287,6 +303,7 @@ class FineTuneWorker:
         try:
             while not stop.is_set():
                 self._collect(on_round=on_round)
+                self._erase_pending()
                 if loop.done(stats.consumed):
                     break
                 records = loop.poll(stats.consumed)
@@ -317,7 +334,35 @@ class FineTuneWorker:
                                 self.stop_timeout)
                     self._job = None
                     return
+            self._erase_pending()
             if not final_round or self._batch.fresh < self.min_fresh:
                 return
             final_round = False
             self._start("final")
+
+    # erasure (docs/privacy.md) ------------------------------------------------------
+    def _request(self, record: Record) -> None:
+        """Queue an erasure request; malformed ones are only counted (the learner DLQs them)."""
+        from consumers.erasure import decode_request
+
+        user = decode_request(record.value)
+        if user is None:
+            self.stats.invalid += 1
+            return
+        self._erasures.append(user if self.pseudonymizer is None else self.pseudonymizer(user))
+
+    def _erase_pending(self) -> None:
+        """Apply queued erasures when no round runs: memory, replay, then publish versions."""
+        if not self._erasures or self._job is not None:
+            return
+        from consumers.erasure import erase_deep
+
+        ids, self._erasures = list(dict.fromkeys(self._erasures)), []
+        runner = self.runner
+        published = erase_deep(runner.publisher, ids, finetuner=runner.finetuner,
+                               buffer=runner.buffer, tracker=runner.tracker,
+                               batches=[self._batch])
+        self.stats.erasures += len(ids)
+        log.info("erased %d user(s) on request; versions published: %s", len(ids),
+                 published or "none needed")
+

@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     from learning.slices import Samples
     from learning.torch_models import DeepRecommender
 
-__all__ = ["Forgettable", "forget_deep_user", "forget_finetuner_user", "forget_lifelong_model",
-           "forget_ranker_user", "forget_river_user", "forget_samples", "predict_unchanged",
-           "scrub_key"]
+__all__ = ["Forgettable", "forget_attached", "forget_deep_user", "forget_finetuner_user",
+           "forget_lifelong_model", "forget_ranker_user", "forget_river_user", "forget_samples",
+           "predict_unchanged", "scrub_key"]
 
 _MAX_DEPTH = 3
 
@@ -121,6 +121,16 @@ def predict_unchanged(model: Any, user: str, item: str, x: dict[str, Any] | None
     if hasattr(model, "u_latents") and user in model.u_latents and item in model.i_latents:
         y += float(np.dot(model.u_latents[user], model.i_latents[item]))
     return float(y)
+
+
+def forget_attached(obj: Any, user: str, *, skip: tuple[Any, ...] = ()) -> int:
+    """Erase ``user`` from the :class:`Forgettable` attributes of ``obj`` (bar ``skip``).
+
+    Monitors attach their state to the learner (the input-drift window), so it rides in
+    checkpoints: it is erased with the learner.
+    """
+    return sum(value.forget_user(user) for value in list(vars(obj).values())
+               if isinstance(value, Forgettable) and not any(value is s for s in skip))
 
 
 # rankers -------------------------------------------------------------------------------
@@ -270,4 +280,4 @@ def forget_lifelong_model(model: LifelongModel, user: str) -> int:
             view.user_bias[vrow] = 0.0
             removed += 1
         removed += vectors._vecs.pop(user, None) is not None
-    return removed
+    return removed + forget_attached(model, user, skip=(model.online,))

@@ -242,9 +242,9 @@ class LifelongLearner:
         (:mod:`learning.erasure`). The bias history keeps the user's events under an
         unlinked row number (item biases keep what the user taught them, docs/privacy.md).
         """
-        from learning.erasure import forget_deep_user, forget_finetuner_user
+        from learning.erasure import forget_attached, forget_deep_user, forget_finetuner_user
 
-        removed = self.model.forget_user(user)
+        removed = self.model.forget_user(user) + forget_attached(self, user, skip=(self.model,))
         removed += forget_finetuner_user(self.finetuner, user, buffer=self.buffer,
                                          tracker=self.forgetting, batches=[self._batch])
         copies = {id(c[1]): c[1] for c in (self.store._latest, self.store._production) if c}

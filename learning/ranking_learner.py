@@ -191,8 +191,8 @@ class RankingLearner(PickleSnapshot):
         Afterwards ``score_items``, ``seen_items`` (and a subscriber's ``recommend``) treat
         them as a never-seen user (:func:`learning.erasure.forget_ranker_user`).
         """
-        from learning.erasure import forget_ranker_user
+        from learning.erasure import forget_attached, forget_ranker_user
 
-        removed = int(self._seen.pop(user, None) is not None)
+        removed = int(self._seen.pop(user, None) is not None) + forget_attached(self, user)
         return removed + forget_ranker_user(self.ranker, user)
 

@@ -20,6 +20,7 @@ from lifelong.wiring import connect_topics, open_registry, serve_metrics
 from model_store import Registry
 from monitoring.exposition import MetricsServer
 from monitoring.metrics import FineTuneMetrics
+from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 
 __all__ = ["FineTuneRun", "build_finetune_run"]
@@ -91,7 +92,8 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
     def on_lag(topic: str, partition: int, lag: int) -> None:
         metrics.lag.labels(model, topic, str(partition)).set(lag)
 
-    source = KafkaSource(bootstrap, [settings.topic], opts.finetune_group, on_lag=on_lag,
+    topics = [settings.topic] + ([settings.erasure_topic] if settings.erasure_topic else [])
+    source = KafkaSource(bootstrap, topics, opts.finetune_group, on_lag=on_lag,
                          client_id="lifelong-finetune", **settings.kafka_client_config())
     alarms = StoreAlarms(registry, [settings.model, model]).start()
     worker = FineTuneWorker(
@@ -100,6 +102,7 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         round_every_events=opts.round_every_events,
         round_every_seconds=opts.round_every_seconds, holdout_share=opts.holdout_share,
         min_fresh=opts.min_fresh, metrics=metrics, alarms=alarms,
-        quality=QualityGates.from_env_value(settings.quality))
+        quality=QualityGates.from_env_value(settings.quality),
+        pseudonymizer=Pseudonymizer.from_env(), erasure_topic=settings.erasure_topic or None)
     return FineTuneRun(worker, source, alarms, server, metrics_registry, registry, publisher,
                        model, resumed)

@@ -44,23 +44,35 @@ def forget(
     Lists the older versions that still hold the user; purge them with
     ``lifelong models gc MODEL --purge-user ID``. Stop the learner first, or use
     ``--via-topic`` so the running learner erases the user itself (docs/privacy.md).
+    Without ``--model``, the fine-tuner's deep model (``LIFELONG_DEEP_MODEL``) is erased
+    too when the store has it.
     """
-    from consumers.erasure import forget_user
+    from consumers.erasure import forget_deep_model, forget_user
     from stream.pseudonym import Pseudonymizer
 
     raw = _raw_user(user)
     if via_topic:
         return _send_request(raw)
-    name = model or Settings.from_env().model
+    settings = Settings.from_env()
+    name = model or settings.model
+    deep = None if model else settings.deep_model  # the fine-tuner's model, when stored
+    p = Pseudonymizer.from_env()
     with _store() as registry:
-        report = forget_user(registry, name, raw, pseudonymizer=Pseudonymizer.from_env(),
-                             actor=_actor(actor))
+        report = forget_user(registry, name, raw, pseudonymizer=p, actor=_actor(actor))
+        deep_versions: list[int] = []
+        if deep and deep != name and registry.latest(deep) is not None:
+            deep_versions = forget_deep_model(registry, deep, raw, pseudonymizer=p,
+                                              actor=_actor(actor))
     if as_json:
         typer.echo(json.dumps({"model": name, "version": report.version,
                                "parent": report.parent, "removed": report.removed,
                                "older": report.older, "receipts": report.receipts,
-                               "audit_id": report.audit_id}))
+                               "audit_id": report.audit_id, "deep_model": deep,
+                               "deep_versions": deep_versions}))
         return
+    if deep_versions:
+        typer.echo(f"{deep}: version(s) {', '.join(map(str, deep_versions))} published "
+                   "without the user")
     older = ", ".join(map(str, report.older)) or "none"
     typer.echo(f"{name}: version {report.version} (from {report.parent}) published without "
                f"the user ({report.removed} entries removed); receipt "

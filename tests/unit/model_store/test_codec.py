@@ -37,7 +37,11 @@ def test_blobs_of_the_previous_release_load_and_predict_the_same(name):
     obj = codec.decode(version, blob, SIGNER)
     assert isinstance(obj, KINDS[name])
     got = [obj.predict_one(u, i) for u, i in INDEX["pairs"]]
-    assert got == pytest.approx(INDEX["versions"][name]["predictions"], abs=1e-6)
+    # a pair with an unknown id ("nobody", "nothing") no longer draws a random latent into
+    # the model (learning.erasure.predict_unchanged): it differs by that latent's dot only
+    tol = [1e-2 if {"nobody", "nothing"} & {u, i} else 1e-6 for u, i in INDEX["pairs"]]
+    want = INDEX["versions"][name]["predictions"]
+    assert all(abs(g - w) <= t for g, w, t in zip(got, want, tol, strict=True)), (got, want)
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
