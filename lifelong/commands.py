@@ -87,7 +87,10 @@ def produce_events(settings: Settings, *, file: Path | None, fmt: str, columns: 
             file, format=fmt,  # type: ignore[arg-type]
             columns=parse_columns(columns) if columns else None, sort_by_time=sort_by_time,
             max_bad_rows=max_bad_rows))
-    with EventProducer(bootstrap, settings.topic, **security) as producer:
+    from stream.pseudonym import Pseudonymizer  # docs/privacy.md: hashed before Kafka
+
+    with EventProducer(bootstrap, settings.topic, pseudonymizer=Pseudonymizer.from_env(),
+                       **security) as producer:
         return producer.send_all(values, rate=rate, on_progress=on_progress)
 
 
