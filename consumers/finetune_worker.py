@@ -120,7 +120,7 @@ class FineTuneWorker:
                  quality: QualityGates | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  pseudonymizer: Pseudonymizer | None = None,
-                 erasure_topic: str | None = None):
+                 erasure_topic: str | None = None, replay_max_age: float | None = None):
         if round_every_events < 1 or round_every_seconds <= 0 or min_fresh < 1:
             raise ValueError("need round_every_events >= 1, round_every_seconds > 0, "
                              "min_fresh >= 1")
@@ -153,6 +153,9 @@ class FineTuneWorker:
         self.pseudonymizer = pseudonymizer
         self.erasure_topic = erasure_topic
         self._erasures: list[str] = []
+        # retention: replay samples older than this before the newest event are dropped
+        self.replay_max_age = replay_max_age
+        self._newest = -float("inf")
 
     @property
     def pending(self) -> RoundBatch:
@@ -184,6 +187,7 @@ class FineTuneWorker:
                 metrics.duplicate.inc()
             return
         stats.valid += 1
+        self._newest = max(self._newest, event.ts)
         held = self._split.hold()
         stats.held_out += held
         batch.add(event, held)
@@ -245,6 +249,11 @@ class FineTuneWorker:
         return None
 
     def _start(self, trigger: str) -> None:
+        if self.replay_max_age is not None and self._newest > -float("inf"):
+            dropped = self.runner.buffer.drop_older_than(self._newest - self.replay_max_age)
+            if dropped:
+                log.info("retention: %d replay samples older than %.0f s dropped", dropped,
+                         self.replay_max_age)
         batch, self._batch = self._batch, RoundBatch()
         batch.positions = dict(self._positions)
         self._last_round = self._clock()

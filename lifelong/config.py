@@ -184,6 +184,9 @@ class Settings:
     max_regression: float = 0.02
     max_old_regression: float = 0.05
     finetune_seed: int = 0
+    # replay samples older than this before the newest event's time are dropped before each
+    # round (0: kept until the capacity pushes them out): docs/privacy.md
+    replay_max_age_seconds: float = 365 * 24 * 3600.0
     # how long Kafka keeps dead letters and quarantined records (they hold producers' raw
     # bytes, raw user ids included unless the producer pseudonymises): docs/privacy.md
     dlq_retention_ms: int = 7 * 24 * 3600 * 1000
@@ -239,6 +242,7 @@ class Settings:
             "max_regression": ("LIFELONG_MAX_REGRESSION", _non_negative),
             "max_old_regression": ("LIFELONG_MAX_OLD_REGRESSION", _non_negative),
             "finetune_seed": ("LIFELONG_FINETUNE_SEED", _integer),
+            "replay_max_age_seconds": ("LIFELONG_REPLAY_MAX_AGE_SECONDS", _non_negative),
             "dlq_retention_ms": ("LIFELONG_DLQ_RETENTION_MS", _positive_int),
             "erasure_topic": ("LIFELONG_ERASURE_TOPIC", _name),
         },

@@ -103,6 +103,7 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         round_every_seconds=opts.round_every_seconds, holdout_share=opts.holdout_share,
         min_fresh=opts.min_fresh, metrics=metrics, alarms=alarms,
         quality=QualityGates.from_env_value(settings.quality),
-        pseudonymizer=Pseudonymizer.from_env(), erasure_topic=settings.erasure_topic or None)
+        pseudonymizer=Pseudonymizer.from_env(), erasure_topic=settings.erasure_topic or None,
+        replay_max_age=opts.replay_max_age_seconds or None)
     return FineTuneRun(worker, source, alarms, server, metrics_registry, registry, publisher,
                        model, resumed)

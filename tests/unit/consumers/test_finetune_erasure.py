@@ -92,3 +92,21 @@ def test_forget_deep_model_erases_the_served_versions_of_a_stopped_finetuner():
         number = reg.get_alias("deep", alias)
         assert P("carol").encode() not in reg.read_blob("deep", number)
     assert forget_deep_model(reg, "deep", "carol", pseudonymizer=P) == []  # nothing left
+
+
+def test_replay_samples_older_than_the_retention_age_are_dropped_before_a_round():
+    reg = Registry.from_url("memory://", signer=None)
+    old = [Record(encode(Event(f"o{k}", "old-user", f"i{k % 5}", "rating", 3.0,
+                               1_600_000_000.0 + k)), TOPIC, 0, k) for k in range(200)]
+    new = [Record(encode(Event(f"n{k}", "new-user", f"i{k % 5}", "rating", 4.0,
+                               1_700_000_000.0 + k)), TOPIC, 0, 200 + k) for k in range(200)]
+    tuner = FineTuner(DeepRecommender(n_factors=4, clip=(1.0, 5.0)), device="cpu")
+    buffer = ReplayBuffer(2000, recent_window=200)
+    worker = FineTuneWorker(Batches([old, new]), tuner, buffer, DeepPublisher(reg, "deep"),
+                            round_every_events=200, min_fresh=50,
+                            replay_max_age=30 * 24 * 3600.0)
+    worker.run(idle_timeout=0.5, poll_timeout=0.01)
+    assert len(worker.stats.rounds) == 2
+    snap = buffer.snapshot()
+    ts = snap["reservoir.ts"].tolist() + snap["recent.ts"].tolist()
+    assert ts and min(ts) >= 1_700_000_000.0  # the first round's samples went at round two
