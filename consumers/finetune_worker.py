@@ -18,6 +18,14 @@ runs at a time, and events keep accumulating for the next. When a round has publ
 poll thread commits the positions the round covers. A failed round is logged and counted,
 and its events go back in front of the pending batch (nothing is committed past them).
 
+Privacy (docs/privacy.md): with a ``pseudonymizer`` every ``user_id`` is replaced by its
+pseudonym right after decoding, so the id table, the published versions, the replay buffer
+and the slices hold pseudonyms only. Records of ``erasure_topic`` are erasure requests:
+they are queued, no round starts while one is queued, and once the running round is in the
+user leaves the fine-tuner's memory and an erased version is published
+(:func:`consumers.erasure.erase_deep`). With ``replay_max_age`` the replay samples older
+than that before the newest event are dropped before each round (retention).
+
 On stop the running round is finished (or abandoned after ``stop_timeout``, uncommitted);
 when the input ended (not on ``stop``) the remaining events make a ``final`` round.
 

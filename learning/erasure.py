@@ -94,9 +94,10 @@ def predict_unchanged(model: Any, user: str, item: str, x: dict[str, Any] | None
     River's recommenders keep ``defaultdict`` tables: ``predict_one`` for an unknown user
     inserts a bias and a freshly drawn latent vector (advancing the initializer's random
     state), so a serving copy grows with every unknown id asked and an erased user would
-    reappear as an empty row. Here known ids predict exactly as River does; an unknown id
-    contributes nothing (bias 0, no interaction), as a cold user of :class:`DeepView`.
-    For a factorisation machine (``x`` given) unknown one-hot features are left out.
+    reappear as an empty row. Here known ids predict exactly as River does (the same
+    operations in the same order); an unknown id contributes nothing (bias 0, no
+    interaction), as a cold user of :class:`~learning.blend.DeepView`. For a factorisation
+    machine (``x`` given) unknown one-hot features are left out.
 
     >>> from learning.models import make_model
     >>> rec = make_model("BiasedMF", seed=1)
@@ -111,6 +112,38 @@ def predict_unchanged(model: Any, user: str, item: str, x: dict[str, Any] | None
         feats = model._ohe_cat_features(x)
         known = {j: v for j, v in feats.items() if j in model.weights and j in model.latents}
         return float(model._raw_dot(known).item() if known else model.intercept)
+    fast = _PURE.get(type(model))
+    if fast is not None:
+        return fast(model, user, item)
+    return _pure_generic(model, user, item)
+
+
+def _pure_biased_mf(m: Any, user: str, item: str) -> float:
+    # river.reco.BiasedMF.predict_one, reading the tables without inserting
+    y = m.global_mean.get()
+    ub, ib = m.u_biases, m.i_biases
+    if user in ub:
+        y += ub[user]
+    if item in ib:
+        y += ib[item]
+    ul, il = m.u_latents, m.i_latents
+    if user in ul and item in il:
+        y += np.dot(ul[user], il[item])
+    return float(y)
+
+
+def _pure_funk_mf(m: Any, user: str, item: str) -> float:
+    ul, il = m.u_latents, m.i_latents
+    if user in ul and item in il:
+        return float(np.dot(ul[user], il[item]).item())
+    return 0.0
+
+
+def _pure_baseline(m: Any, user: str, item: str) -> float:
+    return float(m.global_mean.get() + m.u_biases.get(user, 0.0) + m.i_biases.get(item, 0.0))
+
+
+def _pure_generic(model: Any, user: str, item: str) -> float:
     tables = [getattr(model, n) for n in ("u_biases", "i_biases", "u_latents", "i_latents")
               if hasattr(model, n)]
     if all(user in t for t in tables[::2]) and all(item in t for t in tables[1::2]):
@@ -121,6 +154,16 @@ def predict_unchanged(model: Any, user: str, item: str, x: dict[str, Any] | None
     if hasattr(model, "u_latents") and user in model.u_latents and item in model.i_latents:
         y += float(np.dot(model.u_latents[user], model.i_latents[item]))
     return float(y)
+
+
+def _pure_table() -> dict[type, Any]:
+    from river import reco
+
+    return {reco.BiasedMF: _pure_biased_mf, reco.FunkMF: _pure_funk_mf,
+            reco.Baseline: _pure_baseline}
+
+
+_PURE = _pure_table()
 
 
 def forget_attached(obj: Any, user: str, *, skip: tuple[Any, ...] = ()) -> int:

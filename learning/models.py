@@ -22,6 +22,7 @@ from typing import Any
 
 from river import facto, optim, reco
 
+from learning.erasure import predict_unchanged
 from learning.errors import ConfigurationError
 
 __all__ = ["MODEL_NAMES", "Recommender", "clip", "make_model"]
@@ -103,8 +104,7 @@ class Recommender:
 
     def predict_one(self, user: str, item: str, context: Context = None) -> float:
         """Predict the value (rating) ``user`` would give ``item``."""
-        from learning.erasure import predict_unchanged  # never adds an unknown id's entry
-
+        # through learning.erasure: an unknown id never adds an entry (River's would)
         if self._features:
             return predict_unchanged(self._model, user, item, self._x(user, item, context))
         return predict_unchanged(self._model, user, item)

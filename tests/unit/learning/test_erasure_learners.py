@@ -128,6 +128,9 @@ def test_predicting_unknown_ids_changes_nothing_and_learning_stays_identical(nam
         asking.learn_one(u, i, y)
         quiet.learn_one(u, i, y)
         assert np.isfinite(p_asked)
+        river = (asking._model.predict_one(asking._x(u, i, None)) if asking._features
+                 else asking._model.predict_one(u, i))  # known ids: River inserts nothing
+        assert asking.predict_one(u, i) == river  # exactly River's figure
     assert _state(asking) == _state(quiet)
 
 
