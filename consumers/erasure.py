@@ -18,7 +18,6 @@ A learner still running keeps the user in memory and would publish them again: s
 first, or let it restart from the erased version (docs/privacy.md).
 
 >>> from model_store import Registry
-from model_store.records import ModelVersion
 >>> from model_store.signing import Signer
 >>> from learning.online import OnlineLearner
 >>> from consumers.checkpoint import Checkpoint
