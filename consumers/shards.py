@@ -50,11 +50,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from consumers.checkpoint import Checkpoint
 from consumers.polling import PollLoop
 from consumers.worker import LearnerWorker, WorkerStats
 from stream.source import Record
 
-__all__ = ["Shard", "ShardFactory", "ShardedRunner", "merge_stats"]
+__all__ = ["Shard", "ShardFactory", "ShardedRunner", "load_shard", "merge_stats"]
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,42 @@ class Shard:
 
 
 ShardFactory = Callable[[int], Shard]  # partition -> a shard restored from its latest version
+
+
+class _Store(Protocol):
+    def latest(self, model: str) -> Any: ...
+
+    def load_object(self, model: str, version: Any) -> tuple[Any, Any]: ...
+
+
+def load_shard(registry: _Store, name: str, topic: str, fresh: Callable[[], Any]
+               ) -> tuple[Any, Checkpoint | None, int | None, dict[tuple[str, int], int]]:
+    """A shard's learner from its latest version (or ``fresh()``), with what it resumes from.
+
+    Returns the learner, its checkpoint, the version's number and the offsets it covers in
+    ``topic`` (``None, None, {}`` for a shard with no version). A version holding another
+    kind of learner than ``fresh()`` builds is refused.
+
+    >>> from learning.online import OnlineLearner
+    >>> from model_store.registry import Registry
+    >>> reg = Registry.from_url("memory://", signer=None)
+    >>> load_shard(reg, "reco.p0", "events", OnlineLearner)[1:]
+    (None, None, {})
+    """
+    from model_store.records import decode_offsets
+
+    learner = fresh()
+    if registry.latest(name) is None:
+        return learner, None, None, {}
+    version, obj = registry.load_object(name, "latest")
+    restored = Checkpoint.of(obj)
+    if not isinstance(restored.learner, type(learner)):
+        raise TypeError(f'shard "{name}" holds a {type(restored.learner).__name__}, not a '
+                        f"{type(learner).__name__}")
+    offsets = decode_offsets(version.offsets, topic)
+    log.info("shard %s: restored version %d (%d events), resuming at %s", name,
+             version.number, restored.learner.events_seen, offsets)
+    return restored.learner, restored, version.number, offsets
 
 
 class _PartitionedSource(Protocol):

@@ -16,19 +16,17 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from consumers.alarms import drift_alarm
-from consumers.checkpoint import Checkpoint
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.retention import RetainLast
-from consumers.shards import Shard, ShardedRunner
+from consumers.shards import Shard, ShardedRunner, load_shard
 from consumers.worker import LearnerWorker
 from deploy.health import check_redis
 from learning.task import get_task
 from lifelong.config import ConfigError, Settings
 from lifelong.wiring import _reachable, connect_topics, open_registry, redis_address, serve_metrics
 from model_store import Registry
-from model_store.records import decode_offsets
 from model_store.router import ShardManifest, shard_name, write_manifest
 from model_store.signing import key_missing
 from monitoring.drift import ErrorDrift
@@ -80,7 +78,6 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
     if registry.signer is None:
         raise key_missing(f'publishing model "{settings.model}"')
     task = get_task(settings.task, clip=clip)
-    kind = type(task.make_learner(settings.model_kind))
     metrics_registry = CollectorRegistry()
     metrics = LearnerMetrics(metrics_registry, model=settings.model, topic=settings.topic)
     freshness = FreshnessMetrics(metrics_registry, model=settings.model)
@@ -103,18 +100,11 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
 
     def make_shard(partition: int) -> Shard:
         name = shard_name(settings.model, partition)
-        learner: Any = task.make_learner(settings.model_kind)
-        restored, resumed, offsets = None, None, {}
-        if registry.latest(name) is not None:
-            version, obj = registry.load_object(name, "latest")
-            restored = Checkpoint.of(obj)
-            if not isinstance(restored.learner, kind):
-                raise ConfigError(f'shard "{name}" holds a {type(restored.learner).__name__}, '
-                                  f"not a {kind.__name__}")
-            learner, resumed = restored.learner, version.number
-            offsets = decode_offsets(version.offsets, settings.topic)
-            log.info("shard %s: restored version %d (%d events), resuming at %s", name,
-                     resumed, learner.events_seen, offsets)
+        try:
+            learner, restored, resumed, offsets = load_shard(
+                registry, name, settings.topic, lambda: task.make_learner(settings.model_kind))
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from exc
         worker = LearnerWorker(
             source, learner, dead_letters,
             publisher=RetainLast(RegistryPublisher(registry, name, parent=resumed), registry,
