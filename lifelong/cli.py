@@ -168,7 +168,8 @@ def learn(
         "--sharded/--no-sharded",
         help="partitions are shards: one learner, version chain <model>.p<k> and offsets per "
              "partition, shared by every process of the group (docs/scaling.md) "
-             + Settings.describe("sharded"))] = None,
+             # parentheses: rich would take Settings.describe's [...] for markup
+             + Settings.describe("sharded").replace("[", "(").replace("]", ")"))] = None,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from learning.task import get_task
