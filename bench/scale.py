@@ -10,7 +10,12 @@ Rows:
   the variants alternate, ``--repeat`` times. The processes are started, build everything,
   then wait at a barrier and start polling together; a run's events/s is the number of
   events over the wall time from the first record learned by any process to the last one
-  (joining the group and the rebalances it causes count, start-up imports do not). The
+  (joining the group and the rebalances it causes count, start-up imports do not; the
+  processes are stopped once the events are all learned, so no member leaves before). Each
+  process starts in its own session, as separately deployed learners are: with Linux's
+  autogroup scheduling the processes of one session share one CPU share, so on a machine
+  loaded by others two processes of one session get no more CPU than one
+  (``--same-session`` measures that case). The
   ratio 2 processes / 1 process is printed per repeat, median [range]; the CPU-seconds the
   processes spent are printed beside it. Quality gates are off in both (heavy MovieTweetings
   users rate many items in one second).
@@ -125,29 +130,36 @@ def quality(events: list[Any], clip: tuple[float, float], partitions: int,
 
 # throughput ------------------------------------------------------------------------------
 def child(args: argparse.Namespace) -> None:
-    """One learner process: build, wait at the barrier, learn until idle, report."""
+    """One learner process: build, wait at the barrier, learn until told to stop, report."""
+    import signal
+    import threading
+
     from lifelong.config import Settings
     from lifelong.shard_wiring import build_sharded_run
 
     settings = Settings.from_env()
     run = build_sharded_run(settings, register_target=False,
                             clip=tuple(args.clip) if args.clip else None)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    progress = Path(args.out + ".progress")
     Path(args.out + ".ready").touch()
     deadline = time.monotonic() + 120
     while not Path(args.go).exists() and time.monotonic() < deadline:
         time.sleep(0.01)
     marks: dict[str, float] = {}
-    last = {"consumed": 0}
+    last = {"learned": 0}
 
     def mark(stats: Any) -> None:
-        if stats.consumed > last["consumed"]:
+        if stats.learned > last["learned"]:
             marks.setdefault("first", time.time())
             marks["last"] = time.time()
-            last["consumed"] = stats.consumed
+            last["learned"] = stats.learned
+            progress.write_text(str(stats.learned))
 
     cpu = time.process_time()
     try:
-        stats = run.runner.run(idle_timeout=args.idle, on_batch=mark)
+        stats = run.runner.run(stop=stop, idle_timeout=args.idle, on_batch=mark)
     finally:
         run.close()
     Path(args.out).write_text(json.dumps({
@@ -169,7 +181,7 @@ def _env(topic: str, group: str, prefix: str, partitions: int) -> dict[str, str]
 
 
 def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[float, float],
-            work: Path) -> dict[str, Any]:
+            work: Path, same_session: bool = False) -> dict[str, Any]:
     """Run ``processes`` learners of one fresh group over the topic; their combined figures."""
     tag = uuid.uuid4().hex[:8]
     env = _env(topic, f"bench-scale-{tag}", f"bench-scale-{tag}", partitions)
@@ -178,7 +190,8 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
     procs = [subprocess.Popen([sys.executable, "-m", "bench.scale", "--child", "--out", str(o),
                                "--go", str(go), "--clip", str(clip[0]), str(clip[1])],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=open(str(o) + ".log", "wb"))  # noqa: SIM115
+                              stderr=open(str(o) + ".log", "wb"),  # noqa: SIM115
+                              start_new_session=not same_session)
              for o in outs]
     deadline = time.monotonic() + 180
     while not all(Path(str(o) + ".ready").exists() for o in outs):
@@ -188,8 +201,18 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
             raise SystemExit(f"a learner failed to start; see {outs[0]}.log")
         time.sleep(0.05)
     go.touch()
+    # stop every process once all events are learned (a member leaving would rebalance)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and sum(
+            int(Path(str(o) + ".progress").read_text() or 0)
+            for o in outs if Path(str(o) + ".progress").exists()) < n:
+        if all(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.2)
     for p in procs:
-        p.wait(600)
+        p.terminate()
+    for p in procs:
+        p.wait(120)
     reports = [json.loads(o.read_text()) for o in outs]
     learned = sum(r["learned"] for r in reports)
     first = min(r["first"] for r in reports if r["first"] is not None)
@@ -234,7 +257,7 @@ def _summary(values: list[float]) -> dict[str, Any]:
 
 
 def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
-               repeat: int) -> dict[str, Any]:
+               repeat: int, same_session: bool = False) -> dict[str, Any]:
     """Interleaved runs of 1 and 2 processes over the same events; ratios per repeat."""
     import tempfile
 
@@ -248,8 +271,8 @@ def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(repeat):
                 order = [1, 2] if i % 2 == 0 else [2, 1]
-                run = {k: variant(k, topic, partitions, len(events), clip, Path(tmp))
-                       for k in order}
+                run = {k: variant(k, topic, partitions, len(events), clip, Path(tmp),
+                                  same_session) for k in order}
                 runs.append(run)
                 print(f"  repeat {i + 1}: 1 process {run[1]['eps_wall']:.0f} ev/s, "
                       f"2 processes {run[2]['eps_wall']:.0f} ev/s "
@@ -275,11 +298,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--sync-every", type=int, nargs="*", default=[1000, 5000],
                         help="also simulate item-side averaging every K events")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--same-session", action="store_true",
+                        help="start the learners in this session (one CPU share between them "
+                             "under Linux autogroup scheduling) instead of one session each")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--go", help=argparse.SUPPRESS)
     parser.add_argument("--clip", type=float, nargs=2, help=argparse.SUPPRESS)
-    parser.add_argument("--idle", type=float, default=3.0, help=argparse.SUPPRESS)
+    parser.add_argument("--idle", type=float, default=120.0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args)
@@ -302,7 +328,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.skip_throughput:
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
             raise SystemExit("the throughput row needs the services: source .cache/services/env")
-        t = throughput(events, clip, args.partitions, args.repeat)
+        t = throughput(events, clip, args.partitions, args.repeat, args.same_session)
         result["throughput"] = t
         w, c = t["ratio_wall"], t["ratio_cpu"]
         print(f"  events per partition {t['partition_counts']}")

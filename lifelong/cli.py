@@ -241,10 +241,11 @@ def _learn_sharded(settings: Settings, clip: tuple[float, float] | None, *, resu
         try:
             stats = run.runner.run(stop=stop, max_events=max_events, idle_timeout=idle_timeout,
                                    on_batch=show)
+            owned = sorted(run.runner.shards)
         finally:
             run.close()
     out.print(f"consumed {stats.consumed}, learned {stats.learned}, invalid {stats.invalid}, "
-              f"versions {len(stats.versions)}, shards {sorted(run.runner.shards)}")
+              f"versions {len(stats.versions)}, shards at the end {owned}")
 
 
 @app.command()
