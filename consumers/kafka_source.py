@@ -49,6 +49,7 @@ def retriable(exc: BaseException) -> bool:
     return isinstance(exc, KafkaError) and bool(getattr(exc, "retriable", False))
 
 LagCallback = Callable[[str, int, int], None]
+PartitionsCallback = Callable[[list[tuple[str, int]]], None]
 
 
 class KafkaSource:
@@ -73,6 +74,8 @@ class KafkaSource:
         on_lag: LagCallback | None = None,
         start_offsets: Mapping[tuple[str, int], int] | None = None,
         commit_retry_seconds: float = COMMIT_RETRY_SECONDS,
+        on_assign: PartitionsCallback | None = None,
+        on_revoke: PartitionsCallback | None = None,
         **consumer_config: object,
     ):
         self.topics = tuple(topics)
@@ -83,6 +86,9 @@ class KafkaSource:
         self.commit_retry_seconds = commit_retry_seconds
         self._poll_errors = 0
         self._on_lag = on_lag
+        # sharded learners (consumers.shards): checkpoint on revoke, restore before the seek
+        self.on_assign = on_assign
+        self.on_revoke = on_revoke
         self._consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -96,6 +102,9 @@ class KafkaSource:
 
     def _seek_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self.assigned = True
+        assigned = list(assigned)
+        if self.on_assign is not None:  # may set start_offsets (a restored shard's)
+            self.on_assign([(tp.topic, tp.partition) for tp in assigned])
         for tp in assigned:
             offset = self.start_offsets.get((tp.topic, tp.partition))
             if offset is not None:
@@ -172,6 +181,22 @@ class KafkaSource:
             with attempt:
                 self._consumer.commit(offsets, timeout_ms=5000)
 
+    def partitions_for(self, topic: str) -> int | None:
+        """How many partitions ``topic`` has (``None`` if the broker does not know it)."""
+        found = self._consumer.partitions_for_topic(topic)
+        return None if found is None else len(found)
+
+    def pause(self, parts: Iterable[tuple[str, int]]) -> None:
+        """Stop fetching ``parts`` (still assigned) until :meth:`resume_at`."""
+        self._consumer.pause(*(TopicPartition(t, p) for t, p in parts))
+
+    def resume_at(self, topic: str, partition: int, offset: int) -> None:
+        """Seek a paused partition to ``offset`` and fetch it again."""
+        tp = TopicPartition(topic, partition)
+        self.start_offsets[(topic, partition)] = offset
+        self._consumer.seek(tp, offset)
+        self._consumer.resume(tp)
+
     @property
     def exhausted(self) -> bool:
         """A topic never ends."""
@@ -188,8 +213,10 @@ class _SeekOnAssign(ConsumerRebalanceListener):
     def __init__(self, source: KafkaSource):
         self.source = source
 
-    def on_partitions_revoked(self, revoked: object) -> None:
-        """Nothing to do: positions are committed with each published snapshot."""
+    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        """Positions are committed with each published snapshot; shards checkpoint here."""
+        if self.source.on_revoke is not None:
+            self.source.on_revoke([(tp.topic, tp.partition) for tp in revoked])
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         """Seek to the resume points."""

@@ -316,6 +316,15 @@ class LearnerWorker:
         return (self._since_publish >= self.publish_every_events
                 or now - self._last_publish >= self.publish_every_seconds)
 
+    @property
+    def positions(self) -> Positions:
+        """Where this worker resumes: the next offset of every partition it has placed."""
+        return dict(self._positions)
+
+    def maybe_publish(self) -> int | None:
+        """Publish if a version is due (``publish_every_events`` / ``_seconds``)."""
+        return self.publish() if self._publish_due() else None
+
     def publish(self) -> int | None:
         """Publish a version now if anything was learned since the last one.
 

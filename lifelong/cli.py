@@ -164,6 +164,12 @@ def learn(
     wait_for_blend: Annotated[bool, typer.Option(
         help="start even if --blend-with has no production version yet (River alone until "
              "it is promoted); without it an unknown model is an error")] = False,
+    sharded: Annotated[bool | None, typer.Option(
+        "--sharded/--no-sharded",
+        help="partitions are shards: one learner, version chain <model>.p<k> and offsets per "
+             "partition, shared by every process of the group (docs/scaling.md) "
+             # parentheses: rich would take Settings.describe's [...] for markup
+             + Settings.describe("sharded").replace("[", "(").replace("]", ")"))] = None,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from learning.task import get_task
@@ -174,7 +180,12 @@ def learn(
             model=model, model_kind=kind, task=task, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port,
-            keep_last=keep_last)
+            keep_last=keep_last, sharded=sharded)
+    if settings.sharded:
+        _learn_sharded(settings, _clip(clip), resume=resume, blend_with=blend_with,
+                       max_events=max_events, idle_timeout=idle_timeout)
+        return
+    with cli_errors():
         run = build_online_run(settings, clip=_clip(clip), resume=resume, blend_with=blend_with,
                                wait_for_blend=wait_for_blend)
     stop = threading.Event()
@@ -200,6 +211,41 @@ def learn(
             run.close()
     out.print(f"consumed {stats.consumed}, learned {stats.learned}, invalid {stats.invalid}, "
               f"versions {stats.versions[-1] if stats.versions else '-'}")
+
+
+def _learn_sharded(settings: Settings, clip: tuple[float, float] | None, *, resume: bool,
+                   blend_with: str | None, max_events: int | None,
+                   idle_timeout: float | None) -> None:
+    """``learn --sharded``: a :class:`consumers.shards.ShardedRunner` over the group's share."""
+    from lifelong.shard_wiring import build_sharded_run
+
+    with cli_errors():
+        if blend_with or not resume:
+            raise ConfigError("--sharded always resumes each shard from its latest version and "
+                              "learns River alone: drop --blend-with / --no-resume")
+        run = build_sharded_run(settings, clip=clip)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    console.print(f"learning {settings.model!r} sharded over the {run.manifest.partitions} "
+                  f"partitions of {settings.topic!r} (group {settings.group_id!r}); metrics on "
+                  f"http://{run.metrics_server.target}/metrics")
+    with cli_errors(), _progress() as bar:
+        bar_task = bar.add_task("learning", total=max_events, info="")
+
+        def show(stats: Any) -> None:
+            bar.update(bar_task, completed=stats.consumed,
+                       info=f"shards {sorted(run.runner.shards)}  invalid {stats.invalid}  "
+                            f"versions {len(stats.versions)}")
+
+        try:
+            stats = run.runner.run(stop=stop, max_events=max_events, idle_timeout=idle_timeout,
+                                   on_batch=show)
+            owned = sorted(run.runner.shards)
+        finally:
+            run.close()
+    out.print(f"consumed {stats.consumed}, learned {stats.learned}, invalid {stats.invalid}, "
+              f"versions {len(stats.versions)}, shards at the end {owned}")
 
 
 @app.command()

@@ -128,6 +128,13 @@ def _file(key: str, raw: str) -> str:
     return os.path.expanduser(raw)
 
 
+def _bool(key: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ConfigError(f"{key}={raw!r}: expected true or false")
+    return value in ("1", "true", "yes", "on")
+
+
 def _text(key: str, raw: str) -> str:
     if not raw:
         raise ConfigError(f"{key} is empty: expected a value")
@@ -192,6 +199,8 @@ class Settings:
     dlq_retention_ms: int = 7 * 24 * 3600 * 1000
     # erasure requests the learner consumes next to the events (None: none; docs/privacy.md)
     erasure_topic: str | None = None
+    # one learner, checkpoint and offsets per partition (docs/scaling.md)
+    sharded: bool = False
 
     # field name -> (environment variable, parser)
     ENV: Mapping[str, tuple[str, Callable[[str, str], Any]]] = dataclasses.field(
@@ -245,6 +254,7 @@ class Settings:
             "replay_max_age_seconds": ("LIFELONG_REPLAY_MAX_AGE_SECONDS", _non_negative),
             "dlq_retention_ms": ("LIFELONG_DLQ_RETENTION_MS", _positive_int),
             "erasure_topic": ("LIFELONG_ERASURE_TOPIC", _name),
+            "sharded": ("LIFELONG_SHARDED", _bool),
         },
         repr=False,
         compare=False,

@@ -1,0 +1,351 @@
+"""Scale-out by consumer-group shards: throughput of 2 learner processes vs 1, and quality.
+
+Rows:
+
+* ``throughput``: the real sharded learner (:func:`lifelong.shard_wiring.build_sharded_run`:
+  ``KafkaSource`` in a consumer group, Kafka dead letters, one ``LearnerWorker`` and one
+  version chain ``<model>.p<k>`` per partition published to the real Redis, /metrics) in
+  ``1`` and in ``2`` processes of one group on a ``--partitions`` (4) topic holding the same
+  events (produced once beforehand), each variant with a fresh group and store prefix;
+  the variants alternate, ``--repeat`` times. The processes are started, build everything,
+  then wait at a barrier and start polling together; a run's events/s is the number of
+  events over the wall time from the first record learned by any process to the last one
+  (joining the group and the rebalances it causes count, start-up imports do not; the
+  processes are stopped once the events are all learned, so no member leaves before). Each
+  process starts in its own session, as separately deployed learners are: with Linux's
+  autogroup scheduling the processes of one session share one CPU share, so on a machine
+  loaded by others two processes of one session get no more CPU than one
+  (``--same-session`` measures that case). The
+  ratio 2 processes / 1 process is printed per repeat, median [range]; the CPU-seconds the
+  processes spent are printed beside it. Quality gates are off in both (heavy MovieTweetings
+  users rate many items in one second).
+* ``quality``: prequential RMSE (predict, score, learn; time order; from scratch) of one
+  global River ``BiasedMF`` over every event against the same learner sharded by the
+  producer's partitioner (one learner per partition, each seeing only its users' events;
+  the pooled RMSE over all events): what not sharing item-side state costs. Deterministic,
+  so one run.
+
+Events: MovieTweetings 100k (``$LIFELONG_MOVIETWEETINGS`` or
+``../shared/data/movietweetings-100k/ratings.dat``, time-sorted, clip 0..10) when present,
+else (said so) the synthetic stream (clip 1..5). Needs the services for the throughput row
+(``source .cache/services/env``) and a signing key. Results go to
+``bench/results/scale-<label>.json``::
+
+    python -m bench.scale --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+REAL = Path(os.environ.get("LIFELONG_MOVIETWEETINGS",
+                           ROOT.parent / "shared/data/movietweetings-100k/ratings.dat"))
+
+
+def load_events(path: Path, synthetic: int) -> tuple[str, list[Any], tuple[float, float]]:
+    """(name, events in time order, clip): MovieTweetings if present, else synthetic."""
+    from stream.schema import Event
+    from stream.synthetic import SyntheticStream
+
+    if path.exists():
+        rows = [line.rstrip("\n").split("::") for line in path.open() if line.strip()]
+        rows.sort(key=lambda r: float(r[3]))  # stable: time order
+        return ("MovieTweetings",
+                [Event(f"mt-{n}", r[0], r[1], "rating", float(r[2]), float(r[3]))
+                 for n, r in enumerate(rows)], (0.0, 10.0))
+    print(f"MovieTweetings absent ({path}): set LIFELONG_MOVIETWEETINGS; synthetic stream only")
+    return ("synthetic", list(SyntheticStream(n_events=synthetic, seed=3)),
+            (1.0, 5.0))
+
+
+def _average_items(shards: list[Any], counts: list[dict[str, int]]) -> None:
+    """Set every shard's item biases and factors to their count-weighted mean over shards."""
+    items = set().union(*counts)
+    models = [s.model._model for s in shards]
+    for item in items:
+        weights = [c.get(item, 0) for c in counts]
+        total = sum(weights)
+        bias = sum(w * m.i_biases[item] for w, m in zip(weights, models, strict=True)
+                   if w) / total
+        latent = sum(w * m.i_latents[item] for w, m in zip(weights, models, strict=True)
+                     if w) / total
+        for m in models:
+            m.i_biases[item] = bias
+            m.i_latents[item] = latent.copy()
+
+
+def quality(events: list[Any], clip: tuple[float, float], partitions: int,
+            sync_every: tuple[int, ...] = ()) -> dict[str, Any]:
+    """Prequential RMSE/MAE of one global learner and of one learner per partition.
+
+    Each ``sync_every`` K adds a run where, every K events, the shards' item biases and
+    item factors are replaced by their count-weighted mean (federated averaging of the item
+    side, simulated in one process; not what ``learn --sharded`` does today).
+    """
+    from learning.online import OnlineLearner
+    from model_store.router import partition_for
+
+    started = time.process_time()
+    whole = OnlineLearner(clip=clip)
+    for e in events:
+        whole.learn_one(e)
+    g = whole.score()
+    out: dict[str, Any] = {"global_rmse": g.rmse, "global_mae": g.mae}
+    for every in (0, *sync_every):
+        shards = [OnlineLearner(clip=clip) for _ in range(partitions)]
+        counts: list[dict[str, int]] = [{} for _ in range(partitions)]
+        for n, e in enumerate(events, 1):
+            k = partition_for(e.user_id, partitions)
+            shards[k].learn_one(e)
+            counts[k][e.item_id] = counts[k].get(e.item_id, 0) + 1
+            if every and n % every == 0:
+                _average_items(shards, counts)
+        scores = [s.score() for s in shards]
+        total = sum(s.n for s in scores)
+        rmse = math.sqrt(sum(s.n * s.rmse ** 2 for s in scores) / total)
+        row = {"rmse": rmse, "rmse_ratio": rmse / g.rmse,
+               "mae": sum(s.n * s.mae for s in scores) / total,
+               "per_shard": [{"n": s.n, "rmse": s.rmse} for s in scores]}
+        if every:
+            out.setdefault("item_averaging", {})[str(every)] = row
+        else:
+            out.update(sharded_rmse=rmse, rmse_ratio=rmse / g.rmse, sharded_mae=row["mae"],
+                       per_shard=row["per_shard"])
+    out["cpu_s"] = time.process_time() - started
+    return out
+
+
+# throughput ------------------------------------------------------------------------------
+def child(args: argparse.Namespace) -> None:
+    """One learner process: build, wait at the barrier, learn until told to stop, report."""
+    import signal
+    import threading
+
+    from lifelong.config import Settings
+    from lifelong.shard_wiring import build_sharded_run
+
+    settings = Settings.from_env()
+    run = build_sharded_run(settings, register_target=False,
+                            clip=tuple(args.clip) if args.clip else None)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    progress = Path(args.out + ".progress")
+    Path(args.out + ".ready").touch()
+    deadline = time.monotonic() + 120
+    while not Path(args.go).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    marks: dict[str, float] = {}
+    last = {"learned": 0}
+
+    def mark(stats: Any) -> None:
+        if stats.learned > last["learned"]:
+            marks.setdefault("first", time.time())
+            marks["last"] = time.time()
+            last["learned"] = stats.learned
+            progress.write_text(str(stats.learned))
+
+    cpu = time.process_time()
+    try:
+        stats = run.runner.run(stop=stop, idle_timeout=args.idle, on_batch=mark)
+    finally:
+        run.close()
+    Path(args.out).write_text(json.dumps({
+        "consumed": stats.consumed, "learned": stats.learned, "versions": len(stats.versions),
+        "first": marks.get("first"), "last": marks.get("last"),
+        "cpu_s": time.process_time() - cpu, "rebalances": run.runner.rebalances}))
+
+
+def _env(topic: str, group: str, prefix: str, partitions: int) -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LIFELONG_TOPIC": topic,
+           "LIFELONG_GROUP_ID": group, "LIFELONG_PREFIX": prefix,
+           "LIFELONG_DLQ_TOPIC": f"{topic}.dlq", "LIFELONG_QUARANTINE_TOPIC": f"{topic}.q",
+           "LIFELONG_PARTITIONS": str(partitions), "LIFELONG_QUALITY": "off",
+           "LIFELONG_METRICS_PORT": "0"}
+    for name in ("LIFELONG_PSEUDONYM_KEY", "LIFELONG_PSEUDONYM_KEY_FILE",
+                 "LIFELONG_ERASURE_TOPIC"):
+        env.pop(name, None)
+    return env
+
+
+def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[float, float],
+            work: Path, same_session: bool = False) -> dict[str, Any]:
+    """Run ``processes`` learners of one fresh group over the topic; their combined figures."""
+    tag = uuid.uuid4().hex[:8]
+    env = _env(topic, f"bench-scale-{tag}", f"bench-scale-{tag}", partitions)
+    go = work / f"{tag}.go"
+    outs = [work / f"{tag}-{k}.json" for k in range(processes)]
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.scale", "--child", "--out", str(o),
+                               "--go", str(go), "--clip", str(clip[0]), str(clip[1])],
+                              env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=open(str(o) + ".log", "wb"),  # noqa: SIM115
+                              start_new_session=not same_session)
+             for o in outs]
+    deadline = time.monotonic() + 180
+    while not all(Path(str(o) + ".ready").exists() for o in outs):
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            for p in procs:
+                p.kill()
+            raise SystemExit(f"a learner failed to start; see {outs[0]}.log")
+        time.sleep(0.05)
+    go.touch()
+    # stop every process once all events are learned (a member leaving would rebalance)
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and sum(
+            int(Path(str(o) + ".progress").read_text() or 0)
+            for o in outs if Path(str(o) + ".progress").exists()) < n:
+        if all(p.poll() is not None for p in procs):
+            break
+        time.sleep(0.2)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(120)
+    reports = [json.loads(o.read_text()) for o in outs]
+    learned = sum(r["learned"] for r in reports)
+    first = min(r["first"] for r in reports if r["first"] is not None)
+    last = max(r["last"] for r in reports if r["last"] is not None)
+    _cleanup(env["LIFELONG_PREFIX"])
+    return {"processes": processes, "learned": learned, "wall_s": last - first,
+            "eps_wall": learned / (last - first), "cpu_s": sum(r["cpu_s"] for r in reports),
+            "eps_cpu": learned / sum(r["cpu_s"] for r in reports), "reports": reports}
+
+
+def _cleanup(prefix: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def _produce(bootstrap: str, topic: str, partitions: int, events: list[Any]) -> list[int]:
+    from stream.admin import TopicSpec, ensure_topics
+    from stream.producer import EventProducer
+
+    ensure_topics(bootstrap, [TopicSpec(topic, partitions), TopicSpec(f"{topic}.dlq", 1),
+                              TopicSpec(f"{topic}.q", 1)])
+    with EventProducer(bootstrap, topic) as producer:
+        for e in events:
+            producer.send(e)
+    from model_store.router import partition_for
+
+    counts = [0] * partitions
+    for e in events:
+        counts[partition_for(e.user_id, partitions)] += 1
+    return counts
+
+
+def _summary(values: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values),
+            "values": values}
+
+
+def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
+               repeat: int, same_session: bool = False) -> dict[str, Any]:
+    """Interleaved runs of 1 and 2 processes over the same events; ratios per repeat."""
+    import tempfile
+
+    from stream.admin import delete_topics
+
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    topic = f"bench-scale-{uuid.uuid4().hex[:8]}"
+    try:
+        counts = _produce(bootstrap, topic, partitions, events)
+        runs = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(repeat):
+                order = [1, 2] if i % 2 == 0 else [2, 1]
+                run = {k: variant(k, topic, partitions, len(events), clip, Path(tmp),
+                                  same_session) for k in order}
+                runs.append(run)
+                print(f"  repeat {i + 1}: 1 process {run[1]['eps_wall']:.0f} ev/s, "
+                      f"2 processes {run[2]['eps_wall']:.0f} ev/s "
+                      f"({run[2]['eps_wall'] / run[1]['eps_wall']:.2f}x), load "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
+    finally:
+        delete_topics(bootstrap, [topic, f"{topic}.dlq", f"{topic}.q"])
+    return {"partition_counts": counts, "runs": runs,
+            "ratio_wall": _summary([r[2]["eps_wall"] / r[1]["eps_wall"] for r in runs]),
+            "ratio_cpu": _summary([r[2]["eps_cpu"] / r[1]["eps_cpu"] for r in runs]),
+            "one_eps_wall": _summary([r[1]["eps_wall"] for r in runs]),
+            "two_eps_wall": _summary([r[2]["eps_wall"] for r in runs])}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--events", type=int, default=None, help="first N events only")
+    parser.add_argument("--synthetic-events", type=int, default=60_000)
+    parser.add_argument("--data", type=Path, default=REAL)
+    parser.add_argument("--label", default="latest")
+    parser.add_argument("--sync-every", type=int, nargs="*", default=[1000, 5000],
+                        help="also simulate item-side averaging every K events")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--same-session", action="store_true",
+                        help="start the learners in this session (one CPU share between them "
+                             "under Linux autogroup scheduling) instead of one session each")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--go", help=argparse.SUPPRESS)
+    parser.add_argument("--clip", type=float, nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--idle", type=float, default=120.0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args)
+        return {}
+    name, events, clip = load_events(args.data, args.synthetic_events)
+    events = events[: args.events] if args.events else events
+    result: dict[str, Any] = {
+        "label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "stream": name, "events": len(events), "partitions": args.partitions,
+        "repeat": args.repeat, "load_average": os.getloadavg(), "commit": _commit()}
+    q = quality(events, clip, args.partitions, tuple(args.sync_every))
+    result["quality"] = q
+    print(f"{name}, {len(events)} events, {args.partitions} partitions, prequential "
+          "(time order, from scratch)")
+    print(f"  RMSE global BiasedMF {q['global_rmse']:.4f}, sharded {q['sharded_rmse']:.4f} "
+          f"= {q['rmse_ratio']:.4f}x (MAE {q['global_mae']:.4f} / {q['sharded_mae']:.4f})")
+    for every, row in q.get("item_averaging", {}).items():
+        print(f"  sharded + item side averaged every {every} events (simulated): RMSE "
+              f"{row['rmse']:.4f} = {row['rmse_ratio']:.4f}x")
+    if not args.skip_throughput:
+        if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
+            raise SystemExit("the throughput row needs the services: source .cache/services/env")
+        t = throughput(events, clip, args.partitions, args.repeat, args.same_session)
+        result["throughput"] = t
+        w, c = t["ratio_wall"], t["ratio_cpu"]
+        print(f"  events per partition {t['partition_counts']}")
+        print(f"  2 processes / 1, events/s (wall, first to last record learned): "
+              f"{w['median']:.2f}x [{w['min']:.2f}-{w['max']:.2f}] "
+              f"({t['two_eps_wall']['median']:.0f} vs {t['one_eps_wall']['median']:.0f} ev/s); "
+              f"events per CPU-s {c['median']:.2f}x [{c['min']:.2f}-{c['max']:.2f}]")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"scale-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def _commit() -> str:
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=ROOT)
+    return proc.stdout.strip()
+
+
+if __name__ == "__main__":
+    main()

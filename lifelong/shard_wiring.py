@@ -1,0 +1,128 @@
+"""Wiring of ``lifelong learn --sharded``: one shard (worker, version chain) per partition.
+
+Builds what :func:`lifelong.wiring.build_online_run` builds for one learner, once per
+assigned partition: the shard's learner restored from the latest version of
+``<model>.p<k>``, its publisher (with retention), gates, drift detector and freshness. The
+Kafka consumer, the dead-letter and quarantine producers and /metrics are shared by the
+shards of the process. The manifest ``<model>.shards`` records the partition count.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from consumers.alarms import drift_alarm
+from consumers.dlq import KafkaDeadLetters
+from consumers.kafka_source import KafkaSource
+from consumers.publisher import RegistryPublisher, refusal_alarm
+from consumers.retention import RetainLast
+from consumers.shards import Shard, ShardedRunner, load_shard
+from consumers.worker import LearnerWorker
+from deploy.health import check_redis
+from learning.task import get_task
+from lifelong.config import ConfigError, Settings
+from lifelong.wiring import _reachable, connect_topics, open_registry, redis_address, serve_metrics
+from model_store import Registry
+from model_store.router import ShardManifest, shard_name, write_manifest
+from model_store.signing import key_missing
+from monitoring.drift import ErrorDrift
+from monitoring.exposition import MetricsServer
+from monitoring.freshness import FreshnessMetrics, LearnerFreshness
+from monitoring.metrics import LearnerMetrics
+from stream.pseudonym import Pseudonymizer
+from stream.quality import QualityGates
+
+__all__ = ["ShardedRun", "build_sharded_run"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardedRun:
+    """Everything one sharded learner process holds; :meth:`close` releases it all."""
+
+    runner: ShardedRunner
+    source: KafkaSource
+    dead_letters: KafkaDeadLetters
+    quarantine: KafkaDeadLetters
+    metrics_server: MetricsServer
+    registry: Registry
+    manifest: ShardManifest
+
+    def close(self) -> None:
+        """Close the Kafka clients and stop serving metrics."""
+        try:
+            self.quarantine.close()
+            self.dead_letters.close()
+        finally:
+            try:
+                self.source.close()
+            finally:
+                self.metrics_server.close()
+
+
+def build_sharded_run(settings: Settings, *, register_target: bool = True,
+                      clip: tuple[float, float] | None = None,
+                      consumer_config: dict[str, Any] | None = None) -> ShardedRun:
+    """Connect a sharded learner: shards open and close as the group assigns partitions."""
+    if settings.erasure_topic:
+        raise ConfigError("--sharded with LIFELONG_ERASURE_TOPIC: erasure requests are not "
+                          "routed to shards yet; use `lifelong forget` (docs/scaling.md)")
+    _reachable("redis", redis_address(settings), check_redis, **settings.redis_options())
+    bootstrap = connect_topics(settings)
+    registry = open_registry(settings)
+    if registry.signer is None:
+        raise key_missing(f'publishing model "{settings.model}"')
+    task = get_task(settings.task, clip=clip)
+    metrics_registry = CollectorRegistry()
+    metrics = LearnerMetrics(metrics_registry, model=settings.model, topic=settings.topic)
+    freshness = FreshnessMetrics(metrics_registry, model=settings.model)
+    server = serve_metrics(settings, metrics_registry, f"lifelong-learner-{settings.model}",
+                           settings.model, register_target=register_target)
+
+    def on_lag(topic: str, partition: int, lag: int) -> None:
+        metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
+
+    security = settings.kafka_client_config()
+    source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
+                         **security, **(consumer_config or {}))
+    partitions = source.partitions_for(settings.topic) or settings.partitions
+    manifest = write_manifest(registry, ShardManifest(settings.model, settings.topic,
+                                                      partitions))
+    dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)
+    quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
+                                  client_id="lifelong-quarantine", **security)
+    pseudonymizer = Pseudonymizer.from_env()
+
+    def make_shard(partition: int) -> Shard:
+        name = shard_name(settings.model, partition)
+        try:
+            learner, restored, resumed, offsets = load_shard(
+                registry, name, settings.topic, lambda: task.make_learner(settings.model_kind))
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from exc
+        worker = LearnerWorker(
+            source, learner, dead_letters,
+            publisher=RetainLast(RegistryPublisher(registry, name, parent=resumed), registry,
+                                 name, keep_last=settings.keep_last),
+            publish_every_events=settings.publish_every_events,
+            publish_every_seconds=settings.publish_every_seconds,
+            metrics=metrics, drift=ErrorDrift(), on_drift=drift_alarm(registry, name),
+            start_positions=offsets, quality=QualityGates.from_env_value(settings.quality),
+            quarantine=quarantine, on_refused=refusal_alarm(registry, name),
+            freshness=LearnerFreshness.for_learner(learner, freshness),
+            pseudonymizer=pseudonymizer)
+        if restored is not None:
+            worker.restore(restored)
+        return Shard(partition, worker, resumed)
+
+    def latest(partition: int) -> int | None:
+        found = registry.latest(shard_name(settings.model, partition))
+        return None if found is None else found.number
+
+    runner = ShardedRunner(source, settings.topic, make_shard, latest=latest)
+    return ShardedRun(runner, source, dead_letters, quarantine, server, registry, manifest)

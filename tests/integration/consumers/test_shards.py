@@ -1,0 +1,180 @@
+"""Sharded learners on real Kafka and Redis: three processes share a 6-partition topic, one is
+killed with SIGKILL and one added mid-stream, and every event is learned exactly once.
+
+Checked per shard against the topic itself: the records' partitions (the producer's
+partitioner equals the router's), their count and value sum equal the shard model's own
+counters (River's global mean: count and mean), its ``events_seen`` and prequential count,
+and its version covers exactly the partition's end offset. Then a :class:`ShardRouter`
+answers for users of every shard what that shard's model answers.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from model_store import Registry
+from model_store.router import ShardRouter, partition_for, read_manifest, shard_name
+from stream.admin import TopicSpec, delete_topics, ensure_topics
+from stream.producer import EventProducer
+from stream.schema import Event, decode
+from stream.synthetic import SyntheticStream
+
+pytestmark = pytest.mark.integration
+PARTS = 6
+N = 6000
+
+
+@pytest.fixture()
+def env(kafka, redis_service, unique, signing_key):
+    topic = f"it-shards-{unique}"
+    topics = [topic, f"{topic}.dlq", f"{topic}.quarantine"]
+    ensure_topics(kafka.address, [TopicSpec(topic, PARTS), TopicSpec(topics[1], 1),
+                                  TopicSpec(topics[2], 1)])
+    values = {
+        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.address,
+        "REDIS_URL": redis_service.address, "LIFELONG_PREFIX": f"it-shards-{unique}",
+        "LIFELONG_TOPIC": topic, "LIFELONG_DLQ_TOPIC": topics[1],
+        "LIFELONG_QUARANTINE_TOPIC": topics[2], "LIFELONG_PARTITIONS": str(PARTS),
+        "LIFELONG_GROUP_ID": f"it-shards-{unique}", "LIFELONG_MODEL": "reco",
+        "LIFELONG_SIGNING_KEY": signing_key, "LIFELONG_SHARDED": "true",
+    }
+    for name in ("LIFELONG_SIGNING_KEY_FILE", "LIFELONG_PSEUDONYM_KEY",
+                 "LIFELONG_PSEUDONYM_KEY_FILE", "LIFELONG_ERASURE_TOPIC"):
+        values.pop(name, None)
+    yield values
+    delete_topics(kafka.address, topics)
+    client = redis.Redis.from_url(redis_service.address)
+    keys = list(client.scan_iter(f"it-shards-{unique}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+def _learner(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    exe = shutil.which("lifelong", path=str(Path(sys.executable).parent))
+    assert exe
+    with log.open("wb") as out:
+        return subprocess.Popen([exe, "learn", "--publish-every-events", "150",
+                                 "--publish-every-seconds", "1", "--idle-timeout", "120"],
+                                env={**env, "COLUMNS": "200"}, stdout=out,
+                                stderr=subprocess.STDOUT)
+
+
+def _produce(env: dict[str, str], events: list[Event], rate: float) -> None:
+    with EventProducer(env["KAFKA_BOOTSTRAP_SERVERS"], env["LIFELONG_TOPIC"]) as producer:
+        producer.send_all(events, rate=rate)
+
+
+def _latest(registry: Registry) -> dict[int, object]:
+    return {p: registry.latest(shard_name("reco", p)) for p in range(PARTS)}
+
+
+def _wait(what: str, ready, procs, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert all(p.poll() is None for p in procs), "a learner died by itself"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _topic_truth(env: dict[str, str]) -> dict[int, tuple[int, float, int]]:
+    """Per partition: record count, value sum, end offset; every key on the router's partition."""
+    consumer = KafkaConsumer(bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"],
+                             enable_auto_commit=False, consumer_timeout_ms=5000)
+    parts = [TopicPartition(env["LIFELONG_TOPIC"], p) for p in range(PARTS)]
+    consumer.assign(parts)
+    consumer.seek_to_beginning(*parts)
+    ends = consumer.end_offsets(parts)
+    truth = {p: [0, 0.0] for p in range(PARTS)}
+    for message in itertools.islice(consumer, N):
+        event = decode(message.value)
+        assert isinstance(event, Event)
+        assert partition_for(message.key, PARTS) == message.partition  # producer == router
+        assert partition_for(event.user_id, PARTS) == message.partition
+        truth[message.partition][0] += 1
+        truth[message.partition][1] += event.value
+    consumer.close()
+    return {p: (n, s, ends[TopicPartition(env["LIFELONG_TOPIC"], p)])
+            for p, (n, s) in truth.items()}
+
+
+def _assignments(logs: list[Path]) -> list[set[int]]:
+    """Each learner's latest assignment, from its log (``assigned partitions [...]``)."""
+    out = []
+    for log in logs:
+        found = re.findall(r"assigned partitions \[([\d, ]*)\]",
+                           log.read_text() if log.exists() else "")
+        out.append({int(p) for p in found[-1].split(",") if p.strip()} if found else set())
+    return out
+
+
+def test_three_sharded_learners_one_killed_one_added_learn_every_event_once(env, tmp_path):
+    events = list(SyntheticStream(n_events=N, drift_at=(), seed=11))
+    registry = Registry.from_url(env["REDIS_URL"], prefix=env["LIFELONG_PREFIX"])
+    logs = [tmp_path / f"learner{n}.log" for n in range(4)]
+    procs = [_learner(env, log) for log in logs[:3]]
+    producer = threading.Thread(target=_produce, args=(env, events, 500.0))
+    try:
+        _wait("the group to balance", lambda: all(
+            len(a) == 2 for a in _assignments(logs[:3])), procs, 120)
+        producer.start()  # 12 s of events at 500/s
+        _wait("every shard's first version",
+              lambda: all(v is not None for v in _latest(registry).values()), procs, 60)
+        before_kill = {p: v.extra["events_seen"] for p, v in _latest(registry).items()}
+        os.kill(procs[0].pid, signal.SIGKILL)  # mid-stream, holding two partitions
+        procs[0].wait(10)
+        procs = procs[1:]
+        procs.append(_learner(env, logs[3]))
+        producer.join(60)
+        _wait("every event learned and published",
+              lambda: sum(v.extra["events_seen"] for v in _latest(registry).values()) >= N,
+              procs, 180)
+        assert _assignments(logs[3:])[0], "the added learner got no partition"
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(60)
+        for log in logs:  # shown by pytest on failure
+            if log.exists():
+                print(log.name, log.read_text()[-3000:])
+    assert sum(before_kill.values()) < N  # the kill came mid-stream
+    assert all(p.returncode == 0 for p in procs)
+    assert read_manifest(registry, "reco").partitions == PARTS
+    truth = _topic_truth(env)
+    assert sum(n for n, _, _ in truth.values()) == N
+    for p, (count, value_sum, end) in truth.items():
+        version, model = registry.load_object(shard_name("reco", p), "latest")
+        assert version.offsets == {f"{env['LIFELONG_TOPIC']}:{p}": end}
+        assert version.extra["events_seen"] == count == model.events_seen
+        assert model.score().n == count
+        mean = model.model._model.global_mean  # River's own count and mean of what it learned
+        assert mean.n == count
+        assert mean.get() * mean.n == pytest.approx(value_sum, rel=1e-9)
+    # serving: predictions for a user of every shard are that shard's model's
+    users = {partition_for(e.user_id, PARTS): e.user_id for e in events}
+    assert sorted(users) == list(range(PARTS))
+    with ShardRouter(registry, "reco") as router:
+        assert router.wait_for_versions(
+            {p: registry.latest(shard_name("reco", p)).number for p in range(PARTS)}, 10)
+        for p, user in users.items():
+            _, model = registry.load_object(shard_name("reco", p), "latest")
+            for item in ("i1", "i7", "i42"):
+                assert router.shard_of(user) == p
+                assert router.predict(user, item) == model.predict_one(user, item)
+    registry.close()
