@@ -30,6 +30,8 @@ __all__ = ["app", "main"]
 console = Console(stderr=True)
 out = Console(soft_wrap=True)
 app = typer.Typer(
+    # help texts are plain: "[default: X; env VAR]" would be taken for rich markup and vanish
+    rich_markup_mode=None,
     help="Streaming lifelong learning: Kafka events -> River online models (+ PyTorch "
     "fine-tuning) -> versioned models in Redis, watched by Prometheus.",
     no_args_is_help=True,
@@ -168,8 +170,7 @@ def learn(
         "--sharded/--no-sharded",
         help="partitions are shards: one learner, version chain <model>.p<k> and offsets per "
              "partition, shared by every process of the group (docs/scaling.md) "
-             # parentheses: rich would take Settings.describe's [...] for markup
-             + Settings.describe("sharded").replace("[", "(").replace("]", ")"))] = None,
+             + Settings.describe("sharded"))] = None,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from learning.task import get_task

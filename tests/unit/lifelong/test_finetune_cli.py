@@ -52,6 +52,25 @@ def test_finetune_help_shows_each_effective_default_and_its_variable():
         "round_every_events", "kind", "group", "lr", "device", "epochs", "replay_ratio"))
 
 
+def test_rendered_help_keeps_the_default_text():
+    """What a person sees: the rendered --help (not only the option's help string) shows
+    ``[default: X; env VAR]``; rich markup once swallowed it as an unknown tag."""
+    from typer.testing import CliRunner
+
+    from lifelong.config import Settings
+
+    defaults = Settings()
+    for command, field in (("finetune", "round_every_events"), ("learn", "task"),
+                           ("evaluate", None)):
+        result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, result.output
+        text = " ".join(result.output.split())
+        assert "[default:" in text
+        if field is not None:
+            var = defaults.ENV[field][0]
+            assert f"[default: {getattr(defaults, field)}; env {var}]" in text
+
+
 def test_finetune_options_come_from_flags_then_environment_then_defaults():
     from lifelong.config import ConfigError, Settings
 

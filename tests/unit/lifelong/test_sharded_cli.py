@@ -13,7 +13,7 @@ def test_help_shows_the_flag_its_default_and_variable():
     result = runner.invoke(app, ["learn", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     assert "--sharded" in result.output
-    assert "(default: False; env LIFELONG_SHARDED)" in result.output
+    assert "[default: False; env LIFELONG_SHARDED]" in " ".join(result.output.split())
 
 
 @pytest.mark.parametrize(("raw", "value"), [("true", True), ("1", True), ("off", False),
