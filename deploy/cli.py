@@ -12,7 +12,7 @@ from deploy.base import SERVICES, ServiceError, lifelong_home, redact
 from deploy.env import env_file, export_lines
 from deploy.services import down, resolve, status, up
 
-services_app = typer.Typer(rich_markup_mode=None, 
+services_app = typer.Typer(rich_markup_mode=None,
     help="Start, stop and check Kafka, Redis and Prometheus: from the environment "
     "(KAFKA_BOOTSTRAP_SERVERS, REDIS_URL, PROMETHEUS_URL) or run locally on 127.0.0.1.",
     no_args_is_help=True,

@@ -16,7 +16,8 @@ __all__ = ["experiment_app"]
 
 out = Console()
 console = Console(stderr=True)
-experiment_app = typer.Typer(rich_markup_mode=None, help="Experiments on synthetic streams with known drift.",
+experiment_app = typer.Typer(rich_markup_mode=None,
+                             help="Experiments on synthetic streams with known drift.",
                              no_args_is_help=True)
 
 

@@ -31,7 +31,8 @@ __all__ = ["event_line", "models_app", "version_info"]
 
 out = Console()
 err = Console(stderr=True)
-models_app = typer.Typer(rich_markup_mode=None, help="Model versions in the Redis model store.", no_args_is_help=True)
+models_app = typer.Typer(rich_markup_mode=None, help="Model versions in the Redis model store.",
+                         no_args_is_help=True)
 
 Model = Annotated[str, typer.Argument(help="model name")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
