@@ -9,9 +9,9 @@ from typing import Any, Protocol
 from consumers.checkpoint import Checkpoint
 from consumers.worker import Learner
 from learning.deltas import delta_capable
+from learning.ranking_metrics import RankingScore
 from model_store.delta import DeltaBlob, dedup_tail, publish_delta, quality_diff, take_delta
 from model_store.delta import encode as encode_delta
-from learning.ranking_metrics import RankingScore
 from monitoring.freshness import version_metadata
 
 __all__ = ["RegistryPublisher", "refusal_alarm", "score_figures"]
@@ -102,7 +102,7 @@ class RegistryPublisher:
 
     def __init__(self, registry: _Registry, model: str, *, parent: int | None = None,
                  compact_after: int = 100, compact_share: float = 0.5):
-        if compact_after < 0 or not 0 < compact_share:
+        if compact_after < 0 or compact_share <= 0:
             raise ValueError("compact_after must be >= 0 and compact_share positive")
         self.registry = registry
         self.model = model
@@ -133,6 +133,8 @@ class RegistryPublisher:
             digest = getattr(learner, "dedup_sha256", None)
             if digest is not None:  # a Checkpoint: the dedup window travels in the blob
                 metadata["dedup_sha256"] = digest
+            if self.compact_after and delta_capable(inner):
+                metadata["chain"] = 0  # a base deltas will follow: subscribers keep a standby
             version = self.registry.publish_object(self.model, learner, metadata=metadata,
                                                    parent=self._last)
             self._base, self._chain, self._chain_bytes = version, 0, 0

@@ -12,7 +12,8 @@ never fatal). A version is due after ``publish_every_events`` events or
 ``publish_every_seconds``, whichever first, but no sooner than ``d / publish_max_share``
 seconds after the start of the previous publish that took ``d`` seconds, so publishing
 stays under that share of the learner's time (1.0 here: no floor; ``lifelong learn``:
-``LIFELONG_PUBLISH_MAX_SHARE``, 0.1; docs/publishing.md). Without a publisher (evaluation), every batch is committed.
+``LIFELONG_PUBLISH_MAX_SHARE``, 0.1; docs/publishing.md). Without a publisher
+(evaluation), every batch is committed.
 
 The same worker runs over Kafka (``lifelong learn``) and over a file (``lifelong
 evaluate``):

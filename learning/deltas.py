@@ -92,8 +92,10 @@ def _river(learner: Any) -> Any:
 
 
 def delta_capable(learner: Any) -> bool:
-    """Whether ``learner``'s versions can be deltas (an ``OnlineLearner`` over BiasedMF/FunkMF
-    with SGD optimizers and stateless schedules; anything else publishes whole versions).
+    """Whether ``learner``'s versions can be deltas; anything else publishes whole versions.
+
+    An ``OnlineLearner`` over BiasedMF or FunkMF with SGD optimizers, stateless learning
+    rate schedules and Normal/Zeros/Constant initializers qualifies.
 
     >>> from learning.online import OnlineLearner
     >>> delta_capable(OnlineLearner("BiasedMF")), delta_capable(OnlineLearner("Baseline"))
@@ -125,8 +127,10 @@ def _rows(table: Any, dirty: set[str], vector: bool) -> Rows:
 
 
 def take_delta(learner: Any) -> LearnerDelta:
-    """The rows touched since the last :meth:`~learning.online.OnlineLearner.clear_dirty`
-    and the learner's small per-event state (the learner is not changed)."""
+    """The rows touched since the last ``clear_dirty`` and the small per-event state.
+
+    The learner is not changed.
+    """
     river = _river(learner)
     name = learner.model_name
     users, items = learner.dirty_rows()

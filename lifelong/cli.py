@@ -152,6 +152,15 @@ def learn(
     keep_last: Annotated[int | None, typer.Option(
         help="keep the last N versions, pruning older ones after each publish (never one an "
              "alias points at; default 20)")] = None,
+    publish_max_share: Annotated[float | None, typer.Option(
+        help="the publish floor: after a publish of d s, wait d / share before the next "
+             + Settings.describe("publish_max_share"))] = None,
+    compact_after: Annotated[int | None, typer.Option(
+        help="BiasedMF/FunkMF publish row deltas; a whole version (base) after N deltas, 0: "
+             "always whole " + Settings.describe("compact_after"))] = None,
+    compact_share: Annotated[float | None, typer.Option(
+        help="... or once the deltas since the base add up to this share of its size "
+             + Settings.describe("compact_share"))] = None,
     metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any)")] = None,
     max_events: Annotated[int | None, typer.Option(help="stop after N records")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after T idle seconds")]
@@ -174,7 +183,8 @@ def learn(
             model=model, model_kind=kind, task=task, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port,
-            keep_last=keep_last)
+            keep_last=keep_last, publish_max_share=publish_max_share,
+            compact_after=compact_after, compact_share=compact_share)
         run = build_online_run(settings, clip=_clip(clip), resume=resume, blend_with=blend_with,
                                wait_for_blend=wait_for_blend)
     stop = threading.Event()

@@ -48,7 +48,8 @@ from model_store.errors import FormatError, IntegrityError
 from model_store.records import ModelVersion
 from model_store.signing import Signer, check_signature
 
-__all__ = ["DELTA_FORMAT", "PICKLE_FORMAT", "PICKLE_VERSION", "PROVIDERS", "SAFETENSORS_FORMAT", "Codec",
+__all__ = ["DELTA_FORMAT", "PICKLE_FORMAT", "PICKLE_VERSION", "PROVIDERS", "SAFETENSORS_FORMAT",
+           "Codec",
            "codec_for", "decode", "describe", "dump", "encode", "format_version", "load",
            "register"]
 

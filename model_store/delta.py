@@ -25,7 +25,8 @@ from base + deltas.
 >>> v2 = publish_delta(reg, "reco", DeltaBlob(parent_sha256=base.sha256, base=base.number,
 ...                    learner=take_delta(learner)), parent=base)
 >>> version, served = reg.load_object("reco", "latest")
->>> version.number, version.format, served.predict_one("u2", "i1") == learner.predict_one("u2", "i1")
+>>> same = served.predict_one("u2", "i1") == learner.predict_one("u2", "i1")
+>>> version.number, version.format, same
 (2, 'river-delta', True)
 """
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any, Protocol
 
 import msgspec
@@ -132,7 +134,7 @@ def load_chain(registry: _Store, model: str, version: ModelVersion) -> tuple[Mod
     """
     versions = chain_of(registry, model, version)
     _, obj = registry.load(model, versions[0].number)
-    for parent, child in zip(versions, versions[1:], strict=False):
+    for parent, child in pairwise(versions):
         _, blob = registry.load(model, child.number)
         if not isinstance(blob, DeltaBlob) or blob.parent_sha256 != parent.sha256:
             raise IntegrityError(f'model "{model}" version {child.number}: not a delta over '
@@ -142,8 +144,11 @@ def load_chain(registry: _Store, model: str, version: ModelVersion) -> tuple[Mod
 
 
 def apply_blob(obj: Any, blob: DeltaBlob, *, worker: bool = True) -> None:
-    """Apply ``blob`` to ``obj`` (its parent's state) in place; ``worker``: also the dedup
-    and gate windows a checkpoint carries (a serving replica leaves them)."""
+    """Apply ``blob`` to ``obj`` (its parent's state) in place.
+
+    With ``worker`` the dedup and gate windows a checkpoint carries are brought up to date
+    too (a serving replica leaves them).
+    """
     apply_delta(obj, blob.learner)
     state = getattr(obj, "__dict__", {}).get(CHECKPOINT_ATTRIBUTE)
     if not worker or state is None:
