@@ -84,7 +84,7 @@ def test_a_version_off_the_served_chain_loads_whole():
     reg.promote("reco", v2)  # a rollback: v2 is not after v3
     sub._switch("production", v2)
     assert sub.current[0].number == v2 and sub._replicas.reloaded == 2
-    version, whole = reg.load_object("reco", v2)
+    _, whole = reg.load_object("reco", v2)
     assert _same(sub.current[1], whole)
 
 
