@@ -154,13 +154,13 @@ def learn(
              "alias points at; default 20)")] = None,
     publish_max_share: Annotated[float | None, typer.Option(
         help="the publish floor: after a publish of d s, wait d / share before the next "
-             + Settings.describe("publish_max_share"))] = None,
+             + "(" + Settings.describe("publish_max_share").strip("[]") + ")")] = None,
     compact_after: Annotated[int | None, typer.Option(
         help="BiasedMF/FunkMF publish row deltas; a whole version (base) after N deltas, 0: "
-             "always whole " + Settings.describe("compact_after"))] = None,
+             "always whole " + "(" + Settings.describe("compact_after").strip("[]") + ")")] = None,
     compact_share: Annotated[float | None, typer.Option(
         help="... or once the deltas since the base add up to this share of its size "
-             + Settings.describe("compact_share"))] = None,
+             + "(" + Settings.describe("compact_share").strip("[]") + ")")] = None,
     metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any)")] = None,
     max_events: Annotated[int | None, typer.Option(help="stop after N records")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after T idle seconds")]

@@ -202,3 +202,22 @@ def test_the_floor_keeps_publishing_under_its_share_of_time():
     assert batches == 41 and 8 <= SlowPublisher.calls <= 1 + now[0] / 4.0
     with pytest.raises(ValueError, match="publish_max_share"):
         LearnerWorker(src, OnlineLearner(), ListDeadLetters(), publish_max_share=0.0)
+
+
+def test_settings_and_help_state_the_defaults():
+    from typer.testing import CliRunner
+
+    from lifelong.cli import app
+    from lifelong.config import ConfigError, Settings
+
+    s = Settings.from_env({})
+    assert (s.publish_max_share, s.compact_after, s.compact_share) == (0.1, 100, 0.5)
+    s = Settings.from_env({"LIFELONG_COMPACT_AFTER": "0", "LIFELONG_PUBLISH_MAX_SHARE": "0.2"})
+    assert (s.compact_after, s.publish_max_share) == (0, 0.2)
+    with pytest.raises(ConfigError, match="LIFELONG_COMPACT_AFTER"):
+        Settings.from_env({"LIFELONG_COMPACT_AFTER": "-1"})
+    text = " ".join(CliRunner().invoke(app, ["learn", "--help"], env={"COLUMNS": "200"})
+                    .output.split())
+    for option in ("--publish-max-share", "--compact-after", "--compact-share"):
+        assert option in text
+    assert "LIFELONG_COMPACT_AFTER" in text and "default: 0.1" in text
