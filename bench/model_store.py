@@ -208,7 +208,8 @@ def bench_learner(url: str, prefix: str, users: int, repeat: int,
                 times["publish_cpu"].append(cpu)
                 times["subscriber"].append(loaded - published)
                 times["bytes"].append(float(version.size))
-            if i and len(times["whole_publish"]) < whole_repeat:  # the baseline, interleaved: the same learner whole
+            # the baseline, interleaved: the same learner, whole
+            if i and len(times["whole_publish"]) < whole_repeat:
                 start = time.perf_counter()
                 number = whole.publish(learner, {("events", 0): n})  # type: ignore[arg-type]
                 published = time.perf_counter()
