@@ -221,3 +221,28 @@ def test_settings_and_help_state_the_defaults():
     for option in ("--publish-max-share", "--compact-after", "--compact-share"):
         assert option in text
     assert "LIFELONG_COMPACT_AFTER" in text and "default: 0.1" in text
+
+
+def test_purges_never_break_a_chain_that_latest_or_an_alias_needs():
+    from consumers.erasure import purge_before, purge_user
+    from model_store.errors import ModelStoreError
+
+    reg = _reg()
+    learner = OnlineLearner("BiasedMF")
+    pub = RegistryPublisher(reg, "reco", compact_share=100.0)
+    learner.learn_one(Event("e0", "alice", "i0", "rating", 4.0, 0.0))
+    for k in range(1, 6):
+        learner.learn_one(Event(f"e{k}", f"u{k}", f"i{k}", "rating", 4.0, float(k)))
+        pub.publish(learner, {("memory", 0): k})
+    assert [v.format[6] for v in reg.versions("reco")] == list("pdddd")
+    # latest (a delta) holds alice through its base: purging her would break it
+    with pytest.raises(ModelStoreError, match="run forget first"):
+        purge_user(reg, "reco", "alice")
+    reg.promote("reco", 3)
+    report = purge_before(reg, "reco", 5)
+    assert report.deleted == [] and set(report.aliased) == {1, 2, 3, 4}
+    reg.load_object("reco", "production")
+    reg.load_object("reco", "latest")
+    report = purge_before(reg, "reco", 5, move_aliases=True)  # production -> latest (5)
+    assert report.deleted == [] and reg.aliases("reco")["production"] == 5
+    reg.load_object("reco", "production")
