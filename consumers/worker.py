@@ -9,10 +9,11 @@ model version is published: a :class:`~consumers.checkpoint.Checkpoint` (the lea
 the dedup window) with the positions it covers, the resume point of a restarted learner.
 Kafka's offsets are committed after it (for lag monitoring; a failed commit is counted,
 never fatal). A version is due after ``publish_every_events`` events or
-``publish_every_seconds``, whichever first, but no sooner than ``d / publish_max_share``
-seconds after the start of the previous publish that took ``d`` seconds, so publishing
-stays under that share of the learner's time (1.0 here: no floor; ``lifelong learn``:
-``LIFELONG_PUBLISH_MAX_SHARE``, 0.1; docs/publishing.md). Without a publisher
+``publish_every_seconds``, whichever first, within a floor: publishing draws on a budget
+of time that grows by ``publish_max_share`` of the elapsed time (up to
+``publish_burst_seconds``), and none is due while it is spent, so over any run publishing
+takes at most that share of the time plus the burst (1.0 here: no floor; ``lifelong
+learn``: ``LIFELONG_PUBLISH_MAX_SHARE``, 0.1; docs/publishing.md). Without a publisher
 (evaluation), every batch is committed.
 
 The same worker runs over Kafka (``lifelong learn``) and over a file (``lifelong
@@ -138,6 +139,7 @@ class LearnerWorker:
         pseudonymizer: Pseudonymizer | None = None,
         erasure_topic: str | None = None,
         publish_max_share: float = 1.0,
+        publish_burst_seconds: float = 1.0,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -151,9 +153,10 @@ class LearnerWorker:
         self.publish_every_seconds = publish_every_seconds
         if not 0 < publish_max_share <= 1:
             raise ValueError(f"publish_max_share must be in (0, 1], got {publish_max_share}")
-        # the floor: after a publish of d seconds, the next is due no sooner than d / share
+        # the floor: a budget of publishing time, refilled at publish_max_share per second
         self.publish_max_share = publish_max_share
-        self._floor_until = -float("inf")
+        self.publish_burst_seconds = publish_burst_seconds
+        self._budget, self._budget_at = publish_burst_seconds, clock()
         self.metrics = metrics
         self._seen = RecentIds(dedup_capacity)
         # the drift detector's input: the learner's own loss (ranking) or |value - prediction|
@@ -321,10 +324,17 @@ class LearnerWorker:
         if self.publisher is None or self._nothing_new():
             return False
         now = self._clock()
-        if now < self._retry_at or now < self._floor_until:
+        if now < self._retry_at or not self._budget_left(now):
             return False
         return (self._since_publish >= self.publish_every_events
                 or now - self._last_publish >= self.publish_every_seconds)
+
+    def _budget_left(self, now: float) -> bool:
+        """Refill the publishing budget up to ``now``; whether any is left."""
+        self._budget = min(self.publish_burst_seconds,
+                           self._budget + self.publish_max_share * (now - self._budget_at))
+        self._budget_at = now
+        return self._budget > 0
 
     def publish(self) -> int | None:
         """Publish a version now if anything was learned since the last one.
@@ -356,7 +366,8 @@ class LearnerWorker:
             self.freshness.published()
         self._since_publish = 0
         self._last_publish = self._clock()
-        self._floor_until = started + (self._last_publish - started) / self.publish_max_share
+        self._budget_left(self._last_publish)
+        self._budget -= self._last_publish - started  # the floor: time spent publishing
         self.stats.versions.append(version)
         if self.metrics is not None:
             self.metrics.publish_duration.observe(self._last_publish - started)

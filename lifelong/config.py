@@ -88,6 +88,16 @@ def _share(key: str, raw: str) -> float:
     return value
 
 
+def _fraction(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{key}={raw!r}: expected a share in (0, 1]")
+    return value
+
+
 def _non_negative(key: str, raw: str) -> float:
     try:
         value = float(raw)
@@ -231,7 +241,7 @@ class Settings:
             "publish_every_events": ("LIFELONG_PUBLISH_EVERY_EVENTS", _positive_int),
             "publish_every_seconds": ("LIFELONG_PUBLISH_EVERY_SECONDS", _positive_float),
             "keep_last": ("LIFELONG_KEEP_LAST", _positive_int),
-            "publish_max_share": ("LIFELONG_PUBLISH_MAX_SHARE", _share),
+            "publish_max_share": ("LIFELONG_PUBLISH_MAX_SHARE", _fraction),
             "compact_after": ("LIFELONG_COMPACT_AFTER", _count),
             "compact_share": ("LIFELONG_COMPACT_SHARE", _positive_float),
             "metrics_port": ("LIFELONG_METRICS_PORT", _port),
