@@ -37,6 +37,7 @@ import logging
 from typing import Any
 
 from learning.deltas import delta_capable
+from model_store.blob import stream as blob_stream
 from model_store.codec import DELTA_FORMAT
 from model_store.delta import DeltaBlob, apply_blob, load_chain
 from model_store.errors import IntegrityError
@@ -121,7 +122,8 @@ class Replicas:
     def _blobs(self, current: ModelVersion, path: list[ModelVersion]) -> list[DeltaBlob]:
         blobs, parent = [], current
         for version in path:
-            _, blob = self.registry.load(self.model, version.number)  # verified, signed
+            data = b"".join(blob_stream(self.registry.backend, version))
+            blob = self.registry.decode(version, data)  # sha256 and signature verified
             if not isinstance(blob, DeltaBlob) or blob.parent_sha256 != parent.sha256:
                 raise IntegrityError(f'model "{self.model}" version {version.number}: not a '
                                      f"delta over version {parent.number}, refusing it")
