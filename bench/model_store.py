@@ -170,11 +170,21 @@ def bench_learner(url: str, prefix: str, users: int, repeat: int,
     whole = RegistryPublisher(clients[1], whole_model, compact_after=0)
     times: dict[str, list[float]] = {k: [] for k in (
         "publish", "publish_cpu", "bytes", "subscriber", "whole_publish", "whole_bytes",
-        "whole_subscriber", "base_publish", "build", "compactions", "switch")}
+        "whole_subscriber", "base_publish", "build", "compactions", "switch", "apply_cpu")}
     times["build"].append(log_build)
     sub = Subscriber(clients[2], model, poll_interval=5.0, metrics_registry=CollectorRegistry())
     whole_sub = Subscriber(clients[3], whole_model, poll_interval=5.0,
                            metrics_registry=CollectorRegistry())
+    load = sub._replicas.load
+    apply_cpu: list[float] = []
+
+    def timed_load(*args: object) -> object:  # CPU of the subscriber thread for one version
+        cpu = time.thread_time()
+        out = load(*args)  # type: ignore[arg-type]
+        apply_cpu.append(time.thread_time() - cpu)
+        return out
+
+    sub._replicas.load = timed_load  # type: ignore[method-assign]
     n = 0
     with sub, whole_sub:
         started = time.perf_counter()
@@ -212,6 +222,7 @@ def bench_learner(url: str, prefix: str, users: int, repeat: int,
                 # the subscriber's own work (fetch, verify, apply, swap), without its wake-up
                 times["switch"].append(sub.metrics.load_seconds.labels(model)._sum.get()
                                        - switched)
+                times["apply_cpu"].append(apply_cpu[-1])
             # the baseline, interleaved: the same learner, whole
             if i and len(times["whole_publish"]) < whole_repeat:
                 start = time.perf_counter()
@@ -253,7 +264,8 @@ def report_learners(url: str, results: dict[int, dict[str, list[float]]]) -> Non
                    else "MISSES")
         print(f"{'':>8} delta publish max {max(t['publish']):.3f} s (CPU "
               f"{pct(t['publish_cpu'], 50):.3f} s), apply max {max(t['subscriber']):.3f} s "
-              f"(of which fetch+verify+apply+swap {cell('switch')}): {verdict} the 100 ms "
+              f"(of which fetch+verify+apply+swap {cell('switch')}, CPU "
+              f"{cell('apply_cpu')}): {verdict} the 100 ms "
               "target (median); base "
               f"publish {t['base_publish'][0]:.2f} s, {len(t['compactions'])} compaction(s) "
               f"during the run; learner built in {t['build'][0]:.0f} s")
