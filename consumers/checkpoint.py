@@ -28,11 +28,14 @@ b''
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
-__all__ = ["Checkpoint"]
+from consumers.finite import learner_non_finite
+from learning.deltas import changed_non_finite, delta_capable
+from model_store.delta import CHECKPOINT_ATTRIBUTE as _STATE  # where the worker state rides
 
-_STATE = "_lifelong_checkpoint"  # where the worker state rides in an unpickled learner
+__all__ = ["Checkpoint", "publish_non_finite"]
 
 
 def _unpickle(learner: Any, dedup: bytes, quality: dict[str, Any]) -> Any:
@@ -90,3 +93,24 @@ class Checkpoint:
     def __repr__(self) -> str:
         return (f"Checkpoint({type(self.learner).__name__}, {len(self.dedup) // 8} recent ids, "
                 f"{self.learner.events_seen} events)")
+
+
+def publish_non_finite(learner: Any) -> str | None:
+    """Why ``learner`` must not be published (:func:`consumers.finite.learner_non_finite`).
+
+    A learner that records the rows it touched (:mod:`learning.deltas`) is checked on those
+    rows only: every version before was checked, and untouched rows did not change, so the
+    check is O(changed rows) instead of a walk of the whole model.
+
+    >>> from learning.online import OnlineLearner
+    >>> publish_non_finite(OnlineLearner()) is None
+    True
+    """
+    if not delta_capable(learner):
+        return learner_non_finite(learner)
+    score = learner.score()
+    for name in ("rmse", "mae", "rolling_rmse", "rolling_mae"):
+        value = getattr(score, name, 0.0)
+        if score.n and not math.isfinite(value):
+            return f"score {name} is {value}"
+    return changed_non_finite(learner)

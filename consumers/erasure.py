@@ -159,15 +159,25 @@ class PurgeReport:
 
 def _purge(registry: Registry, model: str, numbers: list[int], move_to: int | None,
            actor: str) -> PurgeReport:
-    """Delete ``numbers``; an aliased one is kept, or its aliases move to ``move_to`` first."""
+    """Delete ``numbers``; an aliased one is kept, or its aliases move to ``move_to`` first.
+
+    A base or delta that an aliased delta is built on (docs/publishing.md) counts as aliased
+    by that alias; one that ``move_to``'s own chain needs is always kept.
+    """
     report = PurgeReport()
     aliases = registry.aliases(model)
+    needs = _chain_needs(registry, model, aliases)
+    target = set(_chain(registry, model, move_to)[:-1]) if move_to is not None else set()
     for number in numbers:
         names = sorted(a for a, n in aliases.items() if n == number)
+        names += sorted(set(needs.get(number, [])) - set(names))
         if names and move_to is not None:
             for alias in names:
-                registry.set_alias(model, alias, move_to, actor=actor or "erasure")
-            names = []
+                if aliases.get(alias) != move_to:
+                    registry.set_alias(model, alias, move_to, actor=actor or "erasure")
+                    aliases[alias] = move_to
+            names = sorted(a for a, n in aliases.items() if n == move_to) if number in target \
+                else []
         if names:
             report.aliased[number] = names
             continue
@@ -177,6 +187,27 @@ def _purge(registry: Registry, model: str, numbers: list[int], move_to: int | No
         registry.record_audit(model, "purges", {"deleted": ",".join(map(str, report.deleted)),
                                                 "at": repr(time.time()), "actor": actor})
     return report
+
+
+def _chain(registry: Registry, model: str, number: int) -> list[int]:
+    """The versions ``number``'s state is made of, its base first (itself, if whole)."""
+    from model_store.delta import chain_of
+
+    return [v.number for v in chain_of(registry, model, registry.get(model, number))]
+
+
+def _chain_needs(registry: Registry, model: str, aliases: dict[str, int]
+                 ) -> dict[int, list[str]]:
+    """Version number -> the aliases that point at a delta built on it."""
+    out: dict[int, list[str]] = {}
+    for alias, number in aliases.items():
+        try:
+            chain = _chain(registry, model, number)
+        except ModelStoreError:  # a version gone or broken: nothing to protect through it
+            continue
+        for member in chain[:-1]:
+            out.setdefault(member, []).append(alias)
+    return out
 
 
 def purge_user(registry: Registry, model: str, user: str, *,
@@ -192,10 +223,11 @@ def purge_user(registry: Registry, model: str, user: str, *,
     if latest is None:
         return PurgeReport()
     ids = _ids(user, pseudonymizer)
-    if versions_holding(registry, model, ids, below=latest.number + 1)[-1:] == [latest.number]:
+    holding = versions_holding(registry, model, ids, below=latest.number + 1)
+    if set(holding) & set(_chain(registry, model, latest.number)):  # base + deltas hold it
         raise ModelStoreError(f'model "{model}": the latest version {latest.number} still '
                               "holds the user: run forget first")
-    holding = versions_holding(registry, model, ids, below=latest.number)
+    holding = [n for n in holding if n < latest.number]
     return _purge(registry, model, holding, latest.number if move_aliases else None, actor)
 
 

@@ -8,7 +8,13 @@ learned; duplicates (by ``event_id``) are dropped; the rest are learned
 model version is published: a :class:`~consumers.checkpoint.Checkpoint` (the learner and
 the dedup window) with the positions it covers, the resume point of a restarted learner.
 Kafka's offsets are committed after it (for lag monitoring; a failed commit is counted,
-never fatal). Without a publisher (evaluation), every batch is committed.
+never fatal). A version is due after ``publish_every_events`` events or
+``publish_every_seconds``, whichever first, within a floor: publishing draws on a budget
+of time that grows by ``publish_max_share`` of the elapsed time (up to
+``publish_burst_seconds``), and none is due while it is spent, so over any run publishing
+takes at most that share of the time plus the burst (1.0 here: no floor; ``lifelong
+learn``: ``LIFELONG_PUBLISH_MAX_SHARE``, 0.1; docs/publishing.md). Without a publisher
+(evaluation), every batch is committed.
 
 The same worker runs over Kafka (``lifelong learn``) and over a file (``lifelong
 evaluate``):
@@ -32,9 +38,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from consumers.checkpoint import Checkpoint
+from consumers.checkpoint import Checkpoint, publish_non_finite
 from consumers.dedup import RecentIds
-from consumers.finite import learner_non_finite
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
@@ -133,6 +138,8 @@ class LearnerWorker:
         freshness: LearnerFreshness | None = None,
         pseudonymizer: Pseudonymizer | None = None,
         erasure_topic: str | None = None,
+        publish_max_share: float = 1.0,
+        publish_burst_seconds: float = 1.0,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -144,6 +151,12 @@ class LearnerWorker:
         self.publisher = publisher
         self.publish_every_events = publish_every_events
         self.publish_every_seconds = publish_every_seconds
+        if not 0 < publish_max_share <= 1:
+            raise ValueError(f"publish_max_share must be in (0, 1], got {publish_max_share}")
+        # the floor: a budget of publishing time, refilled at publish_max_share per second
+        self.publish_max_share = publish_max_share
+        self.publish_burst_seconds = publish_burst_seconds
+        self._budget, self._budget_at = publish_burst_seconds, clock()
         self.metrics = metrics
         self._seen = RecentIds(dedup_capacity)
         # the drift detector's input: the learner's own loss (ranking) or |value - prediction|
@@ -311,7 +324,7 @@ class LearnerWorker:
         if self.publisher is None or self._nothing_new():
             return False
         now = self._clock()
-        if now < self._retry_at:
+        if now < self._retry_at or not self._budget_left(now):
             return False
         return (self._since_publish >= self.publish_every_events
                 or now - self._last_publish >= self.publish_every_seconds)
@@ -324,6 +337,13 @@ class LearnerWorker:
     def maybe_publish(self) -> int | None:
         """Publish if a version is due (``publish_every_events`` / ``_seconds``)."""
         return self.publish() if self._publish_due() else None
+
+    def _budget_left(self, now: float) -> bool:
+        """Refill the publishing budget up to ``now``; whether any is left."""
+        self._budget = min(self.publish_burst_seconds,
+                           self._budget + self.publish_max_share * (now - self._budget_at))
+        self._budget_at = now
+        return self._budget > 0
 
     def publish(self) -> int | None:
         """Publish a version now if anything was learned since the last one.
@@ -355,6 +375,8 @@ class LearnerWorker:
             self.freshness.published()
         self._since_publish = 0
         self._last_publish = self._clock()
+        self._budget_left(self._last_publish)
+        self._budget -= self._last_publish - started  # the floor: time spent publishing
         self.stats.versions.append(version)
         if self.metrics is not None:
             self.metrics.publish_duration.observe(self._last_publish - started)
@@ -384,7 +406,7 @@ class LearnerWorker:
 
     def _refuse_non_finite(self) -> bool:
         """Refuse to publish a model with a NaN or infinity; the last good version stays."""
-        why = learner_non_finite(self.learner)
+        why = publish_non_finite(self.learner)  # the rows touched since, or a full walk
         if why is None:
             return False
         self.stats.refused_publishes += 1

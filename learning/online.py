@@ -48,13 +48,49 @@ class OnlineLearner(PickleSnapshot):
         self.model = Recommender(model, self.params, seed=seed)
         self._preq = Prequential(window)
         self.events_seen = 0
+        # ids passed to the model since the last publish (learning.deltas); None: not tracked
+        self._dirty_users: set[str] | None = set()
+        self._dirty_items: set[str] | None = set()
+        self._needs_base = False  # an erasure: the next version must be whole
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)  # a version starts with nothing dirty
+        state["_dirty_users"], state["_dirty_items"] = set(), set()
+        state["_needs_base"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        for name in ("_dirty_users", "_dirty_items"):  # versions before row deltas
+            self.__dict__.setdefault(name, set())
+        self.__dict__.setdefault("_needs_base", False)
+
+    def dirty_rows(self) -> tuple[set[str], set[str]]:
+        """User and item ids passed to the model since :meth:`clear_dirty` (or the start)."""
+        return self._dirty_users or set(), self._dirty_items or set()
+
+    def clear_dirty(self) -> None:
+        """A version now holds every row: start recording touched ids afresh."""
+        if self._dirty_users is not None:
+            self._dirty_users, self._dirty_items = set(), set()
+        self._needs_base = False
+
+    def track_rows(self, on: bool) -> None:
+        """Record touched ids (the learner) or not (a served replica: nothing publishes)."""
+        self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
 
     def predict_one(self, user: str, item: str) -> float:
         """Predict with the current model, clipped to ``clip``."""
+        if self._dirty_users is not None:  # River inserts a row for an unknown id
+            self._dirty_users.add(user)
+            self._dirty_items.add(item)  # type: ignore[union-attr]
         return clip(self.model.predict_one(user, item), self.clip)
 
     def learn_one(self, event: Event) -> float:
         """Predict ``event`` first, score the prediction, then learn from it; return it."""
+        if self._dirty_users is not None:
+            self._dirty_users.add(event.user_id)
+            self._dirty_items.add(event.item_id)  # type: ignore[union-attr]
         y_pred = clip(self.model.predict_one(event.user_id, event.item_id, event.context),
                       self.clip)
         self._preq.update(event.value, y_pred)
@@ -78,6 +114,9 @@ class OnlineLearner(PickleSnapshot):
         from learning.erasure import Forgettable
 
         removed = self.model.forget_user(user)
+        if self._dirty_users is not None:
+            self._dirty_users.add(user)
+        self._needs_base = True  # older versions hold the user: the next one is whole
         for value in list(vars(self).values()):
             if value is not self.model and isinstance(value, Forgettable):
                 removed += value.forget_user(user)

@@ -138,7 +138,8 @@ def produce(
 
 @app.command()
 def learn(
-    model: Annotated[str | None, typer.Option(help="model name in the store")] = None,
+    model: Annotated[str | None, typer.Option(
+        help="model name in the store " + Settings.describe("model"))] = None,
     kind: Annotated[str | None, typer.Option(
         help="rating: River model (BiasedMF, FunkMF, FMRegressor, Baseline); ranking: "
              "popularity, decayed-popularity, bpr, bpr-pop, co-occurrence, sequence, blend "
@@ -146,15 +147,30 @@ def learn(
     task: Annotated[str | None, typer.Option(
         help="rating (regress the value) or ranking (implicit feedback, rolling HR/NDCG@10 "
              "on /metrics) " + Settings.describe("task"))] = None,
-    group: Annotated[str | None, typer.Option(help="Kafka consumer group")] = None,
-    topic: Annotated[str | None, typer.Option(help="events topic")] = None,
-    publish_every_events: Annotated[int | None, typer.Option(help="publish every N events")]
-    = None,
-    publish_every_seconds: Annotated[float | None, typer.Option(help="... or T seconds")] = None,
+    group: Annotated[str | None, typer.Option(
+        help="Kafka consumer group " + Settings.describe("group_id"))] = None,
+    topic: Annotated[str | None, typer.Option(
+        help="events topic " + Settings.describe("topic"))] = None,
+    publish_every_events: Annotated[int | None, typer.Option(
+        help="publish every N events " + Settings.describe("publish_every_events"))] = None,
+    publish_every_seconds: Annotated[float | None, typer.Option(
+        help="... or T seconds, whichever first " + Settings.describe("publish_every_seconds"))
+    ] = None,
     keep_last: Annotated[int | None, typer.Option(
         help="keep the last N versions, pruning older ones after each publish (never one an "
-             "alias points at; default 20)")] = None,
-    metrics_port: Annotated[int | None, typer.Option(help="/metrics port (0: any)")] = None,
+             "alias points at) " + Settings.describe("keep_last"))] = None,
+    publish_max_share: Annotated[float | None, typer.Option(
+        help="the publish floor: publishing may use at most this share of the learner's time "
+             "(a budget refilled at this share of elapsed time, 1 s burst) "
+             + Settings.describe("publish_max_share"))] = None,
+    compact_after: Annotated[int | None, typer.Option(
+        help="BiasedMF/FunkMF publish row deltas; a whole version (base) after N deltas, 0: "
+             "always whole " + Settings.describe("compact_after"))] = None,
+    compact_share: Annotated[float | None, typer.Option(
+        help="... or once the deltas since the base add up to this share of its size "
+             + Settings.describe("compact_share"))] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="/metrics port (0: any) " + Settings.describe("metrics_port"))] = None,
     max_events: Annotated[int | None, typer.Option(help="stop after N records")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after T idle seconds")]
     = None,
@@ -181,7 +197,8 @@ def learn(
             model=model, model_kind=kind, task=task, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port,
-            keep_last=keep_last, sharded=sharded)
+            keep_last=keep_last, sharded=sharded, publish_max_share=publish_max_share,
+            compact_after=compact_after, compact_share=compact_share)
     if settings.sharded:
         _learn_sharded(settings, _clip(clip), resume=resume, blend_with=blend_with,
                        max_events=max_events, idle_timeout=idle_timeout)

@@ -88,6 +88,16 @@ def _share(key: str, raw: str) -> float:
     return value
 
 
+def _fraction(key: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise ConfigError(f"{key}={raw!r}: expected a share in (0, 1]")
+    return value
+
+
 def _non_negative(key: str, raw: str) -> float:
     try:
         value = float(raw)
@@ -95,6 +105,13 @@ def _non_negative(key: str, raw: str) -> float:
         value = -1.0
     if not value >= 0.0:
         raise ConfigError(f"{key}={raw!r}: expected a number >= 0")
+    return value
+
+
+def _count(key: str, raw: str) -> int:
+    value = _integer(key, raw)
+    if value < 0:
+        raise ConfigError(f"{key}={raw!r}: expected an integer >= 0")
     return value
 
 
@@ -171,6 +188,10 @@ class Settings:
     publish_every_events: int = 1000
     publish_every_seconds: float = 30.0
     keep_last: int = 20
+    # publishing bounded by change (docs/publishing.md): deltas between whole versions
+    publish_max_share: float = 0.1  # the floor: at most this share of time publishing
+    compact_after: int = 100  # a new base after this many deltas (0: every version whole)
+    compact_share: float = 0.5  # ... or once the deltas add up to this share of the base
     metrics_port: int = 0
     metrics_addr: str = "127.0.0.1"
     # the fine-tune worker (``lifelong finetune``)
@@ -232,6 +253,9 @@ class Settings:
             "publish_every_events": ("LIFELONG_PUBLISH_EVERY_EVENTS", _positive_int),
             "publish_every_seconds": ("LIFELONG_PUBLISH_EVERY_SECONDS", _positive_float),
             "keep_last": ("LIFELONG_KEEP_LAST", _positive_int),
+            "publish_max_share": ("LIFELONG_PUBLISH_MAX_SHARE", _fraction),
+            "compact_after": ("LIFELONG_COMPACT_AFTER", _count),
+            "compact_share": ("LIFELONG_COMPACT_SHARE", _positive_float),
             "metrics_port": ("LIFELONG_METRICS_PORT", _port),
             "metrics_addr": ("LIFELONG_METRICS_ADDR", _text),
             "finetune_model": ("LIFELONG_FINETUNE_MODEL", _name),

@@ -48,16 +48,20 @@ from model_store.errors import FormatError, IntegrityError
 from model_store.records import ModelVersion
 from model_store.signing import Signer, check_signature
 
-__all__ = ["PICKLE_FORMAT", "PICKLE_VERSION", "PROVIDERS", "SAFETENSORS_FORMAT", "Codec",
+__all__ = ["DELTA_FORMAT", "PICKLE_FORMAT", "PICKLE_VERSION", "PROVIDERS", "SAFETENSORS_FORMAT",
+           "Codec",
            "codec_for", "decode", "describe", "dump", "encode", "format_version", "load",
            "register"]
 
 PICKLE_FORMAT = "river-pickle"
 SAFETENSORS_FORMAT = "safetensors"
+#: a version made of its parent plus changed rows (model_store.delta; docs/publishing.md)
+DELTA_FORMAT = "river-delta"
 #: The ``format_version`` this code writes for pickles (0: releases before the codec table).
 PICKLE_VERSION = 1
 #: format -> the module that defines it (imported, registering its ``CODECS``, on first use)
-PROVIDERS: dict[str, str] = {SAFETENSORS_FORMAT: "learning.weights"}
+PROVIDERS: dict[str, str] = {SAFETENSORS_FORMAT: "learning.weights",
+                             DELTA_FORMAT: "model_store.delta"}
 #: modules whose ``MOVED`` maps old pickle class paths to where the classes live now
 PICKLE_PROVIDERS: tuple[str, ...] = ("learning.serving",)
 

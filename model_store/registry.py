@@ -232,8 +232,16 @@ class Registry(AliasOperations):
         return found, self.decode(found, b"".join(blob_stream(self.backend, found)))
 
     def load_object(self, model: str, version: Ref) -> tuple[ModelVersion, Any]:
-        """Load a ``river-pickle`` version; unpickles only verified, signed bytes."""
+        """Load a ``river-pickle`` version; unpickles only verified, signed bytes.
+
+        A ``river-delta`` version loads as its chain: the base, then every delta after it
+        (:func:`model_store.delta.load_chain`).
+        """
         found = self.get(model, version)
+        if found.format == codec.DELTA_FORMAT:  # base + deltas, each verified and bound
+            from model_store.delta import load_chain
+
+            return load_chain(self, model, found)
         if found.format != codec.PICKLE_FORMAT:
             raise FormatError(f'model "{model}" version {found.number} has format '
                               f'"{found.format}", not "{codec.PICKLE_FORMAT}"')
@@ -251,7 +259,8 @@ class Registry(AliasOperations):
         """Delete versions older than the last ``keep_last``; return the numbers deleted.
 
         Never deletes a version an alias points at, the one each alias would roll back
-        to, or one created or announced within the last ``grace_seconds``. With
+        to, or one created or announced within the last ``grace_seconds``, nor a version
+        (a base, a delta) that the chain of a version it keeps is made of. With
         ``dry_run`` nothing is deleted: the numbers that would be are returned.
         """
         check_name("model", model)
@@ -264,6 +273,7 @@ class Registry(AliasOperations):
                          if (t := self._rollback_target(model, a, n)) is not None)
         old = [n for n in numbers[: max(0, len(numbers) - keep_last)] if n not in protected]
         before = self.clock() - grace_seconds
+        old = self._outside_live_chains(model, numbers, old, before)
         if dry_run:
             rows = self.backend.read_meta(model, old)
             return [n for n, f in zip(old, rows, strict=True) if f is not None and
@@ -272,6 +282,31 @@ class Registry(AliasOperations):
         if deleted:
             log.info("model %s: retention deleted versions %s", model, deleted)
         return deleted
+
+    def _outside_live_chains(self, model: str, numbers: list[int], old: list[int],
+                             before: float) -> list[int]:
+        """``old`` less every base and delta that a version gc keeps is built on."""
+        rows = dict(zip(numbers, self.backend.read_meta(model, numbers), strict=True))
+        if not any(f and f.get("format") == codec.DELTA_FORMAT for f in rows.values()):
+            return old
+        candidates = set(old)
+
+        def recent(n: int) -> bool:
+            f = rows.get(n) or {}
+            return max(float(f.get("created") or 0), float(f.get("announced") or 0)) >= before
+
+        needed: set[int] = set()
+        for n in numbers:
+            if n in candidates and not recent(n):
+                continue
+            fields = rows.get(n)
+            while fields and fields.get("format") == codec.DELTA_FORMAT and fields.get("parent"):
+                parent = int(fields["parent"])
+                if parent in needed:
+                    break
+                needed.add(parent)
+                fields = rows.get(parent)
+        return [n for n in old if n not in needed]
 
     # notices ----------------------------------------------------------------------
     def follow(

@@ -5,8 +5,10 @@ the last entry it saw (so nothing is lost across a disconnect) and polls the ali
 ``poll_interval`` seconds as a safety net. A new version is fetched, verified and
 deserialised off to the side, then swapped in by one reference assignment of an
 immutable :class:`Loaded`, so a concurrent :meth:`Subscriber.predict` sees the old model
-or the new one, never half of either. Any load failure (tampered or unsigned blob, Redis
-down, a loader error) is logged and counted in
+or the new one, never half of either. A ``river-delta`` version that continues the served
+one is applied to a standby copy, which is then swapped in the same way
+(:mod:`model_store.replicas`); any other is loaded whole, base + deltas, off to the side.
+Any load failure (tampered or unsigned blob, Redis down, a loader error) is logged and counted in
 ``lifelong_subscriber_load_failures_total{model,reason}``, and the last good model keeps
 serving. A ranking model (an :class:`~learning.scorer.ItemScorer`) also serves
 :meth:`Subscriber.recommend`: top-k over its whole catalogue (see
@@ -51,6 +53,7 @@ from model_store.predictor import Predictor, as_predictor
 from model_store.recommend import TopK, is_item_scorer
 from model_store.records import ModelVersion
 from model_store.registry import Registry
+from model_store.replicas import Replicas, takes_deltas
 from monitoring.freshness import ServingFreshness
 
 __all__ = ["Loaded", "Loader", "Subscriber"]
@@ -121,6 +124,7 @@ class Subscriber:
         self._changed = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._replicas = Replicas(registry, self.model)  # double buffering of deltas
 
     # lifecycle --------------------------------------------------------------------
     def start(self) -> Subscriber:
@@ -268,14 +272,16 @@ class Subscriber:
             return
         started = time.perf_counter()
         try:
-            if self.loader is None:
-                version, obj = self.registry.load(self.model, number)
+            if self.loader is None:  # a delta continuing the served version: the standby
+                version = self.registry.get(self.model, number)
+                obj = self._replicas.load(alias, slot and (slot.version, slot.model), version)
             else:
                 version = self.registry.get(self.model, number)
                 obj = self.loader(version, self.registry.read_blob(self.model, number))
         except CONNECTION_ERRORS:
             raise  # the loop counts it, reconnects and retries from the same log position
         except Exception as exc:
+            self._replicas.forget(alias)
             self._failed[alias] = (number, time.monotonic())
             self._count(number, exc)
             return
@@ -292,6 +298,14 @@ class Subscriber:
                  slot.version.number if slot else None)
         with self._changed:
             self._changed.notify_all()
+        if self.loader is None and takes_deltas(version):
+            try:  # off the request path: the copy the next delta is applied to
+                self._replicas.prepare(alias, version)
+            except CONNECTION_ERRORS:
+                raise
+            except Exception as exc:  # the next delta then loads whole
+                log.warning("subscriber %s/%s: no standby copy of version %d (%s)",
+                            self.model, alias, number, exc)
         if self.on_swap is not None:
             try:
                 self.on_swap(alias, version)

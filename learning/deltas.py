@@ -1,0 +1,241 @@
+"""Row deltas of the online learner: what changed since the last version, as data (no pickle).
+
+A version of a River matrix factorisation (``BiasedMF``, ``FunkMF``) is a base snapshot plus
+deltas (docs/publishing.md). :class:`~learning.online.OnlineLearner` records every user and
+item id it passed to the model since the last publish (``predict_one`` counts: River inserts
+a row for an unknown id); :func:`take_delta` reads those rows plus the small state that
+changes with every event (the global mean, the optimizers' iteration counters, the latent
+initializer's RNG and the model's own RNG, the prequential accumulators and window,
+``events_seen``, the newest event time) into a :class:`LearnerDelta`; :func:`apply_delta`
+writes it into a copy of the previous state in place. ``base + deltas`` then *is* the
+learner: continuing it gives the same predictions, bit for bit, as the uninterrupted run.
+
+>>> from learning.online import OnlineLearner
+>>> from stream.schema import Event
+>>> learner = OnlineLearner("BiasedMF", seed=3)
+>>> _ = learner.learn_one(Event("e0", "u1", "i1", "rating", 4.0, 0.0))
+>>> replica = OnlineLearner.restore(learner.snapshot())       # the base
+>>> learner.clear_dirty()
+>>> _ = learner.learn_one(Event("e1", "u2", "i1", "rating", 2.0, 1.0))
+>>> delta = take_delta(learner)
+>>> sorted(delta.tables["u_latents"].keys), delta.events_seen
+(['u2'], 2)
+>>> apply_delta(replica, decode(encode(delta)))
+>>> replica.predict_one("u2", "i1") == learner.predict_one("u2", "i1")
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+import msgspec
+import numpy as np
+
+__all__ = ["DELTA_MODELS", "LearnerDelta", "Rows", "apply_delta", "changed_non_finite",
+           "decode", "delta_capable", "encode", "take_delta"]
+
+#: River models whose versions can be deltas; the others publish whole versions
+DELTA_MODELS = ("BiasedMF", "FunkMF")
+_TABLES = {"BiasedMF": ("u_biases", "i_biases", "u_latents", "i_latents"),
+           "FunkMF": ("u_latents", "i_latents")}
+_OPTIMIZERS = {"BiasedMF": ("u_bias_optimizer", "i_bias_optimizer", "u_latent_optimizer",
+                            "i_latent_optimizer"),
+               "FunkMF": ("u_optimizer", "i_optimizer")}
+_INITIALIZERS = {"BiasedMF": ("latent_initializer", "weight_initializer"),
+                 "FunkMF": ("initializer",)}
+# optimizers and schedules whose whole state is ``n_iterations`` (SGD; its rates are
+# functions of the iteration); initializers whose state is at most a numpy RandomState
+_STATELESS_SCHEDULES = {"Constant", "InverseScaling", "Optimal"}
+_INITIALIZER_KINDS = {"Normal", "Zeros", "Constant"}
+_EVENT_TIME = "event_time"  # monitoring.freshness.ATTRIBUTE (learning/ imports no monitoring)
+
+
+class Rows(msgspec.Struct, array_like=True):
+    """Rows of one table: ``keys`` and their float64 ``values`` (``width`` each; 0: scalars)."""
+
+    keys: list[str]
+    values: bytes
+    width: int
+    removed: list[str]
+
+
+class NumpyRng(msgspec.Struct, array_like=True):
+    """``numpy.random.RandomState.get_state()`` as data."""
+
+    keys: bytes
+    pos: int
+    has_gauss: int
+    cached_gaussian: float
+
+
+class LearnerDelta(msgspec.Struct, kw_only=True):
+    """What changed in an ``OnlineLearner`` since its last version (see the module doc)."""
+
+    model: str
+    tables: dict[str, Rows]
+    optimizers: dict[str, int]
+    numpy_rngs: dict[str, NumpyRng]
+    python_rng: list[int] | None
+    python_gauss: float | None
+    global_mean: tuple[float, float] | None
+    preq: tuple[int, float, float]
+    recent: list[float]
+    events_seen: int
+    newest_event_ts: float | None = None
+
+
+def _river(learner: Any) -> Any:
+    return learner.model._model
+
+
+def delta_capable(learner: Any) -> bool:
+    """Whether ``learner``'s versions can be deltas; anything else publishes whole versions.
+
+    An ``OnlineLearner`` over BiasedMF or FunkMF with SGD optimizers, stateless learning
+    rate schedules and Normal/Zeros/Constant initializers qualifies.
+
+    >>> from learning.online import OnlineLearner
+    >>> delta_capable(OnlineLearner("BiasedMF")), delta_capable(OnlineLearner("Baseline"))
+    (True, False)
+    """
+    from learning.online import OnlineLearner
+
+    if type(learner) is not OnlineLearner or learner.model_name not in DELTA_MODELS:
+        return False
+    river = _river(learner)
+    for name in _OPTIMIZERS[learner.model_name]:
+        opt = getattr(river, name, None)
+        if type(opt).__name__ != "SGD" or type(opt.lr).__name__ not in _STATELESS_SCHEDULES:
+            return False
+    return all(type(getattr(river, name, None)).__name__ in _INITIALIZER_KINDS
+               for name in _INITIALIZERS[learner.model_name])
+
+
+def _rows(table: Any, dirty: set[str], vector: bool) -> Rows:
+    present = [k for k in dirty if k in table]
+    removed = [k for k in dirty if k not in table]
+    if not present:
+        return Rows([], b"", 0, removed)
+    if vector:
+        matrix = np.stack([np.asarray(table[k], dtype=np.float64) for k in present])
+        return Rows(present, matrix.tobytes(), int(matrix.shape[1]), removed)
+    return Rows(present, np.fromiter((table[k] for k in present), dtype=np.float64,
+                                     count=len(present)).tobytes(), 0, removed)
+
+
+def take_delta(learner: Any) -> LearnerDelta:
+    """The rows touched since the last ``clear_dirty`` and the small per-event state.
+
+    The learner is not changed.
+    """
+    river = _river(learner)
+    name = learner.model_name
+    users, items = learner.dirty_rows()
+    tables = {t: _rows(getattr(river, t), users if t.startswith("u_") else items,
+                       t.endswith("latents")) for t in _TABLES[name]}
+    rngs = {}
+    for init in _INITIALIZERS[name]:
+        rng = getattr(getattr(river, init), "_rng", None)
+        if isinstance(rng, np.random.RandomState):
+            _, keys, pos, has_gauss, cached = rng.get_state()
+            rngs[init] = NumpyRng(keys.astype(np.uint32).tobytes(), int(pos), int(has_gauss),
+                                  float(cached))
+    py = getattr(river, "_rng", None)
+    py_state = py.getstate() if py is not None else None
+    mean = getattr(river, "global_mean", None)
+    preq = learner._preq
+    stamp = getattr(learner, _EVENT_TIME, None)
+    newest = getattr(stamp, "newest", None)
+    return LearnerDelta(
+        model=name, tables=tables,
+        optimizers={o: int(getattr(river, o).n_iterations) for o in _OPTIMIZERS[name]},
+        numpy_rngs=rngs,
+        python_rng=list(py_state[1]) if py_state is not None else None,
+        python_gauss=py_state[2] if py_state is not None else None,
+        global_mean=(float(mean.n), float(mean._mean)) if mean is not None else None,
+        preq=(preq._n, preq._sq, preq._abs), recent=list(preq._recent),
+        events_seen=learner.events_seen,
+        newest_event_ts=float(newest) if isinstance(newest, float) else None)
+
+
+def apply_delta(learner: Any, delta: LearnerDelta) -> None:
+    """Write ``delta`` into ``learner`` (the state of the delta's parent) in place."""
+    if learner.model_name != delta.model:
+        raise ValueError(f"a {delta.model} delta cannot apply to a {learner.model_name} learner")
+    river = _river(learner)
+    for name, rows in delta.tables.items():
+        table = getattr(river, name)
+        for key in rows.removed:
+            table.pop(key, None)
+        if not rows.keys:
+            continue
+        values = np.frombuffer(rows.values, dtype=np.float64)
+        if rows.width:
+            matrix = values.reshape(len(rows.keys), rows.width).copy()  # writable rows
+            table.update(zip(rows.keys, matrix, strict=True))
+        else:
+            table.update(zip(rows.keys, values.tolist(), strict=True))
+    for name, count in delta.optimizers.items():
+        getattr(river, name).n_iterations = count
+    for name, state in delta.numpy_rngs.items():
+        keys = np.frombuffer(state.keys, dtype=np.uint32).copy()
+        getattr(river, name)._rng.set_state(("MT19937", keys, state.pos, state.has_gauss,
+                                             state.cached_gaussian))
+    if delta.python_rng is not None:
+        river._rng.setstate((3, tuple(delta.python_rng), delta.python_gauss))
+    if delta.global_mean is not None:
+        river.global_mean.n, river.global_mean._mean = delta.global_mean
+    preq = learner._preq
+    preq._n, preq._sq, preq._abs = delta.preq
+    preq._recent = deque(delta.recent, maxlen=preq.window)
+    learner.events_seen = delta.events_seen
+    stamp = getattr(learner, _EVENT_TIME, None)
+    if delta.newest_event_ts is not None and stamp is not None:
+        stamp.newest = delta.newest_event_ts
+
+
+def changed_non_finite(learner: Any) -> str | None:
+    """The first non-finite value among the rows touched since the last publish, or ``None``.
+
+    Rows only change when they are touched, so checking those (and the global mean) each
+    publish keeps the whole model finite, as the full walk would, in O(changed rows).
+
+    >>> from learning.online import OnlineLearner
+    >>> from stream.schema import Event
+    >>> learner = OnlineLearner("BiasedMF")
+    >>> _ = learner.learn_one(Event("e1", "u1", "i1", "rating", 4.0, 0.0))
+    >>> changed_non_finite(learner) is None
+    True
+    >>> learner.model._model.u_latents["u1"][0] = float("nan")
+    >>> changed_non_finite(learner)
+    "parameter model.u_latents['u1'] is not finite"
+    """
+    river = _river(learner)
+    mean = getattr(river, "global_mean", None)
+    if mean is not None and not math.isfinite(mean.get()):
+        return "parameter model.global_mean is not finite"
+    users, items = learner.dirty_rows()
+    for name in _TABLES[learner.model_name]:
+        table = getattr(river, name)
+        for key in users if name.startswith("u_") else items:
+            value = table.get(key)
+            if value is not None and not np.isfinite(value).all():
+                return f"parameter model.{name}[{key!r}] is not finite"
+    return None
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(LearnerDelta)
+
+
+def encode(delta: LearnerDelta) -> bytes:
+    """``delta`` as msgpack bytes (data only)."""
+    return _ENCODER.encode(delta)
+
+
+def decode(data: bytes) -> LearnerDelta:
+    """The :class:`LearnerDelta` in ``data`` (msgpack; refuses anything else)."""
+    return _DECODER.decode(data)
