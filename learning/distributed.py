@@ -154,7 +154,7 @@ class Group:
 
     @property
     def rank(self) -> int:
-        """This process's rank."""
+        """The rank of this process."""
         return self.env.rank
 
     @property

@@ -33,7 +33,7 @@ def tuner_config(replay_ratio: float) -> dict[str, object]:
             "replay_ratio": replay_ratio, "device": "cpu", "seed": 5}
 
 
-def recommender():  # noqa: ANN201 - torch imported lazily
+def recommender():  # type: ignore[no-untyped-def]  # torch imported lazily
     """The model both sides start from (small tables, so they grow)."""
     from learning.torch_models import DeepRecommender
     return DeepRecommender("mf", n_factors=6, capacity_hint=8, seed=2)

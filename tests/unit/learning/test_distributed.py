@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -84,7 +85,7 @@ def test_split_range_covers_every_sample_once() -> None:
         for world in (1, 2, 3, 5):
             pieces = [split_range(m, world, r) for r in range(world)]
             assert pieces[0][0] == 0 and pieces[-1][1] == m
-            assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
             assert max(hi - lo for lo, hi in pieces) - min(hi - lo for lo, hi in pieces) <= 1
 
 
