@@ -115,16 +115,32 @@ def split_range(m: int, world: int, rank: int) -> tuple[int, int]:
     return m * rank // world, m * (rank + 1) // world
 
 
-class FitTerms(nn.Module):
-    """``forward = module.fit_terms`` with dense gradients, so DDP's hooks see every step."""
+def _sparse_shell(param: nn.Parameter) -> nn.Embedding:
+    shell = nn.Embedding(1, 1, sparse=True)
+    shell.weight = param  # the same Parameter object: the optimizer's, the module's
+    return shell
 
-    def __init__(self, module: nn.Module):
+
+class FitTerms(nn.Module):
+    """``forward = module.fit_terms``, so DDP's hooks see every step.
+
+    With ``sparse`` the tables' gradients are sparse. DDP gives a parameter a sparse bucket
+    only when the first module it meets the parameter in is an ``nn.Embedding(sparse=True)``
+    (``_build_params_for_reducer``), so the two tables are also registered, before the
+    model, as the weights of two such embeddings (never called: ``fit_terms`` gathers).
+    """
+
+    def __init__(self, module: nn.Module, sparse: bool = False):
         super().__init__()
+        self.sparse = sparse
+        if sparse:
+            self.user_rows = _sparse_shell(module.user_table)  # type: ignore[arg-type]
+            self.item_rows = _sparse_shell(module.item_table)  # type: ignore[arg-type]
         self.module = module
 
     def forward(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Predictions and per-sample squared norms, as ``EmbeddingModel.fit_terms``."""
-        return self.module.fit_terms(users, items, sparse=False)  # type: ignore[operator]
+        return self.module.fit_terms(users, items, sparse=self.sparse)  # type: ignore[operator]
 
 
 _STOP = "stop"
@@ -204,11 +220,18 @@ class Group:
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return value
 
-    def wrap(self, module: nn.Module) -> DistributedDataParallel:
-        """``DistributedDataParallel(FitTerms(module))``; collective (module states synced)."""
+    @property
+    def sparse_ok(self) -> bool:
+        """Whether sparse gradients can be allreduced: gloo yes, NCCL no."""
+        return self.backend == "gloo"
+
+    def wrap(self, module: nn.Module, *, sparse: bool = False) -> DistributedDataParallel:
+        """``DistributedDataParallel(FitTerms(module, sparse))``; collective (states synced)."""
+        if sparse and not self.sparse_ok:
+            raise ConfigurationError(f"sparse gradients under DDP need gloo, not {self.backend}")
         ids = [self.device] if self.device.type == "cuda" else None
-        return DistributedDataParallel(FitTerms(module), device_ids=ids,
-                                       gradient_as_bucket_view=True)
+        return DistributedDataParallel(FitTerms(module, sparse), device_ids=ids,
+                                       gradient_as_bucket_view=not sparse)
 
     def close(self) -> None:
         """Leave the process group."""

@@ -121,8 +121,8 @@ class FineTuner:
     ``group`` (a :class:`~learning.distributed.Group`, under ``torchrun``) makes the tuner
     data-parallel: rank 0 calls :meth:`round` and sends its inputs to the other ranks, which
     run :meth:`follow`; ``buffer`` is then this rank's shard of the replay, ``batch_size``
-    the global minibatch (split over the ranks), and the optimizer must be dense (``adam``:
-    DDP allreduces no sparse gradients of plain parameters). See docs/distributed_finetune.md.
+    the global minibatch (split over the ranks). Sparse optimizers need gloo (NCCL
+    allreduces no sparse gradients): use ``adam`` on CUDA. See docs/distributed_finetune.md.
     """
 
     def __init__(self, recommender: DeepRecommender, *, lr: float = 0.01,
@@ -130,9 +130,10 @@ class FineTuner:
                  batch_size: int = 4096, epochs_per_round: int = 1, replay_ratio: float = 1.0,
                  replay_all: bool = False, device: str = "auto", amp: bool | None = None,
                  seed: int = 0, group: Group | None = None):
-        if group is not None and optimizer != "adam":
-            raise ConfigurationError(f'optimizer "{optimizer}" under DDP: use "adam" (dense '
-                                     "gradients; DDP allreduces no sparse gradients here)")
+        if group is not None and optimizer != "adam" and not group.sparse_ok:
+            raise ConfigurationError(f'optimizer "{optimizer}" under DDP on {group.backend}: '
+                                     'use "adam" (dense gradients; only gloo allreduces '
+                                     "sparse ones)")
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
@@ -281,7 +282,8 @@ class FineTuner:
                 lo, hi = split_range(m, world, rank)
                 total += train_step(module, self._opts, u[s + lo : s + hi],
                                     i[s + lo : s + hi], v[s + lo : s + hi],
-                                    weight_decay=self.weight_decay, sparse=False, amp=self.amp,
+                                    weight_decay=self.weight_decay, sparse=self._sparse,
+                                    amp=self.amp,
                                     fit=fit, global_n=m, world=world)
         return total  # still on the device: reading it is the round's one host sync
 
@@ -294,7 +296,7 @@ class FineTuner:
             self._ddp = None  # the old reducer and its hooks go first
             for param in self.recommender.module.parameters():
                 param.grad = None  # last step's gradients have the old shapes
-            self._ddp = self.group.wrap(self.recommender.module)
+            self._ddp = self.group.wrap(self.recommender.module, sparse=self._sparse)
             self._ddp_shapes = shapes
         return self._ddp
 

@@ -88,11 +88,12 @@ def join_group(settings: Settings) -> Group | None:
 
 
 def _tuner(settings: Settings, recommender: DeepRecommender, group: Group | None) -> FineTuner:
-    """The fine-tuner; under torchrun dense ``adam`` on this rank's device (see the docs)."""
+    """The fine-tuner on this rank's device; ``sparse_adam``, but dense ``adam`` on NCCL."""
     opts = settings
+    sparse = group is None or group.sparse_ok  # NCCL allreduces no sparse gradients
     return FineTuner(recommender, lr=opts.lr, batch_size=opts.batch_size,
                      epochs_per_round=opts.epochs, replay_ratio=opts.replay_ratio,
-                     optimizer="sparse_adam" if group is None else "adam",
+                     optimizer="sparse_adam" if sparse else "adam",
                      device=opts.device if group is None else str(group.device),
                      seed=opts.finetune_seed, group=group)
 
@@ -125,7 +126,7 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
     read from the online model's and the deep model's store events. Every option comes
     from ``settings`` (:class:`~lifelong.config.Settings`: flag, environment, default).
     With ``group`` (rank 0 of a torchrun job) the model is sent to the other ranks and every
-    round is trained data-parallel with them (dense ``adam``; the replay buffer is a shard).
+    round is trained data-parallel with them (the replay buffer is this rank's shard).
     """
     opts = settings
     model = opts.deep_model
@@ -146,8 +147,8 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
                                       seed=opts.finetune_seed)
     if group is not None:
         group.broadcast(weights.dump(recommender))  # the other ranks start from this model
-        log.info("rank 0 of %d: DDP on %s (%s), dense adam, global batch %d",
-                 group.world, group.device, group.backend, opts.batch_size)
+        log.info("rank 0 of %d: DDP on %s (%s), global batch %d", group.world,
+                 group.device, group.backend, opts.batch_size)
     tuner = _tuner(settings, recommender, group)
     buffer = _buffer(settings, group)
     metrics_registry = CollectorRegistry()

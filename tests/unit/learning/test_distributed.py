@@ -25,28 +25,41 @@ FULL = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0
         "MASTER_PORT": "29500"}
 
 
-def torchrun(out: Path, replay_ratio: float) -> None:
+def torchrun(out: Path, replay_ratio: float, optimizer: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in FULL}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", str(ROOT / "tests/unit/learning/ddp_job.py"), str(out), str(replay_ratio)]
+           "2", str(ROOT / "tests/unit/learning/ddp_job.py"), str(out), str(replay_ratio),
+           optimizer]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
-def one_process(replay_ratio: float) -> tuple[dict[str, torch.Tensor], list[float]]:
-    tuner = FineTuner(ddp_job.recommender(), **ddp_job.tuner_config(replay_ratio))  # type: ignore[arg-type]
+def one_process(replay_ratio: float,
+                optimizer: str) -> tuple[dict[str, torch.Tensor], list[float]]:
+    tuner = FineTuner(ddp_job.recommender(),
+                      **ddp_job.tuner_config(replay_ratio, optimizer))  # type: ignore[arg-type]
     buffer = ReplayBuffer(10_000, recent_window=100, seed=0)
     losses = [tuner.round(*cols, buffer=buffer).loss for cols in ddp_job.rounds()]
-    return tuner.recommender.module.state_dict(), losses
+    module = tuner.recommender.module
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    users, items, values = ddp_job.probe()  # the whole minibatch's loss, as one process
+    pred, l2 = module.fit_terms(users, items)
+    (((pred - values).square().sum() + 1e-4 * l2.sum()) / 37).backward()
+    for name in ("user_table", "item_table"):
+        state[f"grad.{name}"] = getattr(module, name).grad
+    return state, losses
 
 
+@pytest.mark.parametrize("optimizer", ["sparse_adam", "adam"])
 def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
-        tmp_path: Path) -> None:
-    torchrun(tmp_path, 0.0)
+        tmp_path: Path, optimizer: str) -> None:
+    torchrun(tmp_path, 0.0, optimizer)
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
     meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    ref, losses = one_process(0.0)
+    ref, losses = one_process(0.0, optimizer)
+    # DDP's averaged gradient of the pieces is the gradient of the whole minibatch's loss
+    assert float(ref["grad.item_table"].abs().max()) > 1e-3
     assert meta[0]["rounds"] == meta[1]["rounds"] == 3
     assert ranks[0]["user_table"].shape[0] > 8  # the tables grew: DDP was re-wrapped
     for name, want in ref.items():
@@ -59,7 +72,7 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
 
 
 def test_replay_is_sharded_per_rank_and_the_ranks_stay_in_sync(tmp_path: Path) -> None:
-    torchrun(tmp_path, 1.0)
+    torchrun(tmp_path, 1.0, "sparse_adam")
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
     meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [m["buffer"] for m in meta] == [453, 450]  # 3 rounds of 301: samples 0::2, 1::2
@@ -89,9 +102,9 @@ def test_split_range_covers_every_sample_once() -> None:
             assert max(hi - lo for lo, hi in pieces) - min(hi - lo for lo, hi in pieces) <= 1
 
 
-def test_sparse_optimizers_are_refused_under_ddp() -> None:
-    class _Fake:
-        rank, world = 0, 2
+def test_sparse_optimizers_are_refused_under_ddp_on_nccl() -> None:
+    class _Nccl:
+        rank, world, backend, sparse_ok = 0, 2, "nccl", False
 
-    with pytest.raises(ConfigurationError, match='use "adam"'):
-        FineTuner(ddp_job.recommender(), device="cpu", group=_Fake())  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match='on nccl: use "adam"'):
+        FineTuner(ddp_job.recommender(), device="cpu", group=_Nccl())  # type: ignore[arg-type]
