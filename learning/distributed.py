@@ -18,9 +18,9 @@ a round needs:
   is split into ``world`` contiguous pieces, one per rank, and the loss is scaled so that the
   averaged gradient is the one-process gradient of the whole global minibatch.
 
-``DistributedDataParallel`` only allreduces sparse gradients on gloo and only for
-``nn.Embedding(sparse=True)`` modules; the tables here are plain parameters, so under DDP the
-tables get dense gradients and the fine-tuner needs a dense optimizer (``adam``).
+``DistributedDataParallel`` allreduces sparse gradients on gloo only, and only for weights
+of ``nn.Embedding(sparse=True)`` modules: :class:`FitTerms` registers the tables as such, so
+``sparse_adam`` works on CPU; on NCCL the fine-tuner needs a dense optimizer (``adam``).
 
 >>> DistEnv.from_environ({}) is None
 True
