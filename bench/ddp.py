@@ -12,8 +12,10 @@ same rounds: Zipf-skewed ids
 (:func:`bench.finetune.make_batch`), a warm-up round, then ``--rounds`` measured rounds of
 ``--fresh`` fresh samples plus as many replayed, global batch ``--batch``. The figure is
 samples trained per wall second over the measured rounds (rank 0's clock; the ranks are in
-lock-step), wall time because the point is using more cores. Ratios are ``ddp`` over ``one``
-(and over ``one-adam``) of the same repeat; median and range over ``--repeats``.
+lock-step), wall time because the point is using more cores; samples per CPU-second (all
+ranks' ``process_time``, every round) say what DDP costs in CPU, steadier under load.
+Ratios are ``ddp`` (and ``ddp-adam``) over ``one`` and ``one-1t`` of the same repeat; median
+and range over ``--repeats``.
 
     python -m bench.ddp --repeats 3
     python -m bench.ddp --repeats 3 --nproc 2 --fresh 200000 --batch 4096
@@ -60,6 +62,7 @@ def worker(args: argparse.Namespace) -> None:
     rounds = [make_batch(rng, args.fresh, args.users, args.items, 1e6 * k)
               for k in range(args.rounds + 1)]
     reports = []
+    cpu0 = time.process_time()
     if rank == 0:
         for cols in rounds:
             reports.append(tuner.round(*cols, buffer=buffer))
@@ -67,14 +70,20 @@ def worker(args: argparse.Namespace) -> None:
             group.stop()
     else:
         assert group is not None
-        tuner.follow(buffer)
+        rounds_done = tuner.follow(buffer)
+        assert rounds_done == len(rounds)
+    cpu = torch.tensor([time.process_time() - cpu0], dtype=torch.float64)
+    if group is not None:  # CPU seconds of all ranks, every round (warm-up included)
+        cpu = group.all_reduce_sum(cpu)
     if rank == 0:
         measured = reports[1:]
         samples = sum(r.samples * r.epochs for r in measured)
         seconds = sum(r.seconds for r in measured)
         Path(args.out).write_text(json.dumps({
             "samples_per_second": samples / seconds, "seconds": seconds, "samples": samples,
-            "threads": torch.get_num_threads(), "world": world, "loss": measured[-1].loss}))
+            "threads": torch.get_num_threads(), "world": world, "loss": measured[-1].loss,
+            "samples_per_cpu_second": sum(r.samples * r.epochs for r in reports)
+            / float(cpu[0])}))
     if group is not None:
         group.close()
 
@@ -132,10 +141,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             for name in names:
                 start = time.perf_counter()
                 got[name].append(run_config(name, args, Path(tmp) / f"{name}{rep}.json"))
-                print(f"repeat {rep + 1} {name:<8} {got[name][-1]['samples_per_second']:>10.0f} "
-                      f"samples/s ({got[name][-1]['threads']:.0f} threads/process, "
+                last = got[name][-1]
+                print(f"repeat {rep + 1} {name:<8} {last['samples_per_second']:>10.0f} "
+                      f"samples/s, {last['samples_per_cpu_second']:>10.0f} per CPU-second "
+                      f"({last['threads']:.0f} threads/process, "
                       f"{time.perf_counter() - start:.0f} s with start-up)", flush=True)
     sps = {n: [g["samples_per_second"] for g in got[n]] for n in names}
+    cps = {n: [g["samples_per_cpu_second"] for g in got[n]] for n in names}
     vs_one = [d / o for d, o in zip(sps["ddp"], sps["one"], strict=True)]
     vs_1t = [d / o for d, o in zip(sps["ddp"], sps["one-1t"], strict=True)]
     adam_1t = [d / o for d, o in zip(sps["ddp-adam"], sps["one-1t"], strict=True)]
@@ -143,7 +155,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
           f"{args.batch}, MF {args.factors} factors, {args.repeats} interleaved repeats, "
           f"{os.cpu_count()} CPUs")
     for name in names:
-        print(f"  {name:<8} {_fmt(sps[name], 0)} samples/s")
+        print(f"  {name:<8} {_fmt(sps[name], 0)} samples/s, {_fmt(cps[name], 0)} samples "
+              "per CPU-second (all ranks)")
     print(f"  ddp ({args.nproc} ranks) / one process (default threads) = {_fmt(vs_one)}x")
     print(f"  ddp ({args.nproc} ranks) / one process (1 thread)        = {_fmt(vs_1t)}x")
     print(f"  ddp-adam ({args.nproc} ranks) / one process (1 thread)   = {_fmt(adam_1t)}x")
