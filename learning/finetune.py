@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -31,6 +31,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from learning.device import amp_default, pick_device, to_device
+from learning.distributed import Group, split_range
 from learning.errors import ConfigurationError
 from learning.replay import ReplayBuffer
 from learning.torch_models import DeepRecommender, EmbeddingModel
@@ -83,18 +84,26 @@ def make_optimizers(module: EmbeddingModel, kind: str, lr: float) -> list[torch.
 
 def train_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer], users: Tensor,
                items: Tensor, values: Tensor, *, weight_decay: float, sparse: bool,
-               amp: bool) -> Tensor:
+               amp: bool, fit: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
+               global_n: int | None = None, world: int = 1) -> Tensor:
     """One minibatch step; returns the (detached, on-device) sum of squared errors.
 
     The loss is the MSE plus ``weight_decay`` times the mean squared norm of the rows used
     (L2 on touched rows only, so rows of absent users do not decay between their visits).
+    Under DDP (``fit`` the wrapped module) this rank holds a piece of a global minibatch of
+    ``global_n`` samples: the loss is scaled by ``world / global_n`` so that DDP's average
+    of the ranks' gradients is the gradient of the whole minibatch's loss.
     """
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
     with torch.autocast(users.device.type, dtype=torch.bfloat16, enabled=amp):
-        pred, l2 = module.fit_terms(users, items, sparse=sparse)
+        pred, l2 = (fit(users, items) if fit is not None
+                    else module.fit_terms(users, items, sparse=sparse))
     sse = (pred.float() - values).square().sum()
-    loss = sse / values.shape[0] + weight_decay * l2.float().mean()
+    if global_n is None:
+        loss = sse / values.shape[0] + weight_decay * l2.float().mean()
+    else:
+        loss = (sse + weight_decay * l2.float().sum()) * (world / global_n)
     loss.backward()
     for opt in optimizers:
         opt.step()
@@ -108,13 +117,23 @@ class FineTuner:
     with CUDA, off on CPU. ``replay_ratio`` is replayed samples per fresh sample;
     ``replay_all`` replays at least as many samples as the buffer holds (a buffer sized to
     the history then makes each round approach a retraining on all data, warm-started).
+
+    ``group`` (a :class:`~learning.distributed.Group`, under ``torchrun``) makes the tuner
+    data-parallel: rank 0 calls :meth:`round` and sends its inputs to the other ranks, which
+    run :meth:`follow`; ``buffer`` is then this rank's shard of the replay, ``batch_size``
+    the global minibatch (split over the ranks). Sparse optimizers need gloo (NCCL
+    allreduces no sparse gradients): use ``adam`` on CUDA. See docs/distributed_finetune.md.
     """
 
     def __init__(self, recommender: DeepRecommender, *, lr: float = 0.01,
                  weight_decay: float = 1e-4, optimizer: str = "sparse_adam",
                  batch_size: int = 4096, epochs_per_round: int = 1, replay_ratio: float = 1.0,
                  replay_all: bool = False, device: str = "auto", amp: bool | None = None,
-                 seed: int = 0):
+                 seed: int = 0, group: Group | None = None):
+        if group is not None and optimizer != "adam" and not group.sparse_ok:
+            raise ConfigurationError(f'optimizer "{optimizer}" under DDP on {group.backend}: '
+                                     'use "adam" (dense gradients; only gloo allreduces '
+                                     "sparse ones)")
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
@@ -134,6 +153,9 @@ class FineTuner:
         self._sparse = optimizer in ("sparse_adam", "adagrad")
         self._gen = torch.Generator(device=self.device)
         self._rounds = 0
+        self.group = group
+        self._ddp: torch.nn.Module | None = None
+        self._ddp_shapes: tuple[Any, ...] = ()
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments other than the recommender and the device (JSON-ready)."""
@@ -146,6 +168,8 @@ class FineTuner:
               fresh_values: Sequence[float] | np.ndarray, fresh_ts: Sequence[float] | np.ndarray,
               buffer: ReplayBuffer | None = None) -> RoundReport:
         """Train one round on the fresh samples plus replay; then add them to ``buffer``."""
+        self._lead((fresh_users, fresh_items, fresh_values, fresh_ts, buffer is not None,
+                    self.epochs_per_round))
         return self._run(fresh_users, fresh_items, fresh_values, fresh_ts, buffer,
                          self.epochs_per_round)
 
@@ -156,7 +180,27 @@ class FineTuner:
 
         Use a freshly built recommender and tuner for a from-scratch retrain.
         """
+        self._lead((users, items, values, ts, False, epochs or self.epochs_per_round))
         return self._run(users, items, values, ts, None, epochs or self.epochs_per_round)
+
+    def _lead(self, payload: tuple[Any, ...]) -> None:
+        if self.group is not None:
+            if self.group.rank != 0:
+                raise ConfigurationError("only rank 0 starts rounds; the others follow()")
+            users, items, values, ts, buffered, epochs = payload
+            self.group.send_round((list(users), list(items), np.asarray(values, np.float32),
+                                   np.asarray(ts, np.float64), buffered, epochs))
+
+    def follow(self, buffer: ReplayBuffer | None = None) -> int:
+        """Ranks other than 0: train every round rank 0 starts, until it stops; the count."""
+        if self.group is None or self.group.rank == 0:
+            raise ConfigurationError("follow() is for ranks other than 0 of a torchrun job")
+        done = 0
+        while (got := self.group.receive_round()) is not None:
+            users, items, values, ts, buffered, epochs = got
+            self._run(users, items, values, ts, buffer if buffered else None, epochs)
+            done += 1
+        return done
 
     def _run(self, users: Sequence[str], items: Sequence[str],
              values: Sequence[float] | np.ndarray, ts: Sequence[float] | np.ndarray,
@@ -177,24 +221,33 @@ class FineTuner:
         i_rows = rec.items.lookup(items, now)
         new_i = rec.items.last_new_rows
         self._make_room(new_u, new_i)
-        n_rep = round(self.replay_ratio * n_fresh) if buffer is not None and len(buffer) else 0
+        group = self.group  # under DDP: this rank's buffer holds fresh[rank::world]
+        mine = slice(None) if group is None else slice(group.rank, None, group.world)
+        n_mine = len(range(n_fresh)[mine])
+        n_rep = round(self.replay_ratio * n_mine) if buffer is not None and len(buffer) else 0
         if self.replay_all and buffer is not None:  # about the whole history, every round
             n_rep = max(n_rep, len(buffer))
+        replay = np.empty((3, n_rep), dtype=np.int32)
+        if n_rep:
+            assert buffer is not None
+            ru, ri, rv = buffer.sample(n_rep)
+            replay[0], replay[1], replay[2] = ru, ri, rv.view(np.int32)
+        if group is not None:  # every rank's share of the replay, so all hold the same round
+            replay = group.all_gather_rows(replay)
+            n_rep = replay.shape[1]
         n = n_fresh + n_rep
         packed = np.empty((3, n), dtype=np.int32)  # users | items | values' bits: one copy
         packed[0, :n_fresh], packed[1, :n_fresh] = u_rows, i_rows
         packed[2, :n_fresh] = vals.view(np.int32)
-        if n_rep:
-            assert buffer is not None
-            ru, ri, rv = buffer.sample(n_rep)
-            packed[0, n_fresh:], packed[1, n_fresh:] = ru, ri
-            packed[2, n_fresh:] = rv.view(np.int32)
+        packed[:, n_fresh:] = replay
         if rec.samples_trained == 0 and n:
             with torch.no_grad():
                 rec.module.global_bias.fill_(float(vals.mean()) if n_fresh else 0.0)
         total = self._train(to_device(packed, dev), n, epochs) if n else None
-        if buffer is not None and n_fresh:  # host work while the device still trains
-            buffer.add_batch(u_rows, i_rows, vals, times)
+        if buffer is not None and n_mine:  # host work while the device still trains
+            buffer.add_batch(u_rows[mine], i_rows[mine], vals[mine], times[mine])
+        if group is not None and total is not None:
+            total = group.all_reduce_sum(total)
         loss = float(total) / (n * epochs) if total is not None else float("nan")  # 1 sync
         rec.samples_trained += n * epochs
         self._rounds += 1
@@ -213,14 +266,39 @@ class FineTuner:
         module.train()
         self._gen.manual_seed((self.seed * 1_000_003 + self._rounds) % 2**63)
         total = torch.zeros((), device=self.device)
+        fit, world, rank = self._wrapped(), 1, 0
+        if self.group is not None:
+            world, rank = self.group.world, self.group.rank
         for _ in range(epochs):
             perm = torch.randperm(n, device=self.device, generator=self._gen)
             u, i, v = users[perm], items[perm], values[perm]
             for s in range(0, n, bs):
-                total += train_step(module, self._opts, u[s : s + bs], i[s : s + bs],
-                                    v[s : s + bs], weight_decay=self.weight_decay,
-                                    sparse=self._sparse, amp=self.amp)
+                if fit is None:
+                    total += train_step(module, self._opts, u[s : s + bs], i[s : s + bs],
+                                        v[s : s + bs], weight_decay=self.weight_decay,
+                                        sparse=self._sparse, amp=self.amp)
+                    continue
+                m = min(bs, n - s)  # this rank's piece of the global minibatch [s, s + m)
+                lo, hi = split_range(m, world, rank)
+                total += train_step(module, self._opts, u[s + lo : s + hi],
+                                    i[s + lo : s + hi], v[s + lo : s + hi],
+                                    weight_decay=self.weight_decay, sparse=self._sparse,
+                                    amp=self.amp,
+                                    fit=fit, global_n=m, world=world)
         return total  # still on the device: reading it is the round's one host sync
+
+    def _wrapped(self) -> torch.nn.Module | None:
+        """The DDP module (re-wrapped when the tables grew: DDP's buckets fix the shapes)."""
+        if self.group is None:
+            return None
+        shapes = tuple(tuple(p.shape) for p in self.recommender.module.parameters())
+        if self._ddp is None or shapes != self._ddp_shapes:
+            self._ddp = None  # the old reducer and its hooks go first
+            for param in self.recommender.module.parameters():
+                param.grad = None  # last step's gradients have the old shapes
+            self._ddp = self.group.wrap(self.recommender.module, sparse=self._sparse)
+            self._ddp_shapes = shapes
+        return self._ddp
 
     @torch.no_grad()
     def _make_room(self, new_users: np.ndarray, new_items: np.ndarray) -> None:

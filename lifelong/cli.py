@@ -412,7 +412,7 @@ def finetune(
 
     Every option can also come from the environment (the variable in its help).
     """
-    from lifelong.finetune_wiring import build_finetune_run
+    from lifelong.finetune_wiring import build_finetune_run, follow_finetune, join_group
     from stream.files import FileSource
 
     with cli_errors():
@@ -424,7 +424,12 @@ def finetune(
             replay_ratio=replay_ratio, batch_size=batch_size, epochs=epochs, lr=lr,
             n_factors=factors, device=device, max_regression=max_regression,
             max_old_regression=max_old_regression, finetune_seed=seed)
-        run = build_finetune_run(settings, clip=_clip(clip), resume=resume)
+        group = join_group(settings)  # under torchrun: rank 0 reads and publishes
+        if group is not None and group.rank != 0:
+            rounds = follow_finetune(settings, group)
+            out.print(f"rank {group.rank} of {group.world}: trained {rounds} rounds")
+            return
+        run = build_finetune_run(settings, clip=_clip(clip), resume=resume, group=group)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -1,8 +1,14 @@
-"""Wiring of the fine-tune worker (``lifelong finetune``): settings to connected objects."""
+"""Wiring of the fine-tune worker (``lifelong finetune``): settings to connected objects.
+
+Under ``torchrun`` (:func:`join_group`) rank 0 is built by :func:`build_finetune_run` (Kafka,
+store, metrics, publishing, commits) and the other ranks by :func:`follow_finetune` (they
+only train, on the rounds rank 0 sends); see docs/distributed_finetune.md.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
@@ -11,6 +17,10 @@ from consumers.alarms import StoreAlarms
 from consumers.deep_publisher import DeepPublisher
 from consumers.finetune_worker import FineTuneWorker
 from consumers.kafka_source import KafkaSource
+from learning import weights
+from learning.device import pick_device
+from learning.distributed import DistEnv, Group
+from learning.errors import ConfigurationError
 from learning.finetune import FineTuner
 from learning.gate import Gate
 from learning.replay import ReplayBuffer
@@ -23,7 +33,7 @@ from monitoring.metrics import FineTuneMetrics
 from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 
-__all__ = ["FineTuneRun", "build_finetune_run"]
+__all__ = ["FineTuneRun", "build_finetune_run", "follow_finetune", "join_group"]
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +51,83 @@ class FineTuneRun:
     publisher: DeepPublisher
     model: str
     resumed_from: int | None
+    group: Group | None = None
 
     def close(self) -> None:
-        """Stop following alarms, close the Kafka consumer, stop serving metrics."""
+        """Stop following alarms, close the Kafka consumer, stop serving metrics.
+
+        Under torchrun, also tell the other ranks that no round follows and leave the group.
+        """
         try:
             self.alarms.close()
         finally:
             try:
                 self.source.close()
             finally:
-                self.metrics_server.close()
+                try:
+                    self.metrics_server.close()
+                finally:
+                    if self.group is not None:
+                        self.group.stop()
+                        self.group.close()
+
+
+def join_group(settings: Settings) -> Group | None:
+    """Under ``torchrun``: join the process group (gloo on CPU, NCCL on CUDA); else ``None``.
+
+    A partial torchrun environment is an error. ``LIFELONG_DIST_TIMEOUT`` (seconds, default
+    one day) bounds each collective, so it must exceed the longest gap between two rounds.
+    """
+    env = DistEnv.from_environ()
+    if env is None:
+        return None
+    try:
+        timeout = float(os.environ.get("LIFELONG_DIST_TIMEOUT", "86400"))
+    except ValueError:
+        raise ConfigurationError("LIFELONG_DIST_TIMEOUT must be a number of seconds") from None
+    return Group(env, pick_device(env.device(settings.device)), timeout=timeout)
+
+
+def _tuner(settings: Settings, recommender: DeepRecommender, group: Group | None) -> FineTuner:
+    """The fine-tuner on this rank's device; ``sparse_adam``, but dense ``adam`` on NCCL."""
+    opts = settings
+    sparse = group is None or group.sparse_ok  # NCCL allreduces no sparse gradients
+    return FineTuner(recommender, lr=opts.lr, batch_size=opts.batch_size,
+                     epochs_per_round=opts.epochs, replay_ratio=opts.replay_ratio,
+                     optimizer="sparse_adam" if sparse else "adam",
+                     device=opts.device if group is None else str(group.device),
+                     seed=opts.finetune_seed, group=group)
+
+
+def _buffer(settings: Settings, group: Group | None) -> ReplayBuffer:
+    """The replay buffer; under torchrun this rank's shard (``replay_capacity / world``)."""
+    world, rank = (1, 0) if group is None else (group.world, group.rank)
+    capacity = max(settings.replay_capacity // world, 1)
+    return ReplayBuffer(capacity, recent_window=capacity // 10,
+                        seed=settings.finetune_seed + rank)
+
+
+def follow_finetune(settings: Settings, group: Group) -> int:
+    """A rank other than 0: take rank 0's model, then train every round it sends; the count."""
+    recommender = weights.load(group.broadcast(None), device=group.device)
+    tuner = _tuner(settings, recommender, group)
+    try:
+        return tuner.follow(_buffer(settings, group))
+    finally:
+        group.close()
 
 
 def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None = None,
-                       register_target: bool = True, resume: bool = True) -> FineTuneRun:
+                       register_target: bool = True, resume: bool = True,
+                       group: Group | None = None) -> FineTuneRun:
     """Connect a Kafka-fed fine-tune worker that publishes deep versions and serves /metrics.
 
     With ``resume`` the model warm-starts from the deep model's ``production`` (else
     ``candidate``, else ``latest``) version when it is of the same kind. Drift alarms are
     read from the online model's and the deep model's store events. Every option comes
     from ``settings`` (:class:`~lifelong.config.Settings`: flag, environment, default).
+    With ``group`` (rank 0 of a torchrun job) the model is sent to the other ranks and every
+    round is trained data-parallel with them (the replay buffer is this rank's shard).
     """
     opts = settings
     model = opts.deep_model
@@ -79,11 +146,12 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
     if recommender is None:
         recommender = DeepRecommender(opts.finetune_kind, n_factors=opts.n_factors, clip=clip,
                                       seed=opts.finetune_seed)
-    tuner = FineTuner(recommender, lr=opts.lr, batch_size=opts.batch_size,
-                      epochs_per_round=opts.epochs, replay_ratio=opts.replay_ratio,
-                      device=opts.device, seed=opts.finetune_seed)
-    buffer = ReplayBuffer(opts.replay_capacity, recent_window=opts.replay_capacity // 10,
-                          seed=opts.finetune_seed)
+    if group is not None:
+        group.broadcast(weights.dump(recommender))  # the other ranks start from this model
+        log.info("rank 0 of %d: DDP on %s (%s), global batch %d", group.world,
+                 group.device, group.backend, opts.batch_size)
+    tuner = _tuner(settings, recommender, group)
+    buffer = _buffer(settings, group)
     metrics_registry = CollectorRegistry()
     metrics = FineTuneMetrics(metrics_registry, model=model)
     server = serve_metrics(settings, metrics_registry, f"lifelong-finetune-{model}", model,
@@ -106,4 +174,4 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         pseudonymizer=Pseudonymizer.from_env(), erasure_topic=settings.erasure_topic or None,
         replay_max_age=opts.replay_max_age_seconds or None)
     return FineTuneRun(worker, source, alarms, server, metrics_registry, registry, publisher,
-                       model, resumed)
+                       model, resumed, group)

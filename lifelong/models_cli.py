@@ -300,3 +300,34 @@ def _signature_state(v: ModelVersion, registry: Registry) -> str:
         return (f"valid but old-style (key {registry.signer.key_id}; blob only, metadata not "
                 "covered: --require-signature refuses it)")
     return f"valid (key {registry.signer.key_id}; blob and metadata)"
+
+
+@models_app.command("migrate-keys")
+def models_migrate_keys(
+    dry_run: Annotated[bool, typer.Option(help="only print what would be moved")] = False,
+) -> None:
+    """Move a store to the hash-tagged key layout (`{model}`: Redis Cluster); run once.
+
+    Stop the publishers first; see docs/model_store.md.
+    """
+    import redis
+
+    from lifelong import wiring
+    from model_store.migrate import migrate_hash_tags
+
+    with cli_errors():
+        settings = Settings.from_env()
+        client = redis.Redis.from_url(wiring.redis_address(settings),
+                                      **settings.redis_options())
+        try:
+            with _redis_errors():
+                report = migrate_hash_tags(client, settings.prefix, dry_run=dry_run)
+        finally:
+            client.close()
+    verb = "would move" if dry_run else "moved"
+    for model, count in report.models.items():
+        typer.echo(f"{model}: {verb} {count} key(s)")
+    for model in report.skipped:
+        typer.echo(f"{model}: keys in both layouts, left alone")
+    typer.echo(f"{settings.prefix}: {verb} {report.keys} key(s) of {len(report.models)} "
+               "model(s)")

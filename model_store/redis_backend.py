@@ -7,10 +7,15 @@ version, ``XADD``s to the log and ``PUBLISH``es the notice. ``WATCH`` on the ``l
 alias makes concurrent publishers agree on which version is newest; ``WATCH`` on alias keys
 and the metadata hash makes retention and alias moves exclusive.
 
+All keys of a model share one Redis Cluster hash slot (:mod:`model_store.keys`), so every
+transaction stays in one slot; the set of model names is added to after the commit. A
+store still in the layout before hash tags is refused with the command that migrates it
+(``lifelong models migrate-keys``, :mod:`model_store.migrate`).
+
 >>> import redis
 >>> backend = RedisBackend(redis.Redis(), prefix="doc")  # connects lazily
 >>> backend.keys.meta("reco", 3)
-'doc:reco:v:3'
+'doc:{reco}:v:3'
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from model_store.errors import (
     ConflictError,
     IntegrityError,
     InvalidNameError,
+    ModelStoreError,
     VersionNotFoundError,
 )
-from model_store.keys import Keys
+from model_store.keys import Keys, LegacyKeys
 from model_store.records import AliasChange, StoreEvent
 
 __all__ = ["RedisBackend", "RedisListener"]
@@ -83,6 +89,7 @@ class RedisBackend:
         self.history_limit = history_limit
         self.log_limit = log_limit
         self._owns_client = owns_client
+        self._layout_checked: set[str] = set()
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "lifelong", **options: Any) -> RedisBackend:
@@ -97,8 +104,22 @@ class RedisBackend:
         return cls(client, prefix=prefix, owns_client=True)
 
     # versions ---------------------------------------------------------------------
+    def check_layout(self, model: str) -> None:
+        """Refuse a model stored in the layout before hash tags (checked once per model)."""
+        if model in self._layout_checked:
+            return
+        old = LegacyKeys(self.keys.prefix)
+        if self.client.exists(old.seq(model), old.versions(model)) and not self.client.exists(
+                self.keys.seq(model)):
+            raise ModelStoreError(
+                f'model "{model}" is stored in the key layout before hash tags '
+                f'({old.versions(model)}); run `lifelong models migrate-keys --prefix '
+                f'{self.keys.prefix}` once (see docs/model_store.md)')
+        self._layout_checked.add(model)
+
     def reserve(self, model: str) -> int:
         """Take the next number: ``INCR`` of the counter."""
+        self.check_layout(model)
         return int(self.client.incr(self.keys.seq(model)))
 
     def put_chunks(self, model: str, number: int, chunks: Iterable[bytes]) -> int:
@@ -135,7 +156,6 @@ class RedisBackend:
                     for key in chunk_keys:
                         pipe.persist(key)
                     pipe.zadd(k.versions(model), {str(number): number})
-                    pipe.sadd(k.models(), model)
                     if moved:
                         self._queue_move(pipe, model, AliasChange(
                             alias="latest", to=number, previous=previous, actor="", ts=now,
@@ -144,6 +164,7 @@ class RedisBackend:
                         "publish", model, number, "latest" if moved else "", now,
                         previous if moved else None))
                     pipe.execute()
+                    self.client.sadd(k.models(), model)  # another slot: not in the MULTI
                     return moved
                 except redis.WatchError:
                     continue
@@ -165,6 +186,7 @@ class RedisBackend:
 
     def numbers(self, model: str) -> list[int]:
         """Members of the versions sorted set, ascending."""
+        self.check_layout(model)
         members = cast(list[bytes], self.client.zrange(self.keys.versions(model), 0, -1))
         return [int(n) for n in members]
 

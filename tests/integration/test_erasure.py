@@ -110,7 +110,7 @@ def test_forget_publishes_a_clean_version_audits_it_and_purges_older_ones(store)
     audit = reg.audit("reco", AUDIT_KIND)
     assert len(audit) == 1 and audit[0][1]["receipts"] == receipt(pseudonym)
     assert audit[0][1]["older"] == "1,2,3" and audit[0][1]["version"] == "4"
-    older_chunks = tuple(f"{prefix}:reco:v:{n}:chunk:".encode() for n in (1, 2, 3))
+    older_chunks = tuple(f"{prefix}:{{reco}}:v:{n}:chunk:".encode() for n in (1, 2, 3))
     assert _traces(client, prefix, needles, skip=older_chunks) == []  # audit, log, aliases
 
     runner = CliRunner()

@@ -112,7 +112,7 @@ def test_tampered_offsets_are_refused_by_the_learner_and_by_verify(settings, kaf
     latest = registry.latest(settings.model)
     assert latest is not None and latest.offsets == {f"{settings.topic}:0": 80}
     client = redis.Redis.from_url(settings.redis_url)
-    client.hset(f"{settings.prefix}:{settings.model}:v:{latest.number}", "offsets",
+    client.hset(f"{settings.prefix}:{{{settings.model}}}:v:{latest.number}", "offsets",
                 f'{{"{settings.topic}:0": 0}}')
     client.close()
 

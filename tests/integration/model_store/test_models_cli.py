@@ -94,14 +94,14 @@ def test_verify_refuses_a_tampered_chunk(registry: Registry, prefix: str,
                                          client: redis.Redis) -> None:
     registry.publish("reco", b"x" * 100, format="safetensors")
     registry.publish_object("reco", {"w": 2})
-    client.set(f"{prefix}:reco:v:1:chunk:0", b"y" * 100)  # same size, different bytes
+    client.set(f"{prefix}:{{reco}}:v:1:chunk:0", b"y" * 100)  # same size, different bytes
     result = run("verify", "reco", "1")
     assert result.exit_code == 1
     assert flat(result.output) == ('error: model "reco" version 1: sha256 mismatch '
                                    "(the blob was altered), refusing it")
     every = run("verify", "reco")
     assert every.exit_code == 1 and "reco v2: ok" in every.output
-    client.hset(f"{prefix}:reco:v:2", "signature", "")
+    client.hset(f"{prefix}:{{reco}}:v:2", "signature", "")
     unsigned = run("verify", "reco", "2")
     assert unsigned.exit_code == 1 and "is not signed; refusing" in flat(unsigned.output)
 
@@ -110,7 +110,7 @@ def test_watch_prints_a_publish_made_from_another_thread(
     registry: Registry, prefix: str, client: redis.Redis
 ) -> None:
     registry.publish("reco", b"before", format="raw")
-    channel = f"{prefix}:reco:events"
+    channel = f"{prefix}:{{reco}}:events"
 
     def publish_once_watching() -> None:
         # wait until the watch command has subscribed: no sleeps guessing how long it takes
@@ -135,7 +135,7 @@ def test_watch_runs_until_ctrl_c(registry: Registry, env: dict[str, str],
                             env={**os.environ, **env}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        assert eventually(lambda: client.pubsub_numsub(f"{prefix}:reco:events")[0][1] >= 1,
+        assert eventually(lambda: client.pubsub_numsub(f"{prefix}:{{reco}}:events")[0][1] >= 1,
                           timeout=30)
         registry.publish("reco", b"one", format="raw")
         assert proc.stdout is not None

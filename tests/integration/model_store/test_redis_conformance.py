@@ -46,15 +46,16 @@ def test_key_layout_matches_the_contract(redis_url: str, prefix: str,
     reg.promote("reco", 1, actor="ops")
     keys = sorted(k.decode() for k in client.scan_iter(match=f"{prefix}:*"))
     assert keys == sorted(f"{prefix}:{s}" for s in [
-        "models", "reco:seq", "reco:versions", "reco:v:1", "reco:v:1:chunk:0",
-        "reco:v:1:chunk:1", "reco:v:1:chunk:2", "reco:alias:latest", "reco:alias:production",
-        "reco:alias:latest:history", "reco:alias:production:history", "reco:aliases",
-        "reco:log"])
-    meta = {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:reco:v:1").items()}
+        "models", "{reco}:seq", "{reco}:versions", "{reco}:v:1", "{reco}:v:1:chunk:0",
+        "{reco}:v:1:chunk:1", "{reco}:v:1:chunk:2", "{reco}:alias:latest",
+        "{reco}:alias:production",
+        "{reco}:alias:latest:history", "{reco}:alias:production:history", "{reco}:aliases",
+        "{reco}:log"])
+    meta = {k.decode(): v.decode() for k, v in client.hgetall(f"{prefix}:{{reco}}:v:1").items()}
     assert meta["format"] == "raw" and meta["offsets"] == '{"events:0":5}'
     assert meta["chunks"] == "3" and meta["size"] == "7" and meta["created_iso"].endswith("+00:00")
-    assert client.ttl(f"{prefix}:reco:v:1:chunk:0") == -1  # staging TTL removed on commit
-    assert client.zrange(f"{prefix}:reco:versions", 0, -1, withscores=True) == [(b"1", 1.0)]
+    assert client.ttl(f"{prefix}:{{reco}}:v:1:chunk:0") == -1  # staging TTL removed on commit
+    assert client.zrange(f"{prefix}:{{reco}}:versions", 0, -1, withscores=True) == [(b"1", 1.0)]
     backend.close()
 
 
@@ -63,6 +64,6 @@ def test_abandoned_publish_leaves_only_expiring_chunks(redis_url: str, prefix: s
     backend = RedisBackend.from_url(redis_url, prefix=prefix)
     number = backend.reserve("reco")
     backend.put_chunks("reco", number, [b"ab", b"cd"])  # the publisher "dies" here
-    assert 0 < client.ttl(f"{prefix}:reco:v:1:chunk:0") <= backend.staging_ttl
+    assert 0 < client.ttl(f"{prefix}:{{reco}}:v:1:chunk:0") <= backend.staging_ttl
     assert backend.numbers("reco") == [] and backend.get_alias("reco", "latest") is None
     backend.close()

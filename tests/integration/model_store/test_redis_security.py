@@ -246,11 +246,11 @@ def test_refused_blobs_are_counted_by_reason(redis_url: str, prefix: str,
     with Subscriber(registry, "reco", alias="production", poll_interval=0.1,
                     metrics_registry=metrics) as sub:
         registry.publish_object("reco", Const(2.0))
-        client.hset(f"{prefix}:reco:v:2", "signature", "")  # stripped signature
+        client.hset(f"{prefix}:{{reco}}:v:2", "signature", "")  # stripped signature
         registry.promote("reco", 2)
         assert eventually(lambda: failures(metrics, "reco", "unsigned") >= 1)
         registry.publish_object("reco", Const(3.0))
-        client.set(f"{prefix}:reco:v:3:chunk:0", b"\x80\x05N.")  # altered bytes
+        client.set(f"{prefix}:{{reco}}:v:3:chunk:0", b"\x80\x05N.")  # altered bytes
         registry.promote("reco", 3)
         assert eventually(lambda: failures(metrics, "reco", "integrity") >= 1)
         assert sub.predict("u", "i") == 1.0 and sub.current[0].number == 1

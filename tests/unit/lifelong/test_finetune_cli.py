@@ -85,3 +85,16 @@ def test_finetune_options_come_from_flags_then_environment_then_defaults():
                      ("LIFELONG_FINETUNE_KIND", "rnn"), ("LIFELONG_REPLAY_RATIO", "-1")):
         with pytest.raises(ConfigError, match=var):
             Settings.from_env({var: bad})
+
+
+def test_finetune_refuses_a_partial_torchrun_environment(monkeypatch) -> None:
+    from lifelong.cli import app
+
+    for var in ("LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    result = CliRunner().invoke(app, ["finetune", "--device", "cpu"])
+    assert result.exit_code == 2  # a configuration error, before any service is contacted
+    assert "partial torchrun environment" in result.output
+    assert "missing LOCAL_RANK, MASTER_ADDR, MASTER_PORT" in result.output

@@ -1,0 +1,168 @@
+"""Data-parallel fine-tuning: ``torchrun --nproc_per_node N`` rounds vs one process.
+
+Each configuration runs as its own process group (like a user would start it), in memory
+(no Kafka or Redis: the figure is the round itself), interleaved with the others in every
+repeat: ``one`` is a plain process with torch's default threads and the default optimizer
+(``sparse_adam``), ``one-1t`` the same with one torch thread (on a machine whose cores
+other work also uses, torch's spinning OpenMP threads can cost more than they give),
+``ddp`` is ``torchrun --standalone --nproc_per_node N`` with ``sparse_adam`` (sparse
+gradients, allreduced by gloo; the default on CPU) and ``ddp-adam`` the same with dense
+``adam`` (what NCCL needs); torchrun sets ``OMP_NUM_THREADS=1`` per rank. All train the
+same rounds: Zipf-skewed ids
+(:func:`bench.finetune.make_batch`), a warm-up round, then ``--rounds`` measured rounds of
+``--fresh`` fresh samples plus as many replayed, global batch ``--batch``. The figure is
+samples trained per wall second over the measured rounds (rank 0's clock; the ranks are in
+lock-step), wall time because the point is using more cores; samples per CPU-second (all
+ranks' ``process_time``, every round) say what DDP costs in CPU, steadier under load.
+Ratios are ``ddp`` (and ``ddp-adam``) over ``one`` and ``one-1t`` of the same repeat; median
+and range over ``--repeats``.
+
+    python -m bench.ddp --repeats 3
+    python -m bench.ddp --repeats 3 --nproc 2 --fresh 200000 --batch 4096
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def worker(args: argparse.Namespace) -> None:
+    """One configuration: train the rounds, rank 0 writes the figures to ``--out``."""
+    import torch
+
+    from bench.finetune import make_batch
+    from learning.distributed import DistEnv, Group
+    from learning.finetune import FineTuner
+    from learning.replay import ReplayBuffer
+    from learning.torch_models import DeepRecommender
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    env = DistEnv.from_environ()
+    group = Group(env, torch.device("cpu"), timeout=600) if env else None
+    world, rank = (group.world, group.rank) if group else (1, 0)
+    tuner = FineTuner(DeepRecommender("mf", n_factors=args.factors, seed=0), lr=0.01,
+                      optimizer=args.optimizer, batch_size=args.batch, epochs_per_round=1,
+                      replay_ratio=1.0, device="cpu", group=group)
+    buffer = ReplayBuffer(max(args.capacity // world, 1), recent_window=args.capacity // 10
+                          // world, seed=rank)
+    rng = np.random.default_rng(0)
+    rounds = [make_batch(rng, args.fresh, args.users, args.items, 1e6 * k)
+              for k in range(args.rounds + 1)]
+    reports = []
+    cpu0 = time.process_time()
+    if rank == 0:
+        for cols in rounds:
+            reports.append(tuner.round(*cols, buffer=buffer))
+        if group is not None:
+            group.stop()
+    else:
+        assert group is not None
+        rounds_done = tuner.follow(buffer)
+        assert rounds_done == len(rounds)
+    cpu = torch.tensor([time.process_time() - cpu0], dtype=torch.float64)
+    if group is not None:  # CPU seconds of all ranks, every round (warm-up included)
+        cpu = group.all_reduce_sum(cpu)
+    if rank == 0:
+        measured = reports[1:]
+        samples = sum(r.samples * r.epochs for r in measured)
+        seconds = sum(r.seconds for r in measured)
+        Path(args.out).write_text(json.dumps({
+            "samples_per_second": samples / seconds, "seconds": seconds, "samples": samples,
+            "threads": torch.get_num_threads(), "world": world, "loss": measured[-1].loss,
+            "samples_per_cpu_second": sum(r.samples * r.epochs for r in reports)
+            / float(cpu[0])}))
+    if group is not None:
+        group.close()
+
+
+def run_config(name: str, args: argparse.Namespace, out: Path) -> dict[str, float]:
+    """Start one configuration as a user would and read its figures."""
+    common = ["-m", "bench.ddp", "--worker", "--out", str(out), "--fresh", str(args.fresh),
+              "--rounds", str(args.rounds), "--batch", str(args.batch), "--factors",
+              str(args.factors), "--users", str(args.users), "--items", str(args.items),
+              "--capacity", str(args.capacity)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    optimizer = "adam" if name.endswith("-adam") else "sparse_adam"
+    if name.startswith("ddp"):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", str(args.nproc), *common, "--optimizer", optimizer]
+    else:
+        cmd = [sys.executable, *common, "--optimizer", optimizer,
+               "--threads", "1" if name == "one-1t" else "0"]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=args.timeout)
+    if done.returncode != 0:
+        raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def _fmt(values: list[float], digits: int = 2) -> str:
+    return (f"{statistics.median(values):.{digits}f} "
+            f"[{min(values):.{digits}f}-{max(values):.{digits}f}]")
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--out", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--optimizer", default="adam", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--nproc", type=int, default=2)
+    parser.add_argument("--fresh", type=int, default=200_000, help="fresh samples a round")
+    parser.add_argument("--rounds", type=int, default=3, help="measured rounds")
+    parser.add_argument("--batch", type=int, default=4096, help="global minibatch")
+    parser.add_argument("--factors", type=int, default=32)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--items", type=int, default=5_000)
+    parser.add_argument("--capacity", type=int, default=100_000, help="replay, all ranks")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=600.0, help="per configuration")
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args)
+        return {}
+    names = ("one", "one-1t", "ddp", "ddp-adam")
+    got: dict[str, list[dict[str, float]]] = {n: [] for n in names}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.repeats):
+            for name in names:
+                start = time.perf_counter()
+                got[name].append(run_config(name, args, Path(tmp) / f"{name}{rep}.json"))
+                last = got[name][-1]
+                print(f"repeat {rep + 1} {name:<8} {last['samples_per_second']:>10.0f} "
+                      f"samples/s, {last['samples_per_cpu_second']:>10.0f} per CPU-second "
+                      f"({last['threads']:.0f} threads/process, "
+                      f"{time.perf_counter() - start:.0f} s with start-up)", flush=True)
+    sps = {n: [g["samples_per_second"] for g in got[n]] for n in names}
+    cps = {n: [g["samples_per_cpu_second"] for g in got[n]] for n in names}
+    vs_one = [d / o for d, o in zip(sps["ddp"], sps["one"], strict=True)]
+    vs_1t = [d / o for d, o in zip(sps["ddp"], sps["one-1t"], strict=True)]
+    adam_1t = [d / o for d, o in zip(sps["ddp-adam"], sps["one-1t"], strict=True)]
+    print(f"fine-tune rounds, {args.fresh} fresh + {args.fresh} replayed a round, global batch "
+          f"{args.batch}, MF {args.factors} factors, {args.repeats} interleaved repeats, "
+          f"{os.cpu_count()} CPUs")
+    for name in names:
+        print(f"  {name:<8} {_fmt(sps[name], 0)} samples/s, {_fmt(cps[name], 0)} samples "
+              "per CPU-second (all ranks)")
+    print(f"  ddp ({args.nproc} ranks) / one process (default threads) = {_fmt(vs_one)}x")
+    print(f"  ddp ({args.nproc} ranks) / one process (1 thread)        = {_fmt(vs_1t)}x")
+    print(f"  ddp-adam ({args.nproc} ranks) / one process (1 thread)   = {_fmt(adam_1t)}x")
+    return {"vs_one": statistics.median(vs_one), "vs_one_1t": statistics.median(vs_1t),
+            "adam_vs_one_1t": statistics.median(adam_1t)}
+
+
+if __name__ == "__main__":
+    main()

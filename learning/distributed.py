@@ -1,0 +1,243 @@
+"""Data-parallel fine-tuning under ``torchrun``: the process group, what ranks exchange, DDP.
+
+``torchrun --nproc_per_node N -m lifelong finetune ...`` starts N copies of the same command
+with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set.
+:meth:`DistEnv.from_environ` reads them (``None`` when none is set: a plain process; a clear
+error when only some are). :class:`Group` joins the process group with the backend of the
+device (gloo on CPU, NCCL on CUDA, one GPU per ``LOCAL_RANK``) and carries the few exchanges
+a round needs:
+
+- rank 0 alone reads Kafka and, when a round is due, sends the round's fresh samples to the
+  other ranks (:meth:`Group.send_round` / :meth:`Group.receive_round`, one
+  ``broadcast_object_list``); every rank maps the same ids, so the id tables, table growth
+  and re-drawn rows stay identical on every rank with no further exchange;
+- each rank keeps its own shard of the replay buffer (fresh sample ``k`` goes to rank
+  ``k % world``), draws its share of the replay, and :meth:`Group.all_gather_rows` joins the
+  shares, so every rank holds the same round;
+- :meth:`Group.wrap` wraps the module in ``DistributedDataParallel``; each global minibatch
+  is split into ``world`` contiguous pieces, one per rank, and the loss is scaled so that the
+  averaged gradient is the one-process gradient of the whole global minibatch.
+
+``DistributedDataParallel`` allreduces sparse gradients on gloo only, and only for weights
+of ``nn.Embedding(sparse=True)`` modules: :class:`FitTerms` registers the tables as such, so
+``sparse_adam`` works on CPU; on NCCL the fine-tuner needs a dense optimizer (``adam``).
+
+>>> DistEnv.from_environ({}) is None
+True
+>>> env = DistEnv.from_environ({"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1",
+...                             "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500"})
+>>> env.rank, env.world_size, env.is_leader
+(1, 2, False)
+>>> DistEnv.from_environ({"RANK": "0", "WORLD_SIZE": "2"})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+learning.errors.ConfigurationError: partial torchrun environment: ... missing LOCAL_RANK, ...
+>>> backend_for(torch.device("cpu")), split_range(10, 3, 0), split_range(10, 3, 2)
+('gloo', (0, 3), (6, 10))
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+
+from learning.errors import ConfigurationError
+
+__all__ = ["ENV_VARS", "DistEnv", "FitTerms", "Group", "backend_for", "split_range"]
+
+log = logging.getLogger(__name__)
+
+#: The variables ``torchrun`` sets for every worker; all or none must be present.
+ENV_VARS: tuple[str, ...] = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process stands in a ``torchrun`` job (see :data:`ENV_VARS`)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    master_addr: str
+    master_port: int
+
+    @property
+    def is_leader(self) -> bool:
+        """Rank 0: reads the stream, publishes and commits."""
+        return self.rank == 0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> DistEnv | None:
+        """The ``torchrun`` environment, ``None`` outside torchrun; raises when partial/bad."""
+        env = os.environ if environ is None else environ
+        present = [k for k in ENV_VARS if env.get(k, "") != ""]
+        if not present:
+            return None
+        missing = [k for k in ENV_VARS if k not in present]
+        if missing:
+            raise ConfigurationError(
+                f"partial torchrun environment: {', '.join(present)} set but missing "
+                f"{', '.join(missing)}; start with `torchrun --nproc_per_node N -m lifelong "
+                f"finetune ...` or unset them for one process")
+        try:
+            got = cls(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env["LOCAL_RANK"]),
+                      env["MASTER_ADDR"], int(env["MASTER_PORT"]))
+        except ValueError as exc:
+            raise ConfigurationError(f"bad torchrun environment: {exc}") from None
+        if not 0 <= got.rank < got.world_size or got.local_rank < 0:
+            raise ConfigurationError(f"bad torchrun environment: RANK {got.rank}, "
+                                     f"WORLD_SIZE {got.world_size}, LOCAL_RANK {got.local_rank}")
+        return got
+
+    def device(self, prefer: str) -> str:
+        """The device of this rank: ``cuda[:N]``/``auto`` with CUDA -> ``cuda:LOCAL_RANK``."""
+        wants_cuda = prefer.startswith("cuda") or (prefer == "auto" and torch.cuda.is_available())
+        return f"cuda:{self.local_rank}" if wants_cuda else prefer
+
+
+def backend_for(device: torch.device) -> str:
+    """``nccl`` for CUDA devices, ``gloo`` otherwise."""
+    return "nccl" if device.type == "cuda" else "gloo"
+
+
+def split_range(m: int, world: int, rank: int) -> tuple[int, int]:
+    """The ``[lo, hi)`` piece of ``m`` samples that ``rank`` trains (contiguous, balanced)."""
+    return m * rank // world, m * (rank + 1) // world
+
+
+def _sparse_shell(param: nn.Parameter) -> nn.Embedding:
+    shell = nn.Embedding(1, 1, sparse=True)
+    shell.weight = param  # the same Parameter object: the optimizer's, the module's
+    return shell
+
+
+class FitTerms(nn.Module):
+    """``forward = module.fit_terms``, so DDP's hooks see every step.
+
+    With ``sparse`` the tables' gradients are sparse. DDP gives a parameter a sparse bucket
+    only when the first module it meets the parameter in is an ``nn.Embedding(sparse=True)``
+    (``_build_params_for_reducer``), so the two tables are also registered, before the
+    model, as the weights of two such embeddings (never called: ``fit_terms`` gathers).
+    """
+
+    def __init__(self, module: nn.Module, sparse: bool = False):
+        super().__init__()
+        self.sparse = sparse
+        if sparse:
+            self.user_rows = _sparse_shell(module.user_table)  # type: ignore[arg-type]
+            self.item_rows = _sparse_shell(module.item_table)  # type: ignore[arg-type]
+        self.module = module
+
+    def forward(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Predictions and per-sample squared norms, as ``EmbeddingModel.fit_terms``."""
+        return self.module.fit_terms(users, items, sparse=self.sparse)  # type: ignore[operator]
+
+
+_STOP = "stop"
+
+
+class Group:
+    """The joined process group of a ``torchrun`` job; :meth:`close` leaves it.
+
+    ``timeout`` bounds every collective: ranks other than 0 wait in :meth:`receive_round`
+    until the next round, so it must exceed the longest gap between rounds.
+    """
+
+    def __init__(self, env: DistEnv, device: torch.device, *,
+                 timeout: float = 86_400.0) -> None:
+        self.env = env
+        self.device = device
+        self.backend = backend_for(device)
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group(self.backend, init_method="env://", rank=env.rank,
+                                    world_size=env.world_size,
+                                    timeout=dt.timedelta(seconds=timeout))
+        self._owns = True
+        log.info("rank %d of %d joined (%s on %s)", env.rank, env.world_size, self.backend,
+                 device)
+
+    @property
+    def rank(self) -> int:
+        """The rank of this process."""
+        return self.env.rank
+
+    @property
+    def world(self) -> int:
+        """Number of ranks."""
+        return self.env.world_size
+
+    # rank 0 -> everyone ------------------------------------------------------------
+    def broadcast(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank (pickled; ``obj`` is ignored on the others)."""
+        box = [obj if self.rank == 0 else None]
+        dist.broadcast_object_list(box, src=0, device=self._object_device())
+        return box[0]
+
+    def send_round(self, payload: tuple[Any, ...]) -> None:
+        """Rank 0: the next round's inputs, for :meth:`receive_round` on the others."""
+        self.broadcast(("round", payload))
+
+    def stop(self) -> None:
+        """Rank 0: tell the other ranks that no round follows."""
+        if self.rank == 0:
+            self.broadcast((_STOP, ()))
+
+    def receive_round(self) -> tuple[Any, ...] | None:
+        """Other ranks: the next round's inputs, ``None`` once rank 0 called :meth:`stop`."""
+        kind, payload = self.broadcast(None)
+        return None if kind == _STOP else payload
+
+    # everyone <-> everyone ---------------------------------------------------------
+    def all_gather_rows(self, packed: np.ndarray) -> np.ndarray:
+        """Concatenate every rank's ``int32 (3, k_r)`` array, in rank order (k_r may differ)."""
+        local = torch.from_numpy(np.ascontiguousarray(packed, dtype=np.int32)).to(self.device)
+        sizes = [torch.zeros(1, dtype=torch.int64, device=self.device)
+                 for _ in range(self.world)]
+        dist.all_gather(sizes, torch.tensor([local.shape[1]], device=self.device))
+        counts = [int(s.item()) for s in sizes]
+        top = max(counts)
+        padded = torch.zeros((3, top), dtype=torch.int32, device=self.device)
+        padded[:, : local.shape[1]] = local
+        parts = [torch.empty_like(padded) for _ in range(self.world)]
+        dist.all_gather(parts, padded)
+        joined = torch.cat([p[:, :c] for p, c in zip(parts, counts, strict=True)], dim=1)
+        return joined.cpu().numpy()
+
+    def all_reduce_sum(self, value: Tensor) -> Tensor:
+        """The sum of ``value`` over the ranks (in place, returned)."""
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+        return value
+
+    @property
+    def sparse_ok(self) -> bool:
+        """Whether sparse gradients can be allreduced: gloo yes, NCCL no."""
+        return self.backend == "gloo"
+
+    def wrap(self, module: nn.Module, *, sparse: bool = False) -> DistributedDataParallel:
+        """``DistributedDataParallel(FitTerms(module, sparse))``; collective (states synced)."""
+        if sparse and not self.sparse_ok:
+            raise ConfigurationError(f"sparse gradients under DDP need gloo, not {self.backend}")
+        ids = [self.device] if self.device.type == "cuda" else None
+        return DistributedDataParallel(FitTerms(module, sparse), device_ids=ids,
+                                       gradient_as_bucket_view=not sparse)
+
+    def close(self) -> None:
+        """Leave the process group."""
+        if self._owns and dist.is_initialized():
+            dist.destroy_process_group()
+        self._owns = False
+
+    def _object_device(self) -> torch.device | None:
+        return self.device if self.device.type == "cuda" else None

@@ -1,0 +1,90 @@
+"""A short fine-tune job run by ``torchrun`` in tests/unit/learning/test_distributed.py.
+
+``torchrun --standalone --nproc_per_node 2 tests/unit/learning/ddp_job.py OUT REPLAY OPT``:
+rank 0 trains :func:`rounds` and stops the others, which follow; each rank writes its
+weights, the gradient of :func:`probe` through DDP and its replay shard's size to
+``OUT/rank{r}.safetensors`` / ``OUT/rank{r}.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def rounds(seed: int = 3) -> list[tuple[list[str], list[str], np.ndarray, np.ndarray]]:
+    """Three rounds of 301 samples; new ids each round, so the tables grow (and DDP re-wraps)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(3):
+        n = 301  # odd: the last global minibatch splits unevenly over 2 ranks
+        users = [f"u{j}" for j in rng.integers(0, 20 + 30 * k, n).tolist()]
+        items = [f"i{j}" for j in rng.integers(0, 15 + 25 * k, n).tolist()]
+        out.append((users, items, rng.uniform(1, 5, n).astype(np.float32),
+                    np.arange(n, dtype=np.float64) + 1000.0 * k))
+    return out
+
+
+def tuner_config(replay_ratio: float, optimizer: str) -> dict[str, object]:
+    """The fine-tuner's configuration shared by the job and the one-process reference."""
+    return {"optimizer": optimizer, "batch_size": 64, "epochs_per_round": 2, "lr": 0.02,
+            "replay_ratio": replay_ratio, "device": "cpu", "seed": 5}
+
+
+def recommender():  # type: ignore[no-untyped-def]  # torch imported lazily
+    """The model both sides start from (small tables, so they grow)."""
+    from learning.torch_models import DeepRecommender
+    return DeepRecommender("mf", n_factors=6, capacity_hint=8, seed=2)
+
+
+def probe():  # type: ignore[no-untyped-def]
+    """A fixed minibatch of 37 rows (odd: uneven pieces) for the gradient check."""
+    import torch
+    gen = torch.Generator().manual_seed(9)
+    return (torch.randint(0, 20, (37,), generator=gen), torch.randint(0, 15, (37,), generator=gen),
+            torch.rand(37, generator=gen) * 4 + 1)
+
+
+def main(out: Path, replay_ratio: float, optimizer: str) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    from learning.distributed import DistEnv, Group, split_range
+    from learning.finetune import FineTuner
+    from learning.replay import ReplayBuffer
+
+    env = DistEnv.from_environ()
+    assert env is not None
+    group = Group(env, torch.device("cpu"), timeout=120)
+    tuner = FineTuner(recommender(), group=group,
+                      **tuner_config(replay_ratio, optimizer))  # type: ignore[arg-type]
+    buffer = ReplayBuffer(10_000, recent_window=100, seed=env.rank)
+    losses = []
+    if env.is_leader:
+        for cols in rounds():
+            losses.append(tuner.round(*cols, buffer=buffer).loss)
+        group.stop()
+    else:
+        tuner.follow(buffer)
+    state = {k: v.detach().contiguous() for k, v in tuner.recommender.module.state_dict().items()}
+    users, items, values = probe()  # this rank's piece, scaled as train_step scales it
+    lo, hi = split_range(37, env.world_size, env.rank)
+    ddp = tuner._wrapped()
+    assert ddp is not None
+    pred, l2 = ddp(users[lo:hi], items[lo:hi])
+    loss = ((pred - values[lo:hi]).square().sum() + 1e-4 * l2.sum()) * (env.world_size / 37)
+    loss.backward()
+    for name in ("user_table", "item_table"):
+        grad = getattr(tuner.recommender.module, name).grad
+        state[f"grad.{name}"] = (grad.to_dense() if grad.is_sparse else grad).contiguous()
+    save_file(state, str(out / f"rank{env.rank}.safetensors"))
+    (out / f"rank{env.rank}.json").write_text(json.dumps(
+        {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds}))
+    group.close()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3])

@@ -1,0 +1,110 @@
+"""Data-parallel fine-tuning: torchrun with 2 CPU ranks (gloo) equals one process."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from learning.distributed import DistEnv, split_range
+from learning.errors import ConfigurationError
+from learning.finetune import FineTuner
+from learning.replay import ReplayBuffer
+from tests.unit.learning import ddp_job
+
+ROOT = Path(__file__).resolve().parents[3]
+FULL = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29500"}
+
+
+def torchrun(out: Path, replay_ratio: float, optimizer: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in FULL}
+    env["PYTHONPATH"] = str(ROOT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+           "2", str(ROOT / "tests/unit/learning/ddp_job.py"), str(out), str(replay_ratio),
+           optimizer]
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def one_process(replay_ratio: float,
+                optimizer: str) -> tuple[dict[str, torch.Tensor], list[float]]:
+    tuner = FineTuner(ddp_job.recommender(),
+                      **ddp_job.tuner_config(replay_ratio, optimizer))  # type: ignore[arg-type]
+    buffer = ReplayBuffer(10_000, recent_window=100, seed=0)
+    losses = [tuner.round(*cols, buffer=buffer).loss for cols in ddp_job.rounds()]
+    module = tuner.recommender.module
+    state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+    users, items, values = ddp_job.probe()  # the whole minibatch's loss, as one process
+    pred, l2 = module.fit_terms(users, items)
+    (((pred - values).square().sum() + 1e-4 * l2.sum()) / 37).backward()
+    for name in ("user_table", "item_table"):
+        state[f"grad.{name}"] = getattr(module, name).grad
+    return state, losses
+
+
+@pytest.mark.parametrize("optimizer", ["sparse_adam", "adam"])
+def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
+        tmp_path: Path, optimizer: str) -> None:
+    torchrun(tmp_path, 0.0, optimizer)
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
+    meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ref, losses = one_process(0.0, optimizer)
+    # DDP's averaged gradient of the pieces is the gradient of the whole minibatch's loss
+    assert float(ref["grad.item_table"].abs().max()) > 1e-3
+    assert meta[0]["rounds"] == meta[1]["rounds"] == 3
+    assert ranks[0]["user_table"].shape[0] > 8  # the tables grew: DDP was re-wrapped
+    for name, want in ref.items():
+        torch.testing.assert_close(ranks[0][name], want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(meta[0]["losses"], losses, rtol=1e-4)
+    # the rounds did train (equal weights are not just the untouched initial ones)
+    moved = (ref["item_table"][:8] - ddp_job.recommender().module.item_table).abs().max()
+    assert float(moved.detach()) > 1e-2
+
+
+def test_replay_is_sharded_per_rank_and_the_ranks_stay_in_sync(tmp_path: Path) -> None:
+    torchrun(tmp_path, 1.0, "sparse_adam")
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
+    meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [m["buffer"] for m in meta] == [453, 450]  # 3 rounds of 301: samples 0::2, 1::2
+    for name in ranks[0]:
+        torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=1e-6)
+    assert all(np.isfinite(meta[0]["losses"]))
+
+
+def test_environment_partial_or_bad_is_refused() -> None:
+    assert DistEnv.from_environ({"PATH": "/bin"}) is None
+    with pytest.raises(ConfigurationError, match="missing MASTER_PORT"):
+        DistEnv.from_environ({k: v for k, v in FULL.items() if k != "MASTER_PORT"})
+    with pytest.raises(ConfigurationError, match="bad torchrun environment"):
+        DistEnv.from_environ({**FULL, "RANK": "2"})
+    with pytest.raises(ConfigurationError, match="bad torchrun environment"):
+        DistEnv.from_environ({**FULL, "WORLD_SIZE": "two"})
+    env = DistEnv.from_environ(FULL)
+    assert env is not None and env.device("cpu") == "cpu"
+
+
+def test_split_range_covers_every_sample_once() -> None:
+    for m in range(0, 40):
+        for world in (1, 2, 3, 5):
+            pieces = [split_range(m, world, r) for r in range(world)]
+            assert pieces[0][0] == 0 and pieces[-1][1] == m
+            assert all(a[1] == b[0] for a, b in itertools.pairwise(pieces))
+            assert max(hi - lo for lo, hi in pieces) - min(hi - lo for lo, hi in pieces) <= 1
+
+
+def test_sparse_optimizers_are_refused_under_ddp_on_nccl() -> None:
+    class _Nccl:
+        rank, world, backend, sparse_ok = 0, 2, "nccl", False
+
+    with pytest.raises(ConfigurationError, match='on nccl: use "adam"'):
+        FineTuner(ddp_job.recommender(), device="cpu", group=_Nccl())  # type: ignore[arg-type]
