@@ -180,7 +180,7 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
                       replay_capacity: int = 1_000_000, recent_share: float = 0.0,
                       recent_window: int = 0,
                       online_params: dict[str, Any] | None = None,
-                      round_growth: float = 0.5) -> LifelongLearner:
+                      round_growth: float = 0.5, **learner: Any) -> LifelongLearner:
     import torch
 
     from learning.finetune import FineTuner
@@ -213,7 +213,7 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
         online_params = {"bias_optimizer": optim.SGD(0.05)}
     return LifelongLearner(online, online_params, seed=seed, clip=clip,
                            finetuner=tuner, buffer=buffer, round_every=round_every,
-                           round_growth=round_growth)
+                           round_growth=round_growth, **learner)
 
 
 def _lifelong_report(learner: LifelongLearner) -> dict[str, Any]:
@@ -222,8 +222,7 @@ def _lifelong_report(learner: LifelongLearner) -> dict[str, Any]:
         "models": {name: {"rmse": s.rmse, "mae": s.mae, "rolling_rmse": s.rolling_rmse,
                           "events": s.n}
                    for name, s in learner.component_scores().items()},
-        "blend_weight_online": [w.weight for w in learner.weights.weights],
-        "blend_offsets": learner.weights.offsets.tolist(),
+        "blend": learner.weights.report(),
         "bwt": learner.bwt(),
         "forgetting_matrix": [[None if x != x else x for x in row]
                               for row in learner.forgetting.matrix.tolist()],
