@@ -10,6 +10,10 @@ steady figure on a shared machine, wall time is printed beside it):
   produced beforehand to a unique topic on the real Kafka, against (a) ``json.loads`` +
   River ``BiasedMF`` predict/learn over the same payloads already in memory and (b) a
   hand-written kafka-python consumer + ``json.loads`` + River over the same topic.
+* ``learn --blend-with`` (``--blend``): the same ``build_online_run`` with
+  ``blend_with`` a deep model published and promoted beforehand under the run's prefix
+  (trained on the first half of the topic's events, as the fine-tune worker would), against
+  ``learn`` alone on the same topic, interleaved (target >= 0.75x).
 * ``evaluate``: ``python -m lifelong evaluate`` as a whole process (CPU from
   ``RUSAGE_CHILDREN``) on a ``--eval-rows`` synthetic csv file, against reading, splitting
   and learning the same file in a bare loop.
@@ -109,6 +113,49 @@ def learn_path(topic: str, prefix: str, n: int) -> int:
     finally:
         run.close()
     return stats.consumed
+
+
+def blend_path(topic: str, prefix: str, n: int, deep_model: str) -> int:
+    """``learn --blend-with deep_model``: ``build_online_run`` following its production."""
+    from lifelong.config import Settings
+    from lifelong.wiring import build_online_run
+
+    tag = uuid.uuid4().hex[:8]
+    settings = Settings.from_env(topic=topic, dlq_topic=f"{topic}.dlq", prefix=prefix,
+                                 group_id=f"bench-blend-{tag}", model=f"bench-blend-{tag}")
+    run = build_online_run(settings, register_target=False, resume=False, clip=(1.0, 5.0),
+                           blend_with=deep_model)
+    try:
+        learner = run.worker.learner
+        deadline = time.monotonic() + 30
+        while learner.deep is None:  # the production deep model is loaded in a thread
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"deep model {deep_model} never arrived")
+            time.sleep(0.02)
+        stats = run.worker.run(max_events=n, idle_timeout=60)
+    finally:
+        run.close()
+    return stats.consumed
+
+
+def publish_deep(prefix: str, payloads: list[bytes], name: str) -> None:
+    """Train a deep model on the first half of ``payloads``; publish and promote it."""
+    import numpy as np
+
+    from consumers.deep_publisher import DeepPublisher
+    from learning.finetune import FineTuner
+    from learning.torch_models import DeepRecommender
+    from lifelong.config import Settings
+    from lifelong.wiring import open_registry
+
+    events = [json.loads(raw) for raw in payloads[: len(payloads) // 2]]
+    deep = DeepRecommender(n_factors=16, clip=(1.0, 5.0), seed=0)
+    FineTuner(deep, device="cpu", batch_size=1024, epochs_per_round=3).train_full(
+        [e["user_id"] for e in events], [e["item_id"] for e in events],
+        np.asarray([e["value"] for e in events], dtype=np.float32),
+        np.asarray([e["ts"] for e in events], dtype=np.float64))
+    publisher = DeepPublisher(open_registry(Settings.from_env(prefix=prefix)), name)
+    publisher.promote(publisher.publish(deep).number, reason="bench")
 
 
 def _child(cmd: list[str]) -> dict[str, Any]:
@@ -214,6 +261,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--label", default="run", help="name of the results file")
     parser.add_argument("--skip-evaluate", action="store_true")
+    parser.add_argument("--blend", action="store_true",
+                        help="add the learn --blend-with row (interleaved with learn)")
+    parser.add_argument("--only-blend", action="store_true",
+                        help="only the learn and learn --blend-with rows")
     args = parser.parse_args(argv)
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
         raise SystemExit("bench.learn needs the services: source .cache/services/env")
@@ -231,22 +282,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     try:
         payloads = _produce(bootstrap, topic, args.events, seed=1)
+        blend = args.blend or args.only_blend
+        if blend:
+            publish_deep(prefix, payloads, "bench-deep")
         runs = []
         for i in range(args.repeat):
-            order = ["memory", "kafka", "learn"]
-            order = order[i % 3:] + order[:i % 3]  # rotate: none always first
+            order = ["learn", "blend"] if args.only_blend else ["memory", "kafka", "learn"]
+            if blend and not args.only_blend:
+                order.append("blend")
+            k = i % len(order)
+            order = order[k:] + order[:k]  # rotate: none always first
             run: dict[str, dict[str, float]] = {}
             for name in order:
                 fn = {"memory": lambda: bare_memory(payloads),
                       "kafka": lambda: bare_kafka(bootstrap, topic, args.events),
-                      "learn": lambda: learn_path(topic, prefix, args.events)}[name]
+                      "learn": lambda: learn_path(topic, prefix, args.events),
+                      "blend": lambda: blend_path(topic, prefix, args.events, "bench-deep"),
+                      }[name]
                 run[name] = _timed(fn)
             runs.append(run)
-        result["learn"] = {"runs": runs, "vs_memory": _ratios(runs, "learn", "memory"),
-                           "vs_kafka": _ratios(runs, "learn", "kafka")}
+        result["learn"] = {"runs": runs}
+        if not args.only_blend:
+            result["learn"] |= {"vs_memory": _ratios(runs, "learn", "memory"),
+                                "vs_kafka": _ratios(runs, "learn", "kafka")}
+        if blend:
+            result["learn"]["blend_vs_learn"] = _ratios(runs, "blend", "learn")
     finally:
         _cleanup(bootstrap, topic, prefix)
-    if not args.skip_evaluate:
+    if not args.skip_evaluate and not args.only_blend:
         from stream.synthetic import SyntheticStream, write
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -258,7 +321,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               "loop_vs_bare_wall": _summary(
                                   [r["evaluate"]["loop_eps_wall"] / r["bare"]["eps_wall"]
                                    for r in eruns])}
-    result["startup"] = startup(args.repeat)
+    result["startup"] = startup(args.repeat) if not args.only_blend else {}
     _report(result)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"learn-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -274,14 +337,19 @@ def _commit() -> str:
 def _report(result: dict[str, Any]) -> None:
     n, r = result["events"], result["repeat"]
     learn = result["learn"]
-    mem = statistics.median(x["memory"]["eps_cpu"] for x in learn["runs"])
-    kaf = statistics.median(x["kafka"]["eps_cpu"] for x in learn["runs"])
     lrn = statistics.median(x["learn"]["eps_cpu"] for x in learn["runs"])
     print(f"learn through real Kafka, {n} events, {r} interleaved repeats (median [range])")
-    print(f"  events/CPU-s: bare json+River {mem:.0f}, kafka-python+River {kaf:.0f}, "
-          f"learn {lrn:.0f}")
-    print(_line("learn / bare json.loads + River", learn["vs_memory"]))
-    print(_line("learn / kafka-python + River", learn["vs_kafka"]))
+    if "vs_memory" in learn:
+        mem = statistics.median(x["memory"]["eps_cpu"] for x in learn["runs"])
+        kaf = statistics.median(x["kafka"]["eps_cpu"] for x in learn["runs"])
+        print(f"  events/CPU-s: bare json+River {mem:.0f}, kafka-python+River {kaf:.0f}, "
+              f"learn {lrn:.0f}")
+        print(_line("learn / bare json.loads + River", learn["vs_memory"]))
+        print(_line("learn / kafka-python + River", learn["vs_kafka"]))
+    if "blend_vs_learn" in learn:
+        bl = statistics.median(x["blend"]["eps_cpu"] for x in learn["runs"])
+        print(f"  events/CPU-s: learn {lrn:.0f}, learn --blend-with {bl:.0f}")
+        print(_line("learn --blend-with / learn (>= 0.75)", learn["blend_vs_learn"]))
     if "evaluate" in result:
         ev = result["evaluate"]
         print(_line("evaluate process / bare file loop", ev["vs_bare"]))

@@ -12,6 +12,7 @@ and prints RMSE and the ratios: lifelong RMSE / best River RMSE (target <= 0.97)
 lifelong / BiasedMF throughput in events per CPU-second (target >= 0.5), median and range.
 
     python -m bench.lifelong [--repeat 3] [--data PATH] [--synthetic-events 60000]
+                             [--stream both|real|synthetic]
 
 The real stream is read from ``$LIFELONG_MOVIETWEETINGS`` or
 ``../shared/data/movietweetings-100k/ratings.dat`` (relative to the repository root); when
@@ -114,12 +115,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--data", type=Path, default=REAL)
     parser.add_argument("--synthetic-events", type=int, default=60_000)
+    parser.add_argument("--stream", choices=("both", "real", "synthetic"), default="both",
+                        help="run one stream only (e.g. the two in two processes)")
     args = parser.parse_args(argv)
     out = {}
-    if args.data.exists():
+    if args.stream == "synthetic":
+        pass
+    elif args.data.exists():
         out["real"] = stream("MovieTweetings", args.data, (0.0, 10.0), args.repeat)
     else:
         print(f"real stream absent ({args.data}): set LIFELONG_MOVIETWEETINGS; synthetic only")
+    if args.stream == "real":
+        return out
     with tempfile.TemporaryDirectory() as tmp:
         n = args.synthetic_events
         path = Path(tmp) / "synthetic.tsv"

@@ -73,9 +73,11 @@ def non_finite(obj: Any, *, max_nodes: int = 50_000_000) -> str | None:
                 return path or "."
             continue
         if isinstance(x, Mapping):
-            stack.extend((f"{path}[{k!r}]", v) for k, v in x.items())
+            if not _floats_finite(x.values()):  # fast path; else walk for the path
+                stack.extend((f"{path}[{k!r}]", v) for k, v in x.items())
         elif isinstance(x, list | tuple | deque | set | frozenset):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(x))
+            if not _floats_finite(x):
+                stack.extend((f"{path}[{i}]", v) for i, v in enumerate(x))
         else:
             state = getattr(x, "__dict__", None)
             if isinstance(state, dict):
@@ -85,6 +87,14 @@ def non_finite(obj: Any, *, max_nodes: int = 50_000_000) -> str | None:
                 if hasattr(x, name):
                     stack.append((f"{path}.{name}", getattr(x, name)))
     return None
+
+
+def _floats_finite(values: Any) -> bool:
+    """Whether ``values`` are all plain floats and all finite (one vectorised check)."""
+    values = values if isinstance(values, list | tuple) else list(values)
+    if not values or any(type(v) is not float for v in values):
+        return False
+    return bool(np.isfinite(np.fromiter(values, dtype=np.float64, count=len(values))).all())
 
 
 def learner_non_finite(learner: Any) -> str | None:

@@ -135,6 +135,40 @@ class BiasModel:
             b_i, n_i = self._si[i] / (n + self.item_prior), int(n)
         return b_u, b_i, n_u, n_i
 
+    def lookup_rows(self, user: str, item: str
+                    ) -> tuple[int | None, int | None, float, float, int, int]:
+        """``(user row, item row, b_u, b_i, n_u, n_i)``; rows None for unknown ids."""
+        u, i = self._users.get(user), self._items.get(item)
+        if u is None:
+            b_u, n_u = 0.0, 0
+        else:
+            n = self._nu[u]
+            b_u, n_u = self._su[u] / (n + self.user_prior), int(n)
+        if i is None:
+            b_i, n_i = 0.0, 0
+        else:
+            n = self._ni[i]
+            b_i, n_i = self._si[i] / (n + self.item_prior), int(n)
+        return u, i, b_u, b_i, n_u, n_i
+
+    def update_rows(self, u: int | None, i: int | None, user: str, item: str, value: float,
+                    b_u: float, b_i: float) -> tuple[int, int]:
+        """:meth:`update` with the rows and terms :meth:`lookup_rows` gave just before."""
+        if u is None:
+            u = self.user_index(user)
+        if i is None:
+            i = self.item_index(item)
+        mu = self.mu
+        self._nu[u] += 1.0
+        self._su[u] += value - mu - b_i
+        self._ni[i] += 1.0
+        self._si[i] += value - mu - b_u
+        self._count += 1
+        self._total += value
+        if not self.refits:
+            self.mu = self._total / self._count
+        return u, i
+
     def update(self, user: str, item: str, value: float,
                terms: tuple[float, float] | None = None) -> tuple[int, int]:
         """Fold one event into both biases (and the mean); return its (user, item) rows.

@@ -73,6 +73,20 @@ class UserVectors:
     def __len__(self) -> int:
         return len(self._vecs)
 
+    def __getstate__(self) -> dict:
+        # one matrix instead of a pickled array per user: publishing pickles this often
+        state = dict(self.__dict__)
+        vecs = state.pop("_vecs")
+        state["_users"] = list(vecs)
+        state["_matrix"] = np.array(list(vecs.values())) if vecs else None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "_users" in state:
+            users, matrix = state.pop("_users"), state.pop("_matrix")
+            state["_vecs"] = dict(zip(users, matrix.copy(), strict=True)) if users else {}
+        self.__dict__.update(state)
+
 
 class SegmentBlend:
     """One MSE-optimal convex weight and one residual offset per segment of (user, item).

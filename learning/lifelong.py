@@ -34,7 +34,7 @@ from typing import Any
 from learning.biases import History
 from learning.blend import DeepView
 from learning.finetune import FineTuner
-from learning.foldin import SegmentBlend, UserVectors
+from learning.foldin import UserVectors
 from learning.forgetting import ForgettingTracker
 from learning.gate import Gate
 from learning.models import Recommender
@@ -42,6 +42,7 @@ from learning.prequential import Prequential, PrequentialScore
 from learning.replay import ReplayBuffer
 from learning.rounds import HoldBack, MemoryDeepStore, RoundBatch, RoundOutcome, run_round
 from learning.serving import LifelongModel
+from learning.stacking import StackedBlend
 from learning.torch_models import DeepRecommender
 from stream.schema import Event
 
@@ -73,8 +74,12 @@ class LifelongLearner:
         item_prior: float = 2.0,
         refit_every: int = 5000,
         history: int = 2_000_000,
-        blend_window: int = 2000,
+        blend_window: int = 20_000,
         segments: int = 8,
+        blend_ridge: float = 100.0,
+        blend_refit: int = 1000,
+        user_recency: float = 0.3,
+        item_recency: float = 0.1,
         finetuner: FineTuner | None = None,
         buffer: ReplayBuffer | None = None,
         gate: Gate | None = None,
@@ -88,7 +93,9 @@ class LifelongLearner:
         self.model = LifelongModel(Recommender(model, params, seed=seed), clip=clip,
                                    fold_lr=fold_lr, fold_l2=fold_l2, user_prior=user_prior,
                                    item_prior=item_prior, blend_window=blend_window,
-                                   segments=segments)
+                                   segments=segments, blend_ridge=blend_ridge,
+                                   blend_refit=blend_refit, user_recency=user_recency,
+                                   item_recency=item_recency)
         self.model_name = self.model.model_name
         self.clip = clip
         self.finetuner = finetuner
@@ -157,8 +164,8 @@ class LifelongLearner:
         return self.model.deep_version
 
     @property
-    def weights(self) -> SegmentBlend:
-        """The per-segment blend weights."""
+    def weights(self) -> StackedBlend:
+        """The per-segment blend."""
         return self.model.weights
 
     def predict_one(self, user: str, item: str) -> float:

@@ -29,45 +29,72 @@ import numpy as np
 
 from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
-from learning.foldin import SegmentBlend, UserVectors
+from learning.foldin import UserVectors
 from learning.models import Recommender, clip
+from learning.stacking import StackedBlend
 from learning.torch_models import DeepRecommender
 
 __all__ = ["MOVED", "LegacyLifelongLearner", "LegacyLifelongModel", "LifelongModel"]
 
 
 class LifelongModel:
-    """River + deep side, blended per user segment; ``predict_one``.
+    """River + biases + deep side, stacked per user x item segment; ``predict_one``.
 
-    The deep side predicts ``mu + b_u + b_i`` (:class:`~learning.biases.BiasModel`, folded
-    in per event and refit over the history each round) plus the deep model's interaction
-    ``<p_u, q_i>`` (a frozen :class:`~learning.blend.DeepView`, the user side folded in by
-    :class:`~learning.foldin.UserVectors`). ``deep`` may be swapped from another thread
-    (:meth:`set_deep`): view, user vectors and version change as one reference.
+    The base prediction is ``p_bias = mu + b_u + b_i`` (:class:`~learning.biases.BiasModel`,
+    folded in per event and refit over the history each round). A
+    :class:`~learning.stacking.StackedBlend` adds, per segment, a ridge-fitted combination of
+    River's prediction, the deep model's (a frozen :class:`~learning.blend.DeepView`, the user
+    side folded in by :class:`~learning.foldin.UserVectors`; both minus ``p_bias``) and the
+    user's and the item's recent residuals (exponential moving averages of ``y - p_bias``
+    with rates ``user_recency`` and ``item_recency``: time-decayed biases). ``deep`` may be
+    swapped from another thread (:meth:`set_deep`): view, user vectors and version change
+    as one reference.
     """
+
+    N_FEATURES = 4  # online, deep, user recency, item recency (each relative to p_bias)
 
     def __init__(self, online: Recommender, *, clip: tuple[float, float] | None = None,
                  fold_lr: float = 0.02, fold_l2: float = 0.05, user_prior: float = 3.0,
-                 item_prior: float = 2.0, blend_window: int = 2000, segments: int = 8):
+                 item_prior: float = 2.0, blend_window: int = 20_000, segments: int = 8,
+                 blend_ridge: float = 100.0, blend_refit: int = 1000,
+                 user_recency: float = 0.3, item_recency: float = 0.1):
         self.online = online
         self.clip = clip
         self.fold_lr = fold_lr
         self.fold_l2 = fold_l2
         self.blend_window = blend_window
+        self.user_recency = user_recency
+        self.item_recency = item_recency
         self.biases = BiasModel(user_prior, item_prior)
-        self.weights = SegmentBlend(window=blend_window, segments=segments)
-        # per segment: how much to trust the deep model over the biases (MSE-optimal, online)
-        self.deep_weights = [BlendWeights(window=blend_window, prior=0.0)
-                             for _ in range(len(self.weights.weights))]
+        # until the first refit: River alone (its offset from the biases with weight 1)
+        self.weights = StackedBlend(self.N_FEATURES, segments=segments, refit_every=blend_refit,
+                                    halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0))
+        self._recent_user: dict[str, float] = {}
+        self._recent_item: dict[str, float] = {}
         self._serving: tuple[DeepView, UserVectors, int | None] | None = None
         self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
         self.events_seen = 0
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # format 1 blobs (before the stacked blend): a SegmentBlend and per-segment deep
+        # weights; they load with a fresh stacked blend (River alone until its first refit)
+        if "deep_weights" in state:
+            old = state.pop("weights")
+            del state["deep_weights"]
+            state["user_recency"], state["item_recency"] = 0.3, 0.1
+            state["_recent_user"], state["_recent_item"] = {}, {}
+            state["weights"] = StackedBlend(self.N_FEATURES, segments=old.segments,
+                                            initial=(0, 1.0))
+        self.__dict__.update(state)
+
     def config(self) -> dict[str, Any]:
         """The keyword arguments (besides ``online``) that rebuild this model's settings."""
+        w = self.weights
         return {"clip": self.clip, "fold_lr": self.fold_lr, "fold_l2": self.fold_l2,
                 "user_prior": self.biases.user_prior, "item_prior": self.biases.item_prior,
-                "blend_window": self.blend_window, "segments": self.weights.segments}
+                "blend_window": self.blend_window, "segments": w.segments,
+                "blend_ridge": w.ridge, "blend_refit": w.refit_every,
+                "user_recency": self.user_recency, "item_recency": self.item_recency}
 
     @property
     def model_name(self) -> str:
@@ -98,64 +125,102 @@ class LifelongModel:
         """Events learned from ``user``."""
         return self.biases.counts(user, "")[0]
 
-    def _deep(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
-              item: str, segment: int,
-              terms: tuple[float, float] | None = None,
-              ) -> tuple[float, float, float, np.ndarray | None]:
-        """``(deep side, biases alone, deep model with fold-in, q_i)``.
-
-        ``terms``: the biases' ``(b_u, b_i)`` when the caller looked them up already.
-        """
-        b_u, b_i = self.biases.terms(user, item) if terms is None else terms
-        y = clip(self.biases.mu + b_u + b_i, self.clip)
-        if serving is None:
-            return y, y, y, None
-        view, vecs = serving[0], serving[1]
-        # the view's own terms (mu + b_u + b_i) plus the folded-in interaction, one lookup each
-        col, row = view.items.get(item), view.users.get(user)
-        base = view.mu
-        q_i = None
-        inter = 0.0
-        if col is not None:
-            base += float(view.item_bias[col])
-            q_i = view.item_vecs[col]
-            if row is not None:
-                inter = float(view.user_vecs[row] @ q_i)
-            vec = vecs._vecs.get(user)
-            if vec is not None:
-                inter += float(vec @ q_i)
-        if row is not None:
-            base += float(view.user_bias[row])
-        full = clip(base + inter, self.clip)
-        return self.deep_weights[segment].blend(full, y), y, full, q_i
-
-    def predict_one(self, user: str, item: str) -> float:
-        """The blended prediction."""
-        p_online = clip(self.online.predict_one(user, item), self.clip)
+    def _terms(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
+               item: str, context: Any = None) -> tuple[
+                   int, float, float, tuple[float, float, float, float], np.ndarray | None,
+                   tuple[float, float]]:
+        """``(segment, p_bias, p_deep, features, q_i, (b_u, b_i))`` before learning it."""
         b_u, b_i, n_u, n_i = self.biases.lookup(user, item)
-        segment = self.weights.segment(n_u, n_i)
-        p_deep = self._deep(self._serving, user, item, segment, (b_u, b_i))[0]
-        return clip(self.weights.blend(segment, p_online, p_deep), self.clip)
-
-    def step(self, user: str, item: str, value: float,
-             context: Any = None) -> tuple[float, float, float | None]:
-        """Predict, then learn ``(user, item, value)``: ``(blend, online, deep)``."""
-        serving = self._serving
-        biases, bounds = self.biases, self.clip
-        b_u, b_i, n_u, n_i = biases.lookup(user, item)
-        segment = self.weights.segment(n_u, n_i)
+        bounds = self.clip
+        p_bias = self.biases.mu + b_u + b_i
+        if bounds is not None:
+            p_bias = min(max(p_bias, bounds[0]), bounds[1])
         p_online = self.online.predict_one(user, item, context)
         if bounds is not None:
             p_online = min(max(p_online, bounds[0]), bounds[1])
-        p_deep, p_bias, p_full, q_i = self._deep(serving, user, item, segment, (b_u, b_i))
-        y_hat = self.weights.step(segment, value, p_online, p_deep)  # blended, then learned
+        p_deep, q_i = p_bias, None
+        if serving is not None:
+            # the view's own terms (mu + b_u + b_i) plus the folded-in interaction
+            view, vecs = serving[0], serving[1]
+            col, row = view.items.get(item), view.users.get(user)
+            p_deep = view.mu
+            if col is not None:
+                p_deep += float(view.item_bias[col])
+                q_i = view.item_vecs[col]
+                if row is not None:
+                    p_deep += float(view.user_vecs[row] @ q_i)
+                vec = vecs._vecs.get(user)
+                if vec is not None:
+                    p_deep += float(vec @ q_i)
+            if row is not None:
+                p_deep += float(view.user_bias[row])
+            if bounds is not None:
+                p_deep = min(max(p_deep, bounds[0]), bounds[1])
+        features = (p_online - p_bias, p_deep - p_bias, self._recent_user.get(user, 0.0),
+                    self._recent_item.get(item, 0.0))
+        return self.weights.segment(n_u, n_i), p_bias, p_deep, features, q_i, (b_u, b_i)
+
+    def predict_one(self, user: str, item: str) -> float:
+        """The blended prediction."""
+        segment, p_bias, _, features, _, _ = self._terms(self._serving, user, item)
+        return clip(p_bias + self.weights.predict(segment, features), self.clip)
+
+    def step(self, user: str, item: str, value: float,
+             context: Any = None) -> tuple[float, float, float | None]:
+        """Predict, then learn ``(user, item, value)``: ``(blend, online, deep side)``.
+
+        The deep side is the deep model with fold-in, or the biases alone without one.
+        """
+        # :meth:`_terms`, the blend and the learning, inlined (the per-event path; tested
+        # equal to predict_one before each step)
+        serving = self._serving
+        biases, bounds = self.biases, self.clip
+        u, i, b_u, b_i, n_u, n_i = biases.lookup_rows(user, item)
+        p_bias = biases.mu + b_u + b_i
+        p_online = self.online.predict_one(user, item, context)
         if bounds is not None:
-            y_hat = min(max(y_hat, bounds[0]), bounds[1])
+            lo, hi = bounds
+            p_bias = lo if p_bias < lo else hi if p_bias > hi else p_bias
+            p_online = lo if p_online < lo else hi if p_online > hi else p_online
+        p_deep, q_i = p_bias, None
+        if serving is not None:
+            view = serving[0]
+            col, row = view.items.get(item), view.users.get(user)
+            p_deep = view.mu
+            if col is not None:
+                p_deep += float(view.item_bias[col])
+                q_i = view.item_vecs[col]
+                vec = serving[1]._vecs.get(user)
+                if row is not None:
+                    p_deep += float((view.user_vecs[row] + vec) @ q_i if vec is not None
+                                    else view.user_vecs[row] @ q_i)
+                elif vec is not None:
+                    p_deep += float(vec @ q_i)
+            if row is not None:
+                p_deep += float(view.user_bias[row])
+            if bounds is not None:
+                p_deep = lo if p_deep < lo else hi if p_deep > hi else p_deep
+        blend = self.weights
+        segments = blend.segments
+        segment = (n_u.bit_length() if n_u.bit_length() < segments else segments - 1) * 4 + (
+            min((n_i.bit_length() + 1) >> 1, 3))
+        recent_u, recent_i = self._recent_user, self._recent_item
+        f1, f2 = p_online - p_bias, p_deep - p_bias
+        f3, f4 = recent_u.get(user, 0.0), recent_i.get(item, 0.0)
+        w = blend._coef[segment]
+        y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4
+        if bounds is not None:
+            y_hat = lo if y_hat < lo else hi if y_hat > hi else y_hat
+        residual = value - p_bias
+        blend.push((segment, f1, f2, f3, f4, residual))
         self.online.learn_one(user, item, value, context)
         if serving is not None:
-            self.deep_weights[segment].update(value, p_full, p_bias)
-            serving[1].update(serving[0], user, q_i, value - p_full)
-        self.last_rows = biases.update(user, item, value, (b_u, b_i))
+            serving[1].update(serving[0], user, q_i, value - p_deep)
+        a = self.user_recency
+        recent_u[user] = f3 * (1.0 - a) + a * residual
+        a = self.item_recency
+        recent_i[item] = f4 * (1.0 - a) + a * residual
+        self.last_rows = biases.update_rows(u, i, user, item, value, b_u, b_i)
         self.events_seen += 1
         return y_hat, p_online, p_deep
 

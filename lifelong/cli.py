@@ -293,7 +293,7 @@ def evaluate(
     round_every: Annotated[int | None, typer.Option(
         help="lifelong: fine-tune every N events [default: 5000]", show_default=False)] = None,
     epochs: Annotated[int | None, typer.Option(
-        help="lifelong: epochs per round [default: 2]", show_default=False)] = None,
+        help="lifelong: epochs per round [default: 5]", show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option(
         help="lifelong: minibatch size [default: 1024]", show_default=False)] = None,
     device: Annotated[str | None, typer.Option(

@@ -18,8 +18,8 @@ def test_evaluate_lifelong_reports_blend_models_and_bwt(tmp_path):
                                  "-o", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
-    # rounds after 3,000 events, then every max(3,000, half the events seen): 3k, 6k, 9k
-    assert report["model"] == "lifelong" and report["rounds"] == 3
+    # a round every 3,000 events (evaluation's default: no growth): 3k, 6k, 9k, 12k
+    assert report["model"] == "lifelong" and report["rounds"] == 4
     assert set(report["models"]) == {"online", "deep"}
     assert report["models"]["deep"]["events"] == 12_000
     assert report["bwt"] == report["bwt"]  # a number, not NaN

@@ -1,0 +1,156 @@
+"""A blend that adapts per segment: ridge regression on the components, refit in batches.
+
+The lifelong model has several predictions of one rating: the exact shrunk biases
+(``p_bias``), River's online model, the deep model with its user fold-in, and the recent
+residuals of the user and of the item (time-decayed biases: what the user and the item did
+lately that the all-history biases have not caught up with). :class:`StackedBlend`
+predicts
+
+    p_bias + w_s . f,   f = (1, p_online - p_bias, p_deep - p_bias, e_user, e_item, ...)
+
+with one coefficient vector ``w_s`` per segment ``s`` (the user's history length bucket,
+0, 1, 2-3, 4-7, ... events, crossed with the item's: 0, 1-3, 4-15, 16 or more). The
+coefficients are the ridge-regression solution over the events seen so far, exponentially
+down-weighted with age (``halflife`` events), each segment shrunk towards the solution over
+all segments (``ridge`` pseudo-events) and that one towards 0 (the biases alone).
+
+Per event the cost is a dot product and an append to a buffer (the predictions made
+*before* the event was learned, and its value); every ``refit_every`` events the buffer
+becomes moment matrices (vectorised: one ``einsum``, one ``np.add.at``) and all segments
+are solved at once (one batched ``np.linalg.solve``). So the weights that predict an event
+were fit only on earlier events: prequential.
+
+>>> blend = StackedBlend(n_features=2, refit_every=100, first_refit=100)
+>>> for k in range(300):  # the target is the biases plus the first feature
+...     f = (float(k % 7) - 3.0, float(k % 3))
+...     _ = blend.predict(0, f)
+...     blend.learn(0, f, f[0])
+>>> [round(w, 2) + 0.0 for w in blend.coefficients(0)]
+[0.0, 1.0, 0.0]
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = ["StackedBlend", "segment_of"]
+
+ITEM_BUCKETS = 4
+
+
+def segment_of(user_history: int, item_history: int, segments: int = 8) -> int:
+    """The segment of a user with ``user_history`` and an item with ``item_history`` events.
+
+    >>> [segment_of(n, 16) // 4 for n in (0, 1, 5, 10**6)], segment_of(0, 0), segment_of(0, 2)
+    ([0, 1, 3, 7], 0, 1)
+    """
+    user = min(int(user_history).bit_length(), segments - 1)
+    item = min((int(item_history).bit_length() + 1) // 2, ITEM_BUCKETS - 1)
+    return user * ITEM_BUCKETS + item
+
+
+class StackedBlend:
+    """Per-segment ridge weights of ``n_features`` features plus an intercept (see module).
+
+    Until the first refit (after ``first_refit`` events) every weight is 0 but
+    ``initial`` (the weight of feature ``k`` for ``initial=(k, w)``).
+    """
+
+    def __init__(self, n_features: int, *, segments: int = 8, refit_every: int = 1000,
+                 first_refit: int = 200, halflife: float = 20_000.0, ridge: float = 100.0,
+                 global_ridge: float = 10.0, initial: tuple[int, float] | None = None):
+        if n_features < 1 or segments < 1 or refit_every < 1 or first_refit < 1:
+            raise ValueError("n_features, segments, refit_every, first_refit must be >= 1")
+        if halflife <= 0 or ridge < 0 or global_ridge <= 0:
+            raise ValueError("halflife and global_ridge must be > 0, ridge >= 0")
+        self.n_features = n_features
+        self.segments = segments
+        self.refit_every = refit_every
+        self.first_refit = first_refit
+        self.halflife = halflife
+        self.ridge = ridge
+        self.global_ridge = global_ridge
+        self.initial = initial
+        self.n_segments = segments * ITEM_BUCKETS
+        start = [0.0] * (n_features + 1)
+        if initial is not None:
+            start[initial[0] + 1] = initial[1]
+        # per-event reads: plain lists of floats (numpy scalars are slow one at a time)
+        self._coef = [list(start) for _ in range(self.n_segments)]
+        width = n_features + 2  # intercept, features, target
+        self._moments = np.zeros((self.n_segments, width, width))
+        self._pending = array("d")  # segment, features, target per event, flat
+        self._seen = 0
+        self.refits = 0
+
+    def segment(self, user_history: int, item_history: int) -> int:
+        """:func:`segment_of` with this blend's number of user buckets."""
+        return segment_of(user_history, item_history, self.segments)
+
+    def coefficients(self, segment: int) -> list[float]:
+        """``[intercept, w_1 ... w_F]`` of ``segment`` as used now."""
+        return list(self._coef[segment])
+
+    def predict(self, segment: int, features: Sequence[float]) -> float:
+        """The correction ``w_s . (1, features)`` to add to the base prediction."""
+        w = self._coef[segment]
+        out = w[0]
+        for k, x in enumerate(features, 1):
+            out += w[k] * x
+        return out
+
+    def learn(self, segment: int, features: Sequence[float], target: float) -> None:
+        """Queue one event (``target``: value minus the base prediction); refit when due."""
+        self.push((segment, *features, target))
+
+    def push(self, row: tuple[float, ...]) -> None:
+        """:meth:`learn` of ``(segment, *features, target)`` (one call on the per-event path)."""
+        pending = self._pending
+        pending.extend(row)
+        self._seen += 1
+        if len(pending) >= self._due:
+            self.refit()
+
+    @property
+    def _due(self) -> int:
+        return (self.first_refit if not self.refits else self.refit_every) * (
+            self.n_features + 2)
+
+    def refit(self) -> None:
+        """Fold the queued events into the moments and solve every segment (vectorised)."""
+        width = self.n_features + 2
+        rows = np.frombuffer(self._pending, dtype=np.float64).reshape(-1, width)
+        if not rows.size:
+            return
+        n = rows.shape[0]
+        z = np.empty((n, width))
+        z[:, 0] = 1.0
+        z[:, 1:] = rows[:, 1:]
+        seg = rows[:, 0].astype(np.int64)
+        # age weights within the batch, then the batch's age for what was there before
+        ages = np.arange(n - 1, -1, -1, dtype=np.float64)
+        wts = 0.5 ** (ages / self.halflife)
+        self._moments *= 0.5 ** (n / self.halflife)
+        np.add.at(self._moments, seg, np.einsum("n,ni,nj->nij", wts, z, z))
+        self._pending = array("d")
+        self._solve()
+
+    def _solve(self) -> None:
+        f = self.n_features + 1
+        eye = np.eye(f)
+        total = self._moments.sum(axis=0)
+        w_all = np.linalg.solve(total[:f, :f] + self.global_ridge * eye, total[:f, f])
+        a = self._moments[:, :f, :f] + self.ridge * eye
+        b = self._moments[:, :f, f] + self.ridge * w_all
+        coef = np.linalg.solve(a, b[..., None])[..., 0]
+        self._coef = coef.tolist()
+        self.refits += 1
+
+    def report(self) -> dict[str, Any]:
+        """Coefficients per segment and the events each segment's moments weigh (JSON-ready)."""
+        return {"coefficients": [list(c) for c in self._coef],
+                "weight": self._moments[:, 0, 0].tolist(), "refits": self.refits}
