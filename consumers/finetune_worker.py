@@ -116,7 +116,8 @@ class FineTuneWorker:
                  stop_timeout: float = 600.0, failure_backoff: float = 10.0,
                  clock: Callable[[], float] = time.monotonic,
                  quality: QualityGates | None = None,
-                 wall_clock: Callable[[], float] = time.time):
+                 wall_clock: Callable[[], float] = time.time,
+                 weight: Callable[[str], float] | None = None):
         if round_every_events < 1 or round_every_seconds <= 0 or min_fresh < 1:
             raise ValueError("need round_every_events >= 1, round_every_seconds > 0, "
                              "min_fresh >= 1")
@@ -137,6 +138,8 @@ class FineTuneWorker:
         self.quality = QualityGates.default() if quality is None else quality
         self._wall = wall_clock
         self._clock = clock
+        # the ranking task: train on the weight of the event's type, not its value
+        self.weight = weight
         self._batch = RoundBatch()
         self._positions: dict[tuple[str, int], int] = {}
         self._job: _Job | None = None
@@ -175,7 +178,7 @@ class FineTuneWorker:
         stats.valid += 1
         held = self._split.hold()
         stats.held_out += held
-        batch.add(event, held)
+        batch.add(event, held, None if self.weight is None else self.weight(event.type))
 
     def process(self, records: list[Record]) -> None:
         """Decode, de-duplicate and gather one batch of records (no training, no commit)."""

@@ -164,6 +164,14 @@ def learn(
     wait_for_blend: Annotated[bool, typer.Option(
         help="start even if --blend-with has no production version yet (River alone until "
              "it is promoted); without it an unknown model is an error")] = False,
+    impressions_topic: Annotated[str | None, _opt(
+        "impressions_topic", "ranking: join clicks to the impressions logged on this topic "
+        "and learn shown-but-unclicked items as negatives (none: no join)")] = None,
+    impression_window: Annotated[float | None, _opt(
+        "impression_window", "seconds (event time) a click may follow its impression")]
+    = None,
+    max_impressions: Annotated[int | None, _opt(
+        "max_impressions", "live impressions kept in the join state")] = None,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from learning.task import get_task
@@ -174,7 +182,8 @@ def learn(
             model=model, model_kind=kind, task=task, group_id=group, topic=topic,
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port,
-            keep_last=keep_last)
+            keep_last=keep_last, impressions_topic=impressions_topic,
+            impression_window=impression_window, max_impressions=max_impressions)
         run = build_online_run(settings, clip=_clip(clip), resume=resume, blend_with=blend_with,
                                wait_for_blend=wait_for_blend)
     stop = threading.Event()
@@ -306,6 +315,11 @@ def finetune(
                                               "$LIFELONG_MODEL-deep; env "
                                               "LIFELONG_FINETUNE_MODEL]")] = None,
     kind: Annotated[str | None, _opt("finetune_kind", "torch model: mf or two_tower")] = None,
+    task: Annotated[str | None, _opt("task", "rating (MSE on the value) or ranking (events "
+                                     "as weighted positives, gated on NDCG@10)")] = None,
+    loss: Annotated[str | None, _opt("finetune_loss", "ranking loss: softmax or bpr")] = None,
+    negatives: Annotated[int | None, _opt("n_negatives", "popularity-sampled negatives")]
+    = None,
     group: Annotated[str | None, _opt("finetune_group", "Kafka consumer group")] = None,
     topic: Annotated[str | None, _opt("topic", "events topic")] = None,
     round_every_events: Annotated[int | None, _opt("round_every_events",
@@ -359,13 +373,14 @@ def finetune(
             holdout_share=holdout_share, replay_capacity=replay_capacity,
             replay_ratio=replay_ratio, batch_size=batch_size, epochs=epochs, lr=lr,
             n_factors=factors, device=device, max_regression=max_regression,
-            max_old_regression=max_old_regression, finetune_seed=seed)
+            max_old_regression=max_old_regression, finetune_seed=seed, task=task,
+            finetune_loss=loss, n_negatives=negatives)
         run = build_finetune_run(settings, clip=_clip(clip), resume=resume)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker = run.worker
-    console.print(f"fine-tuning {run.model!r} ({settings.finetune_kind}) on "
+    console.print(f"fine-tuning {run.model!r} ({settings.task}: {settings.finetune_kind}) on "
                   f"{worker.runner.finetuner.device} from {settings.topic!r} as group "
                   f"{settings.finetune_group!r}; metrics on "
                   f"http://{run.metrics_server.target}/metrics"

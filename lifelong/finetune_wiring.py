@@ -60,14 +60,31 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
     ``candidate``, else ``latest``) version when it is of the same kind. Drift alarms are
     read from the online model's and the deep model's store events. Every option comes
     from ``settings`` (:class:`~lifelong.config.Settings`: flag, environment, default).
+
+    With ``settings.task == "ranking"`` the model is a :class:`~learning.rank_deep.DeepRanker`
+    trained with ``finetune_loss`` (sampled softmax or BPR, ``n_negatives``) on the events as
+    positives weighted by type (:class:`~learning.task.RankingTask`), gated on NDCG@10 of the
+    held-back slice (:class:`~learning.rank_deep.RankingTracker`), and published in format
+    ``deep-ranking`` so a subscriber can ``recommend`` with it.
     """
     opts = settings
+    ranking = opts.task == "ranking"
+    ranking_cls: type | None = None
+    if ranking:
+        from learning.rank_deep import DeepRanker, RankingTracker
+        from learning.task import RankingTask
+
+        ranking_cls = DeepRanker
     model = opts.deep_model
     bootstrap = connect_topics(settings)
     registry = open_registry(settings)
     publisher = DeepPublisher(registry, model)
     recommender, resumed = None, None
     found = publisher.warm_start() if resume else None
+    if found is not None and ranking_cls is not None and not isinstance(found[1], ranking_cls):
+        log.warning("%s version %d is not a ranking model: starting cold", model,
+                    found[0].number)
+        found = None
     if found is not None and found[1].kind == opts.finetune_kind:
         (version, recommender), resumed = found, found[0].number
         log.info("warm start from %s version %d (%d samples trained)", model, version.number,
@@ -76,11 +93,14 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         log.warning("%s version %d is a %s model, not %s: starting cold", model,
                     found[0].number, found[1].kind, opts.finetune_kind)
     if recommender is None:
-        recommender = DeepRecommender(opts.finetune_kind, n_factors=opts.n_factors, clip=clip,
-                                      seed=opts.finetune_seed)
+        recommender = (ranking_cls or DeepRecommender)(
+            opts.finetune_kind, n_factors=opts.n_factors, seed=opts.finetune_seed,
+            **({} if ranking else {"clip": clip}))
     tuner = FineTuner(recommender, lr=opts.lr, batch_size=opts.batch_size,
                       epochs_per_round=opts.epochs, replay_ratio=opts.replay_ratio,
-                      device=opts.device, seed=opts.finetune_seed)
+                      device=opts.device, seed=opts.finetune_seed,
+                      loss=opts.finetune_loss if ranking else "mse",
+                      n_negatives=opts.n_negatives)
     buffer = ReplayBuffer(opts.replay_capacity, recent_window=opts.replay_capacity // 10,
                           seed=opts.finetune_seed)
     metrics_registry = CollectorRegistry()
@@ -100,6 +120,8 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         round_every_events=opts.round_every_events,
         round_every_seconds=opts.round_every_seconds, holdout_share=opts.holdout_share,
         min_fresh=opts.min_fresh, metrics=metrics, alarms=alarms,
-        quality=QualityGates.from_env_value(settings.quality))
+        quality=QualityGates.from_env_value(settings.quality),
+        tracker=RankingTracker(k=10) if ranking else None,
+        weight=RankingTask().weight if ranking else None)
     return FineTuneRun(worker, source, alarms, server, metrics_registry, registry, publisher,
                        model, resumed)

@@ -57,7 +57,8 @@ SAFETENSORS_FORMAT = "safetensors"
 #: The ``format_version`` this code writes for pickles (0: releases before the codec table).
 PICKLE_VERSION = 1
 #: format -> the module that defines it (imported, registering its ``CODECS``, on first use)
-PROVIDERS: dict[str, str] = {SAFETENSORS_FORMAT: "learning.weights"}
+PROVIDERS: dict[str, str] = {SAFETENSORS_FORMAT: "learning.weights",
+                             "deep-ranking": "learning.rank_deep"}
 #: modules whose ``MOVED`` maps old pickle class paths to where the classes live now
 PICKLE_PROVIDERS: tuple[str, ...] = ("learning.serving",)
 
