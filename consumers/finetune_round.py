@@ -87,7 +87,7 @@ class RoundRunner:
         self.buffer = buffer
         self.publisher = publisher
         self.gate = gate
-        self.tracker = tracker or ForgettingTracker()
+        self.tracker = tracker if tracker is not None else ForgettingTracker()
         self.metrics = metrics
         self._clock = clock
         self.rounds = 0

@@ -114,14 +114,16 @@ class FineTuner:
     the history then makes each round approach a retraining on all data, warm-started).
     ``loss`` is ``mse`` (regress the value: the rating task) or a ranking loss, ``softmax``
     or ``bpr`` (:mod:`learning.rank_loss`), where values are the positives' weights and
-    ``n_negatives`` popularity-sampled negatives join the in-batch ones.
+    ``n_negatives`` popularity-sampled negatives join the in-batch ones; ``logq`` applies
+    the sampling correction to the softmax.
     """
 
     def __init__(self, recommender: DeepRecommender, *, lr: float = 0.01,
                  weight_decay: float = 1e-4, optimizer: str = "sparse_adam",
                  batch_size: int = 4096, epochs_per_round: int = 1, replay_ratio: float = 1.0,
                  replay_all: bool = False, device: str = "auto", amp: bool | None = None,
-                 seed: int = 0, loss: str = "mse", n_negatives: int = 64):
+                 seed: int = 0, loss: str = "mse", n_negatives: int = 64,
+                 logq: bool = False):
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
@@ -130,6 +132,7 @@ class FineTuner:
                                      f'{", ".join(LOSSES)}) or n_negatives < 0')
         self.loss = loss
         self.n_negatives = n_negatives
+        self.logq = logq
         self.recommender = recommender
         self.lr = lr
         self.weight_decay = weight_decay
@@ -153,7 +156,7 @@ class FineTuner:
                 "batch_size": self.batch_size, "epochs_per_round": self.epochs_per_round,
                 "replay_ratio": self.replay_ratio, "replay_all": self.replay_all,
                 "amp": self.amp, "seed": self.seed, "loss": self.loss,
-                "n_negatives": self.n_negatives}
+                "n_negatives": self.n_negatives, "logq": self.logq}
 
     def round(self, fresh_users: Sequence[str], fresh_items: Sequence[str],
               fresh_values: Sequence[float] | np.ndarray, fresh_ts: Sequence[float] | np.ndarray,
@@ -233,12 +236,16 @@ class FineTuner:
             perm = torch.randperm(n, device=self.device, generator=self._gen)
             u, i, v = users[perm], items[perm], values[perm]
             if self.loss != "mse":  # ranking: values are weights; the round's items the pool
+                log_q = None
+                if self.logq and self.loss == "softmax":
+                    share = torch.bincount(items, minlength=module.n_items).float() / n
+                    log_q = share.clamp(min=1.0 / n).log()
                 for s in range(0, n, bs):
                     total += ranking_step(module, self._opts, u[s : s + bs], i[s : s + bs],
                                           v[s : s + bs], items, loss=self.loss,
                                           n_negatives=self.n_negatives,
                                           weight_decay=self.weight_decay, sparse=self._sparse,
-                                          amp=self.amp, gen=self._gen)
+                                          amp=self.amp, gen=self._gen, log_q=log_q)
                 continue
             for s in range(0, n, bs):
                 total += train_step(module, self._opts, u[s : s + bs], i[s : s + bs],

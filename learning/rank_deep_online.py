@@ -3,7 +3,8 @@
 :class:`DeepRankPart` is a :class:`~learning.rankers.Ranker` (so
 :class:`~learning.ranking_learner.RankingLearner` scores it prequentially, in time order,
 from scratch, and ``lifelong evaluate --task ranking --model deep`` runs it): every
-``round_every`` events it trains one fine-tuner round (:class:`~learning.finetune.FineTuner`
+``max(round_every, round_growth * events trained so far)`` events (rounds spaced with the
+history) it trains one fine-tuner round (:class:`~learning.finetune.FineTuner`
 with a ranking loss) on the events since the last round plus replay, exactly as the
 fine-tune worker does; between rounds it ranks with the frozen model and **folds every event
 into the user's side**: the user's query vector is ``user_repr(p_u) + fold_weight * m_u``,
@@ -20,7 +21,7 @@ the event is learned).
 >>> from learning.ranking_learner import RankingLearner
 >>> from stream.schema import Event
 >>> learner = RankingLearner("deep", seed=0)
->>> learner.ranker.round_every = 50
+>>> learner.ranker.round_every, learner.ranker.round_growth = 50, 0.0
 >>> for n in range(200):
 ...     _ = learner.learn_one(Event(f"e{n}", f"u{n % 7}", f"i{(n * 3) % 11}", "click", 1.0, n))
 >>> learner.ranker.rounds, len(learner.score_items("u1")), learner.score().n > 0
@@ -49,26 +50,29 @@ def _scale(s: np.ndarray) -> np.ndarray:
 class DeepRankPart:
     """Fine-tuner rounds every ``round_every`` events plus a per-event user fold-in."""
 
-    def __init__(self, *, round_every: int = 5000, kind: str = "mf", n_factors: int = 32,
+    def __init__(self, *, round_every: int = 1000, round_growth: float = 0.1,
+                 kind: str = "mf", n_factors: int = 32,
                  loss: str = "softmax", n_negatives: int = 64, lr: float = 0.01,
                  weight_decay: float = 1e-5, epochs: int = 2, batch_size: int = 512,
                  replay_capacity: int = 200_000, replay_ratio: float = 2.0,
-                 fold_rate: float = 0.3, fold_weight: float = 1.0, seed: int = 0,
-                 device: str = "cpu"):
-        if round_every < 1 or not 0.0 <= fold_rate <= 1.0:
-            raise ValueError("need round_every >= 1 and fold_rate in [0, 1]")
+                 fold_rate: float = 0.6, fold_weight: float = 3.0, seed: int = 0,
+                 device: str = "cpu", logq: bool = True):
+        if round_every < 1 or round_growth < 0 or not 0.0 <= fold_rate <= 1.0:
+            raise ValueError("need round_every >= 1, round_growth >= 0, fold_rate in [0, 1]")
         from learning.finetune import FineTuner
         from learning.rank_deep import DeepRanker
         from learning.replay import ReplayBuffer
 
         self.round_every = round_every
+        self.round_growth = round_growth
+        self.trained_events = 0
         self.fold_rate = fold_rate
         self.fold_weight = fold_weight
         self.ranker = DeepRanker(kind, n_factors=n_factors, seed=seed)
         self.tuner = FineTuner(self.ranker, lr=lr, weight_decay=weight_decay,
                                batch_size=batch_size, epochs_per_round=epochs,
                                replay_ratio=replay_ratio, device=device, seed=seed,
-                               loss=loss, n_negatives=n_negatives)
+                               loss=loss, n_negatives=n_negatives, logq=logq)
         self.buffer = ReplayBuffer(replay_capacity, recent_window=replay_capacity // 10,
                                    seed=seed)
         self.n_items = 0
@@ -95,7 +99,7 @@ class DeepRankPart:
             old = self._fold.get(user)
             self._fold[user] = rep * self.fold_rate if old is None else \
                 old * (1.0 - self.fold_rate) + rep * self.fold_rate
-        if len(users) >= self.round_every:
+        if len(users) >= max(self.round_every, self.round_growth * self.trained_events):
             self.train_round()
 
     def train_round(self) -> None:
@@ -104,6 +108,7 @@ class DeepRankPart:
         if not users:
             return
         self.tuner.round(users, items, weights, times, self.buffer)
+        self.trained_events += len(users)
         self._pending = ([], [], [], [])
         self.rounds += 1
         self.ranker.invalidate()

@@ -50,12 +50,14 @@ RANKING_LOSSES: tuple[str, ...] = ("softmax", "bpr")
 
 
 def _softmax(module: EmbeddingModel, users: Tensor, items: Tensor, negatives: Tensor,
-             sparse: bool) -> tuple[Tensor, Tensor]:
+             sparse: bool, log_q: Tensor | None = None) -> tuple[Tensor, Tensor]:
     u = F.embedding(users, module.user_table, sparse=sparse)
     rows = torch.cat([items, negatives])
     c = F.embedding(rows, module.item_table, sparse=sparse)
     logits = (module.user_repr(u[:, :-1]) @ module.item_repr(c[:, :-1]).T).float()
     logits = logits + c[:, -1].float()
+    if log_q is not None:  # logQ correction: candidates come by popularity, not uniformly
+        logits = logits - log_q[rows]
     b = items.shape[0]
     diag = torch.arange(b, device=items.device)
     same = rows[None, :] == items[:, None]
@@ -86,11 +88,14 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
                  users: Tensor, items: Tensor, weights: Tensor, pool: Tensor, *,
                  loss: str = "softmax", n_negatives: int = 64, weight_decay: float = 0.0,
                  sparse: bool = True, amp: bool = False,
-                 gen: torch.Generator | None = None) -> Tensor:
+                 gen: torch.Generator | None = None, log_q: Tensor | None = None) -> Tensor:
     """One minibatch step of ``loss``; returns the (detached) weighted loss sum.
 
     ``weights`` are the positives' weights, ``pool`` the item rows popular negatives are
-    drawn from (the round's), ``gen`` the seeded generator on the pool's device.
+    drawn from (the round's), ``gen`` the seeded generator on the pool's device. ``log_q``
+    (softmax only; per item row, the log of its share of the pool) subtracts each
+    candidate's sampling log-probability from its logit (Yi et al. 2019), so the model
+    learns the full softmax, popularity included, instead of popularity-free scores.
     """
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
@@ -103,7 +108,7 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
         negatives = items[:0] if loss == "softmax" else items.new_zeros((b, 0)).view(-1)
     with torch.autocast(users.device.type, dtype=torch.bfloat16, enabled=amp):
         if loss == "softmax":
-            per, l2 = _softmax(module, users, items, negatives, sparse)
+            per, l2 = _softmax(module, users, items, negatives, sparse, log_q)
         elif loss == "bpr":
             per, l2 = _bpr(module, users, items, negatives, sparse)
         else:

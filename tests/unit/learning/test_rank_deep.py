@@ -20,6 +20,17 @@ from model_store.codec import load as codec_load
 from model_store.recommend import TopK, is_item_scorer
 from stream.schema import Event
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny models: one intra-op thread is faster than two on a busy 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 
 def two_groups(n_users: int = 40, n_items: int = 40, per_user: int = 12, seed: int = 0):
     """Users 0..n/2 only touch items of group A (even ids), the others group B (odd)."""
@@ -79,7 +90,8 @@ def test_weights_scale_the_ranking_loss() -> None:
         m = TorchMF(2, 2, n_factors=2, seed=0)
         gen = torch.Generator().manual_seed(0)
         totals.append(float(ranking_step(m, make_optimizers(m, "adam", 0.01), u, i,
-                                         torch.full((2,), w), i, n_negatives=0, gen=gen)))
+                                         torch.full((2,), w), i, n_negatives=0, gen=gen,
+                                         sparse=False)))
     assert totals[1] == pytest.approx(3 * totals[0], rel=1e-5)
 
 
@@ -139,7 +151,7 @@ def test_ranking_gate_in_run_round() -> None:
     rec = DeepRanker(n_factors=8, seed=0)
     tuner = FineTuner(rec, device="cpu", batch_size=64, epochs_per_round=5, lr=0.05,
                       loss="softmax", n_negatives=8)
-    store, tracker, buffer = MemoryDeepStore(), RankingTracker(k=10), ReplayBuffer(5000, 0)
+    store, tracker, buffer = MemoryDeepStore(), RankingTracker(k=10), ReplayBuffer(5000, recent_window=0)
     split = HoldBack(5)
     outcomes = []
     for half in (slice(0, len(users) // 2), slice(len(users) // 2, None)):
