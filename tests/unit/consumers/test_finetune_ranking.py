@@ -44,7 +44,7 @@ def run(n: int = 1500, **kw):
 
 
 def test_ranking_rounds_publish_deep_ranking_versions_gated_on_ndcg() -> None:
-    worker, stats, registry, rec = run()
+    _, stats, registry, rec = run()
     assert len(stats.rounds) >= 2 and stats.rounds[0].promoted and stats.rounds[0].ranking
     versions = registry.versions(MODEL)
     assert {v.format for v in versions} == {"deep-ranking"}

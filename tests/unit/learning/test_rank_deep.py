@@ -15,10 +15,10 @@ from learning.rankers import Popularity
 from learning.replay import ReplayBuffer
 from learning.rounds import HoldBack, MemoryDeepStore, RoundBatch, ranking_figures, run_round
 from learning.slices import Samples
-from model_store.codec import describe, encode
-from model_store.codec import load as codec_load
+from model_store.codec import decode, describe, encode
 from model_store.recommend import TopK, is_item_scorer
 from stream.schema import Event
+
 
 @pytest.fixture(autouse=True)
 def _one_torch_thread():
@@ -108,7 +108,7 @@ def test_codec_round_trip_serves_recommend() -> None:
     rec = trained()
     blob = encode("deep-ranking", rec)
     version = describe("reco-deep", 1, blob, None, format="deep-ranking")
-    clone = codec_load(blob, version, None)
+    clone = decode(version, blob, None)
     assert isinstance(clone, DeepRanker) and is_item_scorer(clone)
     assert clone.config() == rec.config()
     for user in ("u0", "u3", "stranger"):
@@ -151,7 +151,8 @@ def test_ranking_gate_in_run_round() -> None:
     rec = DeepRanker(n_factors=8, seed=0)
     tuner = FineTuner(rec, device="cpu", batch_size=64, epochs_per_round=5, lr=0.05,
                       loss="softmax", n_negatives=8)
-    store, tracker, buffer = MemoryDeepStore(), RankingTracker(k=10), ReplayBuffer(5000, recent_window=0)
+    store, tracker = MemoryDeepStore(), RankingTracker(k=10)
+    buffer = ReplayBuffer(5000, recent_window=0)
     split = HoldBack(5)
     outcomes = []
     for half in (slice(0, len(users) // 2), slice(len(users) // 2, None)):
@@ -209,3 +210,28 @@ def test_deep_mix_picks_a_weight_online() -> None:
     assert len(mix.score_items("u0")) == 40
     assert mix.weight > 0  # the personal part beats popularity alone on this stream
     assert mix.describe()["gains"][0] < max(mix.describe()["gains"])
+
+
+def test_online_ranking_and_the_impression_join_do_not_import_torch() -> None:
+    """`learn --task ranking` with the blend and an impression feed stays torch-free; the
+    deep model imports torch only when it is built (fresh interpreter)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    code = (
+        "import sys\n"
+        "from learning.ranking_learner import RankingLearner\n"
+        "from consumers.impressions import ImpressionFeed, ImpressionJoin\n"
+        "import lifelong.wiring\n"
+        "from stream.schema import Event\n"
+        "learner = RankingLearner('blend')\n"
+        "learner.learn_one(Event('e', 'u', 'i', 'click', 1.0, 0.0))\n"
+        "assert 'torch' not in sys.modules\n"
+        "RankingLearner('deep')\n"
+        "assert 'torch' in sys.modules\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300, env={"PYTHONPATH": str(root),
+                                                       "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
