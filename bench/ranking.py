@@ -136,9 +136,6 @@ def main(argv: list[str] | None = None) -> None:
         throughput(data, args.repeat)
 
 
-if __name__ == "__main__":
-    main()
-
 
 # --- deep ranking (issue 8, the fine-tuner's model), added by the rankdeep branch -------------
 DEEP_MODELS = ("deep", "deep-blend")
@@ -180,3 +177,7 @@ def deep_ranking(data: Path | None, synthetic_events: int, repeat: int) -> None:
             print(f"  ratio {model} / {best_base}: HR@10 x{rows[model][0] / rows[best_base][0]:.3f}"
                   f"  NDCG@10 x{rows[model][1] / rows[best_base][1]:.3f}")
     tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,8 @@ them; :mod:`stream.quality`), and duplicates (by ``event_id``) are dropped. Vali
 appended to the pending :class:`~learning.rounds.RoundBatch`; the one hold-back rule
 (:class:`~learning.slices.HoldBack`, every ``k``-th valid event, ``k = 1/holdout_share``)
 keeps some back as the round's recent evaluation slice instead of training on them.
+For the ranking task, ``weight`` maps each event's ``type`` to the value trained on (the
+task's positive weight) and the tracker is a :class:`~learning.rank_deep.RankingTracker`.
 
 A round starts when at least ``min_fresh`` training samples are pending and one trigger
 fires: ``round_every_events`` pending events, ``round_every_seconds`` since the last round,

@@ -84,6 +84,24 @@ class DeepRankPart:
         self._users: dict[str, np.ndarray] = {}  # user_repr(p_u) of the frozen model, cached
         self._fold: dict[str, np.ndarray] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (a learner's checkpoint): the model and optimizer state as safetensors."""
+        from learning import rank_deep
+
+        state = self.__dict__.copy()
+        state["ranker"] = rank_deep.dump(self.ranker)
+        state["tuner"] = (self.tuner.snapshot(), str(self.tuner.device))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from learning import rank_deep
+        from learning.finetune import FineTuner
+
+        ranker = rank_deep.load(state["ranker"])
+        blob, device = state["tuner"]
+        state["ranker"], state["tuner"] = ranker, FineTuner.restore(ranker, blob, device)
+        self.__dict__.update(state)
+
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """Fold the event into ``user``'s vector; train a round when ``round_every`` are due."""
         if item >= self.n_items:

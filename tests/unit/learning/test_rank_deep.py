@@ -235,3 +235,28 @@ def test_online_ranking_and_the_impression_join_do_not_import_torch() -> None:
                           text=True, timeout=300, env={"PYTHONPATH": str(root),
                                                        "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
+
+
+def test_deep_part_pickles_and_continues_like_the_uninterrupted_run() -> None:
+    import pickle
+
+    users, items = two_groups(n_items=40, per_user=10)
+    rows = {f"i{k}": k for k in range(40)}
+    events = list(zip(users, items, strict=True))
+
+    def part() -> DeepRankPart:
+        return DeepRankPart(round_every=100, round_growth=0.0, n_factors=4, epochs=1,
+                            n_negatives=4, batch_size=32, seed=3)
+
+    whole, first = part(), part()
+    for u, i in events:
+        whole.learn_one(u, rows[i], 1.0, 0.0)
+    for u, i in events[:250]:
+        first.learn_one(u, rows[i], 1.0, 0.0)
+    resumed = pickle.loads(pickle.dumps(first))
+    for u, i in events[250:]:
+        resumed.learn_one(u, rows[i], 1.0, 0.0)
+    assert resumed.rounds == whole.rounds == 4
+    for user in ("u0", "u7", "nobody"):
+        np.testing.assert_allclose(resumed.score_items(user), whole.score_items(user),
+                                   rtol=1e-5, atol=1e-6)
