@@ -161,11 +161,18 @@ class DeepRankPart:
         return out
 
     def item_vectors(self) -> np.ndarray:
-        """Item representations per online row (zeros for rows the model does not know)."""
+        """Item representations per online row (zeros for rows the model does not know).
+
+        Cached until the next round or a new item (metrics ask for it on every event).
+        """
+        cached = self.__dict__.get("_vectors")
+        if cached is not None and cached[0] == (self.rounds, self.n_items):
+            return cached[1]
         out = np.zeros((self.n_items, self._reps.shape[1]), dtype=np.float32)
         rows = self._deep_row[: self.n_items]
         known = np.flatnonzero(rows >= 0)
         out[known] = self._reps[rows[known]]
+        self._vectors = ((self.rounds, self.n_items), out)
         return out
 
 
