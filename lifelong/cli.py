@@ -306,7 +306,9 @@ def demo(
 
 def _opt(field_name: str, text: str) -> Any:
     """A fine-tune option: default None (Settings decides), effective default in --help."""
-    return typer.Option(help=f"{text} {Settings.describe(field_name)}", show_default=False)
+    # escaped: rich would take "[default: ...]" for a markup tag and drop it from --help
+    described = Settings.describe(field_name).replace("[", "\\[")
+    return typer.Option(help=f"{text} {described}", show_default=False)
 
 
 @app.command()
