@@ -17,6 +17,7 @@ ranking`` code path: file source, decode, worker, learner), time-ordered, preque
     python -m bench.ranking                 # everything (about 10 CPU minutes)
     python -m bench.ranking --no-throughput --synthetic-events 20000
     python -m bench.ranking --throughput-only --repeat 3
+    python -m bench.ranking --deep --repeat 3   # the deep ranker's rows (deep_ranking)
 """
 
 from __future__ import annotations
@@ -111,8 +112,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-real", action="store_true", help="skip MovieTweetings")
     parser.add_argument("--throughput-only", action="store_true",
                         help="only the interleaved throughput runs")
+    parser.add_argument("--deep", action="store_true",
+                        help="only the deep ranking rows (deep_ranking, at the end)")
     args = parser.parse_args(argv)
     data = None if args.no_real else _data_path()
+    if args.deep:
+        deep_ranking(data, args.synthetic_events, args.repeat)
+        return
     if data is None and not args.no_real:
         print(f"MovieTweetings not found at {DEFAULT_DATA} (set LIFELONG_MOVIETWEETINGS): "
               "real-stream rows skipped")
@@ -128,6 +134,49 @@ def main(argv: list[str] | None = None) -> None:
                 reference=False)
     if data is not None and not args.no_throughput:
         throughput(data, args.repeat)
+
+
+
+# --- deep ranking (issue 8, the fine-tuner's model), added by the rankdeep branch -------------
+DEEP_MODELS = ("deep", "deep-blend")
+
+
+def deep_ranking(data: Path | None, synthetic_events: int, repeat: int) -> None:
+    """The deep ranker (rounds every N events + fold-in) alone and mixed into the blend.
+
+    Prequential through ``evaluate --task ranking --model deep|deep-blend`` against the best
+    baseline and the blend on the same stream; quality is deterministic (seeded), so the
+    ``repeat`` runs only time it: events per CPU second, median [range].
+    """
+    import torch
+
+    torch.set_num_threads(1)  # tiny models: one intra-op thread beats two on a busy machine
+    streams: list[tuple[str, Path, str]] = []
+    tmp = tempfile.TemporaryDirectory()
+    if data is not None:
+        streams.append(("MovieTweetings 100k", data, "movielens"))
+    from stream.synthetic_implicit import ImplicitStream
+
+    path = Path(tmp.name) / "implicit.jsonl"
+    write(ImplicitStream(n_events=synthetic_events, seed=7), path, "jsonl")
+    streams.append((f"synthetic implicit stream, {synthetic_events} events", path, "jsonl"))
+    for title, stream, fmt in streams:
+        print(f"\n{title}: deep ranking, HR@10 / NDCG@10, prequential, from scratch")
+        rows: dict[str, tuple[float, float]] = {}
+        for model in (*BASELINES, "blend", *DEEP_MODELS):
+            speeds = []
+            for _ in range(repeat if model in DEEP_MODELS else 1):
+                report, cpu = _run(stream, fmt, model)
+                speeds.append(report["events"] / cpu)
+            rows[model] = (report["hr@10"], report["ndcg@10"])
+            print(f"  {model:20s} {rows[model][0]:.4f} / {rows[model][1]:.4f}   "
+                  f"{statistics.median(speeds):,.0f} events/CPU-s "
+                  f"[{min(speeds):,.0f}..{max(speeds):,.0f}] ({len(speeds)} runs)", flush=True)
+        best_base = max(BASELINES, key=lambda m: rows[m][0])
+        for model in (*DEEP_MODELS, "blend"):
+            print(f"  ratio {model} / {best_base}: HR@10 x{rows[model][0] / rows[best_base][0]:.3f}"
+                  f"  NDCG@10 x{rows[model][1] / rows[best_base][1]:.3f}")
+    tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -38,21 +38,28 @@ from model_store.delta import CHECKPOINT_ATTRIBUTE as _STATE  # where the worker
 __all__ = ["Checkpoint", "publish_non_finite"]
 
 
-def _unpickle(learner: Any, dedup: bytes, quality: dict[str, Any]) -> Any:
+def _unpickle(learner: Any, dedup: bytes, quality: dict[str, Any],
+              impressions: dict[str, Any] | None = None) -> Any:
     """A checkpoint unpickles to its learner, the worker state attached for the resume."""
     state = getattr(learner, "__dict__", None)
     if isinstance(state, dict):
-        state[_STATE] = (dedup, quality)
+        state[_STATE] = (dedup, quality, impressions)
     return learner
 
 
 class Checkpoint:
-    """``learner`` plus the worker's ``dedup`` window and ``quality`` gate state."""
+    """``learner`` plus the worker's ``dedup`` window and ``quality`` gate state.
 
-    def __init__(self, learner: Any, dedup: bytes = b"", quality: dict[str, Any] | None = None):
+    ``impressions`` is the impression join's state (:class:`consumers.impressions.ImpressionFeed`)
+    when the learner joins impressions, else None.
+    """
+
+    def __init__(self, learner: Any, dedup: bytes = b"", quality: dict[str, Any] | None = None,
+                 impressions: dict[str, Any] | None = None):
         self.learner = learner
         self.dedup = dedup
         self.quality = dict(quality or {})
+        self.impressions = impressions
 
     @classmethod
     def of(cls, obj: Any) -> Checkpoint:
@@ -64,11 +71,13 @@ class Checkpoint:
         if isinstance(obj, Checkpoint):
             return obj
         state = getattr(obj, "__dict__", {})
-        dedup, quality = state.pop(_STATE, (b"", {})) if isinstance(state, dict) else (b"", {})
-        return cls(obj, dedup, quality)
+        found = state.pop(_STATE, (b"", {})) if isinstance(state, dict) else (b"", {})
+        return cls(obj, *found)  # (dedup, quality[, impressions]): older versions lack the last
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_unpickle, (self.learner, self.dedup, self.quality))
+        if self.impressions is None:  # the same pickle as before impressions were joined
+            return (_unpickle, (self.learner, self.dedup, self.quality))
+        return (_unpickle, (self.learner, self.dedup, self.quality, self.impressions))
 
     @property
     def dedup_sha256(self) -> str:
@@ -82,11 +91,12 @@ class Checkpoint:
         otherwise lose the dedup window from its checkpoint.
         """
         serving = getattr(self.learner, "serving", None)
-        return self if serving is None else Checkpoint(serving(), self.dedup, self.quality)
+        return self if serving is None else Checkpoint(serving(), self.dedup, self.quality,
+                                                       self.impressions)
 
     def __getattr__(self, name: str) -> Any:
         # only called for attributes not found here: serve and score through the learner
-        if name in ("learner", "dedup", "quality") or name.startswith("__"):
+        if name in ("learner", "dedup", "quality", "impressions") or name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.learner, name)
 

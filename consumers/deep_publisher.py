@@ -99,8 +99,9 @@ class DeepPublisher:
         if where is not None:
             raise ValueError(f'model "{self.model}": weight module{where} is not finite; not '
                              "publishing it")
-        version = self.registry.publish(self.model, encode(SAFETENSORS_FORMAT, recommender),
-                                        format=SAFETENSORS_FORMAT, metadata=metadata,
+        fmt = getattr(recommender, "store_format", SAFETENSORS_FORMAT)  # deep-ranking too
+        version = self.registry.publish(self.model, encode(fmt, recommender),
+                                        format=fmt, metadata=metadata,
                                         parent=self._last)
         self._last = version.number
         self.registry.set_alias(self.model, "candidate", version.number, actor=self.actor)

@@ -23,7 +23,7 @@ from learning.finetune import FineTuner, RoundReport
 from learning.forgetting import ForgettingTracker, WindowScores
 from learning.gate import Gate
 from learning.replay import ReplayBuffer
-from learning.rounds import RoundBatch, run_round
+from learning.rounds import RoundBatch, ranking_figures, run_round
 from model_store.records import encode_offsets
 from monitoring.metrics import FineTuneMetrics
 
@@ -32,7 +32,10 @@ __all__ = ["RoundResult", "RoundRunner"]
 log = logging.getLogger(__name__)
 
 class RoundResult(msgspec.Struct, frozen=True, kw_only=True):
-    """What one round did and decided; errors are RMSE (NaN where there was nothing)."""
+    """What one round did and decided; errors are RMSE (NaN where there was nothing).
+
+    For a ranking model (``ranking``) the errors are ``1 - NDCG@10`` (``*_rmse``).
+    """
 
     round: int
     trigger: str
@@ -50,10 +53,18 @@ class RoundResult(msgspec.Struct, frozen=True, kw_only=True):
     fresh: int
     held_out: int
     offsets: dict[str, int]
+    ranking: bool = False
 
     def summary(self) -> str:
         """One line for a terminal or a log."""
         verdict = "promoted" if self.promoted else "not promoted"
+        if self.ranking:
+            return (f"round {self.round} ({self.trigger}): v{self.version} {verdict} "
+                    f"({self.reason}); {self.fresh} fresh + {self.report.replayed} replayed, "
+                    f"{self.report.samples_per_second:,.0f} samples/s, loss "
+                    f"{self.report.loss:.4f}, recent NDCG@10 {1 - self.recent_rmse:.4f} "
+                    f"(production {1 - self.production_recent_rmse:.4f}), old "
+                    f"{1 - self.old_rmse:.4f}, {self.seconds:.2f} s")
         return (f"round {self.round} ({self.trigger}): v{self.version} {verdict} "
                 f"({self.reason}); {self.fresh} fresh + {self.report.replayed} replayed, "
                 f"{self.report.samples_per_second:,.0f} samples/s, loss {self.report.loss:.4f}, "
@@ -76,10 +87,11 @@ class RoundRunner:
         self.buffer = buffer
         self.publisher = publisher
         self.gate = gate
-        self.tracker = tracker or ForgettingTracker()
+        self.tracker = tracker if tracker is not None else ForgettingTracker()
         self.metrics = metrics
         self._clock = clock
         self.rounds = 0
+        self._ranking = hasattr(self.tracker, "error_names")  # a RankingTracker
 
     def run(self, batch: RoundBatch, trigger: str, *, curriculum_stages: int | None = None,
             seed: int = 0) -> RoundResult:
@@ -108,7 +120,7 @@ class RoundRunner:
             production_recent_rmse=prod.recent_rmse if prod else nan,
             production_old_rmse=prod.old_rmse if prod else nan,
             seconds=self._clock() - started, fresh=batch.fresh, held_out=batch.held_out,
-            offsets=offsets)
+            offsets=offsets, ranking=self._ranking)
         self._observe(result)
         log.info("%s", result.summary())
         return result
@@ -124,10 +136,14 @@ class RoundRunner:
             "production_recent_rmse": prod.recent_rmse if prod else math.nan,
             "production_old_rmse": prod.old_rmse if prod else math.nan,
         }
+        if self._ranking:  # the tracker's errors are 1 - NDCG@10 / 1 - HR@10
+            metrics.update(ranking_figures(cand))
+            metrics.update(ranking_figures(prod, "production_"))
         return {
             "offsets": offsets,
             "metrics": {k: _json_float(float(v)) for k, v in metrics.items()},
             "tags": {"learner": "finetune", "model_kind": rec.kind, "trigger": trigger,
+                     "task": "ranking" if self._ranking else "rating",
                      "promoted": "yes" if promoted else "no", "device": report.device},
             "gate_reason": reason, "round": self.rounds, "fresh": batch.fresh,
             "held_out": batch.held_out, "replayed": report.replayed,

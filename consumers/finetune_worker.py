@@ -7,6 +7,8 @@ them; :mod:`stream.quality`), and duplicates (by ``event_id``) are dropped. Vali
 appended to the pending :class:`~learning.rounds.RoundBatch`; the one hold-back rule
 (:class:`~learning.slices.HoldBack`, every ``k``-th valid event, ``k = 1/holdout_share``)
 keeps some back as the round's recent evaluation slice instead of training on them.
+For the ranking task, ``weight`` maps each event's ``type`` to the value trained on (the
+task's positive weight) and the tracker is a :class:`~learning.rank_deep.RankingTracker`.
 
 A round starts when at least ``min_fresh`` training samples are pending and one trigger
 fires: ``round_every_events`` pending events, ``round_every_seconds`` since the last round,
@@ -128,7 +130,8 @@ class FineTuneWorker:
                  quality: QualityGates | None = None,
                  wall_clock: Callable[[], float] = time.time,
                  pseudonymizer: Pseudonymizer | None = None,
-                 erasure_topic: str | None = None, replay_max_age: float | None = None):
+                 erasure_topic: str | None = None, replay_max_age: float | None = None,
+                 weight: Callable[[str], float] | None = None):
         if round_every_events < 1 or round_every_seconds <= 0 or min_fresh < 1:
             raise ValueError("need round_every_events >= 1, round_every_seconds > 0, "
                              "min_fresh >= 1")
@@ -149,6 +152,8 @@ class FineTuneWorker:
         self.quality = QualityGates.default() if quality is None else quality
         self._wall = wall_clock
         self._clock = clock
+        # the ranking task: train on the weight of the event's type, not its value
+        self.weight = weight
         self._batch = RoundBatch()
         self._positions: dict[tuple[str, int], int] = {}
         self._job: _Job | None = None
@@ -198,7 +203,7 @@ class FineTuneWorker:
         self._newest = max(self._newest, event.ts)
         held = self._split.hold()
         stats.held_out += held
-        batch.add(event, held)
+        batch.add(event, held, None if self.weight is None else self.weight(event.type))
 
     def process(self, records: list[Record]) -> None:
         """Decode, de-duplicate and gather one batch of records (no training, no commit)."""

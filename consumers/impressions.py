@@ -38,13 +38,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from stream.impression import Impression
-from stream.schema import Event
+from stream.impression import Impression, decode_impression
+from stream.schema import Event, Rejected
 
-__all__ = ["COUNTERS", "ImpressionJoin", "Sample"]
+__all__ = ["COUNTERS", "ImpressionFeed", "ImpressionJoin", "Sample"]
 
 log = logging.getLogger(__name__)
 
@@ -220,3 +220,65 @@ class ImpressionJoin:
         if len(self._done) > self.max_impressions:
             self._done.popitem(last=False)
         return entry
+
+
+class ImpressionFeed:
+    """The learner's side of the join: impression records and events in, negatives out.
+
+    :meth:`record` takes a record of ``topic`` (an impression; one that does not decode is
+    counted in ``counters["invalid"]`` and skipped), :meth:`event` each learned event; the
+    negatives they release go to ``learn_negative(sample)``. The join's state rides in the
+    learner's checkpoint (:meth:`snapshot` / :meth:`restore`), with the positions of both
+    topics, so a restarted learner neither joins a slot twice nor loses a pending one.
+
+    >>> from stream.impression import encode_impression
+    >>> got = []
+    >>> feed = ImpressionFeed("impressions", ImpressionJoin(window=60.0), got.append)
+    >>> feed.record(encode_impression(Impression("imp-1", "u1", ("a", "b"), ts=100.0)))
+    >>> feed.record(b"not json")
+    >>> feed.event(Event("e1", "u1", "a", "click", 1.0, 110.0))
+    >>> feed.event(Event("e2", "u2", "x", "view", 1.0, 500.0))
+    >>> [(s.item, s.label) for s in got], feed.counters["joined"], feed.counters["invalid"]
+    ([('b', 0)], 1, 1)
+    """
+
+    def __init__(self, topic: str, join: ImpressionJoin,
+                 learn_negative: Callable[[Sample], object]) -> None:
+        self.topic = topic
+        self.join = join
+        self.learn_negative = learn_negative
+        self.invalid = 0
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The join's counters plus ``invalid`` (impression records that did not decode)."""
+        return {**self.join.counters, "invalid": self.invalid}
+
+    def record(self, raw: bytes | None) -> None:
+        """Take one impression record (raw bytes of ``topic``)."""
+        found = decode_impression(raw or b"")
+        if isinstance(found, Rejected):
+            self.invalid += 1
+            log.debug("impression record refused: %s", found.reason)
+            return
+        self._negatives(self.join.add(found))
+
+    def event(self, event: Event) -> None:
+        """Join a learned event; learn the negatives it released."""
+        self._negatives(self.join.observe(event))
+
+    def _negatives(self, samples: list[Sample]) -> None:
+        for sample in samples:
+            if sample.label == 0:
+                self.learn_negative(sample)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The join state and the invalid count (JSON-able)."""
+        return {**self.join.snapshot(), "invalid": self.invalid}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`snapshot` (the join's configuration stays this feed's)."""
+        join = self.join
+        self.join = ImpressionJoin(join.window, join.max_impressions, skew=join.skew,
+                                   positive_types=join.positive_types, state=state)
+        self.invalid = int(state.get("invalid", 0))

@@ -40,6 +40,7 @@ from typing import Protocol
 
 from consumers.checkpoint import Checkpoint, publish_non_finite
 from consumers.dedup import RecentIds
+from consumers.impressions import ImpressionFeed
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
 from monitoring.drift import ErrorDrift
@@ -140,6 +141,7 @@ class LearnerWorker:
         erasure_topic: str | None = None,
         publish_max_share: float = 1.0,
         publish_burst_seconds: float = 1.0,
+        impressions: ImpressionFeed | None = None,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -183,6 +185,8 @@ class LearnerWorker:
         self.stats = WorkerStats(started=clock())
         self.pseudonymizer = pseudonymizer  # user_id -> keyed hash right after decode
         self.erasure_topic = erasure_topic  # its records are erasure requests (docs/privacy.md)
+        # the ranking task's feedback loop: impressions joined to clicks, unclicked = negatives
+        self.impressions = impressions
 
     def process(self, records: list[Record]) -> None:
         """Validate and learn one batch (no commit, no publish).
@@ -239,6 +243,9 @@ class LearnerWorker:
             if record.topic == self.erasure_topic:
                 self._erase(record)
                 continue
+            if self.impressions is not None and record.topic == self.impressions.topic:
+                self.impressions.record(record.value)
+                continue
             result = decode(record.value)
             if isinstance(result, Rejected):
                 stats.invalid += 1
@@ -260,6 +267,8 @@ class LearnerWorker:
                 continue
             y_pred = self.learner.learn_one(result)
             stats.learned += 1
+            if self.impressions is not None:
+                self.impressions.event(result)
             error = self._loss(result, y_pred)
             if self.drift is not None and error is not None and self.drift.update(error):
                 self._alarm()
@@ -309,12 +318,15 @@ class LearnerWorker:
 
     def checkpoint(self) -> Checkpoint:
         """The learner with the dedup window and gate state: what a version stores."""
-        return Checkpoint(self.learner, self._seen.snapshot(), self.quality.snapshot())
+        return Checkpoint(self.learner, self._seen.snapshot(), self.quality.snapshot(),
+                          None if self.impressions is None else self.impressions.snapshot())
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Continue from a published checkpoint's dedup window and gate state."""
         self._seen = RecentIds.restore(checkpoint.dedup, self._seen.capacity)
         self.quality.restore(checkpoint.quality)
+        if self.impressions is not None and checkpoint.impressions is not None:
+            self.impressions.restore(checkpoint.impressions)
 
     def _nothing_new(self) -> bool:
         """Nothing learned, nor any record placed elsewhere, since the last version."""

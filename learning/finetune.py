@@ -33,6 +33,7 @@ from torch import Tensor
 from learning.device import amp_default, pick_device, to_device
 from learning.distributed import Group, split_range
 from learning.errors import ConfigurationError
+from learning.rank_loss import LOSSES, ranking_step
 from learning.replay import ReplayBuffer
 from learning.torch_models import DeepRecommender, EmbeddingModel
 from learning.weights import safetensors_metadata
@@ -47,7 +48,10 @@ _TABLES = ("user_table", "item_table")
 
 
 class RoundReport(msgspec.Struct, frozen=True):
-    """What one round did; ``samples`` per epoch, ``loss`` the mean squared error trained on."""
+    """What one round did; ``samples`` per epoch, ``loss`` the mean loss trained on.
+
+    The loss is the squared error (``mse``) or the weighted ranking loss per sample.
+    """
 
     samples: int
     fresh: int
@@ -123,20 +127,35 @@ class FineTuner:
     run :meth:`follow`; ``buffer`` is then this rank's shard of the replay, ``batch_size``
     the global minibatch (split over the ranks). Sparse optimizers need gloo (NCCL
     allreduces no sparse gradients): use ``adam`` on CUDA. See docs/distributed_finetune.md.
+
+    ``loss`` is ``mse`` (regress the value: the rating task) or a ranking loss, ``softmax``
+    or ``bpr`` (:mod:`learning.rank_loss`), where values are the positives' weights and
+    ``n_negatives`` popularity-sampled negatives join the in-batch ones; ``logq`` applies
+    the sampling correction to the softmax.
     """
 
     def __init__(self, recommender: DeepRecommender, *, lr: float = 0.01,
                  weight_decay: float = 1e-4, optimizer: str = "sparse_adam",
                  batch_size: int = 4096, epochs_per_round: int = 1, replay_ratio: float = 1.0,
                  replay_all: bool = False, device: str = "auto", amp: bool | None = None,
-                 seed: int = 0, group: Group | None = None):
+                 seed: int = 0, group: Group | None = None, loss: str = "mse",
+                 n_negatives: int = 64, logq: bool = False):
         if group is not None and optimizer != "adam" and not group.sparse_ok:
             raise ConfigurationError(f'optimizer "{optimizer}" under DDP on {group.backend}: '
                                      'use "adam" (dense gradients; only gloo allreduces '
                                      "sparse ones)")
+        if group is not None and loss != "mse":
+            raise ConfigurationError(f'loss "{loss}" under torchrun: the ranking losses run in '
+                                     "one process for now (docs/distributed_finetune.md)")
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
+        if loss not in LOSSES or n_negatives < 0:
+            raise ConfigurationError(f'unknown loss "{loss}" (expected one of '
+                                     f'{", ".join(LOSSES)}) or n_negatives < 0')
+        self.loss = loss
+        self.n_negatives = n_negatives
+        self.logq = logq
         self.recommender = recommender
         self.lr = lr
         self.weight_decay = weight_decay
@@ -162,7 +181,8 @@ class FineTuner:
         return {"lr": self.lr, "weight_decay": self.weight_decay, "optimizer": self.optimizer,
                 "batch_size": self.batch_size, "epochs_per_round": self.epochs_per_round,
                 "replay_ratio": self.replay_ratio, "replay_all": self.replay_all,
-                "amp": self.amp, "seed": self.seed}
+                "amp": self.amp, "seed": self.seed, "loss": self.loss,
+                "n_negatives": self.n_negatives, "logq": self.logq}
 
     def round(self, fresh_users: Sequence[str], fresh_items: Sequence[str],
               fresh_values: Sequence[float] | np.ndarray, fresh_ts: Sequence[float] | np.ndarray,
@@ -224,6 +244,9 @@ class FineTuner:
         group = self.group  # under DDP: this rank's buffer holds fresh[rank::world]
         mine = slice(None) if group is None else slice(group.rank, None, group.world)
         n_mine = len(range(n_fresh)[mine])
+        observe = getattr(rec, "observe", None)  # a DeepRanker remembers what users saw
+        if observe is not None and n_fresh:
+            observe(u_rows, i_rows, ev_u)
         n_rep = round(self.replay_ratio * n_mine) if buffer is not None and len(buffer) else 0
         if self.replay_all and buffer is not None:  # about the whole history, every round
             n_rep = max(n_rep, len(buffer))
@@ -272,6 +295,18 @@ class FineTuner:
         for _ in range(epochs):
             perm = torch.randperm(n, device=self.device, generator=self._gen)
             u, i, v = users[perm], items[perm], values[perm]
+            if self.loss != "mse":  # ranking: values are weights; the round's items the pool
+                log_q = None
+                if self.logq and self.loss == "softmax":
+                    share = torch.bincount(items, minlength=module.n_items).float() / n
+                    log_q = share.clamp(min=1.0 / n).log()
+                for s in range(0, n, bs):
+                    total += ranking_step(module, self._opts, u[s : s + bs], i[s : s + bs],
+                                          v[s : s + bs], items, loss=self.loss,
+                                          n_negatives=self.n_negatives,
+                                          weight_decay=self.weight_decay, sparse=self._sparse,
+                                          amp=self.amp, gen=self._gen, log_q=log_q)
+                continue
             for s in range(0, n, bs):
                 if fit is None:
                     total += train_step(module, self._opts, u[s : s + bs], i[s : s + bs],

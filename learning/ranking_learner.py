@@ -54,7 +54,17 @@ RANKING_MODELS: dict[str, Callable[[int], Ranker]] = {
     "co-occurrence": lambda seed: CoOccurrence(5, symmetric=True),
     "sequence": lambda seed: CoOccurrence(2, symmetric=False, position_decay=0.3),
     "blend": lambda seed: SessionBlend(),
+    # the fine-tuner's model, rounds every N events + fold-in (torch imported when built)
+    "deep": lambda seed: _deep("deep", seed),
+    "deep-blend": lambda seed: _deep("deep-blend", seed),
 }
+
+
+def _deep(name: str, seed: int) -> Ranker:
+    from learning.rank_deep_online import DeepMix, DeepRankPart
+
+    part = DeepRankPart(seed=seed)
+    return part if name == "deep" else DeepMix(SessionBlend(), part)
 
 
 def make_ranker(model: str, seed: int = 42) -> Ranker:
@@ -149,6 +159,31 @@ class RankingLearner(PickleSnapshot):
         outcome = self._metrics.record(*measured, **figures)
         return 1.0 - outcome.ndcg
 
+    def learn_negative(self, user: str, item: str, ts: float = 0.0) -> bool:
+        """Learn that ``user`` was shown ``item`` and did not take it (an impression join).
+
+        The ranker learns it when it can (a ``learn_negative(user, row, ts)`` method); in any
+        case the item is discounted in ``user``'s served scores (:meth:`score_items`): each
+        unclicked showing lowers it by ``negative_penalty`` of the score range, up to three.
+        At most ``max_negatives`` items per user are remembered. False for an unknown item.
+        """
+        row = self._index.get(item)
+        if row is None:
+            return False
+        learn = getattr(self.ranker, "learn_negative", None)
+        if callable(learn):
+            learn(user, row, ts)
+        shown = self.__dict__.setdefault("_shown", {}).setdefault(user, {})
+        shown[row] = shown.pop(row, 0) + 1  # re-inserted: most recent last
+        if len(shown) > self.max_negatives:
+            del shown[next(iter(shown))]
+        self.negatives_learned = getattr(self, "negatives_learned", 0) + 1
+        return True
+
+    #: share of the score range one unclicked showing costs an item (see learn_negative)
+    negative_penalty = 0.1
+    max_negatives = 100
+
     def loss(self, event: Event, returned: float) -> float | None:
         """The drift detector's input for ``event``: its ranking loss, None if not ranked."""
         return None if math.isnan(returned) else returned
@@ -167,8 +202,19 @@ class RankingLearner(PickleSnapshot):
         return list(self._ids)
 
     def score_items(self, user: str) -> np.ndarray:
-        """One float64 score per known item; a cold user gets decayed popularity."""
-        return np.asarray(self.ranker.score_items(user), dtype=np.float64)[: len(self._ids)]
+        """One float64 score per known item; a cold user gets decayed popularity.
+
+        Items shown to ``user`` and not clicked (:meth:`learn_negative`) are discounted.
+        """
+        scores = np.asarray(self.ranker.score_items(user), dtype=np.float64)[: len(self._ids)]
+        shown = self.__dict__.get("_shown", {}).get(user)
+        if shown and len(scores):
+            rows = np.fromiter(shown, np.int64, len(shown))
+            times = np.minimum(np.fromiter(shown.values(), np.float64, len(shown)), 3.0)
+            span = float(scores.max() - scores.min()) or 1.0
+            scores = scores.copy()
+            scores[rows] -= self.negative_penalty * span * times
+        return scores
 
     def seen_items(self, user: str) -> np.ndarray:
         """Rows of the items ``user`` interacted with, ascending (empty if unknown)."""

@@ -13,6 +13,10 @@ runs. A round:
    (:class:`~learning.forgetting.ForgettingTracker`), and ``production`` on the same slices;
 3. asks the :class:`~learning.gate.Gate` whether the candidate may replace production.
 
+For a ranking model the tracker is a :class:`learning.rank_deep.RankingTracker`: the slice
+errors are then ``1 - NDCG@10`` and ``1 - HR@10`` (:func:`ranking_figures` names them), so the
+same gate compares candidate and production on ranking figures.
+
 The recommender always continues from its own last candidate, promoted or not (its replay
 buffer holds rows of its id tables); the gate only decides what serves.
 
@@ -46,7 +50,7 @@ from learning.slices import HoldBack, Samples
 from learning.torch_models import DeepRecommender
 
 __all__ = ["HoldBack", "MemoryDeepStore", "RoundBatch", "RoundOutcome", "Samples",
-           "merge_reports", "run_round"]
+           "merge_reports", "ranking_figures", "run_round"]
 
 Positions = dict[tuple[str, int], int]
 
@@ -72,10 +76,13 @@ class RoundBatch:
     def __len__(self) -> int:
         return self.fresh + self.held_out
 
-    def add(self, event: Any, held: bool) -> None:
-        """Add an event (``user_id``, ``item_id``, ``value``, ``ts``) as fresh or held back."""
+    def add(self, event: Any, held: bool, value: float | None = None) -> None:
+        """Add an event (``user_id``, ``item_id``, ``value``, ``ts``) as fresh or held back.
+
+        ``value`` replaces the event's (the ranking task trains on its type's weight).
+        """
         (self.held if held else self.fresh_samples).append(
-            event.user_id, event.item_id, event.value, event.ts)
+            event.user_id, event.item_id, event.value if value is None else value, event.ts)
 
     def merge_before(self, later: RoundBatch) -> RoundBatch:
         """A batch of these samples then ``later``'s (a failed round's go back in front)."""
@@ -109,6 +116,20 @@ def merge_reports(reports: list[RoundReport]) -> RoundReport:
 
 def _gate_scores(s: WindowScores) -> SliceScores:
     return SliceScores(recent=s.recent_rmse, old=s.old_rmse if math.isfinite(s.old_rmse) else None)
+
+
+def ranking_figures(scores: WindowScores | None, prefix: str = "") -> dict[str, float]:
+    """Ranking figures of a :class:`RankingTracker`'s scores (``recent_ndcg@10`` ...).
+
+    >>> ranking_figures(WindowScores(0.75, 0.5, 1.0, 0.0, ()), "production_")
+    {'production_recent_ndcg@10': 0.25, 'production_recent_hr@10': 0.5, \
+'production_old_ndcg@10': 0.0}
+    """
+    if scores is None:
+        return {}
+    return {f"{prefix}recent_ndcg@10": 1.0 - scores.recent_rmse,
+            f"{prefix}recent_hr@10": 1.0 - scores.recent_mae,
+            f"{prefix}old_ndcg@10": 1.0 - scores.old_rmse}
 
 
 def run_round(finetuner: FineTuner, buffer: ReplayBuffer | None, batch: RoundBatch,
@@ -146,7 +167,10 @@ class MemoryDeepStore:
     def publish(self, recommender: DeepRecommender) -> int:
         """Store a copy of ``recommender`` as the next version; its number."""
         number = self._latest[0] + 1 if self._latest else 1
-        self._latest = (number, weights.load(weights.dump(recommender)))
+        codec: Any = weights
+        if getattr(recommender, "store_format", None) == "deep-ranking":
+            from learning import rank_deep as codec
+        self._latest = (number, codec.load(codec.dump(recommender)))
         return number
 
     def promote(self, number: int) -> None:

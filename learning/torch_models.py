@@ -97,6 +97,17 @@ class EmbeddingModel(nn.Module):
         """The user-item interaction term, one value per row."""
         raise NotImplementedError
 
+    def user_repr(self, user_factors: Tensor) -> Tensor:
+        """The user side of the interaction (all items then score as one matrix product).
+
+        ``interact(p, q) == (user_repr(p) * item_repr(q)).sum(-1)``.
+        """
+        return user_factors
+
+    def item_repr(self, item_factors: Tensor) -> Tensor:
+        """The item side of the interaction (see :meth:`user_repr`)."""
+        return item_factors
+
     def fit_terms(self, user_rows: Tensor, item_rows: Tensor, *,
                   sparse: bool = False) -> tuple[Tensor, Tensor]:
         """Predictions and per-sample squared L2 norm of the gathered rows (for training).
@@ -171,6 +182,14 @@ class TwoTower(EmbeddingModel):
         """Dot product of the tower outputs, scaled by ``1/sqrt(out_dim)``."""
         dot = (self.user_tower(user_factors) * self.item_tower(item_factors)).sum(-1)
         return dot / math.sqrt(self.out_dim)
+
+    def user_repr(self, user_factors: Tensor) -> Tensor:
+        """The user tower's output."""
+        return self.user_tower(user_factors)
+
+    def item_repr(self, item_factors: Tensor) -> Tensor:
+        """The item tower's output, scaled by ``1/sqrt(out_dim)``."""
+        return self.item_tower(item_factors) / math.sqrt(self.out_dim)
 
 
 MODULE_KINDS: tuple[str, ...] = ("mf", "two_tower")

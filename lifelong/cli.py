@@ -187,6 +187,14 @@ def learn(
         help="partitions are shards: one learner, version chain <model>.p<k> and offsets per "
              "partition, shared by every process of the group (docs/scaling.md) "
              + Settings.describe("sharded"))] = None,
+    impressions_topic: Annotated[str | None, _opt(
+        "impressions_topic", "ranking: join clicks to the impressions logged on this topic "
+        "and learn shown-but-unclicked items as negatives (none: no join)")] = None,
+    impression_window: Annotated[float | None, _opt(
+        "impression_window", "seconds (event time) a click may follow its impression")]
+    = None,
+    max_impressions: Annotated[int | None, _opt(
+        "max_impressions", "live impressions kept in the join state")] = None,
 ) -> None:
     """Run the online learner: consume, predict-then-learn, publish versions, serve /metrics."""
     from learning.task import get_task
@@ -198,7 +206,9 @@ def learn(
             publish_every_events=publish_every_events,
             publish_every_seconds=publish_every_seconds, metrics_port=metrics_port,
             keep_last=keep_last, sharded=sharded, publish_max_share=publish_max_share,
-            compact_after=compact_after, compact_share=compact_share)
+            compact_after=compact_after, compact_share=compact_share,
+            impressions_topic=impressions_topic, impression_window=impression_window,
+            max_impressions=max_impressions)
     if settings.sharded:
         _learn_sharded(settings, _clip(clip), resume=resume, blend_with=blend_with,
                        max_events=max_events, idle_timeout=idle_timeout)
@@ -361,7 +371,9 @@ def demo(
 
 def _opt(field_name: str, text: str) -> Any:
     """A fine-tune option: default None (Settings decides), effective default in --help."""
-    return typer.Option(help=f"{text} {Settings.describe(field_name)}", show_default=False)
+    # escaped: rich would take "[default: ...]" for a markup tag and drop it from --help
+    described = Settings.describe(field_name).replace("[", "\\[")
+    return typer.Option(help=f"{text} {described}", show_default=False)
 
 
 @app.command()
@@ -370,6 +382,11 @@ def finetune(
                                               "$LIFELONG_MODEL-deep; env "
                                               "LIFELONG_FINETUNE_MODEL]")] = None,
     kind: Annotated[str | None, _opt("finetune_kind", "torch model: mf or two_tower")] = None,
+    task: Annotated[str | None, _opt("task", "rating (MSE on the value) or ranking (events "
+                                     "as weighted positives, gated on NDCG@10)")] = None,
+    loss: Annotated[str | None, _opt("finetune_loss", "ranking loss: softmax or bpr")] = None,
+    negatives: Annotated[int | None, _opt("n_negatives", "popularity-sampled negatives")]
+    = None,
     group: Annotated[str | None, _opt("finetune_group", "Kafka consumer group")] = None,
     topic: Annotated[str | None, _opt("topic", "events topic")] = None,
     round_every_events: Annotated[int | None, _opt("round_every_events",
@@ -423,7 +440,8 @@ def finetune(
             holdout_share=holdout_share, replay_capacity=replay_capacity,
             replay_ratio=replay_ratio, batch_size=batch_size, epochs=epochs, lr=lr,
             n_factors=factors, device=device, max_regression=max_regression,
-            max_old_regression=max_old_regression, finetune_seed=seed)
+            max_old_regression=max_old_regression, finetune_seed=seed, task=task,
+            finetune_loss=loss, n_negatives=negatives)
         group = join_group(settings)  # under torchrun: rank 0 reads and publishes
         if group is not None and group.rank != 0:
             rounds = follow_finetune(settings, group)
@@ -434,7 +452,7 @@ def finetune(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     worker = run.worker
-    console.print(f"fine-tuning {run.model!r} ({settings.finetune_kind}) on "
+    console.print(f"fine-tuning {run.model!r} ({settings.task}: {settings.finetune_kind}) on "
                   f"{worker.runner.finetuner.device} from {settings.topic!r} as group "
                   f"{settings.finetune_group!r}; metrics on "
                   f"http://{run.metrics_server.target}/metrics"

@@ -215,6 +215,12 @@ class Settings:
     # replay samples older than this before the newest event's time are dropped before each
     # round (0: kept until the capacity pushes them out): docs/privacy.md
     replay_max_age_seconds: float = 365 * 24 * 3600.0
+    finetune_loss: str = "softmax"  # the ranking task's loss: softmax or bpr (learning.rank_loss)
+    n_negatives: int = 64  # popularity-sampled negatives per minibatch (softmax) / sample (bpr)
+    # the learner's impression join (task=ranking; None: no join): consumers/impressions.py
+    impressions_topic: str | None = None
+    impression_window: float = 1800.0
+    max_impressions: int = 100_000
     # how long Kafka keeps dead letters and quarantined records (they hold producers' raw
     # bytes, raw user ids included unless the producer pseudonymises): docs/privacy.md
     dlq_retention_ms: int = 7 * 24 * 3600 * 1000
@@ -276,6 +282,11 @@ class Settings:
             "max_old_regression": ("LIFELONG_MAX_OLD_REGRESSION", _non_negative),
             "finetune_seed": ("LIFELONG_FINETUNE_SEED", _integer),
             "replay_max_age_seconds": ("LIFELONG_REPLAY_MAX_AGE_SECONDS", _non_negative),
+            "finetune_loss": ("LIFELONG_FINETUNE_LOSS", _choice("softmax", "bpr")),
+            "n_negatives": ("LIFELONG_NEGATIVES", _positive_int),
+            "impressions_topic": ("LIFELONG_IMPRESSIONS_TOPIC", _name),
+            "impression_window": ("LIFELONG_IMPRESSION_WINDOW", _positive_float),
+            "max_impressions": ("LIFELONG_MAX_IMPRESSIONS", _positive_int),
             "dlq_retention_ms": ("LIFELONG_DLQ_RETENTION_MS", _positive_int),
             "erasure_topic": ("LIFELONG_ERASURE_TOPIC", _name),
             "sharded": ("LIFELONG_SHARDED", _bool),

@@ -96,7 +96,9 @@ def _tuner(settings: Settings, recommender: DeepRecommender, group: Group | None
                      epochs_per_round=opts.epochs, replay_ratio=opts.replay_ratio,
                      optimizer="sparse_adam" if sparse else "adam",
                      device=opts.device if group is None else str(group.device),
-                     seed=opts.finetune_seed, group=group)
+                     seed=opts.finetune_seed, group=group,
+                     loss=opts.finetune_loss if opts.task == "ranking" else "mse",
+                     n_negatives=opts.n_negatives)
 
 
 def _buffer(settings: Settings, group: Group | None) -> ReplayBuffer:
@@ -128,14 +130,31 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
     from ``settings`` (:class:`~lifelong.config.Settings`: flag, environment, default).
     With ``group`` (rank 0 of a torchrun job) the model is sent to the other ranks and every
     round is trained data-parallel with them (the replay buffer is this rank's shard).
+
+    With ``settings.task == "ranking"`` the model is a :class:`~learning.rank_deep.DeepRanker`
+    trained with ``finetune_loss`` (sampled softmax or BPR, ``n_negatives``) on the events as
+    positives weighted by type (:class:`~learning.task.RankingTask`), gated on NDCG@10 of the
+    held-back slice (:class:`~learning.rank_deep.RankingTracker`), and published in format
+    ``deep-ranking`` so a subscriber can ``recommend`` with it.
     """
     opts = settings
+    ranking = opts.task == "ranking"
+    ranking_cls: type | None = None
+    if ranking:
+        from learning.rank_deep import DeepRanker, RankingTracker
+        from learning.task import RankingTask
+
+        ranking_cls = DeepRanker
     model = opts.deep_model
     bootstrap = connect_topics(settings)
     registry = open_registry(settings)
     publisher = DeepPublisher(registry, model)
     recommender, resumed = None, None
     found = publisher.warm_start() if resume else None
+    if found is not None and ranking_cls is not None and not isinstance(found[1], ranking_cls):
+        log.warning("%s version %d is not a ranking model: starting cold", model,
+                    found[0].number)
+        found = None
     if found is not None and found[1].kind == opts.finetune_kind:
         (version, recommender), resumed = found, found[0].number
         log.info("warm start from %s version %d (%d samples trained)", model, version.number,
@@ -144,8 +163,9 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         log.warning("%s version %d is a %s model, not %s: starting cold", model,
                     found[0].number, found[1].kind, opts.finetune_kind)
     if recommender is None:
-        recommender = DeepRecommender(opts.finetune_kind, n_factors=opts.n_factors, clip=clip,
-                                      seed=opts.finetune_seed)
+        recommender = (ranking_cls or DeepRecommender)(
+            opts.finetune_kind, n_factors=opts.n_factors, seed=opts.finetune_seed,
+            **({} if ranking else {"clip": clip}))
     if group is not None:
         group.broadcast(weights.dump(recommender))  # the other ranks start from this model
         log.info("rank 0 of %d: DDP on %s (%s), global batch %d", group.world,
@@ -172,6 +192,8 @@ def build_finetune_run(settings: Settings, *, clip: tuple[float, float] | None =
         min_fresh=opts.min_fresh, metrics=metrics, alarms=alarms,
         quality=QualityGates.from_env_value(settings.quality),
         pseudonymizer=Pseudonymizer.from_env(), erasure_topic=settings.erasure_topic or None,
-        replay_max_age=opts.replay_max_age_seconds or None)
+        replay_max_age=opts.replay_max_age_seconds or None,
+        tracker=RankingTracker(k=10) if ranking else None,
+        weight=RankingTask().weight if ranking else None)
     return FineTuneRun(worker, source, alarms, server, metrics_registry, registry, publisher,
                        model, resumed, group)

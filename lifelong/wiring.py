@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from consumers.alarms import drift_alarm
 from consumers.checkpoint import Checkpoint
 from consumers.dlq import KafkaDeadLetters
+from consumers.impressions import ImpressionFeed, ImpressionJoin
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.retention import RetainLast
@@ -34,7 +35,7 @@ from monitoring.drift_metrics import DriftMetrics
 from monitoring.exposition import MetricsServer
 from monitoring.freshness import FreshnessMetrics, LearnerFreshness
 from monitoring.input_drift import InputDriftWatch
-from monitoring.metrics import LearnerMetrics, RankingQualityCollector
+from monitoring.metrics import ImpressionJoinCollector, LearnerMetrics, RankingQualityCollector
 from stream.admin import TopicSpec, ensure_topics
 from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
@@ -91,7 +92,9 @@ def connect_topics(settings: Settings) -> str:
                               TopicSpec(settings.dlq_topic, 1, config=kept),
                               TopicSpec(settings.quarantine_topic, 1, config=kept),
                               *([TopicSpec(settings.erasure_topic, 1)]
-                                if settings.erasure_topic else [])], **security)
+                                if settings.erasure_topic else []),
+                              *([TopicSpec(settings.impressions_topic, settings.partitions)]
+                                if settings.impressions_topic else [])], **security)
     return bootstrap
 
 
@@ -163,6 +166,10 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     if blend_with and task.name != "rating":
         raise ConfigError(f"--blend-with {blend_with}: the deep blend serves the rating task; "
                           f"LIFELONG_TASK={task.name} learns without it")
+    joins_impressions = bool(settings.impressions_topic) and task.name == "ranking"
+    if settings.impressions_topic and not joins_impressions:
+        raise ConfigError(f"--impressions-topic {settings.impressions_topic}: impressions are "
+                          "joined by the ranking task only (LIFELONG_TASK=ranking)")
     if blend_with:
         check_blend(registry, blend_with, wait=wait_for_blend)
         from learning.lifelong import LifelongLearner
@@ -185,6 +192,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             start_offsets = decode_offsets(version.offsets, settings.topic)
             if settings.erasure_topic:  # erasure requests resume like events
                 start_offsets |= decode_offsets(version.offsets, settings.erasure_topic)
+            if joins_impressions:  # so do impressions (the join state is in the version)
+                start_offsets |= decode_offsets(version.offsets, settings.impressions_topic)
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
@@ -201,7 +210,15 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
 
     security = settings.kafka_client_config()
-    topics = [settings.topic, *([settings.erasure_topic] if settings.erasure_topic else [])]
+    topics = [settings.topic, *([settings.erasure_topic] if settings.erasure_topic else []),
+              *([settings.impressions_topic] if joins_impressions else [])]
+    feed = None
+    if joins_impressions:
+        assert settings.impressions_topic is not None
+        feed = ImpressionFeed(
+            settings.impressions_topic,
+            ImpressionJoin(settings.impression_window, settings.max_impressions),
+            lambda s: learner.learn_negative(s.user, s.item, s.ts))
     source = KafkaSource(bootstrap, topics, settings.group_id, on_lag=on_lag,
                          start_offsets=start_offsets, **security)
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)
@@ -230,11 +247,15 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             learner, FreshnessMetrics(metrics_registry, model=settings.model)),
         pseudonymizer=Pseudonymizer.from_env(),  # docs/privacy.md: off unless a key is set
         erasure_topic=settings.erasure_topic,
+        impressions=feed,
     )
     if resumed is not None and restored is not None:
         worker.restore(restored)
     if isinstance(learner, RankingLearner):  # rolling HR/NDCG/coverage@k, read when scraped
         RankingQualityCollector(lambda: worker.learner.score(), model=settings.model,
+                                registry=metrics_registry)
+    if feed is not None:  # joined / expired / negative ... counters, read when scraped
+        ImpressionJoinCollector(lambda: feed.counters, model=settings.model,
                                 registry=metrics_registry)
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber, quarantine)

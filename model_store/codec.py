@@ -61,7 +61,8 @@ DELTA_FORMAT = "river-delta"
 PICKLE_VERSION = 1
 #: format -> the module that defines it (imported, registering its ``CODECS``, on first use)
 PROVIDERS: dict[str, str] = {SAFETENSORS_FORMAT: "learning.weights",
-                             DELTA_FORMAT: "model_store.delta"}
+                             DELTA_FORMAT: "model_store.delta",
+                             "deep-ranking": "learning.rank_deep"}
 #: modules whose ``MOVED`` maps old pickle class paths to where the classes live now
 PICKLE_PROVIDERS: tuple[str, ...] = ("learning.serving",)
 

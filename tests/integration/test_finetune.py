@@ -168,3 +168,46 @@ def test_cli_cold_starts_from_a_backlog_then_streams(kafka, redis_service, topic
     assert registry.get_alias(DEEP, "production") >= 1
     assert registry.get_alias(DEEP, "candidate") == registry.latest(DEEP).number >= 3
     registry.close()
+
+
+def test_cli_finetune_task_ranking_publishes_a_ranker_a_subscriber_recommends_with(
+        kafka, redis_service, topic, prefix, unique, monkeypatch):
+    """`lifelong finetune --task ranking` on a real click stream: gated on NDCG@10, format
+    deep-ranking, and a Subscriber on the real store recommends k unseen items with it."""
+    import torch
+
+    from learning.rank_deep import DeepRanker
+    from lifelong.cli import app
+    from stream.synthetic_implicit import ImplicitStream
+
+    torch.set_num_threads(1)
+    stream = ImplicitStream(n_users=80, n_items=150, n_events=1500, drift_at=(), seed=4)
+    with EventProducer(kafka.address, topic) as producer:
+        producer.send_all(stream.raw())
+    for var, value in {"KAFKA_BOOTSTRAP_SERVERS": kafka.address,
+                       "REDIS_URL": redis_service.address, "LIFELONG_PREFIX": prefix,
+                       "LIFELONG_TOPIC": topic, "LIFELONG_MODEL": "reco",
+                       "LIFELONG_QUALITY": "off"}.items():
+        monkeypatch.setenv(var, value)
+    result = CliRunner().invoke(app, [
+        "finetune", "--task", "ranking", "--group", f"it-ft-rank-{unique}",
+        "--round-every-events", "700", "--min-fresh", "200", "--factors", "8",
+        "--batch-size", "256", "--device", "cpu", "--max-events", "1500",
+        "--idle-timeout", "20", "--negatives", "16"])
+    assert result.exit_code == 0, result.output
+    assert "ranking: mf" in result.output and "recent NDCG@10" in result.output
+    assert "consumed 1500" in result.output
+    registry = Registry.from_url(redis_service.address, prefix=prefix)
+    latest = registry.latest(DEEP)
+    assert latest.format == "deep-ranking" and latest.tags["task"] == "ranking"
+    assert 0.0 <= latest.metrics["recent_ndcg@10"] <= 1.0
+    with Subscriber(registry, DEEP, alias="production") as sub:
+        assert sub.wait_for_version(1, timeout=20)
+        model = sub.current[1]
+        assert isinstance(model, DeepRanker)
+        user = model.users.id_of(0)
+        recs = sub.recommend(user, k=10)
+        seen = {model.item_ids()[r] for r in model.seen_items(user)}
+        assert len(recs) == 10 and not seen & {item for item, _ in recs}
+        assert len(sub.recommend("a-user-never-seen", k=5)) == 5
+    registry.close()
