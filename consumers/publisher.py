@@ -156,7 +156,8 @@ class RegistryPublisher:
         """Publish a delta over the previous version, or return ``None`` if a base is due."""
         if (self._previous is None or self.compact_after == 0 or not delta_capable(inner)
                 or inner._needs_base or self._chain >= self.compact_after
-                or isinstance(learner, Checkpoint) != (self._dedup is not None)):
+                or isinstance(learner, Checkpoint) != (self._dedup is not None)
+                or getattr(learner, "impressions", None) is not None):  # no join state in deltas
             return None
         blob = DeltaBlob(parent_sha256=self._previous.sha256, base=self._base.number,
                          learner=take_delta(inner))

@@ -153,7 +153,7 @@ def apply_blob(obj: Any, blob: DeltaBlob, *, worker: bool = True) -> None:
     state = getattr(obj, "__dict__", {}).get(CHECKPOINT_ATTRIBUTE)
     if not worker or state is None:
         return
-    dedup, quality = state
+    dedup, quality, *rest = state  # rest: the impression join's state (None: no join)
     if blob.dedup_len >= 0:
         joined = dedup + blob.dedup_tail
         dedup = joined[len(joined) - blob.dedup_len * 8:] if blob.dedup_len else b""
@@ -167,7 +167,7 @@ def apply_blob(obj: Any, blob: DeltaBlob, *, worker: bool = True) -> None:
         for index, gone in enumerate(rules):
             for user in gone:
                 quality[kind][index].pop(user, None)
-    obj.__dict__[CHECKPOINT_ATTRIBUTE] = (dedup, quality)
+    obj.__dict__[CHECKPOINT_ATTRIBUTE] = (dedup, quality, *rest)
 
 
 def dedup_tail(previous: bytes, current: bytes) -> bytes:
