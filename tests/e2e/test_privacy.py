@@ -211,8 +211,10 @@ def test_an_end_to_end_run_leaks_no_raw_user_id(kafka, redis_service, names, tmp
         stored = _redis_bytes(client, names["prefix"])
         assert len(stored) > 10_000 and mark not in stored  # versions, aliases, audit, log
         assert p(f"{MARK}5@example.org").encode() in stored  # pseudonyms are there
-        latest = registry.latest(names["model"]).number
-        assert p(forgotten).encode() not in registry.read_blob(names["model"], latest)
+        for model in (names["model"], f"{names['model']}-deep"):  # forget erased both
+            latest = registry.latest(model)
+            assert latest.tags.get("erasure") == "true", model
+            assert p(forgotten).encode() not in registry.read_blob(model, latest.number)
     finally:
         client.close()
         registry.close()
