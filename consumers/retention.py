@@ -40,11 +40,14 @@ class _Publisher(Protocol):
 
 class _Store(Protocol):
     def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0,
-           dry_run: bool = False) -> list[int]: ...
+           dry_run: bool = False, max_age_seconds: float | None = None) -> list[int]: ...
 
 
 class RetainLast:
     """Wrap a publisher: publish through it, then keep only the last ``keep_last`` versions.
+
+    ``max_age_seconds`` (None: no limit) also drops versions created longer ago than that,
+    the newest excepted (retention by age: :meth:`~model_store.registry.Registry.gc`).
 
     A failed prune is logged and retried after the next publish; it never fails the
     publish (the version is stored, so its offsets must still be committed).
@@ -52,7 +55,8 @@ class RetainLast:
 
     def __init__(self, publisher: _Publisher, registry: _Store, model: str, *,
                  keep_last: int = 20, grace_seconds: float = 60.0, every_seconds: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 max_age_seconds: float | None = None):
         if keep_last < 1:
             raise ValueError(f"keep_last must be >= 1, got {keep_last}")
         self.publisher = publisher
@@ -60,6 +64,7 @@ class RetainLast:
         self.model = model
         self.keep_last = keep_last
         self.grace_seconds = grace_seconds
+        self.max_age_seconds = max_age_seconds or None
         self.every_seconds = every_seconds
         self._clock = clock
         self._next_prune = -float("inf")
@@ -74,7 +79,8 @@ class RetainLast:
         self._next_prune = now + self.every_seconds
         try:
             self.deleted += len(self.registry.gc(self.model, self.keep_last,
-                                                 grace_seconds=self.grace_seconds))
+                                                 grace_seconds=self.grace_seconds,
+                                                 max_age_seconds=self.max_age_seconds))
         except Exception as exc:  # the store hiccuped: the next publish prunes again
             log.warning("retention of %s after version %d failed (%s: %s)", self.model,
                         version, type(exc).__name__, exc)

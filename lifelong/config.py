@@ -188,6 +188,9 @@ class Settings:
     publish_every_events: int = 1000
     publish_every_seconds: float = 30.0
     keep_last: int = 20
+    # versions created longer ago than this are pruned during a run, the newest excepted
+    # (0: by count only): docs/privacy.md, retention
+    version_max_age_seconds: float = 30 * 24 * 3600.0
     # publishing bounded by change (docs/publishing.md): deltas between whole versions
     publish_max_share: float = 0.1  # the floor: at most this share of time publishing
     compact_after: int = 100  # a new base after this many deltas (0: every version whole)
@@ -259,6 +262,7 @@ class Settings:
             "publish_every_events": ("LIFELONG_PUBLISH_EVERY_EVENTS", _positive_int),
             "publish_every_seconds": ("LIFELONG_PUBLISH_EVERY_SECONDS", _positive_float),
             "keep_last": ("LIFELONG_KEEP_LAST", _positive_int),
+            "version_max_age_seconds": ("LIFELONG_VERSION_MAX_AGE_SECONDS", _non_negative),
             "publish_max_share": ("LIFELONG_PUBLISH_MAX_SHARE", _fraction),
             "compact_after": ("LIFELONG_COMPACT_AFTER", _count),
             "compact_share": ("LIFELONG_COMPACT_SHARE", _positive_float),

@@ -199,6 +199,9 @@ def models_gc(
     grace_seconds: Annotated[float, typer.Option(
         help="keep versions created or announced this recently")] = 60.0,
     dry_run: Annotated[bool, typer.Option(help="only print what would be deleted")] = False,
+    max_age: Annotated[float | None, typer.Option(
+        help="also delete versions created more than S seconds ago (the newest excepted)")]
+    = None,
     purge_user: Annotated[str | None, typer.Option(
         help="delete every version but latest that holds this raw user id ('-': stdin)")] = None,
     purge_before: Annotated[int | None, typer.Option(
@@ -213,7 +216,8 @@ def models_gc(
         return purge(model, user=purge_user, before=purge_before, move_aliases=move_aliases,
                      actor=None)
     with _store() as registry:
-        numbers = registry.gc(model, keep_last, grace_seconds=grace_seconds, dry_run=dry_run)
+        numbers = registry.gc(model, keep_last, grace_seconds=grace_seconds, dry_run=dry_run,
+                              max_age_seconds=max_age)
     verb = "would delete" if dry_run else "deleted"
     listed = ", ".join(str(n) for n in numbers) or "nothing"
     typer.echo(f"{model}: {verb} {len(numbers)} version(s): {listed}")

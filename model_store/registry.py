@@ -255,23 +255,34 @@ class Registry(AliasOperations):
 
     # retention --------------------------------------------------------------------
     def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0,
-           dry_run: bool = False) -> list[int]:
+           dry_run: bool = False, max_age_seconds: float | None = None) -> list[int]:
         """Delete versions older than the last ``keep_last``; return the numbers deleted.
 
+        With ``max_age_seconds`` versions created longer ago than that go too, even among
+        the last ``keep_last`` (retention by age, docs/privacy.md), except the newest one.
         Never deletes a version an alias points at, the one each alias would roll back
         to, or one created or announced within the last ``grace_seconds``, nor a version
         (a base, a delta) that the chain of a version it keeps is made of. With
         ``dry_run`` nothing is deleted: the numbers that would be are returned.
         """
         check_name("model", model)
-        if keep_last < 0 or grace_seconds < 0:
-            raise InvalidNameError("keep_last and grace_seconds must not be negative")
+        if keep_last < 0 or grace_seconds < 0 or (max_age_seconds or 0) < 0:
+            raise InvalidNameError("keep_last, grace_seconds and max_age_seconds must not be "
+                                   "negative")
         numbers = self.backend.numbers(model)
         current = self.backend.aliases(model)
         protected = set(current.values())
         protected.update(t for a, n in current.items()
                          if (t := self._rollback_target(model, a, n)) is not None)
-        old = [n for n in numbers[: max(0, len(numbers) - keep_last)] if n not in protected]
+        cut = max(0, len(numbers) - keep_last)
+        expired: list[int] = []
+        if max_age_seconds and numbers[cut:-1]:
+            oldest = self.clock() - max_age_seconds
+            recent = numbers[cut:-1]  # the newest version always stays
+            expired = [n for n, f in zip(recent, self.backend.read_meta(model, recent),
+                                         strict=True)
+                       if f is not None and float(f.get("created") or 0) < oldest]
+        old = [n for n in numbers[:cut] + expired if n not in protected]
         before = self.clock() - grace_seconds
         old = self._outside_live_chains(model, numbers, old, before)
         if dry_run:

@@ -8,6 +8,7 @@ from consumers.retention import RetainLast
 from lifelong.config import ConfigError, Settings
 from model_store import Registry
 from model_store.signing import Signer
+from model_store.url import open_backend
 
 
 class _Publisher:
@@ -61,3 +62,38 @@ def test_keep_last_setting() -> None:
     assert Settings.from_env({}, keep_last=7).keep_last == 7
     with pytest.raises(ConfigError, match="LIFELONG_KEEP_LAST"):
         Settings.from_env({"LIFELONG_KEEP_LAST": "0"})
+
+
+def test_versions_older_than_the_max_age_go_even_within_keep_last() -> None:
+    now = [0.0]
+    reg = Registry(open_backend("memory://"), signer=Signer(b"0123456789abcdef-test-key"),
+                   clock=lambda: now[0])
+    for t in (0.0, 10.0, 20.0, 30.0):
+        now[0] = t
+        reg.publish_object("reco", {"t": t})
+    now[0] = 1000.0
+    assert reg.gc("reco", keep_last=10, grace_seconds=0) == []  # by count: nothing to do
+    assert reg.gc("reco", keep_last=10, grace_seconds=0, max_age_seconds=100,
+                  dry_run=True) == [1, 2]
+    # 4 is the newest (always kept), 3 the rollback target of latest
+    assert reg.gc("reco", keep_last=10, grace_seconds=0, max_age_seconds=100) == [1, 2]
+    assert [v.number for v in reg.versions("reco")] == [3, 4]
+    with pytest.raises(ValueError, match="max_age_seconds"):
+        reg.gc("reco", max_age_seconds=-1)
+
+
+def test_retain_last_passes_the_max_age_and_the_setting_reads_it() -> None:
+    now = [0.0]
+    reg = Registry(open_backend("memory://"), signer=Signer(b"0123456789abcdef-test-key"),
+                   clock=lambda: now[0])
+    pub = RetainLast(_Publisher(reg), reg, "reco", keep_last=10, grace_seconds=0,
+                     every_seconds=0, max_age_seconds=50)
+    for t in (0.0, 10.0, 100.0, 200.0):
+        now[0] = t
+        pub.publish(None, {})
+    assert [v.number for v in reg.versions("reco")] == [3, 4]
+    assert Settings().version_max_age_seconds == 30 * 24 * 3600
+    assert Settings.from_env(
+        {"LIFELONG_VERSION_MAX_AGE_SECONDS": "0"}).version_max_age_seconds == 0
+    with pytest.raises(ConfigError, match="LIFELONG_VERSION_MAX_AGE_SECONDS"):
+        Settings.from_env({"LIFELONG_VERSION_MAX_AGE_SECONDS": "soon"})
