@@ -48,21 +48,25 @@ _RENORM_AT = 1e100
 FEATURES: tuple[str, ...] = (
     "log_pop_short", "log_pop_mid", "log_pop_long", "log_pop_day", "log_pop_week", "trend",
     "co", "seq", "co_any", "seq_any", "co_raw", "seq_raw", "log_age", "log_idle", "pop_top1",
-    "pop_top3", "pop_top10", "pop_top30", "pop_level_gap")
+    "pop_top3", "pop_top10", "pop_top30", "pop_level_gap", "log_pop_cold", "log_pop_session",
+    "log_pop_returning", "co_x_gap", "seq_x_gap", "co_x_pop", "pop_x_gap")
 _HIST_BUCKETS = np.array([2, 5, 20])  # history length 1, 2-4, 5-19, 20+
 _GAPS = np.array([3600.0, 86400.0])  # since the user's last event: < 1 h, < 1 day, later
 _N_CTX = 1 + (len(_GAPS) + 1) * (len(_HIST_BUCKETS) + 1)
+_COLUMNS = np.arange(5)
+_POP_CUTS = np.array([1, 3, 10, 30])
 
 
 class TopTracker:
-    """The ``m`` rows with the largest counts (and the largest), exact when one count grows
-    at a time and all others keep their order.
+    """The ``m`` rows with the largest counts, and the largest (``best``).
+
+    Exact when one count grows at a time and all others keep their order.
 
     >>> counts = np.zeros(5)
     >>> top = TopTracker(2)
     >>> for item in [0, 1, 1, 3, 3, 3]:
     ...     counts[item] += 1
-    ...     top.update(counts, item)
+    ...     _ = top.update(counts, item)
     >>> sorted(top.rows().tolist()), top.best
     ([1, 3], 3)
     """
@@ -75,8 +79,11 @@ class TopTracker:
         self._member = np.zeros(0, dtype=bool)
         self._weakest = 0
 
-    def update(self, counts: np.ndarray, item: int) -> None:
-        """``counts[item]`` just grew (every other count kept its order): keep the top m."""
+    def update(self, counts: np.ndarray, item: int) -> bool:
+        """``counts[item]`` just grew (every other count kept its order): keep the top m.
+
+        Returns whether the set of rows changed.
+        """
         if item >= len(self._member):
             self._member = grow(self._member, item + 1)
         if self.best < 0 or counts[item] > counts[self.best]:
@@ -85,19 +92,21 @@ class TopTracker:
         if self._member[item]:
             if self._n == self.m and rows[self._weakest] == item:
                 self._weakest = int(np.argmin(counts[rows]))
-            return
+            return False
         if self._n < self.m:
             rows[self._n] = item
             self._member[item] = True
             self._n += 1
             if self._n == self.m:
                 self._weakest = int(np.argmin(counts[rows]))
-            return
+            return True
         if counts[item] > counts[rows[self._weakest]]:
             self._member[rows[self._weakest]] = False
             rows[self._weakest] = item
             self._member[item] = True
             self._weakest = int(np.argmin(counts[rows]))
+            return True
+        return False
 
     def rows(self) -> np.ndarray:
         """The tracked rows (unordered)."""
@@ -129,6 +138,7 @@ class ListwiseRerank:
         self.n_items = 0
         # popularity columns: 3 decays per event, 2 half-lives in time; value * scale each
         self._counts = np.zeros((0, 5))
+        self._by_state = np.zeros((0, 3))  # x0.999 counts of cold / in-session / returning events
         self._scale = np.ones(5)
         self._tref = math.nan
         self._tops = [TopTracker(n_popular) for _ in range(5)]
@@ -143,7 +153,9 @@ class ListwiseRerank:
         self._seen: dict[str, set[int]] = {}
         self._level: dict[str, list[float]] = {}  # sum and count of log long popularity
         self._clock = -math.inf
+        self._now = -math.inf
         self._cache: tuple[str, int, float, np.ndarray, np.ndarray, int] | None = None
+        self._popular: np.ndarray | None = None  # union of the trackers' rows, when valid
 
     def parts(self) -> dict[str, object]:
         """The personal candidate sources by name (each a ranker of its own)."""
@@ -170,26 +182,30 @@ class ListwiseRerank:
                   user: str) -> np.ndarray:
         """len(rows) x F feature matrix (``co``, ``seq``: the user's dense part scores)."""
         best = [t.best for t in self._tops]
-        rel = self._counts[rows] / self._counts[best, np.arange(5)]
-        co, seq = co[rows], seq[rows]
-        co_top, seq_top = co.max(initial=0.0), seq.max(initial=0.0)
+        rel = self._counts[rows] / self._counts[best, _COLUMNS]
+        personal = np.stack([co[rows], seq[rows]], axis=1)  # n x 2
+        tops = personal.max(axis=0, initial=0.0)
         f = np.empty((len(rows), len(FEATURES)))
         np.log(rel + 1e-4, out=f[:, :5])
         f[:, 5] = f[:, 0] - f[:, 2]
-        f[:, 6] = co / co_top if co_top > 0 else 0.0
-        f[:, 7] = seq / seq_top if seq_top > 0 else 0.0
-        f[:, 8] = co > 0
-        f[:, 9] = seq > 0
-        f[:, 10] = co
-        f[:, 11] = seq
-        f[:, 12] = np.log1p(self._events - self._first[rows]) / 10.0
-        f[:, 13] = np.log1p(self._events - self._last[rows]) / 10.0
+        np.divide(personal, tops, out=f[:, 6:8], where=tops > 0)
+        f[:, 6:8][:, tops <= 0] = 0.0
+        f[:, 8:10] = personal > 0
+        f[:, 10:12] = personal
+        ages = np.stack([self._first[rows], self._last[rows]], axis=1)
+        f[:, 12:14] = np.log1p(self._events - ages) / 10.0
         order = np.empty(len(rows), dtype=np.int64)
         order[np.argsort(-f[:, 1], kind="stable")] = np.arange(len(rows))
-        for j, cut in enumerate((1, 3, 10, 30)):
-            f[:, 14 + j] = order < cut
+        f[:, 14:18] = order[:, None] < _POP_CUTS
         level = self._level.get(user)
         f[:, 18] = 0.0 if level is None else -np.abs(f[:, 2] - level[0] / level[1])
+        by_state = self._by_state[rows]
+        np.log(by_state / np.maximum(by_state.max(axis=0), 1e-300) + 1e-4, out=f[:, 19:22])
+        last = self._last_ts.get(user)
+        gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
+        f[:, 22:24] = f[:, 6:8] * gap
+        f[:, 24] = f[:, 6] * f[:, 1] / 10.0
+        f[:, 25] = f[:, 1] * gap
         return f
 
     def _scored(self, user: str, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -198,9 +214,10 @@ class ListwiseRerank:
         if cache is not None and cache[:3] == (user, self._events, now):
             rows, feats, ctx = cache[3], cache[4], cache[5]
         else:
+            if self._popular is None:
+                self._popular = np.unique(np.concatenate([t.rows() for t in self._tops]))
             mask = np.zeros(self.n_items, dtype=bool)
-            for top in self._tops:
-                mask[top.rows()] = True
+            mask[self._popular] = True
             dense = []
             for part in (self.co_occurrence, self.sequence):
                 scores = part.score_items(user)
@@ -211,6 +228,7 @@ class ListwiseRerank:
                 mask[support] = True
                 dense.append(scores)
             rows = np.flatnonzero(mask)
+            self._now = now
             feats = self._features(rows, dense[0], dense[1], user)
             ctx = self.context(user, now)
             self._cache = (user, self._events, now, rows, feats, ctx)
@@ -246,7 +264,9 @@ class ListwiseRerank:
             return
         z = raw.copy()
         if seen:
-            z[np.isin(rows, np.fromiter(seen, np.int64, len(seen)))] = -np.inf
+            mask = np.zeros(self.n_items, dtype=bool)
+            mask[np.fromiter(seen, np.int64, len(seen))] = True
+            z[mask[rows]] = -np.inf
         p = np.exp(z - z[at])
         p /= p.sum()
         g = -p
@@ -263,12 +283,14 @@ class ListwiseRerank:
         self._scale[3:] = np.exp2((ts - self._tref) / np.array(self.half_lives))
         if self._scale.max() > _RENORM_AT:
             self._counts /= self._scale
+            self._by_state /= self._scale[1]
             self._scale[:] = 1.0
             self._tref = ts
         self._counts[item] += weight * self._scale
         counts = self._counts[: self.n_items]
         for j, top in enumerate(self._tops):
-            top.update(counts[:, j], item)
+            if top.update(counts[:, j], item):
+                self._popular = None
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """One listwise step (if the user has a history and ``item`` is a candidate), then learn."""
@@ -286,7 +308,11 @@ class ListwiseRerank:
             level = self._level.setdefault(user, [0.0, 0.0])
             level[0] += math.log(long + 1e-4)
             level[1] += 1.0
+        state = self.context(user, ts)
+        state = 0 if state == 0 else (1 if state <= len(_HIST_BUCKETS) + 1 else 2)
         self._count(item, weight, ts)
+        self._by_state = grow(self._by_state, self.n_items)
+        self._by_state[item, state] += weight * self._scale[1]
         self._last[item] = self._events
         self.co_occurrence.learn_one(user, item, weight, ts)
         self.sequence.learn_one(user, item, weight, ts)
