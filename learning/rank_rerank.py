@@ -113,6 +113,16 @@ class TopTracker:
         return self._rows[: self._n]
 
 
+class _Popularity:
+    """The reranker's x0.999 popularity column seen as a ranker (for per-part figures)."""
+
+    def __init__(self, model: ListwiseRerank):
+        self._model = model
+
+    def score_items(self, user: str) -> np.ndarray:
+        return self._model.popularity_scores()
+
+
 class ListwiseRerank:
     """Candidates from popularity and the user's recent items, reranked listwise (module doc)."""
 
@@ -158,8 +168,9 @@ class ListwiseRerank:
         self._popular: np.ndarray | None = None  # union of the trackers' rows, when valid
 
     def parts(self) -> dict[str, object]:
-        """The personal candidate sources by name (each a ranker of its own)."""
-        return {"co_occurrence": self.co_occurrence, "sequence": self.sequence}
+        """The candidate sources by name, each with ``score_items(user)`` of its own."""
+        return {"popularity": _Popularity(self), "co_occurrence": self.co_occurrence,
+                "sequence": self.sequence}
 
     def popularity_scores(self) -> np.ndarray:
         """Decayed counts (x0.999 per event by default) for every row."""

@@ -139,8 +139,8 @@ def learn(
     model: Annotated[str | None, typer.Option(help="model name in the store")] = None,
     kind: Annotated[str | None, typer.Option(
         help="rating: River model (BiasedMF, FunkMF, FMRegressor, Baseline); ranking: "
-             "popularity, decayed-popularity, bpr, bpr-pop, co-occurrence, sequence, blend "
-             "(default blend)")] = None,
+             "popularity, decayed-popularity, bpr, bpr-pop, co-occurrence, sequence, blend, "
+             "rerank (default rerank)")] = None,
     task: Annotated[str | None, typer.Option(
         help="rating (regress the value) or ranking (implicit feedback, rolling HR/NDCG@10 "
              "on /metrics) " + Settings.describe("task"))] = None,
@@ -209,9 +209,9 @@ def evaluate(
     fmt: Fmt = "movielens",
     model: Annotated[str | None, typer.Option(
         help="rating: River model kind (BiasedMF, FunkMF, FMRegressor, Baseline), or "
-        "`lifelong` for River + deep blend (default: BiasedMF); ranking: blend, "
+        "`lifelong` for River + deep blend (default: BiasedMF); ranking: rerank, blend, "
         "decayed-popularity, popularity, bpr, bpr-pop, co-occurrence, sequence "
-        "(default: blend)")] = None,
+        "(default: rerank)")] = None,
     task: Annotated[str | None, typer.Option(
         help="rating (regress the value) or ranking (implicit, prequential HR/NDCG) "
         "(default: rating)")] = None,

@@ -108,7 +108,7 @@ def test_seeded_runs_are_identical_and_parts_are_sampled():
         assert math.isnan(la) or la == lb
     assert a.score() == b.score() and a.part_scores() == b.part_scores()
     parts = a.part_scores()
-    assert set(parts) == {"co_occurrence", "sequence"}
+    assert set(parts) == {"popularity", "co_occurrence", "sequence"}
     assert 0 < parts["sequence"].n < a.score().n
 
 
