@@ -42,9 +42,10 @@ import math
 import numpy as np
 
 from learning.rank_sequence import CoOccurrence
+from learning.rank_top import TopTracker
 from learning.rankers import grow
 
-__all__ = ["FEATURES", "ListwiseRerank", "TopTracker"]
+__all__ = ["FEATURES", "ListwiseRerank", "TopTracker"]  # TopTracker: from rank_top
 
 _RENORM_AT = 1e100
 FEATURES: tuple[str, ...] = (
@@ -57,62 +58,6 @@ _GAPS = np.array([3600.0, 86400.0])  # since the user's last event: < 1 h, < 1 d
 _N_CTX = 1 + (len(_GAPS) + 1) * (len(_HIST_BUCKETS) + 1)
 _COLUMNS = np.arange(5)
 _POP_CUTS = np.array([1, 3, 10, 30])
-
-
-class TopTracker:
-    """The ``m`` rows with the largest counts, and the largest (``best``).
-
-    Exact when one count grows at a time and all others keep their order.
-
-    >>> counts = np.zeros(5)
-    >>> top = TopTracker(2)
-    >>> for item in [0, 1, 1, 3, 3, 3]:
-    ...     counts[item] += 1
-    ...     _ = top.update(counts, item)
-    >>> sorted(top.rows().tolist()), top.best
-    ([1, 3], 3)
-    """
-
-    def __init__(self, m: int):
-        self.m = m
-        self.best = -1
-        self._rows = np.zeros(m, dtype=np.int64)
-        self._n = 0
-        self._member = np.zeros(0, dtype=bool)
-        self._weakest = 0
-
-    def update(self, counts: np.ndarray, item: int) -> bool:
-        """``counts[item]`` just grew (every other count kept its order): keep the top m.
-
-        Returns whether the set of rows changed.
-        """
-        if item >= len(self._member):
-            self._member = grow(self._member, item + 1)
-        if self.best < 0 or counts[item] > counts[self.best]:
-            self.best = item
-        rows = self._rows
-        if self._member[item]:
-            if self._n == self.m and rows[self._weakest] == item:
-                self._weakest = int(np.argmin(counts[rows]))
-            return False
-        if self._n < self.m:
-            rows[self._n] = item
-            self._member[item] = True
-            self._n += 1
-            if self._n == self.m:
-                self._weakest = int(np.argmin(counts[rows]))
-            return True
-        if counts[item] > counts[rows[self._weakest]]:
-            self._member[rows[self._weakest]] = False
-            rows[self._weakest] = item
-            self._member[item] = True
-            self._weakest = int(np.argmin(counts[rows]))
-            return True
-        return False
-
-    def rows(self) -> np.ndarray:
-        """The tracked rows (unordered)."""
-        return self._rows[: self._n]
 
 
 class _Popularity:

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning.rank_rerank import FEATURES, ListwiseRerank, TopTracker
+from learning.rank_rerank import FEATURES, ListwiseRerank
+from learning.rank_top import TopTracker
 from learning.ranking_learner import RankingLearner
 from learning.ranking_metrics import RankingPrequential
 from stream.schema import Event
