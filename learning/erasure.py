@@ -194,15 +194,25 @@ def forget_ranker_user(ranker: Any, user: str) -> int:
     True
     """
     from learning.rank_blend import SessionBlend
+    from learning.rank_rerank import ListwiseRerank
 
     removed = 0
-    if isinstance(ranker, SessionBlend):
+    if isinstance(ranker, SessionBlend | ListwiseRerank):
         for part in ranker.parts().values():
             removed += forget_ranker_user(part, user)
-        removed += ranker._last_ts.pop(user, None) is not None
+        for name in ("_last_ts", "_seen", "_length", "_level"):  # the per-user context
+            table = getattr(ranker, name, None)
+            if isinstance(table, dict):
+                removed += table.pop(user, None) is not None
+        ranker._cache = None
+        return removed
+    if type(ranker).__name__ == "DeepMix":  # learning.rank_deep_online (torch-bound)
+        removed += forget_ranker_user(ranker.base, user) + forget_ranker_user(ranker.deep, user)
         removed += ranker._seen.pop(user, None) is not None
         ranker._cache = None
         return removed
+    if type(ranker).__name__ == "DeepRankPart":
+        return removed + _forget_deep_part(ranker, user)
     recent = getattr(ranker, "_recent", None)
     if isinstance(recent, dict) and recent.pop(user, None) is not None:  # CoOccurrence
         removed += 1
@@ -216,6 +226,18 @@ def forget_ranker_user(ranker: Any, user: str) -> int:
 
 
 # the deep model and the fine-tuner ------------------------------------------------------
+def _forget_deep_part(part: Any, user: str) -> int:
+    """A ranking model's deep part: its tuner, replay and pending events, the fold-in."""
+    removed = int(part._fold.pop(user, None) is not None)
+    part._users.pop(user, None)  # a cache of the frozen model's user vector
+    users, items, weights, times = part._pending
+    keep = [k for k, u in enumerate(users) if u != user]
+    removed += len(users) - len(keep)
+    part._pending = ([users[k] for k in keep], [items[k] for k in keep],
+                     [weights[k] for k in keep], [times[k] for k in keep])
+    return removed + forget_finetuner_user(part.tuner, user, buffer=part.buffer)
+
+
 def forget_deep_user(recommender: DeepRecommender, user: str) -> int:
     """Free ``user``'s id-table row and zero its embedding row; 1 if known, else 0.
 
@@ -306,9 +328,11 @@ def forget_lifelong_model(model: LifelongModel, user: str) -> int:
 
     River (:meth:`Recommender.forget_user`), the exact biases (the user's row is unlinked
     and zeroed: the bias history's row numbers carry no id), the served deep view's user
-    row and the fold-in vector. The per-segment blend weights hold no per-user state.
+    row, the fold-in vector and the user's recent residual. The per-segment blend weights
+    and the rows they are refit from hold no id.
     """
     removed = model.online.forget_user(user)
+    removed += model.__dict__.get("_recent_user", {}).pop(user, None) is not None
     biases = model.biases
     row = biases._users.pop(user, None)
     if row is not None:

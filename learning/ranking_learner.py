@@ -34,6 +34,7 @@ import numpy as np
 from learning.errors import ConfigurationError
 from learning.rank_blend import SessionBlend
 from learning.rank_bpr import BPR
+from learning.rank_rerank import ListwiseRerank
 from learning.rank_sequence import CoOccurrence
 from learning.rankers import Popularity, Ranker, grow
 from learning.ranking_metrics import RankingPrequential, RankingScore
@@ -57,7 +58,10 @@ RANKING_MODELS: dict[str, Callable[[int], Ranker]] = {
     # the fine-tuner's model, rounds every N events + fold-in (torch imported when built)
     "deep": lambda seed: _deep("deep", seed),
     "deep-blend": lambda seed: _deep("deep-blend", seed),
+    "rerank": lambda seed: ListwiseRerank(),
 }
+# a model with candidate_scores measures its parts (dense passes) on every n-th ranked event
+PART_EVERY = 10
 
 
 def _deep(name: str, seed: int) -> Ranker:
@@ -102,7 +106,8 @@ class RankingLearner(PickleSnapshot):
         self.part_metrics = part_metrics
         self.ranker = make_ranker(model, seed)
         self._metrics = RankingPrequential(k, window)
-        parts = self.ranker.parts() if isinstance(self.ranker, SessionBlend) else {}
+        parts = (self.ranker.parts()
+                 if isinstance(self.ranker, SessionBlend | ListwiseRerank) else {})
         self._part_metrics = {name: RankingPrequential(k, window)
                               for name in (parts if part_metrics else {})}
         self._index: dict[str, int] = {}
@@ -138,6 +143,8 @@ class RankingLearner(PickleSnapshot):
         exclude = np.fromiter(seen, np.int64, len(seen))
         counts = self._counts[: len(self._ids)]
         figures = {"popularity": counts, "popularity_total": self.events_seen}
+        if isinstance(self.ranker, ListwiseRerank):
+            return self._rank_candidates(self.ranker, user, row, exclude, now, figures)
         if not isinstance(self.ranker, SessionBlend):
             outcome = self._metrics.update(self.ranker.score_items(user), row, exclude,
                                            item_vectors=self.item_vectors(), **figures)
@@ -157,6 +164,20 @@ class RankingLearner(PickleSnapshot):
             scores = blend.score_items(user, now=now)
             measured = (*self._metrics.measure(scores, row, exclude), len(scores))
         outcome = self._metrics.record(*measured, **figures)
+        return 1.0 - outcome.ndcg
+
+    def _rank_candidates(self, ranker: ListwiseRerank, user: str, row: int,
+                         exclude: np.ndarray, now: float, figures: dict[str, Any]) -> float:
+        """Rank from the model's candidates (same figures as its dense scores); parts sampled."""
+        rows, values = ranker.candidate_scores(user, now)
+        n = ranker.n_items
+        measured = self._metrics.measure_candidates(
+            rows, values, row, exclude, lambda: ranker.score_items(user, now), n)
+        outcome = self._metrics.record(*measured, n, **figures)
+        if self._part_metrics and self._metrics.n % PART_EVERY == 1:
+            for name, part in ranker.parts().items():
+                scores = part.score_items(user)  # type: ignore[attr-defined]
+                self._part_metrics[name].update(scores, row, exclude, **figures)
         return 1.0 - outcome.ndcg
 
     def learn_negative(self, user: str, item: str, ts: float = 0.0) -> bool:
@@ -240,5 +261,6 @@ class RankingLearner(PickleSnapshot):
         from learning.erasure import forget_attached, forget_ranker_user
 
         removed = int(self._seen.pop(user, None) is not None) + forget_attached(self, user)
+        removed += self.__dict__.get("_shown", {}).pop(user, None) is not None  # negatives
         return removed + forget_ranker_user(self.ranker, user)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -198,6 +199,43 @@ class RankingPrequential(PickleSnapshot):
                 exclude: np.ndarray | None = None) -> tuple[int, np.ndarray]:
         """The target's rank and the top-k rows (the costly half of :meth:`update`)."""
         return int(rank_of(scores, target, exclude)), top_k(scores, self.k, exclude)
+
+    def measure_candidates(self, rows: np.ndarray, values: np.ndarray, target: int,
+                           exclude: np.ndarray | None, dense: Callable[[], np.ndarray],
+                           n_items: int) -> tuple[int, np.ndarray]:
+        """:meth:`measure` of ``dense()`` from its few rows that outrank all the others.
+
+        ``rows`` (ascending) and ``values`` are the candidates' entries of ``dense()``, and
+        every other row of ``dense()`` scores below every candidate; the dense scores are
+        built only when the target is not a candidate or fewer than ``k`` candidates are
+        left after ``exclude``. Same result as ``measure(dense(), target, exclude)``.
+
+        >>> dense = np.array([0.5, 3.0, 0.2, 2.0, 4.0])
+        >>> rows, values = np.array([1, 3, 4]), dense[[1, 3, 4]]
+        >>> m = RankingPrequential(k=2)
+        >>> rank, top = m.measure_candidates(rows, values, 3, np.array([4]), lambda: dense, 5)
+        >>> (rank, top.tolist()) == (2, [1, 3]) == (lambda r, t: (int(r), t.tolist()))(
+        ...     *m.measure(dense, 3, np.array([4])))
+        True
+        """
+        keep = np.ones(len(rows), dtype=bool)
+        if exclude is not None and len(exclude):
+            mask = np.zeros(n_items, dtype=bool)
+            mask[exclude] = True
+            keep = ~mask[rows]
+        eligible, vals = rows[keep], values[keep]
+        at = int(np.searchsorted(eligible, target))
+        full: np.ndarray | None = None
+        if at < len(eligible) and eligible[at] == target:
+            rank = int(rank_of(vals, at))
+        else:
+            full = dense()
+            rank = int(rank_of(full, target, exclude))
+        if len(eligible) >= self.k:  # best first, ties to the higher row, as top_k
+            top = eligible[np.lexsort((-eligible, -vals))[: self.k]]
+        else:
+            top = top_k(dense() if full is None else full, self.k, exclude)
+        return rank, top
 
     def record(self, rank: int, top: np.ndarray, n_items: int, *,
                item_vectors: np.ndarray | None = None, popularity: np.ndarray | None = None,

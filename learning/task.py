@@ -89,7 +89,7 @@ class RankingTask:
     """Implicit feedback: weighted positives, prequential ranking figures at ``k``."""
 
     name = "ranking"
-    default_model = "blend"
+    default_model = "rerank"
 
     def __init__(self, weights: Mapping[str, float] | None = None, *, k: int = 10,
                  window: int = 1000, part_metrics: bool = True):

@@ -142,8 +142,8 @@ def learn(
         help="model name in the store " + Settings.describe("model"))] = None,
     kind: Annotated[str | None, typer.Option(
         help="rating: River model (BiasedMF, FunkMF, FMRegressor, Baseline); ranking: "
-             "popularity, decayed-popularity, bpr, bpr-pop, co-occurrence, sequence, blend "
-             "(default blend)")] = None,
+             "popularity, decayed-popularity, bpr, bpr-pop, co-occurrence, sequence, blend, "
+             "rerank (default rerank)")] = None,
     task: Annotated[str | None, typer.Option(
         help="rating (regress the value) or ranking (implicit feedback, rolling HR/NDCG@10 "
              "on /metrics) " + Settings.describe("task"))] = None,
@@ -283,9 +283,9 @@ def evaluate(
     fmt: Fmt = "movielens",
     model: Annotated[str | None, typer.Option(
         help="rating: River model kind (BiasedMF, FunkMF, FMRegressor, Baseline), or "
-        "`lifelong` for River + deep blend (default: BiasedMF); ranking: blend, "
+        "`lifelong` for River + deep blend (default: BiasedMF); ranking: rerank, blend, "
         "decayed-popularity, popularity, bpr, bpr-pop, co-occurrence, sequence "
-        "(default: blend)")] = None,
+        "(default: rerank)")] = None,
     task: Annotated[str | None, typer.Option(
         help="rating (regress the value) or ranking (implicit, prequential HR/NDCG) "
         "(default: rating)")] = None,
@@ -371,9 +371,7 @@ def demo(
 
 def _opt(field_name: str, text: str) -> Any:
     """A fine-tune option: default None (Settings decides), effective default in --help."""
-    # escaped: rich would take "[default: ...]" for a markup tag and drop it from --help
-    described = Settings.describe(field_name).replace("[", "\\[")
-    return typer.Option(help=f"{text} {described}", show_default=False)
+    return typer.Option(help=f"{text} {Settings.describe(field_name)}", show_default=False)
 
 
 @app.command()

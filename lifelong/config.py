@@ -172,7 +172,7 @@ class Settings:
     partitions: int = 3
     group_id: str = "lifelong-online"
     model: str = "reco"
-    model_kind: str = "BiasedMF"  # the ranking task's default ("blend") when task=ranking
+    model_kind: str = "BiasedMF"  # the ranking task's default ("rerank") when task=ranking
     task: str = "rating"  # rating (regress the value) or ranking (implicit): learning.task
     prefix: str = "lifelong"
     # Redis AUTH / ACL user (else from REDIS_URL) and Kafka SASL / TLS: see docs/operations.md

@@ -125,7 +125,7 @@ def test_learn_ranking_beats_popularity_and_serves_unseen_items(kafka, redis_ser
     registry = Registry.from_url(redis_service.address, prefix=names["prefix"])
     version = registry.latest(model)
     assert version is not None and version.metrics["rolling_hr@10"] == hr
-    assert version.tags["model_kind"] == "blend"
+    assert version.tags["model_kind"] == "rerank"
     seen_by: dict[str, set[str]] = {}
     for event in events:
         seen_by.setdefault(event.user_id, set()).add(event.item_id)

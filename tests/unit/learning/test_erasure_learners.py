@@ -75,7 +75,8 @@ def test_the_served_blend_forgets_too():
 @pytest.mark.parametrize("name", sorted(RANKING_MODELS))
 def test_every_ranker_forgets_and_ranks_the_user_like_a_cold_one(name):
     learner = RankingLearner(name, seed=3)
-    for ev in _events(800, kind="click"):
+    n = 1200 if name.startswith("deep") else 800  # the deep part trains its first round at 1,000
+    for ev in _events(n, kind="click"):
         learner.learn_one(ev)
     before = learner.score_items(TARGET)
     assert learner.seen_items(TARGET).size

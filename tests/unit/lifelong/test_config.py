@@ -35,7 +35,7 @@ def test_unknown_flag():
 def test_task_defaults_to_rating_and_ranking_takes_a_ranking_model():
     assert (Settings.from_env({}).task, Settings.from_env({}).model_kind) == ("rating", "BiasedMF")
     ranking = Settings.from_env({"LIFELONG_TASK": "ranking"})
-    assert (ranking.task, ranking.model_kind) == ("ranking", "blend")
+    assert (ranking.task, ranking.model_kind) == ("ranking", "rerank")
     assert Settings.from_env({"LIFELONG_MODEL_KIND": "bpr"}, task="ranking").model_kind == "bpr"
 
 

@@ -20,7 +20,7 @@ def test_evaluate_task_ranking_writes_the_ranking_report(tmp_path):
     for key in ("task", "events", "evaluated", "cold_users", "hr@10", "ndcg@10", "coverage@10",
                 "intra_list_diversity", "novelty", "events_per_second", "models"):
         assert key in report, key
-    assert report["task"] == "ranking" and report["model"] == "blend"
+    assert report["task"] == "ranking" and report["model"] == "rerank"
     assert report["events"] == 1500 and 0 < report["evaluated"] < 1500
     assert 0.0 < report["hr@10"] <= 1.0 and 0.0 <= report["ndcg@10"] <= report["hr@10"]
     assert set(report["models"]) == {"popularity", "co_occurrence", "sequence"}
@@ -40,4 +40,4 @@ def test_help_shows_the_effective_defaults():
     result = runner.invoke(app, ["evaluate", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     text = " ".join(result.output.split())  # the help wraps at 80 columns
-    assert "default: rating" in text and "default: blend" in text
+    assert "default: rating" in text and "default: rerank" in text
