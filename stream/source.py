@@ -15,7 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-__all__ = ["DeadLetters", "IterSource", "ListDeadLetters", "ListSource", "Record", "Source"]
+__all__ = ["BatchSource", "DeadLetters", "IterSource", "ListDeadLetters", "ListSource", "Record",
+           "Source"]
 
 
 _END = object()  # end of an IterSource's values (a value may be None: a tombstone)
@@ -138,6 +139,38 @@ class ListSource(IterSource):
 
     def _open(self) -> Iterator[bytes]:
         return iter(self._list)
+
+
+class BatchSource:
+    """Prepared batches of records (any topics and partitions), one batch a poll, then none.
+
+    For tests and replays that need records of several topics in a set order (events, then
+    an erasure request on its own topic, then events):
+
+    >>> src = BatchSource([[Record(b"a", "events", 0, 0)], [Record(b"x", "erasures", 0, 0)]])
+    >>> [r.topic for r in src.poll()], [r.topic for r in src.poll()], src.poll(), src.exhausted
+    (['events'], ['erasures'], [], True)
+    """
+
+    def __init__(self, batches: Iterable[list[Record]]):
+        self.batches = list(batches)
+        self.committed: dict[tuple[str, int], int] = {}
+
+    def poll(self, timeout: float = 1.0) -> list[Record]:
+        """The next prepared batch (empty once they are all out)."""
+        return self.batches.pop(0) if self.batches else []
+
+    def commit(self, positions: Mapping[tuple[str, int], int]) -> None:
+        """Remember the committed positions (``committed``)."""
+        self.committed.update(positions)
+
+    @property
+    def exhausted(self) -> bool:
+        """True once every batch was returned."""
+        return not self.batches
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class ListDeadLetters:

@@ -26,7 +26,7 @@ from lifelong.cli import app
 from model_store import Registry, Subscriber
 from stream.pseudonym import Pseudonymizer
 from stream.schema import Event, encode
-from stream.source import ListDeadLetters, ListSource, Record
+from stream.source import BatchSource, ListDeadLetters, ListSource, Record
 
 from .test_erasure import _traces
 
@@ -37,26 +37,6 @@ COLD_RAW = "never-seen@example.org"
 KEY = "integration-models-pseudonym-key-0123"
 ERASE = "events.erasures"
 
-
-class _Batches:
-    """Prepared record batches (the events topic and the erasure topic), then nothing."""
-
-    def __init__(self, batches):
-        self.batches = list(batches)
-        self.committed = {}
-
-    def poll(self, timeout=1.0):
-        return self.batches.pop(0) if self.batches else []
-
-    def commit(self, positions):
-        self.committed.update(positions)
-
-    @property
-    def exhausted(self):
-        return not self.batches
-
-    def close(self):
-        pass
 
 
 def _raw_events(kind: str, n: int = 900) -> list[bytes]:
@@ -88,7 +68,7 @@ def env(redis_service, unique, signing_key, monkeypatch):
 
 def _finetune(reg: Registry, p: Pseudonymizer, raw: list[bytes]):
     records = [Record(v, "events", 0, k) for k, v in enumerate(raw)]
-    source = _Batches([records[k:k + 150] for k in range(0, len(records), 150)])
+    source = BatchSource([records[k:k + 150] for k in range(0, len(records), 150)])
     tuner = FineTuner(DeepRecommender(n_factors=4, clip=(1.0, 5.0), seed=3), device="cpu",
                       batch_size=64)
     buffer = ReplayBuffer(3000, recent_window=300, seed=1)

@@ -11,7 +11,7 @@ from model_store import ModelStoreError, Registry
 from model_store.signing import Signer
 from stream.pseudonym import Pseudonymizer
 from stream.schema import Event, encode
-from stream.source import ListDeadLetters, ListSource
+from stream.source import BatchSource, ListDeadLetters, ListSource
 
 P = Pseudonymizer(b"unit-erasure-key-0123456789", key_id="k1",
                   old_keys={"k0": b"retired-key-0123456789"})
@@ -77,25 +77,6 @@ def test_without_a_pseudonymizer_the_raw_id_is_erased(reg):
     assert b"carol" in pickle.dumps(learner)
 
 
-class TwoTopics:
-    """A source that yields events, then an erasure request on its own topic, then events."""
-
-    def __init__(self, batches):
-        self.batches = list(batches)
-        self.committed = {}
-
-    def poll(self, timeout=1.0):
-        return self.batches.pop(0) if self.batches else []
-
-    def commit(self, positions):
-        self.committed.update(positions)
-
-    def exhausted(self):
-        return not self.batches
-
-    def close(self):
-        pass
-
 
 def test_the_worker_erases_on_a_request_and_publishes_a_version_covering_it(reg):
     from consumers.erasure import encode_request
@@ -110,7 +91,7 @@ def test_the_worker_erases_on_a_request_and_publishes_a_version_covering_it(reg)
                 Record(b"junk", "events.erasures", 0, 1), ev(3, "bob")],
                [ev(4, "bob")]]
     dlq = ListDeadLetters()
-    worker = LearnerWorker(TwoTopics(batches), OnlineLearner(), dlq,
+    worker = LearnerWorker(BatchSource(batches), OnlineLearner(), dlq,
                            publisher=RegistryPublisher(reg, "reco"), publish_every_events=1000,
                            pseudonymizer=P, erasure_topic="events.erasures")
     stats = worker.run()

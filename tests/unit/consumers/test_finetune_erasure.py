@@ -7,31 +7,11 @@ from learning import DeepRecommender, FineTuner, ReplayBuffer
 from model_store import Registry
 from stream.pseudonym import Pseudonymizer
 from stream.schema import Event, encode
-from stream.source import Record
+from stream.source import BatchSource, Record
 
 P = Pseudonymizer(b"unit-finetune-erasure-key-0123", key_id="k1")
 TOPIC, ERASE = "events", "events.erasures"
 
-
-class Batches:
-    """A source yielding prepared record batches (two topics), then nothing."""
-
-    def __init__(self, batches):
-        self.batches = list(batches)
-        self.committed = {}
-
-    def poll(self, timeout=1.0):
-        return self.batches.pop(0) if self.batches else []
-
-    def commit(self, positions):
-        self.committed.update(positions)
-
-    @property
-    def exhausted(self):
-        return not self.batches
-
-    def close(self):
-        pass
 
 
 def _events(start, n):
@@ -45,7 +25,7 @@ def _worker(reg, batches):
     tuner = FineTuner(DeepRecommender(n_factors=4, clip=(1.0, 5.0)), device="cpu",
                       batch_size=32)
     buffer = ReplayBuffer(2000, recent_window=200)
-    worker = FineTuneWorker(Batches(batches), tuner, buffer, DeepPublisher(reg, "deep"),
+    worker = FineTuneWorker(BatchSource(batches), tuner, buffer, DeepPublisher(reg, "deep"),
                             round_every_events=200, min_fresh=50, pseudonymizer=P,
                             erasure_topic=ERASE)
     return worker, tuner, buffer
@@ -102,7 +82,7 @@ def test_replay_samples_older_than_the_retention_age_are_dropped_before_a_round(
                                1_700_000_000.0 + k)), TOPIC, 0, 200 + k) for k in range(200)]
     tuner = FineTuner(DeepRecommender(n_factors=4, clip=(1.0, 5.0)), device="cpu")
     buffer = ReplayBuffer(2000, recent_window=200)
-    worker = FineTuneWorker(Batches([old, new]), tuner, buffer, DeepPublisher(reg, "deep"),
+    worker = FineTuneWorker(BatchSource([old, new]), tuner, buffer, DeepPublisher(reg, "deep"),
                             round_every_events=200, min_fresh=50,
                             replay_max_age=30 * 24 * 3600.0)
     worker.run(idle_timeout=0.5, poll_timeout=0.01)
