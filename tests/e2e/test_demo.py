@@ -40,7 +40,10 @@ def test_demo_streams_learns_publishes_and_is_scraped(kafka, redis_service, prom
                             capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
-    assert rows and rows[-1]["model"] == "demo" and rows[-1]["format"] == "river-pickle"
+    assert rows and rows[-1]["model"] == "demo"
+    # a whole version first, then row deltas over it (docs/publishing.md)
+    assert rows[0]["format"] == "river-pickle"
+    assert {r["format"] for r in rows} <= {"river-pickle", "river-delta"}
     assert sum(rows[-1]["offsets"].values()) == 3000
 
     client = redis.Redis.from_url(redis_service.address)

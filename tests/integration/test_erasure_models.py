@@ -24,6 +24,7 @@ from learning.lifelong import LifelongLearner
 from learning.ranking_learner import RankingLearner
 from lifelong.cli import app
 from model_store import Registry, Subscriber
+from model_store.keys import Keys
 from stream.pseudonym import Pseudonymizer
 from stream.schema import Event, encode
 from stream.source import BatchSource, ListDeadLetters, ListSource, Record
@@ -121,7 +122,8 @@ def test_forget_leaves_no_trace_and_the_user_is_served_as_a_cold_one(env, kind) 
     for model, number in (("reco-deep", deep_latest),
                           ("reco-deep", reg.get_alias("reco-deep", "production"))):
         assert all(n not in reg.read_blob(model, number) for n in needles)
-    older = tuple(f"{prefix}:{m}:v:{v.number}:chunk:".encode()
+    keys = Keys(prefix)
+    older = tuple(keys.chunk(m, v.number, 0).rsplit(":", 1)[0].encode() + b":"
                   for m, latest in (("reco", new), ("reco-deep", deep_latest))
                   for v in reg.versions(m) if v.number < latest
                   and v.number != reg.get_alias(m, "production"))
