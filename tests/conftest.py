@@ -50,3 +50,28 @@ def signing_key(monkeypatch: pytest.MonkeyPatch) -> str:
 def unique() -> str:
     """A short unique suffix for topic names, key prefixes and consumer groups."""
     return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture()
+def events_topic(kafka: Endpoint, unique: str):  # type: ignore[no-untyped-def]
+    """A fresh 3-partition events topic and its dead-letter topic, deleted afterwards."""
+    from stream.admin import TopicSpec, delete_topics, ensure_topics
+
+    names = [f"it-{unique}", f"it-{unique}.dlq"]
+    ensure_topics(kafka.address, [TopicSpec(names[0], 3), TopicSpec(names[1], 1)])
+    yield names[0]
+    delete_topics(kafka.address, names)
+
+
+@pytest.fixture()
+def store_prefix(redis_service: Endpoint, unique: str, signing_key: str):  # type: ignore[no-untyped-def]
+    """A key prefix of its own in the real Redis (and a signing key); its keys deleted after."""
+    import redis
+
+    name = f"it-{unique}"
+    yield name
+    client = redis.Redis.from_url(redis_service.address)
+    keys = list(client.scan_iter(f"{name}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

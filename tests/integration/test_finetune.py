@@ -6,7 +6,6 @@ import threading
 import time
 
 import pytest
-import redis
 from kafka import KafkaAdminClient
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
@@ -22,7 +21,6 @@ from learning.torch_models import DeepRecommender
 from model_store import Registry
 from model_store.subscriber import Subscriber
 from monitoring.metrics import FineTuneMetrics
-from stream.admin import TopicSpec, delete_topics, ensure_topics
 from stream.producer import EventProducer
 from stream.synthetic import SyntheticStream, write
 
@@ -32,22 +30,13 @@ DEEP = "reco-deep"
 
 
 @pytest.fixture()
-def topic(kafka, unique):
-    names = [f"it-ft-{unique}", f"it-ft-{unique}.dlq"]
-    ensure_topics(kafka.address, [TopicSpec(names[0], 3), TopicSpec(names[1], 1)])
-    yield names[0]
-    delete_topics(kafka.address, names)
+def topic(events_topic):
+    return events_topic
 
 
 @pytest.fixture()
-def prefix(redis_service, unique, signing_key):
-    name = f"it-ft-{unique}"
-    yield name
-    client = redis.Redis.from_url(redis_service.address)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def prefix(store_prefix):
+    return store_prefix
 
 
 def _wait(predicate, timeout: float, what) -> None:

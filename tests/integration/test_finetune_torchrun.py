@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import redis
 from kafka import KafkaAdminClient
 
 from model_store import Registry
-from stream.admin import TopicSpec, delete_topics, ensure_topics
 from stream.producer import EventProducer
 from stream.synthetic import SyntheticStream
 
@@ -23,22 +21,13 @@ DEEP = "reco-deep"
 
 
 @pytest.fixture()
-def topic(kafka, unique):
-    names = [f"it-ddp-{unique}", f"it-ddp-{unique}.dlq"]
-    ensure_topics(kafka.address, [TopicSpec(names[0], 3), TopicSpec(names[1], 1)])
-    yield names[0]
-    delete_topics(kafka.address, names)
+def topic(events_topic):
+    return events_topic
 
 
 @pytest.fixture()
-def prefix(redis_service, unique, signing_key):
-    name = f"it-ddp-{unique}"
-    yield name
-    client = redis.Redis.from_url(redis_service.address)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+def prefix(store_prefix):
+    return store_prefix
 
 
 def test_two_ranks_train_every_round_and_only_rank_0_publishes_and_commits(
