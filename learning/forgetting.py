@@ -97,14 +97,21 @@ class ForgettingTracker:
 
         ``old_rmse`` and ``bwt`` are NaN while no old slice is retained.
         """
-        recent_rmse, recent_mae = slice_error(model, recent)
-        now = [slice_error(model, s)[0] for _, s, _ in self._slices]
+        recent_rmse, recent_mae = self.errors(model, recent)
+        now = [self.errors(model, s)[0] for _, s, _ in self._slices]
         learned = [e for _, _, e in self._slices]
         old = float(np.mean(now)) if now else math.nan
         pairs = [n - e for n, e in zip(now, learned, strict=True)
                  if math.isfinite(n) and math.isfinite(e)]
         bwt = float(np.mean(pairs)) if pairs else math.nan
         return WindowScores(recent_rmse, recent_mae, old, bwt, tuple(now))
+
+    def errors(self, model: Predictor, samples: Samples) -> tuple[float, float]:
+        """The two slice errors :meth:`score` reports: RMSE and MAE.
+
+        A subclass may measure others (:class:`~learning.rank_deep.RankingTracker`: ranking).
+        """
+        return slice_error(model, samples)
 
     def add(self, recent: Samples, scores: WindowScores) -> WindowScores:
         """Record ``scores`` (of the model that learned ``recent``) and retain ``recent``.

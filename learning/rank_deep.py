@@ -40,7 +40,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from learning import weights
-from learning.forgetting import ForgettingTracker, WindowScores
+from learning.forgetting import ForgettingTracker
 from learning.slices import Samples
 from learning.torch_models import DeepRecommender
 
@@ -207,16 +207,9 @@ class RankingTracker(ForgettingTracker):
         super().__init__(max_slices, max_samples)
         self.k = k
 
-    def score(self, model: Any, recent: Samples) -> WindowScores:
-        """Ranking errors of ``model`` on ``recent`` and on every retained old slice; BWT."""
-        r_ndcg, r_hr = ranking_errors(model, recent, self.k)
-        now = [ranking_errors(model, s, self.k)[0] for _, s, _ in self._slices]
-        learned = [e for _, _, e in self._slices]
-        old = float(np.mean(now)) if now else math.nan
-        pairs = [a - b for a, b in zip(now, learned, strict=True)
-                 if math.isfinite(a) and math.isfinite(b)]
-        bwt = float(np.mean(pairs)) if pairs else math.nan
-        return WindowScores(r_ndcg, r_hr, old, bwt, tuple(now))
+    def errors(self, model: Any, samples: Samples) -> tuple[float, float]:
+        """``1 - NDCG@k`` and ``1 - HR@k`` of ``model`` on ``samples``."""
+        return ranking_errors(model, samples, self.k)
 
 
 def dump(ranker: DeepRanker) -> bytes:
