@@ -382,7 +382,7 @@ def _ranking_kind(kind: str | None) -> str:
     """The ranking model for ``LIFELONG_TASK=ranking``: ``kind`` if it is one, else refused.
 
     >>> _ranking_kind(None), _ranking_kind("bpr")
-    ('blend', 'bpr')
+    ('rerank', 'bpr')
     """
     from learning.ranking_learner import RANKING_MODELS
     from learning.task import RankingTask
