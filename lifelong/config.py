@@ -231,6 +231,8 @@ class Settings:
     erasure_topic: str | None = None
     # one learner, checkpoint and offsets per partition (docs/scaling.md)
     sharded: bool = False
+    # sharded: what the shards exchange of their item rows (docs/scaling.md)
+    item_exchange: str = "biases"
 
     # field name -> (environment variable, parser)
     ENV: Mapping[str, tuple[str, Callable[[str, str], Any]]] = dataclasses.field(
@@ -294,6 +296,7 @@ class Settings:
             "dlq_retention_ms": ("LIFELONG_DLQ_RETENTION_MS", _positive_int),
             "erasure_topic": ("LIFELONG_ERASURE_TOPIC", _name),
             "sharded": ("LIFELONG_SHARDED", _bool),
+            "item_exchange": ("LIFELONG_ITEM_EXCHANGE", _choice("off", "biases", "factors")),
         },
         repr=False,
         compare=False,
