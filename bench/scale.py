@@ -93,10 +93,10 @@ def _sharded_run(events: list[Any], clip: tuple[float, float], partitions: int, 
 
     ``mode``: ``none`` (no item side), ``average`` (every ``every`` events the item biases
     and factors are replaced by their count-weighted mean: the earlier simulation), or
-    ``exchange`` / ``exchange+factors``: every ``every`` events each shard, in partition
-    order, runs the code ``learn --sharded`` runs at a checkpoint
-    (:class:`consumers.item_exchange.ItemExchange` over an in-memory store): publish its
-    item deltas, merge the others'.
+    ``exchange`` / ``exchange+factors``: what ``learn --sharded`` runs after every batch,
+    :meth:`consumers.item_exchange.ItemExchange.maybe_exchange` over an in-memory store,
+    with ``every_events=every``: every ``every`` events *of its own*, a shard publishes its
+    item deltas and merges the others'.
     """
     from consumers.item_exchange import ItemExchange
     from learning.online import OnlineLearner
@@ -106,19 +106,16 @@ def _sharded_run(events: list[Any], clip: tuple[float, float], partitions: int, 
     shards = [OnlineLearner(clip=clip) for _ in range(partitions)]
     counts: list[dict[str, int]] = [{} for _ in range(partitions)]
     store = Registry.from_url("memory://", signer=None)
-    exchanges = [ItemExchange(store, "bench", k, partitions, factors=mode.endswith("factors"))
-                 for k in range(partitions)]
+    exchanges = [ItemExchange(store, "bench", k, partitions, factors=mode.endswith("factors"),
+                              every_events=every) for k in range(partitions)]
     for n, e in enumerate(events, 1):
         k = partition_for(e.user_id, partitions)
         shards[k].learn_one(e)
         counts[k][e.item_id] = counts[k].get(e.item_id, 0) + 1
-        if every and n % every == 0:
-            if mode == "average":
-                _average_items(shards, counts)
-            elif mode.startswith("exchange"):
-                for ex, shard in zip(exchanges, shards, strict=True):
-                    ex.before_checkpoint(shard)
-                    ex.after_checkpoint(shard)
+        if mode.startswith("exchange"):
+            exchanges[k].maybe_exchange(shards[k])
+        elif mode == "average" and n % every == 0:
+            _average_items(shards, counts)
     scores = [s.score() for s in shards]
     total = sum(s.n for s in scores)
     rmse = math.sqrt(sum(s.n * s.rmse ** 2 for s in scores) / total)
@@ -322,8 +319,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--synthetic-events", type=int, default=60_000)
     parser.add_argument("--data", type=Path, default=REAL)
     parser.add_argument("--label", default="latest")
-    parser.add_argument("--sync-every", type=int, nargs="*", default=[1000],
-                        help="also run the sharded learners with an item side every K events")
+    parser.add_argument("--sync-every", type=int, nargs="*", default=[50],
+                        help="also run the sharded learners with an item side every K events "
+                             "(of each shard for the exchange; of all for averaging)")
     parser.add_argument("--item-modes", nargs="*", default=["exchange", "exchange+factors"],
                         choices=["exchange", "exchange+factors", "average"],
                         help="item sides to measure (exchange: what learn --sharded does)")

@@ -6,19 +6,17 @@ Each shard ``k`` of sharded ``model`` publishes its item deltas
 publishes what it changed since the last one and adds every other shard's deltas it has not
 merged yet into its own item rows (:class:`learning.item_side.ItemSide`).
 
-Exactly-once stays with the shard checkpoint (the shard version is still the version):
-
-1. :meth:`ItemExchange.before_checkpoint` takes the delta (into ``pending``) *before* the
-   checkpoint is published, so the checkpoint holds the rows, the pending delta and the
-   peers' delta numbers already merged;
-2. only once the checkpoint is stored does :meth:`ItemExchange.after_checkpoint` publish
-   the pending delta, then merge the peers' new deltas (these are in the *next* checkpoint).
-
-A delta is therefore published only if the checkpoint that accounts for it is stored, and
-a shard restored from a checkpoint knows whether its pending delta got out (its chain's
-latest number passed ``sent``): nothing is sent twice nor lost, and a peer's delta is merged
-once into every line of checkpoints. A store failure is logged and counted: the pending
-delta waits for the next checkpoint, the peers' deltas for the next exchange.
+Exactly-once stays with the shard checkpoint (the shard version is still the version). The
+checkpoint holds the item rows, the state of the exchange (:class:`ItemSide`: the delta
+taken and not yet sent, how many were sent, the peers' delta numbers merged), consistent
+with each other. A shard exchanges at every checkpoint (:class:`ExchangingPublisher`:
+the delta is taken before the checkpoint is pickled, sent after it is stored) and, with
+``every_events``, between checkpoints too (:meth:`ItemExchange.maybe_exchange`). A shard
+restored from a checkpoint reads its own deltas sent after it (their events will be
+learned again) and sends ``pending - their sum`` next (:meth:`ItemSide.rebase`): what it
+has sent, all told, is then exactly its checkpoint's updates; nothing is counted twice nor
+lost, and a peer's delta is merged once into every line of checkpoints. A store failure is
+logged and counted and learning goes on: the pending delta waits for the next exchange.
 
 >>> from learning.online import OnlineLearner
 >>> from model_store.registry import Registry
@@ -71,12 +69,14 @@ class ItemExchange:
     """Shard ``partition`` of ``partitions``: publish its item deltas, merge the others'."""
 
     def __init__(self, registry: _Store, model: str, partition: int, partitions: int, *,
-                 factors: bool = False):
+                 factors: bool = False, every_events: int = 0):
         self.registry = registry
         self.model = model
         self.partition = partition
         self.peers = [k for k in range(partitions) if k != partition]
         self.factors = factors
+        self.every_events = every_events
+        self._at = 0
         self.name = items_name(model, partition)
         self.failures = 0
         self.merged = 0
@@ -84,13 +84,25 @@ class ItemExchange:
 
     def _state(self, learner: Any) -> ItemSide:
         state = ItemSide.of(learner, self.factors)
-        if id(state) not in self._reconciled:  # restored: did its pending delta get out?
-            if state.pending is not None:
-                latest = self.registry.latest(self.name)
-                if latest is not None and latest.number > state.sent:
-                    state.sent_ok()
+        if id(state) not in self._reconciled:  # restored: what got out after its checkpoint?
+            latest = self.registry.latest(self.name)
+            if latest is not None and latest.number > state.sent:
+                state.rebase([decode(self.registry.read_blob(self.name, n))
+                              for n in range(state.sent + 1, latest.number + 1)], latest.number)
             self._reconciled.add(id(state))
         return state
+
+    def exchange(self, learner: Any) -> None:
+        """Publish the learner's item delta since the last exchange, merge the peers'."""
+        self.before_checkpoint(learner)
+        self.after_checkpoint(learner)
+
+    def maybe_exchange(self, learner: Any) -> None:
+        """:meth:`exchange` if ``every_events`` events were learned since the last one."""
+        seen = _inner(learner).events_seen
+        if self.every_events and seen - self._at >= self.every_events:
+            self._at = seen
+            self.exchange(learner)
 
     def before_checkpoint(self, learner: Any) -> None:
         """Take the learner's item delta into its pending one (call before publishing it)."""

@@ -80,6 +80,17 @@ class ItemDelta(msgspec.Struct):
                                            self.mean[1] + other.mean[1]))
 
 
+    def scaled(self, factor: float) -> ItemDelta:
+        """Every increment times ``factor`` (``-1``: the delta that undoes this one).
+
+        >>> ItemDelta({"i": 1.0}, {"i": [2.0]}, (1.0, 4.0)).scaled(-1)
+        ItemDelta(biases={'i': -1.0}, latents={'i': [-2.0]}, mean=(-1.0, -4.0))
+        """
+        return ItemDelta({k: factor * v for k, v in self.biases.items()},
+                         {k: [factor * x for x in v] for k, v in self.latents.items()},
+                         (factor * self.mean[0], factor * self.mean[1]))
+
+
 def encode(delta: ItemDelta) -> bytes:
     """``delta`` as msgpack (data, no pickle: peers read it)."""
     return msgspec.msgpack.encode(delta)
@@ -158,6 +169,24 @@ class ItemSide:
         if delta:  # nothing changed: nothing to send
             self.pending = delta if self.pending is None else self.pending.add(delta)
         return delta
+
+    def rebase(self, published: list[ItemDelta], latest: int) -> None:
+        """Restored from a checkpoint: correct for ``published``, its deltas sent after it.
+
+        ``published`` are the chain's deltas ``sent + 1 .. latest``. Own updates sent, all
+        told, must be those of the checkpoint (the rest is re-learned), so the pending
+        delta becomes ``pending - sum(published)``.
+
+        >>> side = ItemSide(); side.pending = ItemDelta({"i": 1.0})
+        >>> side.rebase([ItemDelta({"i": 1.5})], 1)
+        >>> side.sent, side.pending.biases
+        (1, {'i': -0.5})
+        """
+        correction = self.pending or ItemDelta()
+        for delta in published:
+            correction = correction.add(delta.scaled(-1))
+        self.pending = correction if correction else None
+        self.sent = latest
 
     def sent_ok(self) -> None:
         """The pending delta is published (as this shard's delta number ``sent + 1``)."""

@@ -113,10 +113,11 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
                               compact_after=0 if exchange else 100),
             registry, name, keep_last=settings.keep_last,
             max_age_seconds=settings.version_max_age_seconds)
+        items = ItemExchange(registry, settings.model, partition, partitions,
+                             factors=settings.item_exchange == "factors",
+                             every_events=settings.item_exchange_every_events)
         if exchange:
-            publisher = ExchangingPublisher(publisher, ItemExchange(
-                registry, settings.model, partition, partitions,
-                factors=settings.item_exchange == "factors"))
+            publisher = ExchangingPublisher(publisher, items)
         worker = LearnerWorker(
             source, learner, dead_letters, publisher=publisher,
             publish_every_events=settings.publish_every_events,
@@ -128,7 +129,7 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
             pseudonymizer=pseudonymizer)
         if restored is not None:
             worker.restore(restored)
-        return Shard(partition, worker, resumed)
+        return Shard(partition, worker, resumed, items if exchange else None)
 
     def latest(partition: int) -> int | None:
         found = registry.latest(shard_name(settings.model, partition))

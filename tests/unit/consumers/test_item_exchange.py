@@ -58,15 +58,20 @@ op = st.one_of(
               st.integers(-8, 8).map(lambda n: n / 8)),
     st.tuples(st.just("checkpoint"), st.integers(0, 2), st.sampled_from(["ok", "fail", "crash"]),
               st.integers(0, 3)),
+    st.tuples(st.just("exchange"), st.integers(0, 2), st.just(""), st.integers(0, 3)),
     st.tuples(st.just("restore"), st.integers(0, 2), st.just(""), st.just(0)))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.lists(op, max_size=40))
 def test_every_update_is_merged_once_into_every_shard(ops: list[tuple[Any, ...]]) -> None:
-    """Updates, checkpoints (failing, crashing before the exchange), store failures during the
-    exchange and restores from the last checkpoint (re-learning what came after, as Kafka
-    re-delivers it): after a clean final round every shard holds the sum of all updates."""
+    """Every update is in every shard once, whatever happens.
+
+    Updates, checkpoints (failing, crashing before the exchange), exchanges between
+    checkpoints, store failures during an exchange and restores from the last checkpoint
+    (re-learning what came after, as Kafka re-delivers it): after a clean final round
+    every shard holds the sum of all updates.
+    """
     store = FlakyStore()
     shards = [OnlineLearner(seed=k) for k in range(3)]
     exchanges = [ItemExchange(store, "m", k, 3) for k in range(3)]
@@ -89,6 +94,10 @@ def test_every_update_is_merged_once_into_every_shard(ops: list[tuple[Any, ...]]
                 continue
             store.fail = n  # the store fails the next n calls of the exchange
             exchanges[k].after_checkpoint(shards[k])
+            store.fail = 0
+        elif kind == "exchange":  # between checkpoints (maybe_exchange), the store failing
+            store.fail = n
+            exchanges[k].exchange(shards[k])
             store.fail = 0
         else:  # kill -9: a new process resumes from the last checkpoint and re-learns
             shards[k] = (pickle.loads(checkpoints[k]) if checkpoints[k] is not None
