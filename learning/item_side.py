@@ -140,20 +140,35 @@ class ItemSide:
     def take(self, learner: Any) -> ItemDelta:
         """What the learner changed in its item rows since the last take or merge.
 
+        Only the learner's dirty items (:meth:`learning.online.OnlineLearner.dirty_rows`)
+        are compared, so a take costs the items touched, not the catalogue; call it before
+        every ``clear_dirty`` (:class:`consumers.item_exchange.ExchangingPublisher` does).
+
         The rows' current values become the new reference; the delta is added to
         :attr:`pending` (until :meth:`sent_ok`) and returned.
         """
         river = _river(learner)
+        # the items passed to the model since the last publish (a superset of those since
+        # the last take: a publisher takes first), else all of them
+        dirty = getattr(learner, "_dirty_items", None)
         biases: dict[str, float] = {}
         if hasattr(river, "i_biases"):
-            for item, value in river.i_biases.items():
+            table = river.i_biases
+            for item in (list(dirty) if isinstance(dirty, set) else list(table)):
+                if item not in table:
+                    continue
+                value = table[item]
                 d = value - self._biases.get(item, 0.0)
                 if d != 0.0:
                     biases[item] = d
                     self._biases[item] = value
         latents: dict[str, list[float]] = {}
         if self.factors:
-            for item, vec in river.i_latents.items():
+            vectors = river.i_latents
+            for item in (list(dirty) if isinstance(dirty, set) else list(vectors)):
+                if item not in vectors:
+                    continue
+                vec = vectors[item]
                 old = self._latents.get(item)
                 d = vec if old is None else vec - old
                 if old is None or np.any(d != 0.0):

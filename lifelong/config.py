@@ -232,7 +232,7 @@ class Settings:
     # one learner, checkpoint and offsets per partition (docs/scaling.md)
     sharded: bool = False
     # sharded: what the shards exchange of their item rows (docs/scaling.md)
-    item_exchange: str = "biases"
+    item_exchange: str = "factors"
     item_exchange_every_events: int = 50  # per shard, between checkpoints too
 
     # field name -> (environment variable, parser)

@@ -49,8 +49,9 @@ def _bias(learner: OnlineLearner, item: str) -> float:
 
 
 def _update(learner: OnlineLearner, item: str, x: float) -> None:
-    """One SGD-like step of an item bias (what learn_one does to it)."""
+    """One SGD-like step of an item bias, the item marked dirty (what learn_one does)."""
     learner.model._model.i_biases[item] += x
+    learner._dirty_items.add(item)  # type: ignore[union-attr]
 
 
 op = st.one_of(
@@ -88,6 +89,7 @@ def test_every_update_is_merged_once_into_every_shard(ops: list[tuple[Any, ...]]
             if what == "fail":  # the checkpoint is not stored: learning goes on
                 continue
             checkpoints[k], since[k] = pickle.dumps(shards[k]), []
+            shards[k].clear_dirty()  # what the publisher does once the version is stored
             if what == "crash":  # died before the exchange: restored below
                 shards[k] = pickle.loads(checkpoints[k])
                 exchanges[k] = ItemExchange(store, "m", k, 3)
