@@ -87,16 +87,52 @@ def _average_items(shards: list[Any], counts: list[dict[str, int]]) -> None:
             m.i_latents[item] = latent.copy()
 
 
+def _sharded_run(events: list[Any], clip: tuple[float, float], partitions: int, *,
+                 every: int = 0, mode: str = "none") -> dict[str, Any]:
+    """Prequential figures of one learner per partition.
+
+    ``mode``: ``none`` (no item side), ``average`` (every ``every`` events the item biases
+    and factors are replaced by their count-weighted mean: the earlier simulation), or
+    ``exchange`` / ``exchange+factors``: what ``learn --sharded`` runs after every batch,
+    :meth:`consumers.item_exchange.ItemExchange.maybe_exchange` over an in-memory store,
+    with ``every_events=every``: every ``every`` events *of its own*, a shard publishes its
+    item deltas and merges the others'.
+    """
+    from consumers.item_exchange import ItemExchange
+    from learning.online import OnlineLearner
+    from model_store.registry import Registry
+    from model_store.router import partition_for
+
+    shards = [OnlineLearner(clip=clip) for _ in range(partitions)]
+    counts: list[dict[str, int]] = [{} for _ in range(partitions)]
+    store = Registry.from_url("memory://", signer=None)
+    exchanges = [ItemExchange(store, "bench", k, partitions, factors=mode.endswith("factors"),
+                              every_events=every) for k in range(partitions)]
+    for n, e in enumerate(events, 1):
+        k = partition_for(e.user_id, partitions)
+        shards[k].learn_one(e)
+        counts[k][e.item_id] = counts[k].get(e.item_id, 0) + 1
+        if mode.startswith("exchange"):
+            exchanges[k].maybe_exchange(shards[k])
+        elif mode == "average" and n % every == 0:
+            _average_items(shards, counts)
+    scores = [s.score() for s in shards]
+    total = sum(s.n for s in scores)
+    rmse = math.sqrt(sum(s.n * s.rmse ** 2 for s in scores) / total)
+    return {"rmse": rmse, "mae": sum(s.n * s.mae for s in scores) / total,
+            "per_shard": [{"n": s.n, "rmse": s.rmse} for s in scores],
+            "exchange_failures": sum(ex.failures for ex in exchanges)}
+
+
 def quality(events: list[Any], clip: tuple[float, float], partitions: int,
-            sync_every: tuple[int, ...] = ()) -> dict[str, Any]:
+            sync_every: tuple[int, ...] = (), modes: tuple[str, ...] = ("exchange",)
+            ) -> dict[str, Any]:
     """Prequential RMSE/MAE of one global learner and of one learner per partition.
 
-    Each ``sync_every`` K adds a run where, every K events, the shards' item biases and
-    item factors are replaced by their count-weighted mean (federated averaging of the item
-    side, simulated in one process; not what ``learn --sharded`` does today).
+    Each ``sync_every`` K and each of ``modes`` adds a sharded run with that item side
+    (see :func:`_sharded_run`), under ``item_side[mode][K]``.
     """
     from learning.online import OnlineLearner
-    from model_store.router import partition_for
 
     started = time.process_time()
     whole = OnlineLearner(clip=clip)
@@ -104,26 +140,14 @@ def quality(events: list[Any], clip: tuple[float, float], partitions: int,
         whole.learn_one(e)
     g = whole.score()
     out: dict[str, Any] = {"global_rmse": g.rmse, "global_mae": g.mae}
-    for every in (0, *sync_every):
-        shards = [OnlineLearner(clip=clip) for _ in range(partitions)]
-        counts: list[dict[str, int]] = [{} for _ in range(partitions)]
-        for n, e in enumerate(events, 1):
-            k = partition_for(e.user_id, partitions)
-            shards[k].learn_one(e)
-            counts[k][e.item_id] = counts[k].get(e.item_id, 0) + 1
-            if every and n % every == 0:
-                _average_items(shards, counts)
-        scores = [s.score() for s in shards]
-        total = sum(s.n for s in scores)
-        rmse = math.sqrt(sum(s.n * s.rmse ** 2 for s in scores) / total)
-        row = {"rmse": rmse, "rmse_ratio": rmse / g.rmse,
-               "mae": sum(s.n * s.mae for s in scores) / total,
-               "per_shard": [{"n": s.n, "rmse": s.rmse} for s in scores]}
-        if every:
-            out.setdefault("item_averaging", {})[str(every)] = row
-        else:
-            out.update(sharded_rmse=rmse, rmse_ratio=rmse / g.rmse, sharded_mae=row["mae"],
-                       per_shard=row["per_shard"])
+    row = _sharded_run(events, clip, partitions)
+    out.update(sharded_rmse=row["rmse"], rmse_ratio=row["rmse"] / g.rmse,
+               sharded_mae=row["mae"], per_shard=row["per_shard"])
+    for mode in modes:
+        for every in sync_every:
+            row = _sharded_run(events, clip, partitions, every=every, mode=mode)
+            row["rmse_ratio"] = row["rmse"] / g.rmse
+            out.setdefault("item_side", {}).setdefault(mode, {})[str(every)] = row
     out["cpu_s"] = time.process_time() - started
     return out
 
@@ -295,8 +319,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--synthetic-events", type=int, default=60_000)
     parser.add_argument("--data", type=Path, default=REAL)
     parser.add_argument("--label", default="latest")
-    parser.add_argument("--sync-every", type=int, nargs="*", default=[1000, 5000],
-                        help="also simulate item-side averaging every K events")
+    parser.add_argument("--sync-every", type=int, nargs="*", default=[50],
+                        help="also run the sharded learners with an item side every K events "
+                             "(of each shard for the exchange; of all for averaging)")
+    parser.add_argument("--item-modes", nargs="*", default=["exchange", "exchange+factors"],
+                        choices=["exchange", "exchange+factors", "average"],
+                        help="item sides to measure (exchange: what learn --sharded does)")
     parser.add_argument("--skip-throughput", action="store_true")
     parser.add_argument("--same-session", action="store_true",
                         help="start the learners in this session (one CPU share between them "
@@ -316,15 +344,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "stream": name, "events": len(events), "partitions": args.partitions,
         "repeat": args.repeat, "load_average": os.getloadavg(), "commit": _commit()}
-    q = quality(events, clip, args.partitions, tuple(args.sync_every))
+    q = quality(events, clip, args.partitions, tuple(args.sync_every), tuple(args.item_modes))
     result["quality"] = q
     print(f"{name}, {len(events)} events, {args.partitions} partitions, prequential "
           "(time order, from scratch)")
     print(f"  RMSE global BiasedMF {q['global_rmse']:.4f}, sharded {q['sharded_rmse']:.4f} "
           f"= {q['rmse_ratio']:.4f}x (MAE {q['global_mae']:.4f} / {q['sharded_mae']:.4f})")
-    for every, row in q.get("item_averaging", {}).items():
-        print(f"  sharded + item side averaged every {every} events (simulated): RMSE "
-              f"{row['rmse']:.4f} = {row['rmse_ratio']:.4f}x")
+    for mode, rows in q.get("item_side", {}).items():
+        for every, row in rows.items():
+            print(f"  sharded + item side {mode} every {every} events (in-process, same "
+                  f"code): RMSE {row['rmse']:.4f} = {row['rmse_ratio']:.4f}x")
     if not args.skip_throughput:
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
             raise SystemExit("the throughput row needs the services: source .cache/services/env")

@@ -62,11 +62,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Shard:
-    """One partition's worker and the store version it was restored from (None: new)."""
+    """One partition's worker and the store version it was restored from (None: new).
+
+    ``exchange`` (a :class:`consumers.item_exchange.ItemExchange`, or None) is run after
+    every batch (``maybe_exchange``: the shards' global item side).
+    """
 
     partition: int
     worker: LearnerWorker
     restored: int | None = None
+    exchange: Any = None
 
     @property
     def known_version(self) -> int | None:
@@ -287,6 +292,8 @@ class ShardedRunner:
                     break
                 for shard in list(self.shards.values()):
                     shard.worker.maybe_publish()
+                    if shard.exchange is not None:
+                        shard.exchange.maybe_exchange(shard.worker.learner)
                 if on_batch is not None:
                     on_batch(self.stats)
         finally:

@@ -231,6 +231,9 @@ class Settings:
     erasure_topic: str | None = None
     # one learner, checkpoint and offsets per partition (docs/scaling.md)
     sharded: bool = False
+    # sharded: what the shards exchange of their item rows (docs/scaling.md)
+    item_exchange: str = "factors"
+    item_exchange_every_events: int = 50  # per shard, between checkpoints too
 
     # field name -> (environment variable, parser)
     ENV: Mapping[str, tuple[str, Callable[[str, str], Any]]] = dataclasses.field(
@@ -294,6 +297,8 @@ class Settings:
             "dlq_retention_ms": ("LIFELONG_DLQ_RETENTION_MS", _positive_int),
             "erasure_topic": ("LIFELONG_ERASURE_TOPIC", _name),
             "sharded": ("LIFELONG_SHARDED", _bool),
+            "item_exchange": ("LIFELONG_ITEM_EXCHANGE", _choice("off", "biases", "factors")),
+            "item_exchange_every_events": ("LIFELONG_ITEM_EXCHANGE_EVERY_EVENTS", _count),
         },
         repr=False,
         compare=False,

@@ -17,12 +17,14 @@ from prometheus_client import CollectorRegistry
 
 from consumers.alarms import drift_alarm
 from consumers.dlq import KafkaDeadLetters
+from consumers.item_exchange import ExchangingPublisher, ItemExchange
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
 from consumers.retention import RetainLast
 from consumers.shards import Shard, ShardedRunner, load_shard
 from consumers.worker import LearnerWorker
 from deploy.health import check_redis
+from learning.deltas import delta_capable
 from learning.task import get_task
 from lifelong.config import ConfigError, Settings
 from lifelong.wiring import _reachable, connect_topics, open_registry, redis_address, serve_metrics
@@ -105,11 +107,19 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
                 registry, name, settings.topic, lambda: task.make_learner(settings.model_kind))
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
+        exchange = settings.item_exchange != "off" and delta_capable(learner)
+        publisher: Any = RetainLast(
+            RegistryPublisher(registry, name, parent=resumed,
+                              compact_after=0 if exchange else 100),
+            registry, name, keep_last=settings.keep_last,
+            max_age_seconds=settings.version_max_age_seconds)
+        items = ItemExchange(registry, settings.model, partition, partitions,
+                             factors=settings.item_exchange == "factors",
+                             every_events=settings.item_exchange_every_events)
+        if exchange:
+            publisher = ExchangingPublisher(publisher, items)
         worker = LearnerWorker(
-            source, learner, dead_letters,
-            publisher=RetainLast(RegistryPublisher(registry, name, parent=resumed), registry,
-                                 name, keep_last=settings.keep_last,
-                                 max_age_seconds=settings.version_max_age_seconds),
+            source, learner, dead_letters, publisher=publisher,
             publish_every_events=settings.publish_every_events,
             publish_every_seconds=settings.publish_every_seconds,
             metrics=metrics, drift=ErrorDrift(), on_drift=drift_alarm(registry, name),
@@ -119,7 +129,7 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
             pseudonymizer=pseudonymizer)
         if restored is not None:
             worker.restore(restored)
-        return Shard(partition, worker, resumed)
+        return Shard(partition, worker, resumed, items if exchange else None)
 
     def latest(partition: int) -> int | None:
         found = registry.latest(shard_name(settings.model, partition))
