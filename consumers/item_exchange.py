@@ -60,6 +60,10 @@ class _Store(Protocol):
 
     def publish(self, model: str, blob: bytes, *, format: str, metadata: Any = None) -> Any: ...
 
+    def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0) -> Any: ...
+
+    def versions(self, model: str) -> Any: ...
+
 
 def _inner(learner: Any) -> Any:
     return getattr(learner, "learner", learner)  # a consumers.checkpoint.Checkpoint
@@ -69,7 +73,8 @@ class ItemExchange:
     """Shard ``partition`` of ``partitions``: publish its item deltas, merge the others'."""
 
     def __init__(self, registry: _Store, model: str, partition: int, partitions: int, *,
-                 factors: bool = False, every_events: int = 0):
+                 factors: bool = False, every_events: int = 0, keep_last: int = 20_000,
+                 prune_every: int = 100):
         self.registry = registry
         self.model = model
         self.partition = partition
@@ -80,6 +85,12 @@ class ItemExchange:
         self.name = items_name(model, partition)
         self.failures = 0
         self.merged = 0
+        # retention: each chain keeps its last ``keep_last`` deltas (pruned every
+        # ``prune_every`` publishes); a peer further behind skips the pruned ones, counted
+        self.keep_last = keep_last
+        self.prune_every = prune_every
+        self._published = 0
+        self.skipped = 0
         self._reconciled: set[int] = set()  # id() of learners whose pending was checked
 
     def _state(self, learner: Any) -> ItemSide:
@@ -121,6 +132,9 @@ class ItemExchange:
                 self.registry.publish(self.name, encode(state.pending), format=FORMAT,
                                       metadata={"delta": state.sent + 1})
                 state.sent_ok()
+                self._published += 1
+                if self.prune_every and self._published % self.prune_every == 0:
+                    self.registry.gc(self.name, self.keep_last)
             self.merge(learner)
         except Exception as exc:  # best effort: learning goes on, the next exchange retries
             self.failures += 1
@@ -135,7 +149,18 @@ class ItemExchange:
             latest = self.registry.latest(name)
             if latest is None:
                 continue
-            for number in range(state.seen.get(peer, 0) + 1, latest.number + 1):
+            start = state.seen.get(peer, 0) + 1
+            if latest.number - start >= self.keep_last:  # older ones may be pruned
+                kept = [v.number for v in self.registry.versions(name)]
+                first = kept[0] if kept else latest.number
+                if first > start:
+                    self.skipped += first - start
+                    log.warning("item exchange of %s: %d updates of %s were pruned before "
+                                "this shard merged them (keep_last %d); skipping them",
+                                self.name, first - start, name, self.keep_last)
+                    start = first
+                    state.seen[peer] = first - 1
+            for number in range(start, latest.number + 1):
                 delta = decode(self.registry.read_blob(name, number))
                 if state.merge(learner, peer, number, delta):
                     merged += 1

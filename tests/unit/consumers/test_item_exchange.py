@@ -43,6 +43,12 @@ class FlakyStore:
         self._check()
         return self.inner.publish(model, blob, **kw)
 
+    def gc(self, model: str, keep_last: int = 10, **kw: Any) -> Any:
+        return self.inner.gc(model, keep_last, **kw)
+
+    def versions(self, model: str) -> Any:
+        return self.inner.versions(model)
+
 
 def _bias(learner: OnlineLearner, item: str) -> float:
     return learner.model._model.i_biases.get(item, 0.0)
@@ -184,3 +190,23 @@ def test_a_failed_checkpoint_sends_nothing_and_propagates() -> None:
         raise AssertionError("the checkpoint failure must reach the worker")
     assert store.latest(items_name("m", 0)) is None
     assert ItemSide.of(learner).pending is not None  # sent with the next checkpoint
+
+
+def test_chains_are_pruned_and_a_shard_far_behind_skips_what_is_gone_counted() -> None:
+    from model_store.url import open_backend
+
+    now = [0.0]
+    store = Registry(open_backend("memory://"), signer=None, clock=lambda: now[0])
+    a, b = OnlineLearner(seed=1), OnlineLearner(seed=2)
+    ea = ItemExchange(store, "m", 0, 2, keep_last=3, prune_every=1)
+    eb = ItemExchange(store, "m", 1, 2, keep_last=3, prune_every=1)
+    for k in range(10):  # shard 0 exchanges ten times; shard 1 is away
+        now[0] += 100.0  # past the store's grace period
+        _update(a, "a", 1.0)
+        ea.exchange(a)
+    kept = [v.number for v in store.versions(items_name("m", 0))]
+    assert kept == [8, 9, 10]  # the chain is bounded
+    assert eb.merge(b) == 3 and eb.skipped == 7  # the pruned seven are skipped, counted
+    assert ItemSide.of(b).seen == {0: 10}
+    assert _bias(b, "a") == 3.0  # the three kept updates, each once
+    assert eb.merge(b) == 0
