@@ -200,7 +200,7 @@ def test_chains_are_pruned_and_a_shard_far_behind_skips_what_is_gone_counted() -
     a, b = OnlineLearner(seed=1), OnlineLearner(seed=2)
     ea = ItemExchange(store, "m", 0, 2, keep_last=3, prune_every=1)
     eb = ItemExchange(store, "m", 1, 2, keep_last=3, prune_every=1)
-    for k in range(10):  # shard 0 exchanges ten times; shard 1 is away
+    for _ in range(10):  # shard 0 exchanges ten times; shard 1 is away
         now[0] += 100.0  # past the store's grace period
         _update(a, "a", 1.0)
         ea.exchange(a)
