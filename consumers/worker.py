@@ -49,7 +49,7 @@ from monitoring.input_drift import InputDriftWatch
 from monitoring.metrics import LearnerMetrics
 from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
-from stream.schema import Event, Rejected, decode
+from stream.schema import Decoded, Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
 
 __all__ = ["Learner", "LearnerWorker", "Publisher", "WorkerStats"]
@@ -246,7 +246,10 @@ class LearnerWorker:
             if self.impressions is not None and record.topic == self.impressions.topic:
                 self.impressions.record(record.value)
                 continue
-            result = decode(record.value)
+            # a source that parsed the row itself (a file) hands over the decoded event
+            result = record.event if isinstance(record, Decoded) else None
+            if result is None:
+                result = decode(record.value)
             if isinstance(result, Rejected):
                 stats.invalid += 1
                 kind = result.kind
