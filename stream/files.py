@@ -226,17 +226,15 @@ class FileSource(IterSource):
                ts: str | None, etype: str | None = None, event_id: str | None = None) -> _Row:
         ts_val = float(row) if ts is None else _num(ts)
         eid, uid, iid = event_id or f"{self._base}:{row}", user.strip(), item.strip()
-        etype_, val = (etype or "").strip() or self.event_type, 1.0 if value is None else \
-            _num(value)
-        obj: dict[str, object] = {"event_id": eid, "user_id": uid, "item_id": iid,
-                                  "type": etype_, "value": val, "ts": ts_val}
+        etype_ = (etype or "").strip() or self.event_type
+        val = 1.0 if value is None else _num(value)
         if not self.decoded:
-            return _json_row(obj, line, ts_val)
+            return _json_row(eid, uid, iid, etype_, val, ts_val, line)
         event = from_fields(eid, uid, iid, etype_, val, ts_val,
-                            lambda: _json_row(obj, line, ts_val)[0])
-        if isinstance(event, Event):
+                            lambda: _json_row(eid, uid, iid, etype_, val, ts_val, line)[0])
+        if event.__class__ is Event:
             return _raw(line), ts_val, event
-        raw, when, _ = _json_row(obj, line, ts_val)  # refused: what the JSON path would keep
+        raw, when, _ = _json_row(eid, uid, iid, etype_, val, ts_val, line)  # refused: as before
         return raw, when, event
 
     def _bad(self, number: int, line: str, why: str) -> _Row:
@@ -256,9 +254,9 @@ class FileSource(IterSource):
 
     def _csv(self, cols: dict[str, int], delim: str, width: int,
              rows: Iterator[tuple[int, str, list[str] | str]]) -> Iterator[_Row]:
-        def get(f: list[str], role: str) -> str | None:
-            return f[cols[role]] if role in cols else None
-
+        # the optional roles read from a spare last field, None, when the file has no column
+        user, item = cols["user"], cols["item"]
+        value, ts, etype, eid = (cols.get(r, width) for r in ("value", "ts", "type", "event_id"))
         for row, (number, line, f) in enumerate(rows):
             if isinstance(f, str):  # the csv error
                 yield self._bad(number, line, f)
@@ -266,8 +264,8 @@ class FileSource(IterSource):
             if len(f) != width:
                 yield self._bad(number, line, f"expected {width} fields, found {len(f)}")
                 continue
-            yield self._event(row, line, f[cols["user"]], f[cols["item"]], get(f, "value"),
-                              get(f, "ts"), get(f, "type"), get(f, "event_id"))
+            f.append(None)  # type: ignore[arg-type]
+            yield self._event(row, line, f[user], f[item], f[value], f[ts], f[etype], f[eid])
 
     def _ordered(self) -> Iterator[_Row]:
         rows: Iterator[_Row] = self._rows
@@ -311,7 +309,10 @@ class FileSource(IterSource):
         self.close()
 
 
-def _json_row(obj: dict[str, object], line: str, ts: float | str) -> _Row:
+def _json_row(eid: str, uid: str, iid: str, etype: str, value: float | str, ts: float | str,
+              line: str) -> _Row:
+    obj = {"event_id": eid, "user_id": uid, "item_id": iid, "type": etype, "value": value,
+           "ts": ts}
     try:
         return _encode(obj), ts, None
     except UnicodeEncodeError:  # undecodable bytes in a field: keep the raw line

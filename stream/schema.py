@@ -155,7 +155,8 @@ def decode(raw: bytes | None) -> Event | Rejected:
     wire = decode_wire(raw, _decoder)
     if isinstance(wire, Rejected):
         return wire
-    out = _validate(wire)
+    out = _validate(wire.event_id, wire.user_id, wire.item_id, wire.type, wire.value, wire.ts,
+                    wire.context)
     return out if isinstance(out, Event) else Rejected(out, raw)
 
 
@@ -176,37 +177,44 @@ def from_fields(event_id: str, user_id: str, item_id: str, type: str, value: flo
     >>> from_fields("e1", " ", "i1", "rating", 4.0, 1.0, lambda: row) == decode(row)
     True
     """
-    long = len(event_id) + len(user_id) + len(item_id) + (len(ts) if isinstance(ts, str) else 0)
-    if (type not in EVENT_TYPES or value.__class__ is not float
-            or (ts.__class__ is not float and ts.__class__ is not str)
-            or 6 * long + 256 > MAX_EVENT_BYTES  # JSON escapes a character in <= 6 bytes
-            or not (event_id.isascii() and user_id.isascii() and item_id.isascii()
-                    and (ts.__class__ is float or ts.isascii()))):  # type: ignore[union-attr]
+    if (value.__class__ is not float or type not in EVENT_TYPES
+            or not (event_id.isascii() and user_id.isascii() and item_id.isascii())):
         return decode(raw())
-    out = _validate(_Wire(event_id, user_id, item_id, type, value, ts))  # type: ignore[arg-type]
-    return out if isinstance(out, Event) else Rejected(out, raw())
+    if ts.__class__ is float:
+        size = len(event_id) + len(user_id) + len(item_id)
+    elif ts.__class__ is str and ts.isascii():  # type: ignore[union-attr]
+        size = len(event_id) + len(user_id) + len(item_id) + len(ts)  # type: ignore[arg-type]
+    else:
+        return decode(raw())
+    if 6 * size + 256 > MAX_EVENT_BYTES:  # near the limit (JSON escapes a character in <= 6)
+        return decode(raw())
+    out = _validate(event_id, user_id, item_id, type, value, ts, None)  # type: ignore[arg-type]
+    return out if out.__class__ is Event else Rejected(out, raw())  # type: ignore[arg-type]
 
 
-def _validate(wire: _Wire) -> Event | str:
+def _validate(event_id: str, user_id: str, item_id: str, type: EventType, value: float,
+              ts: float | str, context: dict[str, int | float | str] | None) -> Event | str:
     """The rules past the schema's types: the event, or the reason it is refused."""
-    for name in ("event_id", "user_id", "item_id"):
-        if not getattr(wire, name).strip():
-            return f"schema: `{name}` must be a non-empty string"
-    if not math.isfinite(wire.value):
+    if not event_id.strip():
+        return "schema: `event_id` must be a non-empty string"
+    if not user_id.strip():
+        return "schema: `user_id` must be a non-empty string"
+    if not item_id.strip():
+        return "schema: `item_id` must be a non-empty string"
+    if not math.isfinite(value):
         return "schema: `value` must be a finite number"
-    try:
-        ts = parse_ts(wire.ts)
-    except (ValueError, OverflowError) as exc:
-        return f"schema: `ts` is not epoch seconds or ISO-8601 ({exc})"
-    if not math.isfinite(ts):
+    if ts.__class__ is not float:
+        try:
+            ts = parse_ts(ts)
+        except (ValueError, OverflowError) as exc:
+            return f"schema: `ts` is not epoch seconds or ISO-8601 ({exc})"
+    if not math.isfinite(ts):  # type: ignore[arg-type]
         return "schema: `ts` must be finite"
-    if wire.context is not None:
-        for key, val in wire.context.items():
+    if context is not None:
+        for key, val in context.items():
             if isinstance(val, float) and not math.isfinite(val):
                 return f"schema: context `{key}` must be finite"
-    return Event(
-        wire.event_id, wire.user_id, wire.item_id, wire.type, wire.value, ts, wire.context
-    )
+    return Event(event_id, user_id, item_id, type, value, ts, context)  # type: ignore[arg-type]
 
 
 def encode(event: Event) -> bytes:
