@@ -137,9 +137,11 @@ def evaluate_file(
     else:
         learner = task_.make_learner(model, seed=seed)
     dead = ListDeadLetters()
-    from monitoring.report_sources import EvaluationSeries
+    series = None
+    if series_every:  # only then: monitoring.report pulls in matplotlib (~1 s of start-up)
+        from monitoring.report_sources import EvaluationSeries
 
-    series = EvaluationSeries(learner, series_every) if series_every else None
+        series = EvaluationSeries(learner, series_every)
     worker = LearnerWorker(source, learner, dead,
                            quality=QualityGates.from_env_value(quality),
                            **(series.hooks if series else {}))

@@ -40,3 +40,18 @@ def test_the_report_is_identical_with_broken_rows(tmp_path: Path) -> None:
                 assert [e["offset"] for e in new[key]] == [e["offset"] for e in old[key]]
             elif key not in TIMING:
                 assert new[key] == old[key], key
+
+
+def test_evaluate_without_a_report_does_not_import_matplotlib(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "events.csv"
+    write(SyntheticStream(n_events=200, seed=3), path, "csv")
+    code = ("import sys; from pathlib import Path; from lifelong.commands import evaluate_file; "
+            f"evaluate_file(Path({str(path)!r}), fmt='csv'); "
+            "print(sorted(m for m in ('matplotlib', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+    assert out.stdout.strip() == "[]"
