@@ -22,7 +22,9 @@ steady figure on a shared machine, wall time is printed beside it):
   CSV -> JSON -> decode path it replaced) against the bare loop, per CPU-second.
   ``--only-evaluate`` runs only these rows and needs no services.
 * start-up: wall time of ``lifelong learn --help`` and of ``import consumers.worker`` in a
-  fresh interpreter, and whether torch got imported.
+  fresh interpreter, and whether torch got imported; a River-only ``learn``
+  (``build_online_run``, defaults, real Kafka and Redis) in a fresh interpreter to its first
+  event learned, from the spawn and from the end of its imports (``--only-startup``).
 
 Needs the services (``source .cache/services/env``) and a signing key. Results are saved as
 JSON under ``bench/results/``::
@@ -220,6 +222,55 @@ def startup(repeat: int) -> dict[str, Any]:
     return out
 
 
+_FIRST_EVENT = """
+import sys, time, json
+t0 = time.time()
+from lifelong.config import Settings
+from lifelong.wiring import build_online_run
+t1 = time.time()
+topic, prefix, tag = sys.argv[1:4]
+settings = Settings.from_env(topic=topic, dlq_topic=topic + ".dlq", prefix=prefix,
+                             group_id="bench-first-" + tag, model="bench-first-" + tag)
+run = build_online_run(settings, register_target=False, resume=False)
+worker, learned = run.worker, []
+learn_one = worker.learner.learn_one
+def first(event):
+    out = learn_one(event)
+    if not learned:
+        learned.append(time.time())
+    return out
+worker.learner.learn_one = first
+try:
+    worker.run(max_events=1, idle_timeout=60)
+finally:
+    run.close()
+print(json.dumps({"started": t0, "imported": t1, "learned": learned[0],
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+def first_event(bootstrap: str, repeat: int) -> dict[str, Any]:
+    """A River-only ``learn`` (``build_online_run``, defaults) in a fresh interpreter, to its
+    first event learned: wall seconds from the spawn, and from the end of its imports."""
+    tag = uuid.uuid4().hex[:8]
+    topic, prefix = f"bench-first-{tag}", f"bench-first-{tag}"
+    _produce(bootstrap, topic, 2, seed=3)
+    total, after, torch = [], [], False
+    try:
+        for i in range(repeat):
+            spawn = time.time()
+            out = _child([sys.executable, "-c", _FIRST_EVENT, topic, prefix, f"{tag}{i}"])
+            got = json.loads(out["stdout"].splitlines()[-1])
+            total.append(got["learned"] - spawn)
+            after.append(got["learned"] - got["imported"])
+            torch = torch or got["torch"]
+    finally:
+        _cleanup(bootstrap, topic, prefix)
+    return {"to first event": {**_summary(total), "unit": "wall seconds"},
+            "first event after imports": {**_summary(after), "unit": "wall seconds",
+                                          "torch_imported": torch}}
+
+
 def _summary(values: list[float]) -> dict[str, Any]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "values": values}
@@ -274,6 +325,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--skip-evaluate", action="store_true")
     parser.add_argument("--only-evaluate", action="store_true",
                         help="only the evaluate rows (no services needed)")
+    parser.add_argument("--only-startup", action="store_true",
+                        help="only the start-up rows (learn --help, first event learned)")
     parser.add_argument("--blend", action="store_true",
                         help="add the learn --blend-with row (interleaved with learn)")
     parser.add_argument("--only-blend", action="store_true",
@@ -283,7 +336,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = {"label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
                   "repeat": args.repeat, "python": platform.python_version(),
                   "load_average": os.getloadavg(), "commit": _commit(),
-                  "evaluate": _evaluate_rows(args.eval_rows, args.repeat)}
+                  "evaluate": _evaluate_rows(args.eval_rows, args.repeat),
+                  "startup": startup(args.repeat)}
         result["load_average_end"] = os.getloadavg()
         _report(result)
         _save(result, args.label)
@@ -291,6 +345,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
         raise SystemExit("bench.learn needs the services: source .cache/services/env")
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    if args.only_startup:
+        result = {"label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "repeat": args.repeat, "load_average": os.getloadavg(), "commit": _commit(),
+                  "startup": startup(args.repeat) | first_event(bootstrap, args.repeat)}
+        _report(result)
+        _save(result, args.label)
+        return result
     tag = uuid.uuid4().hex[:8]
     topic, prefix = f"bench-learn-{tag}", f"bench-{tag}"
     result: dict[str, Any] = {
@@ -334,6 +395,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not args.skip_evaluate and not args.only_blend:
         result["evaluate"] = _evaluate_rows(args.eval_rows, args.repeat)
     result["startup"] = startup(args.repeat) if not args.only_blend else {}
+    if not args.only_blend:
+        result["startup"] |= first_event(bootstrap, args.repeat)
     _report(result)
     _save(result, args.label)
     return result
