@@ -36,21 +36,25 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from consumers.checkpoint import Checkpoint, publish_non_finite
 from consumers.dedup import RecentIds
-from consumers.impressions import ImpressionFeed
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
-from monitoring.drift import ErrorDrift
-from monitoring.freshness import LearnerFreshness
-from monitoring.input_drift import InputDriftWatch
-from monitoring.metrics import LearnerMetrics
-from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 from stream.schema import Decoded, Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
+
+if TYPE_CHECKING:  # types only: a worker without a publisher or monitors does not import them
+    # (consumers.checkpoint pulls the model store and learning.deltas, monitoring.drift scipy:
+    # about 2 s of `lifelong evaluate`'s start-up)
+    from consumers.checkpoint import Checkpoint
+    from consumers.impressions import ImpressionFeed
+    from monitoring.drift import ErrorDrift
+    from monitoring.freshness import LearnerFreshness
+    from monitoring.input_drift import InputDriftWatch
+    from monitoring.metrics import LearnerMetrics
+    from stream.pseudonym import Pseudonymizer
 
 __all__ = ["Learner", "LearnerWorker", "Publisher", "WorkerStats"]
 
@@ -321,6 +325,8 @@ class LearnerWorker:
 
     def checkpoint(self) -> Checkpoint:
         """The learner with the dedup window and gate state: what a version stores."""
+        from consumers.checkpoint import Checkpoint
+
         return Checkpoint(self.learner, self._seen.snapshot(), self.quality.snapshot(),
                           None if self.impressions is None else self.impressions.snapshot())
 
@@ -421,6 +427,8 @@ class LearnerWorker:
 
     def _refuse_non_finite(self) -> bool:
         """Refuse to publish a model with a NaN or infinity; the last good version stays."""
+        from consumers.checkpoint import publish_non_finite
+
         why = publish_non_finite(self.learner)  # the rows touched since, or a full walk
         if why is None:
             return False
