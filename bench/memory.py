@@ -170,9 +170,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "events": args.events, "users": args.users, "items": args.items,
         "repeat": args.repeat, "publish": args.publish, "python": platform.python_version(),
         "load_average": os.getloadavg(), "runs": []}
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"memory-{args.label}.json"
     for i in range(args.repeat):
         order = ["worker", "bare"] if i % 2 == 0 else ["bare", "worker"]
         result["runs"].append({kind: _child(kind, passed) for kind in order})
+        path.write_text(json.dumps(result, indent=1) + "\n")  # each run kept as it ends
     result["load_average_end"] = os.getloadavg()
     for kind in ("worker", "bare"):
         runs = [r[kind] for r in result["runs"]]
@@ -190,8 +193,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"at 100% {r['rss_mb_at_100']['median']:.0f} MB")
     print(f"  worker RSS at 100% / bare: "
           f"{w['rss_mb_at_100']['median'] / b['rss_mb_at_100']['median']:.2f}x")
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"memory-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
+    path.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
