@@ -139,7 +139,7 @@ def one_run(bootstrap: str, rate: float, seconds: float, warmup: float,
     kind = "bare" if baseline else "learner"
     child = subprocess.Popen(
         [sys.executable, "-m", "bench.freshness", "--child", kind, "--topic", topic,
-         "--prefix", prefix, "--model", model, f"--seconds={seconds + 15}"],
+         "--prefix", prefix, "--model", model, f"--seconds={seconds + 8}"],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sub = None
     try:
