@@ -17,8 +17,14 @@ steady figure on a shared machine, wall time is printed beside it):
 * ``evaluate``: ``python -m lifelong evaluate`` as a whole process (CPU from
   ``RUSAGE_CHILDREN``) on a ``--eval-rows`` synthetic csv file, against reading, splitting
   and learning the same file in a bare loop.
+  Beside it, in this process: the ``evaluate_file`` loop (rows validated by
+  ``from_fields``, no JSON round trip) and the same loop with ``decoded=False`` (the
+  CSV -> JSON -> decode path it replaced) against the bare loop, per CPU-second.
+  ``--only-evaluate`` runs only these rows and needs no services.
 * start-up: wall time of ``lifelong learn --help`` and of ``import consumers.worker`` in a
-  fresh interpreter, and whether torch got imported.
+  fresh interpreter, and whether torch got imported; a River-only ``learn``
+  (``build_online_run``, defaults, real Kafka and Redis) in a fresh interpreter to its first
+  event learned, from the spawn and from the end of its imports (``--only-startup``).
 
 Needs the services (``source .cache/services/env``) and a signing key. Results are saved as
 JSON under ``bench/results/``::
@@ -181,6 +187,13 @@ def evaluate_process(path: Path, rows: int, report: Path) -> dict[str, float]:
             "loop_eps_wall": loop["events_per_second"]}
 
 
+def evaluate_loop(path: Path, decoded: bool) -> int:
+    """``evaluate_file`` in this process (imports already warm): the loop alone."""
+    from lifelong.commands import evaluate_file
+
+    return int(evaluate_file(path, fmt="csv", decoded=decoded)["events"])
+
+
 def bare_file(path: Path) -> int:
     """Baseline for ``evaluate``: read the csv, split, River predict/learn."""
     model = _river()
@@ -207,6 +220,55 @@ def startup(repeat: int) -> dict[str, Any]:
         if name.startswith("import"):
             out[name]["torch_imported"] = runs[-1]["stdout"] == "True"
     return out
+
+
+_FIRST_EVENT = """
+import sys, time, json
+t0 = time.time()
+from lifelong.config import Settings
+from lifelong.wiring import build_online_run
+t1 = time.time()
+topic, prefix, tag = sys.argv[1:4]
+settings = Settings.from_env(topic=topic, dlq_topic=topic + ".dlq", prefix=prefix,
+                             group_id="bench-first-" + tag, model="bench-first-" + tag)
+run = build_online_run(settings, register_target=False, resume=False)
+worker, learned = run.worker, []
+learn_one = worker.learner.learn_one
+def first(event):
+    out = learn_one(event)
+    if not learned:
+        learned.append(time.time())
+    return out
+worker.learner.learn_one = first
+try:
+    worker.run(max_events=1, idle_timeout=60)
+finally:
+    run.close()
+print(json.dumps({"started": t0, "imported": t1, "learned": learned[0],
+                  "torch": "torch" in sys.modules}))
+"""
+
+
+def first_event(bootstrap: str, repeat: int) -> dict[str, Any]:
+    """A River-only ``learn`` (``build_online_run``, defaults) in a fresh interpreter, to its
+    first event learned: wall seconds from the spawn, and from the end of its imports."""
+    tag = uuid.uuid4().hex[:8]
+    topic, prefix = f"bench-first-{tag}", f"bench-first-{tag}"
+    _produce(bootstrap, topic, 2, seed=3)
+    total, after, torch = [], [], False
+    try:
+        for i in range(repeat):
+            spawn = time.time()
+            out = _child([sys.executable, "-c", _FIRST_EVENT, topic, prefix, f"{tag}{i}"])
+            got = json.loads(out["stdout"].splitlines()[-1])
+            total.append(got["learned"] - spawn)
+            after.append(got["learned"] - got["imported"])
+            torch = torch or got["torch"]
+    finally:
+        _cleanup(bootstrap, topic, prefix)
+    return {"to first event": {**_summary(total), "unit": "wall seconds"},
+            "first event after imports": {**_summary(after), "unit": "wall seconds",
+                                          "torch_imported": torch}}
 
 
 def _summary(values: list[float]) -> dict[str, Any]:
@@ -261,14 +323,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--label", default="run", help="name of the results file")
     parser.add_argument("--skip-evaluate", action="store_true")
+    parser.add_argument("--only-evaluate", action="store_true",
+                        help="only the evaluate rows (no services needed)")
+    parser.add_argument("--only-startup", action="store_true",
+                        help="only the start-up rows (learn --help, first event learned)")
     parser.add_argument("--blend", action="store_true",
                         help="add the learn --blend-with row (interleaved with learn)")
     parser.add_argument("--only-blend", action="store_true",
                         help="only the learn and learn --blend-with rows")
     args = parser.parse_args(argv)
+    if args.only_evaluate:
+        result = {"label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "repeat": args.repeat, "python": platform.python_version(),
+                  "load_average": os.getloadavg(), "commit": _commit(),
+                  "evaluate": _evaluate_rows(args.eval_rows, args.repeat),
+                  "startup": startup(args.repeat)}
+        result["load_average_end"] = os.getloadavg()
+        _report(result)
+        _save(result, args.label)
+        return result
     if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
         raise SystemExit("bench.learn needs the services: source .cache/services/env")
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    if args.only_startup:
+        result = {"label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "repeat": args.repeat, "load_average": os.getloadavg(), "commit": _commit(),
+                  "startup": startup(args.repeat) | first_event(bootstrap, args.repeat)}
+        _report(result)
+        _save(result, args.label)
+        return result
     tag = uuid.uuid4().hex[:8]
     topic, prefix = f"bench-learn-{tag}", f"bench-{tag}"
     result: dict[str, Any] = {
@@ -310,22 +393,47 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     finally:
         _cleanup(bootstrap, topic, prefix)
     if not args.skip_evaluate and not args.only_blend:
-        from stream.synthetic import SyntheticStream, write
-
-        with tempfile.TemporaryDirectory() as tmp:
-            data = Path(tmp) / "events.csv"
-            write(SyntheticStream(n_events=args.eval_rows, seed=2), data, "csv")
-            eruns = [{"evaluate": evaluate_process(data, args.eval_rows, Path(tmp) / "r.json"),
-                      "bare": _timed(lambda: bare_file(data))} for _ in range(args.repeat)]
-        result["evaluate"] = {"runs": eruns, "vs_bare": _ratios(eruns, "evaluate", "bare"),
-                              "loop_vs_bare_wall": _summary(
-                                  [r["evaluate"]["loop_eps_wall"] / r["bare"]["eps_wall"]
-                                   for r in eruns])}
+        result["evaluate"] = _evaluate_rows(args.eval_rows, args.repeat)
     result["startup"] = startup(args.repeat) if not args.only_blend else {}
+    if not args.only_blend:
+        result["startup"] |= first_event(bootstrap, args.repeat)
     _report(result)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"learn-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
+    _save(result, args.label)
     return result
+
+
+def _save(result: dict[str, Any], label: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"learn-{label}.json").write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _evaluate_rows(rows: int, repeat: int) -> dict[str, Any]:
+    """The evaluate rows: process, loop (from_fields) and loop (JSON path) vs bare, rotated."""
+    from stream.synthetic import SyntheticStream, write
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "events.csv"
+        write(SyntheticStream(n_events=rows, seed=2), data, "csv")
+        warm = Path(tmp) / "warm.csv"  # imports and first-call costs are start-up, not loop
+        write(SyntheticStream(n_events=2000, seed=3), warm, "csv")
+        evaluate_loop(warm, decoded=True)
+        evaluate_loop(warm, decoded=False)
+        fns: dict[str, Callable[[], Any]] = {
+            "evaluate": lambda: evaluate_process(data, rows, Path(tmp) / "r.json"),
+            "loop": lambda: _timed(lambda: evaluate_loop(data, decoded=True)),
+            "loop_json": lambda: _timed(lambda: evaluate_loop(data, decoded=False)),
+            "bare": lambda: _timed(lambda: bare_file(data))}
+        eruns = []
+        for i in range(repeat):
+            names = list(fns)
+            names = names[i % len(names):] + names[:i % len(names)]  # rotate: none always first
+            eruns.append({name: fns[name]() for name in names})
+    return {"runs": eruns, "vs_bare": _ratios(eruns, "evaluate", "bare"),
+            "loop_vs_bare": _ratios(eruns, "loop", "bare"),
+            "loop_json_vs_bare": _ratios(eruns, "loop_json", "bare"),
+            "loop_vs_loop_json": _ratios(eruns, "loop", "loop_json"),
+            "loop_vs_bare_wall": _summary(
+                [r["evaluate"]["loop_eps_wall"] / r["bare"]["eps_wall"] for r in eruns])}
 
 
 def _commit() -> str:
@@ -335,6 +443,26 @@ def _commit() -> str:
 
 
 def _report(result: dict[str, Any]) -> None:
+    if "learn" in result:
+        _report_learn(result)
+    if "evaluate" in result:
+        ev = result["evaluate"]
+        print(_line("evaluate process / bare file loop", ev["vs_bare"]))
+        for key, name in (("loop_vs_bare", "evaluate loop / bare (in process)"),
+                          ("loop_json_vs_bare", "JSON-path loop / bare"),
+                          ("loop_vs_loop_json", "evaluate loop / JSON-path loop")):
+            if key in ev:
+                print(_line(name, ev[key]))
+        lw = ev["loop_vs_bare_wall"]
+        print(f"  {'evaluate loop alone / bare (wall)':<34} {lw['median']:.2f}x "
+              f"[{lw['min']:.2f}-{lw['max']:.2f}]")
+    for name, s in result.get("startup", {}).items():
+        extra = f"  torch imported: {s['torch_imported']}" if "torch_imported" in s else ""
+        print(f"  start-up {name:<25} {s['median']:.2f} s [{s['min']:.2f}-{s['max']:.2f}]"
+              f"{extra}")
+
+
+def _report_learn(result: dict[str, Any]) -> None:
     n, r = result["events"], result["repeat"]
     learn = result["learn"]
     lrn = statistics.median(x["learn"]["eps_cpu"] for x in learn["runs"])
@@ -350,16 +478,6 @@ def _report(result: dict[str, Any]) -> None:
         bl = statistics.median(x["blend"]["eps_cpu"] for x in learn["runs"])
         print(f"  events/CPU-s: learn {lrn:.0f}, learn --blend-with {bl:.0f}")
         print(_line("learn --blend-with / learn (>= 0.75)", learn["blend_vs_learn"]))
-    if "evaluate" in result:
-        ev = result["evaluate"]
-        print(_line("evaluate process / bare file loop", ev["vs_bare"]))
-        lw = ev["loop_vs_bare_wall"]
-        print(f"  {'evaluate loop alone / bare (wall)':<34} {lw['median']:.2f}x "
-              f"[{lw['min']:.2f}-{lw['max']:.2f}]")
-    for name, s in result["startup"].items():
-        extra = f"  torch imported: {s['torch_imported']}" if "torch_imported" in s else ""
-        print(f"  start-up {name:<25} {s['median']:.2f} s [{s['min']:.2f}-{s['max']:.2f}]"
-              f"{extra}")
 
 
 if __name__ == "__main__":

@@ -36,21 +36,25 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from consumers.checkpoint import Checkpoint, publish_non_finite
 from consumers.dedup import RecentIds
-from consumers.impressions import ImpressionFeed
 from consumers.polling import PollLoop
 from learning.prequential import PrequentialScore
-from monitoring.drift import ErrorDrift
-from monitoring.freshness import LearnerFreshness
-from monitoring.input_drift import InputDriftWatch
-from monitoring.metrics import LearnerMetrics
-from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
-from stream.schema import Event, Rejected, decode
+from stream.schema import Decoded, Event, Rejected, decode
 from stream.source import DeadLetters, Record, Source
+
+if TYPE_CHECKING:  # types only: a worker without a publisher or monitors does not import them
+    # (consumers.checkpoint pulls the model store and learning.deltas, monitoring.drift scipy:
+    # about 2 s of `lifelong evaluate`'s start-up)
+    from consumers.checkpoint import Checkpoint
+    from consumers.impressions import ImpressionFeed
+    from monitoring.drift import ErrorDrift
+    from monitoring.freshness import LearnerFreshness
+    from monitoring.input_drift import InputDriftWatch
+    from monitoring.metrics import LearnerMetrics
+    from stream.pseudonym import Pseudonymizer
 
 __all__ = ["Learner", "LearnerWorker", "Publisher", "WorkerStats"]
 
@@ -246,7 +250,10 @@ class LearnerWorker:
             if self.impressions is not None and record.topic == self.impressions.topic:
                 self.impressions.record(record.value)
                 continue
-            result = decode(record.value)
+            # a source that parsed the row itself (a file) hands over the decoded event
+            result = record.event if isinstance(record, Decoded) else None
+            if result is None:
+                result = decode(record.value)
             if isinstance(result, Rejected):
                 stats.invalid += 1
                 kind = result.kind
@@ -318,6 +325,8 @@ class LearnerWorker:
 
     def checkpoint(self) -> Checkpoint:
         """The learner with the dedup window and gate state: what a version stores."""
+        from consumers.checkpoint import Checkpoint
+
         return Checkpoint(self.learner, self._seen.snapshot(), self.quality.snapshot(),
                           None if self.impressions is None else self.impressions.snapshot())
 
@@ -418,6 +427,8 @@ class LearnerWorker:
 
     def _refuse_non_finite(self) -> bool:
         """Refuse to publish a model with a NaN or infinity; the last good version stays."""
+        from consumers.checkpoint import publish_non_finite
+
         why = publish_non_finite(self.learner)  # the rows touched since, or a full walk
         if why is None:
             return False

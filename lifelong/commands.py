@@ -104,8 +104,13 @@ def evaluate_file(
     max_bad_rows: int | None = MAX_BAD_ROWS,
     series_every: int | None = None,
     task: str = "rating", k: int | None = None,
+    decoded: bool = True,
 ) -> dict[str, Any]:
     """Replay ``data`` through the learner worker; return the report.
+
+    The file's rows reach the learner already validated (``FileSource(decoded=True)``:
+    :func:`stream.schema.from_fields`, the rules of :func:`stream.schema.decode` without a
+    JSON round trip); ``decoded=False`` takes the JSON path instead (the same report).
 
     ``task`` (``rating`` or ``ranking``, see :mod:`learning.task`) builds the learner for
     ``model`` (default: the task's) and adds its figures: RMSE/MAE, or HR/NDCG/coverage@k,
@@ -122,7 +127,8 @@ def evaluate_file(
     model = model or task_.default_model
     source = FileSource(data, format=fmt,  # type: ignore[arg-type]
                         columns=parse_columns(columns) if columns else None,
-                        sort_by_time=sort_by_time, max_bad_rows=max_bad_rows)
+                        sort_by_time=sort_by_time, max_bad_rows=max_bad_rows,
+                        decoded=decoded)
     if on_total is not None:
         on_total(count_rows(data, fmt))  # type: ignore[arg-type]
     learner: Any
@@ -131,9 +137,11 @@ def evaluate_file(
     else:
         learner = task_.make_learner(model, seed=seed)
     dead = ListDeadLetters()
-    from monitoring.report_sources import EvaluationSeries
+    series = None
+    if series_every:  # only then: monitoring.report pulls in matplotlib (~1 s of start-up)
+        from monitoring.report_sources import EvaluationSeries
 
-    series = EvaluationSeries(learner, series_every) if series_every else None
+        series = EvaluationSeries(learner, series_every)
     worker = LearnerWorker(source, learner, dead,
                            quality=QualityGates.from_env_value(quality),
                            **(series.hooks if series else {}))

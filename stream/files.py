@@ -38,8 +38,8 @@ from typing import IO, Literal, cast
 
 import msgspec
 
-from stream.schema import parse_ts
-from stream.source import IterSource
+from stream.schema import Decoded, Event, Rejected, from_fields, parse_ts
+from stream.source import IterSource, Record
 
 __all__ = ["FORMATS", "MAX_BAD_ROWS", "FileFormat", "FileFormatError", "FileSource", "count_rows",
            "parse_columns"]
@@ -62,7 +62,9 @@ _CANDIDATES: dict[str, tuple[str, ...]] = {
     "event_id": ("eventid",),
 }
 _encode = msgspec.json.Encoder().encode
-_Row = tuple[bytes, "float | str | None"]  # event JSON and its ts (None: read it from JSON)
+# the record value (event JSON), its ts (None: read it from the JSON) and, with
+# ``decoded``, the event that from_fields made of the row (None: the worker decodes value)
+_Row = tuple[bytes, "float | str | None", "Event | Rejected | None"]
 
 
 class FileFormatError(ValueError):
@@ -118,7 +120,7 @@ def _raw(line: str) -> bytes:  # the row's original bytes, even where they are n
 
 
 def _ts_key(row: _Row) -> float:
-    value, ts = row
+    value, ts, _ = row
     if ts is None:
         try:
             obj = msgspec.json.decode(value)
@@ -145,6 +147,11 @@ class FileSource(IterSource):
     A row that cannot be split into its fields becomes a record that decode refuses, and is
     logged with its line number; more than ``max_bad_rows`` such rows stop the reading
     (:class:`FileFormatError` naming the line; ``None``: no limit). ``bad_rows`` counts them.
+    With ``decoded`` (what ``lifelong evaluate`` uses) the records are
+    :class:`~stream.schema.Decoded`: each movielens/csv row is validated by
+    :func:`~stream.schema.from_fields` (the rules of :func:`~stream.schema.decode`, same
+    results and reasons) without the JSON round trip; a refused row's ``value`` is the
+    event JSON as without ``decoded``, a valid row's is its raw line.
 
     >>> import tempfile, pathlib
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "data.csv"
@@ -157,8 +164,11 @@ class FileSource(IterSource):
     def __init__(self, path: str | os.PathLike[str], *, format: FileFormat,
                  columns: Mapping[str, str] | None = None, sort_by_time: bool = False,
                  batch_size: int = 1000, event_type: str = "rating", start_offset: int = 0,
-                 max_bad_rows: int | None = MAX_BAD_ROWS):
+                 max_bad_rows: int | None = MAX_BAD_ROWS, decoded: bool = False):
         super().__init__(os.fspath(path), batch_size, start_offset)
+        self.decoded = decoded
+        self._pairs: Iterator[tuple[bytes, Event | Rejected | None]] | None = None
+        self._ahead: tuple[bytes, Event | Rejected | None] | None = None
         self.max_bad_rows = max_bad_rows
         self.bad_rows = 0
         self.path = path
@@ -177,7 +187,7 @@ class FileSource(IterSource):
     # -- reading ------------------------------------------------------------------------
     def _read(self, fh: IO[bytes]) -> Iterator[_Row]:
         if self.format == "jsonl":
-            return ((line.rstrip(b"\r\n"), None) for line in fh if line.strip())
+            return ((line.rstrip(b"\r\n"), None, None) for line in fh if line.strip())
         text = _text(fh)
         if self.format == "movielens":
             return self._movielens(_split_movielens(text))
@@ -215,13 +225,17 @@ class FileSource(IterSource):
     def _event(self, row: int, line: str, user: str, item: str, value: str | None,
                ts: str | None, etype: str | None = None, event_id: str | None = None) -> _Row:
         ts_val = float(row) if ts is None else _num(ts)
-        obj = {"event_id": event_id or f"{self._base}:{row}", "user_id": user.strip(),
-               "item_id": item.strip(), "type": (etype or "").strip() or self.event_type,
-               "value": 1.0 if value is None else _num(value), "ts": ts_val}
-        try:
-            return _encode(obj), ts_val
-        except UnicodeEncodeError:  # undecodable bytes in a field: keep the raw line
-            return _raw(line), None
+        eid, uid, iid = event_id or f"{self._base}:{row}", user.strip(), item.strip()
+        etype_ = (etype or "").strip() or self.event_type
+        val = 1.0 if value is None else _num(value)
+        if not self.decoded:
+            return _json_row(eid, uid, iid, etype_, val, ts_val, line)
+        event = from_fields(eid, uid, iid, etype_, val, ts_val,
+                            lambda: _json_row(eid, uid, iid, etype_, val, ts_val, line)[0])
+        if event.__class__ is Event:
+            return _raw(line), ts_val, event
+        raw, when, _ = _json_row(eid, uid, iid, etype_, val, ts_val, line)  # refused: as before
+        return raw, when, event
 
     def _bad(self, number: int, line: str, why: str) -> _Row:
         self.bad_rows += 1
@@ -231,7 +245,7 @@ class FileSource(IterSource):
                                   f"--max-bad-rows {self.max_bad_rows}: fix the file")
         if self.bad_rows <= 20:
             log.warning("%s (the row goes to the dead letters)", where)
-        return _raw(line), None
+        return _raw(line), None, None
 
     def _movielens(self, rows: Iterator[tuple[int, str, list[str]]]) -> Iterator[_Row]:
         for row, (number, line, f) in enumerate(rows):
@@ -240,9 +254,9 @@ class FileSource(IterSource):
 
     def _csv(self, cols: dict[str, int], delim: str, width: int,
              rows: Iterator[tuple[int, str, list[str] | str]]) -> Iterator[_Row]:
-        def get(f: list[str], role: str) -> str | None:
-            return f[cols[role]] if role in cols else None
-
+        # the optional roles read from a spare last field, None, when the file has no column
+        user, item = cols["user"], cols["item"]
+        value, ts, etype, eid = (cols.get(r, width) for r in ("value", "ts", "type", "event_id"))
         for row, (number, line, f) in enumerate(rows):
             if isinstance(f, str):  # the csv error
                 yield self._bad(number, line, f)
@@ -250,20 +264,42 @@ class FileSource(IterSource):
             if len(f) != width:
                 yield self._bad(number, line, f"expected {width} fields, found {len(f)}")
                 continue
-            yield self._event(row, line, f[cols["user"]], f[cols["item"]], get(f, "value"),
-                              get(f, "ts"), get(f, "type"), get(f, "event_id"))
+            f.append(None)  # type: ignore[arg-type]
+            yield self._event(row, line, f[user], f[item], f[value], f[ts], f[etype], f[eid])
 
-    def _open(self) -> Iterator[bytes]:
+    def _ordered(self) -> Iterator[_Row]:
         rows: Iterator[_Row] = self._rows
         if self.sort_by_time:
             rows = iter(sorted(rows, key=_ts_key))
-        return (value for value, _ in islice(rows, self.start_offset, None))
+        return islice(rows, self.start_offset, None)
+
+    def _open(self) -> Iterator[bytes]:
+        return (value for value, _, _ in self._ordered())
+
+    def poll(self, timeout: float = 1.0) -> list[Record]:
+        """Return up to ``batch_size`` records (``Decoded`` ones with ``decoded``); no wait."""
+        if not self.decoded:
+            return super().poll(timeout)
+        if self._pairs is None and not self._closed:
+            self._pairs = ((value, event) for value, _, event in self._ordered())
+            self._ahead = next(self._pairs, None)
+        out: list[Record] = []
+        topic, size = self.topic, self.batch_size
+        while self._ahead is not None and len(out) < size:
+            value, event = self._ahead
+            out.append(Decoded(value, topic, 0, self._next, event=event))
+            self._next += 1
+            self._ahead = next(self._pairs, None)  # type: ignore[arg-type]
+        if self._ahead is None:
+            self.close()
+        return out
 
     def close(self) -> None:
         """Close the file; later polls return nothing."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None
+        self._pairs, self._ahead = iter(()), None
         super().close()
 
     def __enter__(self) -> FileSource:
@@ -271,6 +307,16 @@ class FileSource(IterSource):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _json_row(eid: str, uid: str, iid: str, etype: str, value: float | str, ts: float | str,
+              line: str) -> _Row:
+    obj = {"event_id": eid, "user_id": uid, "item_id": iid, "type": etype, "value": value,
+           "ts": ts}
+    try:
+        return _encode(obj), ts, None
+    except UnicodeEncodeError:  # undecodable bytes in a field: keep the raw line
+        return _raw(line), None, None
 
 
 def _split_movielens(text: IO[str]) -> Iterator[tuple[int, str, list[str]]]:
@@ -311,6 +357,8 @@ def _split_csv(text: IO[str], name: str) -> tuple[str, list[str],
 
 def _fields(line: str, delim: str) -> list[str] | str:
     """The fields of one CSV line, or the csv error (e.g. an unterminated quote)."""
+    if '"' not in line and "\r" not in line.rstrip("\r\n"):  # what csv would split the same
+        return line.rstrip("\r\n").split(delim)
     try:
         return next(csv.reader([line.rstrip("\r\n")], delimiter=delim, strict=True))
     except csv.Error as exc:

@@ -1,0 +1,87 @@
+"""The README's speed table, made from the results JSON under ``bench/results/``.
+
+``python -m bench.table`` prints it; ``--write`` replaces the lines between the
+``<!-- bench:start -->`` and ``<!-- bench:end -->`` markers in README.md. Each row names
+its results file; a row whose file is absent is left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def _load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _r(s: dict[str, Any], fmt: str = ".2f", scale: float = 1.0) -> str:
+    return (f"{scale * s['median']:{fmt}} [{scale * s['min']:{fmt}}-"
+            f"{scale * s['max']:{fmt}}]")
+
+
+def rows() -> list[str]:
+    """The table's markdown lines."""
+    out = ["| row | figure (median [range]) | target | results |",
+           "| --- | --- | --- | --- |"]
+    if (ln := _load("learn-after.json")) is not None and "vs_memory" in ln["learn"]:
+        out.append(f"| `learn` through Kafka / bare json.loads + River (events per CPU-s, "
+                   f"{ln['events']:,} events, commit {ln['commit']}) | "
+                   f"{_r(ln['learn']['vs_memory']['eps_cpu'])}x | ≥ 0.75x | learn-after.json |")
+        out.append(f"| `learn` / kafka-python + River | {_r(ln['learn']['vs_kafka']['eps_cpu'])}x"
+                   " | ≥ 0.95x | learn-after.json |")
+    if (ev := _load("learn-evaluate-after.json")) is not None:
+        e = ev["evaluate"]
+        out.append(f"| `evaluate` 100k-row csv, whole process / bare loop (events per CPU-s) | "
+                   f"{_r(e['vs_bare']['eps_cpu'])}x | ≥ 0.6x | learn-evaluate-after.json |")
+        out.append(f"| `evaluate` loop / bare loop (in process) | "
+                   f"{_r(e['loop_vs_bare']['eps_cpu'])}x | — | learn-evaluate-after.json |")
+        for name, s in ev.get("startup", {}).items():
+            out.append(f"| start-up `{name}` (wall) | {_r(s)} s | — | "
+                       "learn-evaluate-after.json |")
+    if (st := _load("learn-startup.json")) is not None:
+        for name in ("to first event", "first event after imports"):
+            if name in st["startup"]:
+                out.append(f"| River-only `learn`, {name} (wall) | "
+                           f"{_r(st['startup'][name])} s | < 2 s after imports | "
+                           "learn-startup.json |")
+    if (fr := _load("freshness-5k.json")) is not None:
+        lr = fr["learn"]
+        out.append(f"| freshness produced → visible, {fr['rate']:.0f} events/s asked "
+                   f"({_r(lr['rate'], '.0f')} achieved) | p50 {_r(lr['p50'])} s, "
+                   f"p99 {_r(lr['p99'])} s | p99 ≤ 1 s | freshness-5k.json |")
+    if (mem := _load("memory-2m-200k.json")) is not None and "worker" in mem:
+        w, b = mem["worker"], mem["bare"]
+        out.append(f"| RSS growth 50% → 100% of {mem['events']:,} events, {mem['users']:,} users "
+                   f"(worker in process, publish: {mem['publish']}) | "
+                   f"{_r(w['growth_50_100'], '+.1f', 100)} % (bare River "
+                   f"{_r(b['growth_50_100'], '+.1f', 100)} %) | ≤ 5 % | memory-2m-200k.json |")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="update README.md in place")
+    args = parser.parse_args(argv)
+    table = rows()
+    if not args.write:
+        print("\n".join(table))
+        return
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md has no {START} ... {END} markers")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n" + "\n".join(table) + f"\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
