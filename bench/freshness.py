@@ -23,7 +23,6 @@ import bisect
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import threading
@@ -32,6 +31,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.common import drop_prefix, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -172,23 +173,9 @@ def one_run(bootstrap: str, rate: float, seconds: float, warmup: float,
         if sub is not None:
             sub.stop()
         delete_topics(bootstrap, [topic, f"{topic}.dlq"])
-        _drop(prefix)
+        drop_prefix(prefix)
 
 
-def _drop(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    try:
-        for key in client.scan_iter(f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
-
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": values}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -224,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["load_average_end"] = os.getloadavg()
     for kind in ("learn", "bare"):
         runs = [r[kind] for r in result["runs"]]
-        result[kind] = {k: _summary([r[k] for r in runs]) for k in ("p50", "p99", "max", "rate")}
+        result[kind] = {k: summary([r[k] for r in runs]) for k in ("p50", "p99", "max", "rate")}
     print(f"freshness (produced -> visible), target rate {args.rate:.0f}/s, {args.seconds:.0f} s "
           f"a run, first {args.warmup:.0f} s left out, {args.repeat} runs (median [range])")
     for kind, name in (("learn", "learn -> subscriber"), ("bare", "bare consumer")):

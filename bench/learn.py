@@ -50,6 +50,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import drop_prefix, summary
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 
@@ -216,7 +218,7 @@ def startup(repeat: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, cmd in cmds.items():
         runs = [_child(cmd) for _ in range(repeat)]
-        out[name] = {**_summary([r["wall_s"] for r in runs]), "unit": "wall seconds"}
+        out[name] = {**summary([r["wall_s"] for r in runs]), "unit": "wall seconds"}
         if name.startswith("import"):
             out[name]["torch_imported"] = runs[-1]["stdout"] == "True"
     return out
@@ -266,18 +268,14 @@ def first_event(bootstrap: str, repeat: int) -> dict[str, Any]:
             torch = torch or got["torch"]
     finally:
         _cleanup(bootstrap, topic, prefix)
-    return {"to first event": {**_summary(total), "unit": "wall seconds"},
-            "first event after imports": {**_summary(after), "unit": "wall seconds",
+    return {"to first event": {**summary(total), "unit": "wall seconds"},
+            "first event after imports": {**summary(after), "unit": "wall seconds",
                                           "torch_imported": torch}}
 
 
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": values}
-
 
 def _ratios(runs: list[dict[str, dict[str, float]]], num: str, den: str) -> dict[str, Any]:
-    return {key: _summary([r[num][key] / r[den][key] for r in runs])
+    return {key: summary([r[num][key] / r[den][key] for r in runs])
             for key in ("eps_cpu", "eps_wall")}
 
 
@@ -297,17 +295,10 @@ def _produce(bootstrap: str, topic: str, n: int, seed: int) -> list[bytes]:
 
 
 def _cleanup(bootstrap: str, topic: str, prefix: str) -> None:
-    import redis
-
     from stream.admin import delete_topics
 
     delete_topics(bootstrap, [topic, f"{topic}.dlq"])
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    try:
-        for key in client.scan_iter(f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
+    drop_prefix(prefix)
 
 
 def _line(name: str, ratio: dict[str, Any]) -> str:
@@ -432,7 +423,7 @@ def _evaluate_rows(rows: int, repeat: int) -> dict[str, Any]:
             "loop_vs_bare": _ratios(eruns, "loop", "bare"),
             "loop_json_vs_bare": _ratios(eruns, "loop_json", "bare"),
             "loop_vs_loop_json": _ratios(eruns, "loop", "loop_json"),
-            "loop_vs_bare_wall": _summary(
+            "loop_vs_bare_wall": summary(
                 [r["evaluate"]["loop_eps_wall"] / r["bare"]["eps_wall"] for r in eruns])}
 
 

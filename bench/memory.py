@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.common import drop_prefix, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -112,20 +113,10 @@ def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         stats = worker.run(on_batch=sample)
     finally:
         if store is not None:
-            _drop(name)
+            drop_prefix(name)
     return {"samples": samples, "learned": stats.learned, "invalid": stats.invalid,
             "quarantined": stats.quarantined, "published": args.publish}
 
-
-def _drop(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    try:
-        for key in client.scan_iter(f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def growth(samples: list[dict[str, Any]]) -> float:
@@ -142,10 +133,6 @@ def _child(kind: str, argv: list[str]) -> dict[str, Any]:
         raise RuntimeError(f"{kind} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": values}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -179,9 +166,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result["load_average_end"] = os.getloadavg()
     for kind in ("worker", "bare"):
         runs = [r[kind] for r in result["runs"]]
-        result[kind] = {"growth_50_100": _summary([growth(r["samples"]) for r in runs]),
-                        "rss_mb_at_100": _summary([r["samples"][-1]["rss_mb"] for r in runs]),
-                        "rss_mb_at_10": _summary([r["samples"][0]["rss_mb"] for r in runs])}
+        result[kind] = {"growth_50_100": summary([growth(r["samples"]) for r in runs]),
+                        "rss_mb_at_100": summary([r["samples"][-1]["rss_mb"] for r in runs]),
+                        "rss_mb_at_10": summary([r["samples"][0]["rss_mb"] for r in runs])}
     w, b = result["worker"], result["bare"]
     print(f"RSS over {args.events} events, {args.users} users, {args.items} items, "
           f"{args.repeat} runs (median [range]); publish: {args.publish}")

@@ -40,7 +40,6 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -48,6 +47,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from bench.common import drop_prefix, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -241,21 +242,11 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
     learned = sum(r["learned"] for r in reports)
     first = min(r["first"] for r in reports if r["first"] is not None)
     last = max(r["last"] for r in reports if r["last"] is not None)
-    _cleanup(env["LIFELONG_PREFIX"])
+    drop_prefix(env["LIFELONG_PREFIX"])
     return {"processes": processes, "learned": learned, "wall_s": last - first,
             "eps_wall": learned / (last - first), "cpu_s": sum(r["cpu_s"] for r in reports),
             "eps_cpu": learned / sum(r["cpu_s"] for r in reports), "reports": reports}
 
-
-def _cleanup(prefix: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    try:
-        for key in client.scan_iter(f"{prefix}:*", count=1000):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def _produce(bootstrap: str, topic: str, partitions: int, events: list[Any]) -> list[int]:
@@ -274,10 +265,6 @@ def _produce(bootstrap: str, topic: str, partitions: int, events: list[Any]) -> 
         counts[partition_for(e.user_id, partitions)] += 1
     return counts
 
-
-def _summary(values: list[float]) -> dict[str, Any]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values),
-            "values": values}
 
 
 def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
@@ -305,10 +292,10 @@ def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
     finally:
         delete_topics(bootstrap, [topic, f"{topic}.dlq", f"{topic}.q"])
     return {"partition_counts": counts, "runs": runs,
-            "ratio_wall": _summary([r[2]["eps_wall"] / r[1]["eps_wall"] for r in runs]),
-            "ratio_cpu": _summary([r[2]["eps_cpu"] / r[1]["eps_cpu"] for r in runs]),
-            "one_eps_wall": _summary([r[1]["eps_wall"] for r in runs]),
-            "two_eps_wall": _summary([r[2]["eps_wall"] for r in runs])}
+            "ratio_wall": summary([r[2]["eps_wall"] / r[1]["eps_wall"] for r in runs]),
+            "ratio_cpu": summary([r[2]["eps_cpu"] / r[1]["eps_cpu"] for r in runs]),
+            "one_eps_wall": summary([r[1]["eps_wall"] for r in runs]),
+            "two_eps_wall": summary([r[2]["eps_wall"] for r in runs])}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

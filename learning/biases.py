@@ -176,21 +176,8 @@ class BiasModel:
         ``terms``: ``(b_u, b_i)`` as :meth:`terms` gives them now, when the caller has them.
         """
         b_u, b_i = self.terms(user, item) if terms is None else terms
-        u, i = self._users.get(user), self._items.get(item)
-        if u is None:
-            u = self.user_index(user)
-        if i is None:
-            i = self.item_index(item)
-        mu = self.mu
-        self._nu[u] += 1.0
-        self._su[u] += value - mu - b_i
-        self._ni[i] += 1.0
-        self._si[i] += value - mu - b_u
-        self._count += 1
-        self._total += value
-        if not self.refits:
-            self.mu = self._total / self._count
-        return u, i
+        return self.update_rows(self._users.get(user), self._items.get(item), user, item, value,
+                                b_u, b_i)
 
     def refit(self, history: History) -> None:
         """Solve the regularised biases over ``history``; per-event folding continues from it."""

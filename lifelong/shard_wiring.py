@@ -27,7 +27,14 @@ from deploy.health import check_redis
 from learning.deltas import delta_capable
 from learning.task import get_task
 from lifelong.config import ConfigError, Settings
-from lifelong.wiring import _reachable, connect_topics, open_registry, redis_address, serve_metrics
+from lifelong.wiring import (
+    _reachable,
+    close_clients,
+    connect_topics,
+    open_registry,
+    redis_address,
+    serve_metrics,
+)
 from model_store import Registry
 from model_store.router import ShardManifest, shard_name, write_manifest
 from model_store.signing import key_missing
@@ -57,14 +64,7 @@ class ShardedRun:
 
     def close(self) -> None:
         """Close the Kafka clients and stop serving metrics."""
-        try:
-            self.quarantine.close()
-            self.dead_letters.close()
-        finally:
-            try:
-                self.source.close()
-            finally:
-                self.metrics_server.close()
+        close_clients(self.quarantine, self.dead_letters, self.source, self.metrics_server)
 
 
 def build_sharded_run(settings: Settings, *, register_target: bool = True,

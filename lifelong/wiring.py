@@ -129,15 +129,20 @@ class OnlineRun:
         """Close the Kafka clients and stop serving metrics."""
         if self.deep_subscriber is not None:
             self.deep_subscriber.stop()
+        close_clients(self.quarantine, self.dead_letters, self.source, self.metrics_server)
+
+
+def close_clients(quarantine: Any, dead_letters: Any, source: Any, metrics_server: Any) -> None:
+    """Close a learner's Kafka clients, then its /metrics server, each even if one fails."""
+    try:
+        if quarantine is not None:
+            quarantine.close()
+        dead_letters.close()
+    finally:
         try:
-            if self.quarantine is not None:
-                self.quarantine.close()
-            self.dead_letters.close()
+            source.close()
         finally:
-            try:
-                self.source.close()
-            finally:
-                self.metrics_server.close()
+            metrics_server.close()
 
 
 def build_online_run(settings: Settings, *, register_target: bool = True,
