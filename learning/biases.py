@@ -122,17 +122,7 @@ class BiasModel:
 
     def lookup(self, user: str, item: str) -> tuple[float, float, int, int]:
         """``(b_u, b_i, n_u, n_i)`` in one pass (:meth:`terms` and :meth:`counts`)."""
-        u, i = self._users.get(user), self._items.get(item)
-        if u is None:
-            b_u, n_u = 0.0, 0
-        else:
-            n = self._nu[u]
-            b_u, n_u = self._su[u] / (n + self.user_prior), int(n)
-        if i is None:
-            b_i, n_i = 0.0, 0
-        else:
-            n = self._ni[i]
-            b_i, n_i = self._si[i] / (n + self.item_prior), int(n)
+        _, _, b_u, b_i, n_u, n_i = self.lookup_rows(user, item)
         return b_u, b_i, n_u, n_i
 
     def lookup_rows(self, user: str, item: str

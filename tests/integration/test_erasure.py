@@ -55,8 +55,8 @@ def _traces(client: redis.Redis, prefix: str, needles: list[bytes],
 
 
 @pytest.fixture()
-def store(redis_service, unique, signing_key, monkeypatch):
-    prefix = f"it-erase-{unique}"
+def store(redis_service, store_prefix, monkeypatch):
+    prefix = store_prefix  # its keys are deleted afterwards
     monkeypatch.setenv("REDIS_URL", redis_service.address)
     monkeypatch.setenv("LIFELONG_PREFIX", prefix)
     monkeypatch.setenv("LIFELONG_PSEUDONYM_KEY", KEY)
@@ -64,9 +64,6 @@ def store(redis_service, unique, signing_key, monkeypatch):
     reg = Registry.from_url(redis_service.address, prefix=prefix)
     client = redis.Redis.from_url(redis_service.address)
     yield reg, client, prefix
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
     client.close()
     reg.close()
 

@@ -49,8 +49,8 @@ def _raw_events(kind: str, n: int = 900) -> list[bytes]:
 
 
 @pytest.fixture()
-def env(redis_service, unique, signing_key, monkeypatch):
-    prefix = f"it-erase-models-{unique}"
+def env(redis_service, store_prefix, monkeypatch):
+    prefix = store_prefix  # its keys are deleted afterwards
     monkeypatch.setenv("REDIS_URL", redis_service.address)
     monkeypatch.setenv("LIFELONG_PREFIX", prefix)
     monkeypatch.setenv("LIFELONG_PSEUDONYM_KEY", KEY)
@@ -60,9 +60,6 @@ def env(redis_service, unique, signing_key, monkeypatch):
     reg = Registry.from_url(redis_service.address, prefix=prefix)
     client = redis.Redis.from_url(redis_service.address)
     yield reg, client, prefix
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
     client.close()
     reg.close()
 
