@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 from typer.testing import CliRunner
 
 from lifelong.cli import app
@@ -22,9 +21,9 @@ RAW = "topic-erase-me"
 KEY = "integration-topic-pseudonym-key-0123"
 
 
-def test_learner_erases_on_a_topic_request(kafka, redis_service, unique, signing_key,
+def test_learner_erases_on_a_topic_request(kafka, redis_service, unique, store_prefix,
                                            monkeypatch) -> None:
-    topic, prefix = f"it-erase-{unique}", f"it-erase-{unique}"
+    topic, prefix = f"it-erase-{unique}", store_prefix  # the fixture deletes its keys after
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.address, "REDIS_URL": redis_service.address,
            "LIFELONG_TOPIC": topic, "LIFELONG_DLQ_TOPIC": f"{topic}.dlq",
            "LIFELONG_QUARANTINE_TOPIC": f"{topic}.q", "LIFELONG_ERASURE_TOPIC": f"{topic}.er",
@@ -58,11 +57,6 @@ def test_learner_erases_on_a_topic_request(kafka, redis_service, unique, signing
     finally:
         run.close()
         delete_topics(kafka.address, [topic, f"{topic}.dlq", f"{topic}.q", f"{topic}.er"])
-        client = redis.Redis.from_url(redis_service.address)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
 
 
 class _Down:
@@ -73,8 +67,8 @@ class _Down:
 
 
 def test_an_erasure_survives_a_crash_before_the_next_checkpoint(kafka, redis_service, unique,
-                                                                signing_key, monkeypatch):
-    topic, prefix = f"it-erase-crash-{unique}", f"it-erase-crash-{unique}"
+                                                                store_prefix, monkeypatch):
+    topic, prefix = f"it-erase-crash-{unique}", store_prefix  # keys deleted by the fixture
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka.address, "REDIS_URL": redis_service.address,
            "LIFELONG_TOPIC": topic, "LIFELONG_DLQ_TOPIC": f"{topic}.dlq",
            "LIFELONG_QUARANTINE_TOPIC": f"{topic}.q", "LIFELONG_ERASURE_TOPIC": f"{topic}.er",
@@ -115,8 +109,3 @@ def test_an_erasure_survives_a_crash_before_the_next_checkpoint(kafka, redis_ser
         if second is not None:
             second.close()
         delete_topics(kafka.address, [topic, f"{topic}.dlq", f"{topic}.q", f"{topic}.er"])
-        client = redis.Redis.from_url(redis_service.address)
-        keys = list(client.scan_iter(f"{prefix}:*"))
-        if keys:
-            client.delete(*keys)
-        client.close()
