@@ -25,6 +25,8 @@ import logging
 
 from learning.blend import DeepView
 from learning.lifelong import LifelongLearner
+from learning.rank_deep import DeepRanker
+from learning.ranking_learner import RankingLearner
 from learning.torch_models import DeepRecommender
 from model_store.records import ModelVersion
 from model_store.registry import Registry
@@ -35,17 +37,33 @@ __all__ = ["follow_deep"]
 log = logging.getLogger(__name__)
 
 
-def follow_deep(registry: Registry, model: str, learner: LifelongLearner,
+def follow_deep(registry: Registry, model: str, learner: LifelongLearner | RankingLearner,
                 alias: str = "production") -> Subscriber:
-    """Serve ``model``'s ``alias`` inside ``learner``, swapping each new version in."""
+    """Serve ``model``'s ``alias`` inside ``learner``, swapping each new version in.
+
+    A :class:`~learning.lifelong.LifelongLearner` (the rating task) takes a deep rating
+    model as a frozen :class:`~learning.blend.DeepView`; a ranking learner built with
+    ``follow_deep=True`` takes a ``deep-ranking`` model (``lifelong finetune --task
+    ranking``) into its :class:`~learning.rank_deep_follow.FollowedDeep` part. A version
+    of the other kind is logged and skipped (the learner keeps what it had).
+    """
+    ranking = isinstance(learner, RankingLearner)
+
     def on_swap(_alias: str, version: ModelVersion) -> None:
         loaded = subscriber.loaded(alias)
-        if loaded is not None and isinstance(loaded.model, DeepRecommender):
-            learner.set_deep(DeepView.of(loaded.model), version.number)
-            log.info("blending with %s version %d", model, version.number)
-        elif loaded is not None:
-            log.warning("%s is a %s, not a deep model: not blended", version.ref,
-                        type(loaded.model).__name__)
+        if loaded is None:
+            return
+        found = loaded.model
+        if ranking and isinstance(found, DeepRanker):
+            learner.set_deep(found, version.number)
+        elif not ranking and isinstance(found, DeepRecommender) \
+                and not isinstance(found, DeepRanker):
+            learner.set_deep(DeepView.of(found), version.number)
+        else:
+            log.warning("%s is a %s, not a deep %s model: not blended", version.ref,
+                        type(found).__name__, "ranking" if ranking else "rating")
+            return
+        log.info("blending with %s version %d", model, version.number)
 
     subscriber = Subscriber(registry, model, alias=alias, on_swap=on_swap)
     return subscriber.start()

@@ -128,6 +128,9 @@ class RegistryPublisher:
             **version_metadata(learner),  # newest_event_ts, for event time -> served
         }
         inner = learner.learner if isinstance(learner, Checkpoint) else learner
+        deep = getattr(inner, "deep_version", None)  # the deep model version blended in
+        if deep is not None:
+            metadata["tags"]["deep_version"] = str(deep)
         version = self._publish_delta(learner, inner, metadata)
         if version is None:
             digest = getattr(learner, "dedup_sha256", None)

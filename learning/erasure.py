@@ -213,6 +213,8 @@ def forget_ranker_user(ranker: Any, user: str) -> int:
         return removed
     if type(ranker).__name__ == "DeepRankPart":
         return removed + _forget_deep_part(ranker, user)
+    if type(ranker).__name__ == "FollowedDeep":  # learning.rank_deep_follow
+        return removed + ranker.forget_user(user)
     recent = getattr(ranker, "_recent", None)
     if isinstance(recent, dict) and recent.pop(user, None) is not None:  # CoOccurrence
         removed += 1
@@ -260,6 +262,9 @@ def _forget_deep_row(recommender: DeepRecommender, user: str) -> int:
     if row >= 0:
         with torch.no_grad():
             recommender.module.user_table[row] = 0.0
+        seen = getattr(recommender, "_seen", None)  # a DeepRanker's seen lists, by row
+        if isinstance(seen, dict):
+            seen.pop(row, None)
     return row
 
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from learning.rankers import Ranker
 
-__all__ = ["DeepMix", "DeepRankPart"]
+__all__ = ["DeepMix", "DeepRankPart", "FoldedDeep"]
 
 
 def _scale(s: np.ndarray) -> np.ndarray:
@@ -47,7 +47,85 @@ def _scale(s: np.ndarray) -> np.ndarray:
     return (s - lo) / (hi - lo) if hi > lo else np.zeros_like(s)
 
 
-class DeepRankPart:
+class FoldedDeep:
+    """A frozen deep ranker's item matrix plus the per-event fold-in of the user side.
+
+    The shared half of :class:`DeepRankPart` (the model from in-process rounds) and
+    :class:`learning.rank_deep_follow.FollowedDeep` (the model the fine-tuner publishes).
+    A subclass sets ``n_items``, ``fold_rate``, ``fold_weight``, the arrays ``_reps``,
+    ``_bias`` (the model's item matrix) and ``_deep_row`` (online row -> model row, -1
+    unknown) and the dicts ``_users`` (cache of the model's user vectors) and ``_fold``,
+    and implements :meth:`_model_user`.
+    """
+
+    n_items: int
+    fold_rate: float
+    fold_weight: float
+    _reps: np.ndarray
+    _bias: np.ndarray
+    _deep_row: np.ndarray
+    _users: dict[str, np.ndarray]
+    _fold: dict[str, np.ndarray]
+
+    def _model_user(self, user: str) -> np.ndarray | None:
+        """The frozen model's ``user_repr`` of ``user`` (None: it does not know them)."""
+        raise NotImplementedError
+
+    def _fold_event(self, user: str, item: int) -> None:
+        row = self._deep_row[item] if item < len(self._deep_row) else -1
+        if row >= 0 and self.fold_rate > 0:
+            rep = self._reps[row]
+            old = self._fold.get(user)
+            self._fold[user] = rep * self.fold_rate if old is None else \
+                old * (1.0 - self.fold_rate) + rep * self.fold_rate
+
+    def _query(self, user: str) -> np.ndarray | None:
+        q = self._users.get(user)
+        if q is None:
+            q = self._model_user(user)
+            if q is not None:
+                self._users[user] = q
+        fold = self._fold.get(user)
+        if fold is not None:
+            q = fold * self.fold_weight if q is None else q + fold * self.fold_weight
+        return q
+
+    def score_items(self, user: str) -> np.ndarray:
+        """One score per online row: the frozen model plus the fold-in; unknown rows last."""
+        n = self.n_items
+        rows = self._deep_row[:n]
+        if not len(self._bias):
+            return np.zeros(n)
+        q = self._query(user)
+        deep = self._bias.astype(np.float64) if q is None else \
+            (self._reps @ q + self._bias).astype(np.float64)
+        out = np.full(n, float(deep.min()) - 1.0 if len(deep) else 0.0)
+        known = np.flatnonzero(rows >= 0)
+        out[known] = deep[rows[known]]
+        return out
+
+    def _vector_key(self) -> object:
+        """What the cached :meth:`item_vectors` depends on besides ``n_items``."""
+        raise NotImplementedError
+
+    def item_vectors(self) -> np.ndarray:
+        """Item representations per online row (zeros for rows the model does not know).
+
+        Cached until the model or the item count changes (metrics ask on every event).
+        """
+        key = (self._vector_key(), self.n_items)
+        cached = self.__dict__.get("_vectors")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        out = np.zeros((self.n_items, self._reps.shape[1]), dtype=np.float32)
+        rows = self._deep_row[: self.n_items]
+        known = np.flatnonzero(rows >= 0)
+        out[known] = self._reps[rows[known]]
+        self._vectors = (key, out)
+        return out
+
+
+class DeepRankPart(FoldedDeep):
     """Fine-tuner rounds every ``round_every`` events plus a per-event user fold-in."""
 
     def __init__(self, *, round_every: int = 1000, round_growth: float = 0.1,
@@ -111,12 +189,7 @@ class DeepRankPart:
         items.append(str(item))
         weights.append(weight)
         times.append(ts)
-        row = self._deep_row[item] if item < len(self._deep_row) else -1
-        if row >= 0 and self.fold_rate > 0:
-            rep = self._reps[row]
-            old = self._fold.get(user)
-            self._fold[user] = rep * self.fold_rate if old is None else \
-                old * (1.0 - self.fold_rate) + rep * self.fold_rate
+        self._fold_event(user, item)
         if len(users) >= max(self.round_every, self.round_growth * self.trained_events):
             self.train_round()
 
@@ -135,45 +208,12 @@ class DeepRankPart:
         self._deep_row = self.ranker.items.lookup(ids, now=0.0, add=False)
         self._users.clear()
 
-    def _query(self, user: str) -> np.ndarray | None:
-        q = self._users.get(user)
-        if q is None:
-            row = self.ranker.users.lookup([user], now=0.0, add=False)[0]
-            if row >= 0:
-                q = self._users[user] = self.ranker.user_reprs(np.array([row]))[0]
-        fold = self._fold.get(user)
-        if fold is not None:
-            q = fold * self.fold_weight if q is None else q + fold * self.fold_weight
-        return q
+    def _model_user(self, user: str) -> np.ndarray | None:
+        row = self.ranker.users.lookup([user], now=0.0, add=False)[0]
+        return self.ranker.user_reprs(np.array([row]))[0] if row >= 0 else None
 
-    def score_items(self, user: str) -> np.ndarray:
-        """One score per online row: the frozen model plus the fold-in; unknown rows last."""
-        n = self.n_items
-        rows = self._deep_row[:n]
-        if not len(self._bias):
-            return np.zeros(n)
-        q = self._query(user)
-        deep = self._bias.astype(np.float64) if q is None else \
-            (self._reps @ q + self._bias).astype(np.float64)
-        out = np.full(n, float(deep.min()) - 1.0 if len(deep) else 0.0)
-        known = np.flatnonzero(rows >= 0)
-        out[known] = deep[rows[known]]
-        return out
-
-    def item_vectors(self) -> np.ndarray:
-        """Item representations per online row (zeros for rows the model does not know).
-
-        Cached until the next round or a new item (metrics ask for it on every event).
-        """
-        cached = self.__dict__.get("_vectors")
-        if cached is not None and cached[0] == (self.rounds, self.n_items):
-            return cached[1]
-        out = np.zeros((self.n_items, self._reps.shape[1]), dtype=np.float32)
-        rows = self._deep_row[: self.n_items]
-        known = np.flatnonzero(rows >= 0)
-        out[known] = self._reps[rows[known]]
-        self._vectors = ((self.rounds, self.n_items), out)
-        return out
+    def _vector_key(self) -> object:
+        return self.rounds
 
 
 class DeepMix:

@@ -91,10 +91,13 @@ class RankingLearner(PickleSnapshot):
     ``weights`` maps an event ``type`` to its positive weight (defaults: view 1, click 2,
     cart 3, purchase 4, rating 1: any rating is one interaction, as the README treats
     MovieTweetings). ``part_metrics`` also scores every part of a blend on its own.
+    ``follow_deep`` mixes in the deep ranker the fine-tuner publishes (:meth:`set_deep`,
+    :mod:`learning.rank_deep_follow`; ``lifelong learn --task ranking --blend-with``).
     """
 
     def __init__(self, model: str = "blend", *, weights: Mapping[str, float] | None = None,
-                 k: int = 10, window: int = 1000, seed: int = 42, part_metrics: bool = True):
+                 k: int = 10, window: int = 1000, seed: int = 42, part_metrics: bool = True,
+                 follow_deep: bool = False):
         self.model_name = model
         self.weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
         bad = {t: w for t, w in self.weights.items() if not w > 0}
@@ -104,6 +107,7 @@ class RankingLearner(PickleSnapshot):
         self.window = window
         self.seed = seed
         self.part_metrics = part_metrics
+        self._ids: list[str] = []
         self.ranker = make_ranker(model, seed)
         self._metrics = RankingPrequential(k, window)
         parts = (self.ranker.parts()
@@ -111,11 +115,12 @@ class RankingLearner(PickleSnapshot):
         self._part_metrics = {name: RankingPrequential(k, window)
                               for name in (parts if part_metrics else {})}
         self._index: dict[str, int] = {}
-        self._ids: list[str] = []
         self._seen: dict[str, set[int]] = {}
         self._counts = np.zeros(0)
         self.events_seen = 0
         self.cold_events = 0
+        if follow_deep:
+            self.enable_follow_deep()
 
     def learn_one(self, event: Event) -> float:
         """Rank (if the event qualifies), score, then learn; return ``1 - NDCG@k`` or NaN."""
@@ -204,6 +209,39 @@ class RankingLearner(PickleSnapshot):
     #: share of the score range one unclicked showing costs an item (see learn_negative)
     negative_penalty = 0.1
     max_negatives = 100
+
+    @property
+    def follows_deep(self) -> bool:
+        """Whether the ranker mixes in a published deep ranker (``follow_deep``)."""
+        return type(getattr(self.ranker, "deep", None)).__name__ == "FollowedDeep"
+
+    @property
+    def deep_version(self) -> int | None:
+        """The followed deep ranker's version in use (None: none yet, or not following)."""
+        return self.ranker.deep.version if self.follows_deep else None  # type: ignore[attr-defined]
+
+    def enable_follow_deep(self) -> None:
+        """Mix a published deep ranker into this learner's ranker from now on (idempotent).
+
+        The ranker becomes ``DeepMix(ranker, FollowedDeep(...))``: its learned state is kept;
+        the deep part scores nothing until :meth:`set_deep` hands it a model.
+        """
+        if self.follows_deep:
+            return
+        from learning.rank_deep_follow import FollowedDeep
+        from learning.rank_deep_online import DeepMix
+
+        part = FollowedDeep(self._ids)
+        part.n_items = len(self._ids)
+        self.ranker = DeepMix(self.ranker, part)
+        self.ranker.n_items = len(self._ids)
+        self.ranker._seen = {user: set(rows) for user, rows in self._seen.items()}
+
+    def set_deep(self, model: Any, version: int | None = None) -> None:
+        """Mix the published deep ranker ``model`` in from the next event (any thread)."""
+        if not self.follows_deep:
+            raise ConfigurationError("this ranking learner was built without follow_deep")
+        self.ranker.deep.offer(model, version)  # type: ignore[attr-defined]
 
     def loss(self, event: Event, returned: float) -> float | None:
         """The drift detector's input for ``event``: its ranking loss, None if not ranked."""

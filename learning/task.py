@@ -104,10 +104,15 @@ class RankingTask:
         """The positive weight of an event ``type`` (1.0 for a type not listed)."""
         return self.weights.get(event_type, 1.0)
 
-    def make_learner(self, model: str, *, seed: int = 42) -> RankingLearner:
-        """A :class:`~learning.ranking_learner.RankingLearner` for ranking model ``model``."""
+    def make_learner(self, model: str, *, seed: int = 42,
+                     follow_deep: bool = False) -> RankingLearner:
+        """A :class:`~learning.ranking_learner.RankingLearner` for ranking model ``model``.
+
+        ``follow_deep``: it mixes in the fine-tuner's published deep ranker (``--blend-with``).
+        """
         return RankingLearner(model, weights=self.weights, k=self.k, window=self.window,
-                              seed=seed, part_metrics=self.part_metrics)
+                              seed=seed, part_metrics=self.part_metrics,
+                              follow_deep=follow_deep)
 
     def metric_names(self) -> tuple[str, ...]:
         """HR, NDCG and coverage at k, diversity, novelty."""

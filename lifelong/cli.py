@@ -177,8 +177,10 @@ def learn(
     clip: Clip = None,
     resume: Annotated[bool, typer.Option(help="warm-start from the latest version")] = True,
     blend_with: Annotated[str | None, typer.Option(
-        help="deep model to blend with (e.g. reco-deep, from `lifelong finetune`): fold each "
-             "event into its user side and publish the River + deep blend")] = None,
+        help="deep model to blend with (e.g. reco-deep, from `lifelong finetune`; with "
+             "--task ranking one from `lifelong finetune --task ranking`): follow its "
+             "production version, fold each event into its user side and publish the "
+             "online + deep blend")] = None,
     wait_for_blend: Annotated[bool, typer.Option(
         help="start even if --blend-with has no production version yet (River alone until "
              "it is promoted); without it an unknown model is an error")] = False,

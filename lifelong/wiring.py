@@ -154,10 +154,12 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     ``settings.task`` builds the learner (:func:`learning.task.get_task`): River regression
     for ``rating``, a :class:`~learning.ranking_learner.RankingLearner` for ``ranking``, whose
     rolling HR, NDCG and coverage at k are then exported on /metrics.
-    With ``blend_with`` (a deep model name, e.g. ``reco-deep``) the learner is a
-    :class:`~learning.lifelong.LifelongLearner`: it follows that model's ``production``
-    alias, folds each event into its user side and publishes the River + deep blend; it
-    must exist, unless ``wait_for_blend`` (River alone until it appears).
+    With ``blend_with`` (a deep model name, e.g. ``reco-deep``) the learner follows that
+    model's ``production`` alias, folds each event into its user side and publishes the
+    blend: for ``rating`` a :class:`~learning.lifelong.LifelongLearner` (River + deep), for
+    ``ranking`` the ranking learner with the ``deep-ranking`` model mixed in
+    (:mod:`learning.rank_deep_follow`). It must exist, unless ``wait_for_blend`` (the
+    online model alone until it appears).
 
     Configuration errors surface here, within seconds: no signing key, an unknown
     ``blend_with`` model, Kafka or Redis not answering.
@@ -168,9 +170,6 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     if registry.signer is None:
         raise key_missing(f'publishing model "{settings.model}"')
     task = get_task(settings.task, clip=clip)
-    if blend_with and task.name != "rating":
-        raise ConfigError(f"--blend-with {blend_with}: the deep blend serves the rating task; "
-                          f"LIFELONG_TASK={task.name} learns without it")
     joins_impressions = bool(settings.impressions_topic) and task.name == "ranking"
     if settings.impressions_topic and not joins_impressions:
         raise ConfigError(f"--impressions-topic {settings.impressions_topic}: impressions are "
@@ -182,8 +181,13 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     # OnlineLearner | LifelongLearner | RankingLearner: the worker's Learner protocol types
     # score() as the rating score, the ranking learner's is a RankingScore (as in evaluate)
     learner: Any
-    learner = (LifelongLearner(settings.model_kind, clip=clip) if blend_with
-               else task.make_learner(settings.model_kind))
+    ranking_blend = bool(blend_with) and task.name == "ranking"
+    if ranking_blend:
+        learner = task.make_learner(settings.model_kind, follow_deep=True)
+    elif blend_with:
+        learner = LifelongLearner(settings.model_kind, clip=clip)
+    else:
+        learner = task.make_learner(settings.model_kind)
     kind = type(learner)
     resumed, start_offsets, restored = None, {}, None
     if resume and registry.latest(settings.model) is not None:
@@ -193,6 +197,12 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             restored.learner = LifelongLearner.resume(restored.learner)
         if isinstance(restored.learner, kind):
             learner, resumed = restored.learner, version.number
+            if ranking_blend:  # a ranking version learned without the deep mix keeps its state
+                learner.enable_follow_deep()
+            elif getattr(learner, "follows_deep", False):
+                log.warning("%s version %d mixes deep version %s; without --blend-with it is "
+                            "no longer updated", settings.model, version.number,
+                            learner.deep_version)
             obj = learner
             start_offsets = decode_offsets(version.offsets, settings.topic)
             if settings.erasure_topic:  # erasure requests resume like events
@@ -202,7 +212,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             log.info("warm start from %s version %d (%d events seen), resuming at %s",
                      settings.model, version.number, obj.events_seen, start_offsets)
     deep_subscriber = None
-    if blend_with and isinstance(learner, LifelongLearner):
+    if blend_with:
         from consumers.deep_follow import follow_deep
 
         deep_subscriber = follow_deep(registry, blend_with, learner)
