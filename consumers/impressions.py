@@ -41,6 +41,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+import msgspec
+
 from stream.impression import Impression, decode_impression
 from stream.schema import Event, Rejected
 
@@ -226,7 +228,8 @@ class ImpressionFeed:
     """The learner's side of the join: impression records and events in, negatives out.
 
     :meth:`record` takes a record of ``topic`` (an impression; one that does not decode is
-    counted in ``counters["invalid"]`` and skipped), :meth:`event` each learned event; the
+    counted in ``counters["invalid"]`` and skipped; with the learner's ``pseudonymizer`` its
+    user id is pseudonymised as the events' are), :meth:`event` each learned event; the
     negatives they release go to ``learn_negative(sample)``. The join's state rides in the
     learner's checkpoint (:meth:`snapshot` / :meth:`restore`), with the positions of both
     topics, so a restarted learner neither joins a slot twice nor loses a pending one.
@@ -243,10 +246,12 @@ class ImpressionFeed:
     """
 
     def __init__(self, topic: str, join: ImpressionJoin,
-                 learn_negative: Callable[[Sample], object]) -> None:
+                 learn_negative: Callable[[Sample], object], *,
+                 pseudonymizer: Callable[[str], str] | None = None) -> None:
         self.topic = topic
         self.join = join
         self.learn_negative = learn_negative
+        self.pseudonymizer = pseudonymizer  # the learner's: impressions join its events' ids
         self.invalid = 0
 
     @property
@@ -261,6 +266,8 @@ class ImpressionFeed:
             self.invalid += 1
             log.debug("impression record refused: %s", found.reason)
             return
+        if self.pseudonymizer is not None:  # idempotent: a pseudonymised logger is fine too
+            found = msgspec.structs.replace(found, user_id=self.pseudonymizer(found.user_id))
         self._negatives(self.join.add(found))
 
     def event(self, event: Event) -> None:

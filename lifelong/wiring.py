@@ -228,12 +228,13 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     topics = [settings.topic, *([settings.erasure_topic] if settings.erasure_topic else []),
               *([settings.impressions_topic] if joins_impressions else [])]
     feed = None
+    pseudonymizer = Pseudonymizer.from_env()  # docs/privacy.md: off unless a key is set
     if joins_impressions:
         assert settings.impressions_topic is not None
         feed = ImpressionFeed(
             settings.impressions_topic,
             ImpressionJoin(settings.impression_window, settings.max_impressions),
-            lambda s: learner.learn_negative(s.user, s.item, s.ts))
+            lambda s: learner.learn_negative(s.user, s.item, s.ts), pseudonymizer=pseudonymizer)
     source = KafkaSource(bootstrap, topics, settings.group_id, on_lag=on_lag,
                          start_offsets=start_offsets, **security)
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)
@@ -261,7 +262,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
             on_alarm=drift_alarm(registry, settings.model)),
         freshness=LearnerFreshness.for_learner(
             learner, FreshnessMetrics(metrics_registry, model=settings.model)),
-        pseudonymizer=Pseudonymizer.from_env(),  # docs/privacy.md: off unless a key is set
+        pseudonymizer=pseudonymizer,
         erasure_topic=settings.erasure_topic,
         impressions=feed,
     )

@@ -193,3 +193,27 @@ def test_recommend_log_click_join_on_real_services(kafka, redis_service, unique)
         client = redis.Redis.from_url(redis_service.address)
         delete_prefix(client, prefix)
         client.close()
+
+
+def test_logger_pseudonymises_the_user_id_and_key(kafka, unique) -> None:
+    """With the producers' pseudonym key the raw user id never reaches Kafka."""
+    from stream.pseudonym import Pseudonymizer
+
+    topic = f"it-imp-pseudo-{unique}"
+    ensure_topics(kafka.address, [TopicSpec(topic, 1)])
+    p = Pseudonymizer(b"0123456789abcdef-secret", key_id="k1")
+    try:
+        with ImpressionLogger(kafka.address, topic, pseudonymizer=p) as logger:
+            shown = logger.log("alice-raw-id", ["a", "b"], ts=1.0)
+        assert shown.user_id == p("alice-raw-id")
+        consumer = KafkaConsumer(bootstrap_servers=kafka.address, auto_offset_reset="earliest",
+                                 enable_auto_commit=False, consumer_timeout_ms=10_000)
+        consumer.assign([TopicPartition(topic, 0)])
+        records = [r for r in consumer]
+        consumer.close()
+        assert len(records) == 1
+        assert b"alice-raw-id" not in records[0].value + records[0].key
+        assert decode_impression(records[0].value).user_id == p("alice-raw-id")
+        assert records[0].key == p("alice-raw-id").encode()
+    finally:
+        delete_topics(kafka.address, [topic])

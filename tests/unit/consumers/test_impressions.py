@@ -161,3 +161,24 @@ def test_skew_lets_a_click_precede_its_impression_a_little() -> None:
     join = ImpressionJoin(window=60.0, skew=2.0)
     join.add(Impression("a", "u", ("x",), 100.0))
     assert join.observe(click("u", "x", 98.5))[0].impression_id == "a"
+
+
+def test_feed_pseudonymises_impressions_as_the_learner_does_its_events() -> None:
+    """With pseudonyms on, the learner's events carry pseudonyms; impressions logged with the
+    raw id (or already pseudonymised by the logger) join them all the same."""
+    from consumers.impressions import ImpressionFeed
+    from stream.impression import encode_impression
+    from stream.pseudonym import Pseudonymizer
+
+    p = Pseudonymizer(b"0123456789abcdef-secret", key_id="k1")
+    got: list = []
+    feed = ImpressionFeed("impressions", ImpressionJoin(window=60.0), got.append,
+                          pseudonymizer=p)
+    feed.record(encode_impression(Impression("raw", "alice", ("a", "b"), 100.0)))
+    feed.record(encode_impression(Impression("pre", p("bob"), ("a", "c"), 100.0)))
+    for user in ("alice", "bob"):  # the worker pseudonymises events before the feed sees them
+        feed.event(p.apply(click(user, "a", 110.0)))
+    feed.event(click("carol", "z", 500.0))  # moves the watermark: the rest expires
+    assert feed.counters["joined"] == 2
+    assert sorted((s.user, s.item) for s in got) == sorted([(p("alice"), "b"), (p("bob"), "c")])
+    assert "alice" not in json.dumps(feed.snapshot())
