@@ -9,13 +9,21 @@ click of the same slot, or a record delivered again after a restart, is counted 
 ``repeat`` and yields nothing. Positives that no impression showed are ``unmatched`` (organic
 clicks).
 
-Time is the watermark: the largest ``ts`` seen on impressions and events. An impression
-whose ``ts + window`` is behind the watermark **expires**: each item it showed that was not
-joined yields a negative :class:`Sample` (label 0). Impressions expire in arrival order (one
+Time is the events' watermark: the largest ``ts`` of the events joined so far. An
+impression whose ``ts + window`` is behind it **expires**: each item it showed that was not
+joined yields a negative :class:`Sample` (label 0); only events move it, since only the
+event stream can tell that no click can still come. Impressions expire in arrival order (one
 that arrives late waits behind earlier ones). With more than ``max_impressions`` live, the
 oldest is **evicted**: its outcome is unknown, so it yields no negatives (counted in
 ``evicted``). An impression id seen before (live, or among the last ``max_impressions``
 finished ones) is a ``duplicate`` and ignored, so a replay never counts negatives twice.
+
+The two streams come from two topics, so after a restart or any backlog one can run ahead
+of the other. While the impressions are known to lag (``lagging``, set by the feed from the
+consumer's lag), an event later than the newest impression (``ts + skew`` beyond it) is
+**held** (at most ``max_impressions`` of them, in order) and joined once impressions reach
+its time or the impression topic has caught up (:meth:`ImpressionJoin.release`), so a click
+read before its impression still joins it and the impression does not expire unclicked.
 
 State is plain data: :meth:`ImpressionJoin.snapshot` is JSON-able and
 ``ImpressionJoin(..., state=snapshot)`` resumes exactly where the snapshot was taken, so
@@ -37,7 +45,7 @@ the join can be checkpointed with the learner (it also pickles).
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -64,6 +72,15 @@ class Sample(NamedTuple):
     ts: float
     impression_id: str
     event_type: str | None = None  # the positive's type; None for negatives
+
+
+class _Held(NamedTuple):
+    """An event waiting for the impression stream to reach its time (what the join needs)."""
+
+    user_id: str
+    item_id: str
+    type: str
+    ts: float
 
 
 class _Live:
@@ -103,6 +120,9 @@ class ImpressionJoin:
         self._index: dict[tuple[str, str], list[str]] = {}
         self._done: OrderedDict[str, None] = OrderedDict()
         self._watermark = float("-inf")
+        self._imp_watermark = float("-inf")  # the newest impression's ts
+        self._held: deque[_Held] = deque()  # events waiting for the impressions to catch up
+        self.lagging = False  # the impression stream is behind (the feed sets it)
         if state is not None:
             self._restore(state)
 
@@ -118,33 +138,47 @@ class ImpressionJoin:
                                 set())
         for item in impression.items:
             self._index.setdefault((impression.user_id, item), []).append(iid)
-        out = self._advance(impression.ts)
+        if impression.ts > self._imp_watermark:
+            self._imp_watermark = impression.ts
         while len(self._live) > self.max_impressions:
             self._finish(next(iter(self._live)))
             self.counters["evicted"] += 1
-        return out
+        return self._release_until(self._imp_watermark)
 
     def observe(self, event: Event) -> list[Sample]:
-        """Join ``event`` if it is a positive; return it and the negatives it expired."""
-        out: list[Sample] = []
-        if event.type in self.positive_types:
-            sample = self._join(event)
-            if sample is not None:
-                out.append(sample)
-        out.extend(self._advance(event.ts))
-        return out
+        """Join ``event`` if it is a positive; return it and the negatives it expired.
+
+        While ``lagging``, an event later than the newest impression waits (returns ``[]``;
+        its samples come from a later :meth:`add` or :meth:`release`).
+        """
+        if self._held or (self.lagging and event.ts + self.skew > self._imp_watermark):
+            self._held.append(_Held(event.user_id, event.item_id, event.type, event.ts))
+            out: list[Sample] = []
+            while len(self._held) > self.max_impressions:  # bounded: the oldest goes ahead
+                out.extend(self._apply(self._held.popleft()))
+            return out
+        return self._apply(event)
+
+    def release(self) -> list[Sample]:
+        """Join every held event (the impression topic has caught up)."""
+        return self._release_until(float("inf"))
 
     def flush(self) -> list[Sample]:
-        """Expire every live impression (end of a finite stream)."""
-        out: list[Sample] = []
+        """Join the held events and expire every live impression (end of a finite stream)."""
+        out = self.release()
         while self._live:
             out.extend(self._expire(next(iter(self._live))))
         return out
 
     @property
     def watermark(self) -> float:
-        """The largest ``ts`` seen (``-inf`` before any input)."""
+        """The largest event ``ts`` joined (``-inf`` before any)."""
         return self._watermark
+
+    @property
+    def held(self) -> int:
+        """Events waiting for the impressions to catch up."""
+        return len(self._held)
 
     def __len__(self) -> int:
         """Live impressions."""
@@ -155,6 +189,9 @@ class ImpressionJoin:
         """The whole learned state as JSON-able data (resume with ``state=``)."""
         return {
             "watermark": None if self._watermark == float("-inf") else self._watermark,
+            "impressions_watermark": (None if self._imp_watermark == float("-inf")
+                                      else self._imp_watermark),
+            "held": [list(h) for h in self._held],
             "counters": dict(self.counters),
             "live": [[iid, e.user, e.ts, list(e.items), sorted(e.joined)]
                      for iid, e in self._live.items()],
@@ -164,6 +201,9 @@ class ImpressionJoin:
     def _restore(self, state: dict[str, Any]) -> None:
         wm = state.get("watermark")
         self._watermark = float("-inf") if wm is None else float(wm)
+        iwm = state.get("impressions_watermark")  # absent in versions before it existed
+        self._imp_watermark = float("-inf") if iwm is None else float(iwm)
+        self._held.extend(_Held(u, i, t, float(ts)) for u, i, t, ts in state.get("held", ()))
         self.counters.update({k: int(v) for k, v in state["counters"].items()})
         for iid, user, ts, items, joined in state["live"]:
             self._live[iid] = _Live(user, float(ts), tuple(items), set(joined))
@@ -172,7 +212,23 @@ class ImpressionJoin:
         self._done.update(dict.fromkeys(state["done"]))
 
     # pieces -------------------------------------------------------------------------
-    def _join(self, event: Event) -> Sample | None:
+    def _apply(self, event: Event | _Held) -> list[Sample]:
+        out: list[Sample] = []
+        if event.type in self.positive_types:
+            sample = self._join(event)
+            if sample is not None:
+                out.append(sample)
+        out.extend(self._advance(event.ts))
+        return out
+
+    def _release_until(self, ts: float) -> list[Sample]:
+        out: list[Sample] = []
+        held = self._held
+        while held and held[0].ts + self.skew <= ts:
+            out.extend(self._apply(held.popleft()))
+        return out
+
+    def _join(self, event: Event | _Held) -> Sample | None:
         ids = self._index.get((event.user_id, event.item_id))
         best: str | None = None
         for iid in reversed(ids or ()):  # most recent first
@@ -247,12 +303,40 @@ class ImpressionFeed:
 
     def __init__(self, topic: str, join: ImpressionJoin,
                  learn_negative: Callable[[Sample], object], *,
-                 pseudonymizer: Callable[[str], str] | None = None) -> None:
+                 pseudonymizer: Callable[[str], str] | None = None,
+                 track_lag: bool = False) -> None:
         self.topic = topic
         self.join = join
         self.learn_negative = learn_negative
         self.pseudonymizer = pseudonymizer  # the learner's: impressions join its events' ids
         self.invalid = 0
+        # with track_lag (a Kafka source reporting lag) the impressions count as behind until
+        # every partition of the topic reported lag 0; without it they are never behind
+        self.track_lag = track_lag
+        self._lags: dict[int, int] = {}
+        join.lagging = track_lag
+
+    def lag(self, partition: int, lag: int) -> None:
+        """The consumer's lag on a partition of the impression topic (after a poll)."""
+        self._lags[partition] = lag
+        if self.track_lag:
+            self.join.lagging = any(v > 0 for v in self._lags.values())
+
+    def order(self, records: list[Any]) -> list[Any]:
+        """A polled batch with its impression records first (each partition keeps its order).
+
+        The learner learns events as they come; only the join cares, and a click read in the
+        same batch as its impression then finds it.
+        """
+        topic = self.topic
+        if all(r.topic != topic for r in records):
+            return records
+        return [r for r in records if r.topic == topic] + [r for r in records if r.topic != topic]
+
+    def end_batch(self) -> None:
+        """After a batch: join the held events if the impressions have caught up."""
+        if not self.join.lagging and self.join.held:
+            self._negatives(self.join.release())
 
     @property
     def counters(self) -> dict[str, int]:
@@ -288,4 +372,5 @@ class ImpressionFeed:
         join = self.join
         self.join = ImpressionJoin(join.window, join.max_impressions, skew=join.skew,
                                    positive_types=join.positive_types, state=state)
+        self.join.lagging = join.lagging
         self.invalid = int(state.get("invalid", 0))

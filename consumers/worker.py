@@ -240,6 +240,8 @@ class LearnerWorker:
         stats, metrics = self.stats, self.metrics
         learned_before = stats.learned
         now = self._wall()
+        if self.impressions is not None:  # a batch's impressions before its events (the join)
+            records = self.impressions.order(records)
         for record in records:
             self._placed()  # the record before this one
             self._current = record
@@ -285,6 +287,8 @@ class LearnerWorker:
                 self.freshness.learned(result.ts)
             self._since_publish += 1
         self._placed()
+        if self.impressions is not None:
+            self.impressions.end_batch()
         if self.input_drift is not None and records:
             self.input_drift.end_batch()
         if metrics is not None and records:

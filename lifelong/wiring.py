@@ -221,20 +221,24 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     server = serve_metrics(settings, metrics_registry, f"lifelong-learner-{settings.model}",
                            settings.model, register_target=register_target)
 
+    feed: ImpressionFeed | None = None
+
     def on_lag(topic: str, partition: int, lag: int) -> None:
         metrics.lag.labels(settings.model, topic, str(partition)).set(lag)
+        if feed is not None and topic == feed.topic:  # the join holds clicks while behind
+            feed.lag(partition, lag)
 
     security = settings.kafka_client_config()
     topics = [settings.topic, *([settings.erasure_topic] if settings.erasure_topic else []),
               *([settings.impressions_topic] if joins_impressions else [])]
-    feed = None
     pseudonymizer = Pseudonymizer.from_env()  # docs/privacy.md: off unless a key is set
     if joins_impressions:
         assert settings.impressions_topic is not None
         feed = ImpressionFeed(
             settings.impressions_topic,
             ImpressionJoin(settings.impression_window, settings.max_impressions),
-            lambda s: learner.learn_negative(s.user, s.item, s.ts), pseudonymizer=pseudonymizer)
+            lambda s: learner.learn_negative(s.user, s.item, s.ts), pseudonymizer=pseudonymizer,
+            track_lag=True)
     source = KafkaSource(bootstrap, topics, settings.group_id, on_lag=on_lag,
                          start_offsets=start_offsets, **security)
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)

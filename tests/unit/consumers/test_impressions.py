@@ -92,13 +92,107 @@ def test_expiry_emits_the_unclicked_items_as_negatives() -> None:
     assert join.counters["unmatched"] == 1
 
 
-def test_impressions_advance_time_too_and_duplicates_are_ignored() -> None:
+def test_only_events_expire_impressions_and_duplicates_are_ignored() -> None:
     join = ImpressionJoin(window=10.0)
     join.add(Impression("a", "u", ("x",), 0.0))
     assert join.add(Impression("a", "u", ("x",), 0.0)) == []
-    assert [s.item for s in join.add(Impression("b", "u", ("y",), 11.0))] == ["x"]
+    # an impression read ahead of the events (another topic) does not expire "a": a click
+    # on it may still come
+    assert join.add(Impression("b", "u", ("y",), 11.0)) == []
+    assert join.observe(click("u", "x", 9.0))[0].impression_id == "a"
+    assert [s.item for s in join.observe(click("v", "q", 12.0, "view"))] == []  # x joined
     assert join.add(Impression("a", "u", ("x",), 0.0)) == []  # finished ids are remembered
     assert join.counters["duplicate"] == 2 and join.counters["impressions"] == 2
+
+
+def test_a_click_read_before_its_impression_is_held_while_impressions_lag() -> None:
+    join = ImpressionJoin(window=60.0)
+    join.lagging = True  # the impression topic is behind (the feed says so from the lag)
+    assert join.observe(click("u", "x", 110.0)) == [] and join.held == 1
+    assert join.observe(click("w", "q", 500.0, "view")) == [] and join.held == 2  # in order
+    assert join.add(Impression("a", "u", ("x", "y"), 100.0)) == []  # 100 < 110: still held
+    got = join.add(Impression("b", "v", ("z",), 120.0))  # impressions passed the click's time
+    assert got == [Sample("u", "x", 1, 110.0, "a", "click")] and join.held == 1
+    released = join.release()  # caught up: the view goes, and expires both impressions
+    assert sorted((s.item, s.label) for s in released) == [("y", 0), ("z", 0)]
+    assert join.counters["joined"] == 1 and join.counters["unmatched"] == 0
+
+
+def _time_ordered(seed: int) -> list[Item]:
+    records = traffic(seed)
+    return sorted(records, key=lambda r: (r.ts, 0 if isinstance(r, Impression) else 1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000))
+def test_events_read_ahead_of_impressions_join_as_in_time_order(seed: int) -> None:
+    """A backlog read topic by topic (all events, then all impressions) gives the same
+    samples as the streams merged in time order, once the join knows impressions lag."""
+    records = _time_ordered(seed)
+    in_order = ImpressionJoin(window=100.0)
+    expected = feed(in_order, records) + in_order.flush()
+    ahead = ImpressionJoin(window=100.0)
+    ahead.lagging = True
+    got = feed(ahead, [r for r in records if not isinstance(r, Impression)])
+    got += feed(ahead, [r for r in records if isinstance(r, Impression)])
+    ahead.lagging = False
+    got += ahead.release() + ahead.flush()
+    assert sorted(got) == sorted(expected) and ahead.counters == in_order.counters
+
+
+def test_held_events_ride_in_the_snapshot() -> None:
+    records = _time_ordered(3)
+    events = [r for r in records if not isinstance(r, Impression)]
+    imps = [r for r in records if isinstance(r, Impression)]
+    whole = ImpressionJoin(window=100.0)
+    whole.lagging = True
+    expected = feed(whole, events + imps) + whole.release() + whole.flush()
+    first = ImpressionJoin(window=100.0)
+    first.lagging = True
+    got = feed(first, events + imps[:40])
+    state = json.loads(json.dumps(first.snapshot()))
+    assert state["held"] and first.held == len(state["held"])
+    resumed = ImpressionJoin(window=100.0, state=state)
+    resumed.lagging = True
+    got += feed(resumed, imps[40:]) + resumed.release() + resumed.flush()
+    assert got == expected and resumed.counters == whole.counters
+
+
+def test_held_events_are_bounded() -> None:
+    join = ImpressionJoin(window=10.0, max_impressions=5)
+    join.lagging = True
+    for k in range(20):
+        join.observe(click("u", f"i{k}", float(k)))
+        assert join.held <= 5
+    assert join.counters["unmatched"] == 15  # the oldest went ahead, unmatched
+
+
+def test_feed_orders_a_batch_and_releases_once_the_topic_caught_up() -> None:
+    from consumers.impressions import ImpressionFeed
+    from stream.impression import encode_impression
+    from stream.source import Record
+
+    got: list[Sample] = []
+    feed_ = ImpressionFeed("imps", ImpressionJoin(window=60.0), got.append, track_lag=True)
+    assert feed_.join.lagging  # nothing reported yet: assume behind
+    batch = [Record(b"{}", "events", 0, 0), Record(b"{}", "imps", 0, 0),
+             Record(b"{}", "events", 0, 1), Record(b"{}", "imps", 1, 0)]
+    ordered = feed_.order(batch)
+    assert [(r.topic, r.partition, r.offset) for r in ordered] == [
+        ("imps", 0, 0), ("imps", 1, 0), ("events", 0, 0), ("events", 0, 1)]
+    feed_.lag(0, 3)
+    feed_.lag(1, 0)
+    feed_.event(click("u", "x", 110.0))
+    feed_.event(click("w", "q", 500.0, "view"))
+    feed_.end_batch()
+    assert feed_.join.held == 2  # partition 0 is still behind
+    feed_.record(encode_impression(Impression("a", "u", ("x", "y"), 100.0)))
+    feed_.lag(0, 0)
+    feed_.end_batch()
+    assert feed_.join.held == 0 and [(s.item, s.label) for s in got] == [("y", 0)]
+    assert feed_.counters["joined"] == 1
+    plain = ImpressionFeed("imps", ImpressionJoin(window=60.0), got.append)
+    assert not plain.join.lagging  # without lag reports (a list source) nothing is held
 
 
 def test_bounded_memory_evicts_the_oldest_without_negatives() -> None:
