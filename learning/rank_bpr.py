@@ -103,6 +103,26 @@ class BPR:
             self._pool[self._pooled % self.pool_size] = item
             self._pooled += 1
 
+    def learn_negative(self, user: str, item: int, ts: float = 0.0) -> None:
+        """Learn that ``user`` was shown ``item`` and did not take it.
+
+        One logistic step pushes its score ``x = p_u . q_j + b_j`` down (``loss = -log
+        sigmoid(-x)``): an explicit negative (from the impression join), on top of the
+        sampled ones. An unknown user or item is ignored.
+        """
+        row = self._users.get(user)
+        if row is None or not 0 <= item < self.n_items:
+            return
+        p = self._user_factors[row].copy()
+        q = self._items[item].copy()
+        x = float(p @ q) + (float(self._bias[item]) if self.item_bias else 0.0)
+        g = 1.0 / (1.0 + np.exp(-np.clip(x, -35.0, 35.0)))  # sigmoid(x)
+        lr, reg = self.lr, self.reg
+        self._user_factors[row] -= lr * (g * q + reg * p)
+        self._items[item] -= lr * (g * p + reg * q)
+        if self.item_bias:
+            self._bias[item] -= lr * (g + reg * self._bias[item])
+
     def score_items(self, user: str) -> np.ndarray:
         """``q_j . p_u + b_j`` for every item (bias only for an unknown user)."""
         n = self.n_items

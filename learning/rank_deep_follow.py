@@ -126,6 +126,12 @@ class FollowedDeep(FoldedDeep):
             return np.zeros((self.n_items, 0), dtype=np.float32)
         return super().item_vectors()
 
+    def learn_negative(self, user: str, item: int, ts: float = 0.0) -> None:
+        """An unclicked showing moves ``user``'s fold-in away from the item."""
+        self._adopt()
+        self._map_rows()
+        super().learn_negative(user, item, ts)
+
     def _model_user(self, user: str) -> np.ndarray | None:
         if self._model is None:
             return None

@@ -79,6 +79,22 @@ class FoldedDeep:
             self._fold[user] = rep * self.fold_rate if old is None else \
                 old * (1.0 - self.fold_rate) + rep * self.fold_rate
 
+    #: how far one unclicked showing moves the fold-in, relative to a positive's
+    negative_share = 0.25
+
+    def learn_negative(self, user: str, item: int, ts: float = 0.0) -> None:
+        """Learn that ``user`` was shown online row ``item`` and did not take it.
+
+        Their fold-in moves away from its representation (``m_u -= negative_share *
+        fold_rate * q_i``).
+        """
+        row = self._deep_row[item] if 0 <= item < len(self._deep_row) else -1
+        if row < 0 or self.fold_rate <= 0:
+            return
+        step = self._reps[row] * (self.fold_rate * self.negative_share)
+        old = self._fold.get(user)
+        self._fold[user] = -step if old is None else old - step
+
     def _query(self, user: str) -> np.ndarray | None:
         q = self._users.get(user)
         if q is None:
@@ -275,6 +291,14 @@ class DeepMix:
         self.n_items = max(self.n_items, item + 1)
         self._seen.setdefault(user, set()).add(item)
         self._events += 1
+
+    def learn_negative(self, user: str, item: int, ts: float = 0.0) -> None:
+        """An unclicked showing (the impression join) goes to each part that learns one."""
+        for part in (self.base, self.deep):
+            learn = getattr(part, "learn_negative", None)
+            if callable(learn):
+                learn(user, item, ts)
+        self._cache = None
 
     def item_vectors(self) -> np.ndarray:
         """The deep part's item representations."""
