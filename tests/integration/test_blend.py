@@ -46,6 +46,18 @@ def settings(kafka, redis_service, unique, signing_key):
     client.close()
 
 
+def run_worker(run, *, max_events: int, timeout: float) -> None:
+    """Run ``run``'s worker in a thread for ``max_events`` (stopped after ``timeout``), close."""
+    stop = threading.Event()
+    thread = threading.Thread(target=lambda: run.worker.run(
+        stop=stop, max_events=max_events, idle_timeout=30))
+    thread.start()
+    thread.join(timeout)
+    stop.set()
+    thread.join(10)
+    run.close()
+
+
 def test_online_learner_blends_the_production_deep_model(settings):
     stream = SyntheticStream(n_users=150, n_items=200, n_events=3000, drift_at=(), seed=21)
     events = list(stream)
@@ -71,14 +83,7 @@ def test_online_learner_blends_the_production_deep_model(settings):
         time.sleep(0.05)
     with EventProducer(settings.kafka_bootstrap, settings.topic) as producer:
         producer.send_all(events[1500:])
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: run.worker.run(
-        stop=stop, max_events=1500, idle_timeout=30))
-    thread.start()
-    thread.join(90)
-    stop.set()
-    thread.join(10)
-    run.close()
+    run_worker(run, max_events=1500, timeout=90)
     assert run.worker.stats.learned == 1500
     scores = learner.component_scores()
     assert scores["deep"].n == 1500 and scores["online"].n == 1500

@@ -5,7 +5,6 @@ mix, which a subscriber then serves (`recommend`)."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from model_store import Registry
 from model_store.subscriber import Subscriber
 from stream.producer import EventProducer
 from stream.synthetic_implicit import ImplicitStream
+from tests.integration.test_blend import run_worker
 
 pytestmark = pytest.mark.integration
 
@@ -66,14 +66,7 @@ def test_learn_ranking_follows_the_fine_tuners_deep_ranker(kafka, redis_service,
     while learner.deep_version != production.number:
         assert time.monotonic() < deadline, "the deep ranker never arrived"
         time.sleep(0.05)
-    stop = threading.Event()
-    thread = threading.Thread(target=lambda: run.worker.run(
-        stop=stop, max_events=3000, idle_timeout=30))
-    thread.start()
-    thread.join(120)
-    stop.set()
-    thread.join(10)
-    run.close()
+    run_worker(run, max_events=3000, timeout=120)
     assert run.worker.stats.learned == 3000
     part = learner.ranker.deep
     assert part._model is not None and (part._deep_row >= 0).sum() > 100  # items mapped by id

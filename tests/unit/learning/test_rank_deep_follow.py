@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -18,17 +19,7 @@ from learning.ranking_learner import RankingLearner
 from learning.torch_models import DeepRecommender
 from model_store import Registry
 from stream.schema import Event
-from tests.unit.learning.test_rank_deep import two_groups
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from tests.unit.learning.test_rank_deep import _one_torch_thread, two_groups  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +190,10 @@ def test_follow_deep_swaps_published_deep_ranking_versions_and_skips_rating_ones
         rating = publisher.publish(DeepRecommender(n_factors=2))
         publisher.promote(rating.number, reason="wrong kind")
         assert sub.wait_for_version(rating.number, timeout=10)
+        deadline = time.monotonic() + 10  # on_swap runs on the subscriber's thread
+        while "not a deep ranking model" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            time.sleep(0.02)
         assert learner.deep_version == first.number  # kept what it had
-        assert "not a deep ranking model" in caplog.text
     finally:
         sub.stop()
