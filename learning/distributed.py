@@ -41,7 +41,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -219,6 +219,30 @@ class Group:
         """The sum of ``value`` over the ranks (in place, returned)."""
         dist.all_reduce(value, op=dist.ReduceOp.SUM)
         return value
+
+    def all_reduce_grads(self, module: nn.Module, sparse_params: Collection[int] = ()) -> None:
+        """Sum every parameter's gradient over the ranks, in place (parameter order).
+
+        For a loss each rank scales to its share of the global objective (the ranking
+        losses): the summed gradient is then the global minibatch's. A parameter without a
+        gradient on this rank takes part with zeros (sparse ones for ``sparse_params``, the
+        ``id`` of tables trained with sparse gradients), so every rank makes the same calls.
+        """
+        for p in module.parameters():
+            if not p.requires_grad:
+                continue
+            g = p.grad
+            if g is None:
+                if id(p) in sparse_params:
+                    g = torch.sparse_coo_tensor(
+                        torch.zeros((1, 0), dtype=torch.int64, device=p.device),
+                        torch.zeros((0, *p.shape[1:]), dtype=p.dtype, device=p.device), p.shape)
+                else:
+                    g = torch.zeros_like(p)
+            elif g.is_sparse:
+                g = g.coalesce()
+            dist.all_reduce(g, op=dist.ReduceOp.SUM)
+            p.grad = g
 
     @property
     def sparse_ok(self) -> bool:

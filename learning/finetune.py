@@ -17,6 +17,7 @@ a round never replays its own data. The recommender keeps its weights between ro
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -144,9 +145,6 @@ class FineTuner:
             raise ConfigurationError(f'optimizer "{optimizer}" under DDP on {group.backend}: '
                                      'use "adam" (dense gradients; only gloo allreduces '
                                      "sparse ones)")
-        if group is not None and loss != "mse":
-            raise ConfigurationError(f'loss "{loss}" under torchrun: the ranking losses run in '
-                                     "one process for now (docs/distributed_finetune.md)")
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
@@ -300,12 +298,20 @@ class FineTuner:
                 if self.logq and self.loss == "softmax":
                     share = torch.bincount(items, minlength=module.n_items).float() / n
                     log_q = share.clamp(min=1.0 / n).log()
+                reduce = None
+                if self.group is not None:  # each rank its rows; gradients summed
+                    tables = {id(module.user_table), id(module.item_table)} if self._sparse \
+                        else set()
+                    reduce = functools.partial(self.group.all_reduce_grads, module, tables)
                 for s in range(0, n, bs):
+                    part = None if self.group is None else split_range(min(bs, n - s), world,
+                                                                       rank)
                     total += ranking_step(module, self._opts, u[s : s + bs], i[s : s + bs],
                                           v[s : s + bs], items, loss=self.loss,
                                           n_negatives=self.n_negatives,
                                           weight_decay=self.weight_decay, sparse=self._sparse,
-                                          amp=self.amp, gen=self._gen, log_q=log_q)
+                                          amp=self.amp, gen=self._gen, log_q=log_q,
+                                          part=part, reduce=reduce)
                 continue
             for s in range(0, n, bs):
                 if fit is None:

@@ -34,7 +34,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -49,38 +49,43 @@ LOSSES: tuple[str, ...] = ("mse", "softmax", "bpr")
 RANKING_LOSSES: tuple[str, ...] = ("softmax", "bpr")
 
 
+# Both losses compute the positives ``lo:hi`` of the minibatch only (under DDP a rank's share;
+# the whole batch otherwise), against the whole batch's candidates, with the L2 terms scaled
+# to that share, so the ranks' objectives add up to the one-process objective.
 def _softmax(module: EmbeddingModel, users: Tensor, items: Tensor, negatives: Tensor,
-             sparse: bool, log_q: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    u = F.embedding(users, module.user_table, sparse=sparse)
+             sparse: bool, log_q: Tensor | None, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+    b = items.shape[0]
+    u = F.embedding(users[lo:hi], module.user_table, sparse=sparse)
     rows = torch.cat([items, negatives])
     c = F.embedding(rows, module.item_table, sparse=sparse)
     logits = (module.user_repr(u[:, :-1]) @ module.item_repr(c[:, :-1]).T).float()
     logits = logits + c[:, -1].float()
     if log_q is not None:  # logQ correction: candidates come by popularity, not uniformly
         logits = logits - log_q[rows]
-    b = items.shape[0]
-    diag = torch.arange(b, device=items.device)
-    same = rows[None, :] == items[:, None]
-    same[diag, diag] = False
+    diag = torch.arange(lo, hi, device=items.device)
+    same = rows[None, :] == items[lo:hi, None]
+    same[diag - lo, diag] = False
     logits = logits.masked_fill(same, float("-inf"))
     per = F.cross_entropy(logits, diag, reduction="none")
-    return per, u.square().sum(-1).mean() + c.square().sum(-1).mean()
+    l2 = (u.square().sum() + c.square().sum(-1).mean() * (hi - lo)) / b
+    return per, l2
 
 
 def _bpr(module: EmbeddingModel, users: Tensor, items: Tensor, negatives: Tensor,
-         sparse: bool) -> tuple[Tensor, Tensor]:
+         sparse: bool, lo: int, hi: int) -> tuple[Tensor, Tensor]:
     b = items.shape[0]
-    negs = torch.cat([negatives.view(b, -1), items.roll(1)[:, None]], dim=1)  # B x (n + 1)
-    u = F.embedding(users, module.user_table, sparse=sparse)
-    i = F.embedding(items, module.item_table, sparse=sparse)
+    negs = torch.cat([negatives.view(b, -1), items.roll(1)[:, None]], dim=1)[lo:hi]  # (n+1)
+    mine = items[lo:hi]
+    u = F.embedding(users[lo:hi], module.user_table, sparse=sparse)
+    i = F.embedding(mine, module.item_table, sparse=sparse)
     j = F.embedding(negs, module.item_table, sparse=sparse)
     eu = module.user_repr(u[:, :-1])
     pos = (eu * module.item_repr(i[:, :-1])).sum(-1).float() + i[:, -1].float()
     neg = (eu[:, None, :] * module.item_repr(j[..., :-1])).sum(-1).float() + j[..., -1].float()
-    valid = (negs != items[:, None]).float()
+    valid = (negs != mine[:, None]).float()
     pair = F.softplus(neg - pos[:, None]) * valid
     per = pair.sum(1) / valid.sum(1).clamp(min=1.0)
-    l2 = u.square().sum(-1).mean() + i.square().sum(-1).mean() + j.square().sum(-1).mean()
+    l2 = (u.square().sum() + i.square().sum() + j.square().sum() / negs.shape[1]) / b
     return per, l2
 
 
@@ -88,8 +93,16 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
                  users: Tensor, items: Tensor, weights: Tensor, pool: Tensor, *,
                  loss: str = "softmax", n_negatives: int = 64, weight_decay: float = 0.0,
                  sparse: bool = True, amp: bool = False,
-                 gen: torch.Generator | None = None, log_q: Tensor | None = None) -> Tensor:
+                 gen: torch.Generator | None = None, log_q: Tensor | None = None,
+                 part: tuple[int, int] | None = None,
+                 reduce: Callable[[], None] | None = None) -> Tensor:
     """One minibatch step of ``loss``; returns the (detached) weighted loss sum.
+
+    Data-parallel (``torchrun``): every rank passes the same global minibatch and generator
+    state, ``part`` its rows ``(lo, hi)`` and ``reduce`` the gradients' sum over the ranks
+    (:meth:`learning.distributed.Group.all_reduce_grads`). Each rank scores its positives
+    against the whole batch's candidates and scales its objective to its share, so the
+    summed gradient, and so every rank's step, is the one process's on the whole batch.
 
     ``weights`` are the positives' weights, ``pool`` the item rows popular negatives are
     drawn from (the round's), ``gen`` the seeded generator on the pool's device. ``log_q``
@@ -100,6 +113,7 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
     for opt in optimizers:
         opt.zero_grad(set_to_none=True)
     b = items.shape[0]
+    lo, hi = (0, b) if part is None else part
     count = n_negatives if loss == "softmax" else n_negatives * b
     if count:
         draw = torch.randint(pool.shape[0], (count,), device=pool.device, generator=gen)
@@ -108,15 +122,17 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
         negatives = items[:0] if loss == "softmax" else items.new_zeros((b, 0)).view(-1)
     with torch.autocast(users.device.type, dtype=torch.bfloat16, enabled=amp):
         if loss == "softmax":
-            per, l2 = _softmax(module, users, items, negatives, sparse, log_q)
+            per, l2 = _softmax(module, users, items, negatives, sparse, log_q, lo, hi)
         elif loss == "bpr":
-            per, l2 = _bpr(module, users, items, negatives, sparse)
+            per, l2 = _bpr(module, users, items, negatives, sparse, lo, hi)
         else:
             raise ValueError(f'unknown ranking loss "{loss}"; expected softmax or bpr')
     w = weights.float()
-    total = (w * per).sum()
+    total = (w[lo:hi] * per).sum()
     objective = total / w.sum().clamp(min=1e-9) + weight_decay * l2.float()
     objective.backward()
+    if reduce is not None:
+        reduce()
     for opt in optimizers:
         opt.step()
     return total.detach()

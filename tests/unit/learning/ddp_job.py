@@ -1,6 +1,7 @@
 """A short fine-tune job run by ``torchrun`` in tests/unit/learning/test_distributed.py.
 
-``torchrun --standalone --nproc_per_node 2 tests/unit/learning/ddp_job.py OUT REPLAY OPT``:
+``torchrun --standalone --nproc_per_node 2 tests/unit/learning/ddp_job.py OUT REPLAY OPT
+[LOSS]``:
 rank 0 trains :func:`rounds` and stops the others, which follow; each rank writes its
 weights, the gradient of :func:`probe` through DDP and its replay shard's size to
 ``OUT/rank{r}.safetensors`` / ``OUT/rank{r}.json``.
@@ -28,10 +29,11 @@ def rounds(seed: int = 3) -> list[tuple[list[str], list[str], np.ndarray, np.nda
     return out
 
 
-def tuner_config(replay_ratio: float, optimizer: str) -> dict[str, object]:
+def tuner_config(replay_ratio: float, optimizer: str, loss: str = "mse") -> dict[str, object]:
     """The fine-tuner's configuration shared by the job and the one-process reference."""
+    ranking = {} if loss == "mse" else {"loss": loss, "n_negatives": 5, "logq": True}
     return {"optimizer": optimizer, "batch_size": 64, "epochs_per_round": 2, "lr": 0.02,
-            "replay_ratio": replay_ratio, "device": "cpu", "seed": 5}
+            "replay_ratio": replay_ratio, "device": "cpu", "seed": 5, **ranking}
 
 
 def recommender():  # type: ignore[no-untyped-def]  # torch imported lazily
@@ -48,7 +50,7 @@ def probe():  # type: ignore[no-untyped-def]
             torch.rand(37, generator=gen) * 4 + 1)
 
 
-def main(out: Path, replay_ratio: float, optimizer: str) -> None:
+def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -60,7 +62,7 @@ def main(out: Path, replay_ratio: float, optimizer: str) -> None:
     assert env is not None
     group = Group(env, torch.device("cpu"), timeout=120)
     tuner = FineTuner(recommender(), group=group,
-                      **tuner_config(replay_ratio, optimizer))  # type: ignore[arg-type]
+                      **tuner_config(replay_ratio, optimizer, loss))  # type: ignore[arg-type]
     buffer = ReplayBuffer(10_000, recent_window=100, seed=env.rank)
     losses = []
     if env.is_leader:
@@ -70,6 +72,12 @@ def main(out: Path, replay_ratio: float, optimizer: str) -> None:
     else:
         tuner.follow(buffer)
     state = {k: v.detach().contiguous() for k, v in tuner.recommender.module.state_dict().items()}
+    if loss != "mse":  # the ranking losses do not go through the DDP wrapper: no probe
+        save_file(state, str(out / f"rank{env.rank}.safetensors"))
+        (out / f"rank{env.rank}.json").write_text(json.dumps(
+            {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds}))
+        group.close()
+        return
     users, items, values = probe()  # this rank's piece, scaled as train_step scales it
     lo, hi = split_range(37, env.world_size, env.rank)
     ddp = tuner._wrapped()
@@ -87,4 +95,4 @@ def main(out: Path, replay_ratio: float, optimizer: str) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3])
+    main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], *sys.argv[4:5])

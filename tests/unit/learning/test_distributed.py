@@ -25,12 +25,12 @@ FULL = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0
         "MASTER_PORT": "29500"}
 
 
-def torchrun(out: Path, replay_ratio: float, optimizer: str) -> None:
+def torchrun(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> None:
     env = {k: v for k, v in os.environ.items() if k not in FULL}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", str(ROOT / "tests/unit/learning/ddp_job.py"), str(out), str(replay_ratio),
-           optimizer]
+           optimizer, loss]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -68,6 +68,28 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
     np.testing.assert_allclose(meta[0]["losses"], losses, rtol=1e-4)
     # the rounds did train (equal weights are not just the untouched initial ones)
     moved = (ref["item_table"][:8] - ddp_job.recommender().module.item_table).abs().max()
+    assert float(moved.detach()) > 1e-2
+
+
+@pytest.mark.parametrize(("loss", "optimizer"), [("softmax", "sparse_adam"), ("bpr", "adam")])
+def test_ranking_losses_under_two_ranks_give_the_weights_of_one_process(
+        tmp_path: Path, loss: str, optimizer: str) -> None:
+    """Each rank scores its share of the positives against the whole batch's candidates
+    (in-batch and sampled negatives, the same draws); the summed gradients make every rank's
+    step the one process's."""
+    torchrun(tmp_path, 0.0, optimizer, loss)  # no replay: each rank's shard samples its own
+    ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
+    meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    tuner = FineTuner(ddp_job.recommender(),
+                      **ddp_job.tuner_config(0.0, optimizer, loss))  # type: ignore[arg-type]
+    buffer = ReplayBuffer(10_000, recent_window=100, seed=0)
+    losses = [tuner.round(*cols, buffer=buffer).loss for cols in ddp_job.rounds()]
+    assert meta[0]["rounds"] == meta[1]["rounds"] == 3
+    for name, want in tuner.recommender.module.state_dict().items():
+        torch.testing.assert_close(ranks[0][name], want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(meta[0]["losses"], losses, rtol=1e-4)
+    moved = (ranks[0]["item_table"][:8] - ddp_job.recommender().module.item_table).abs().max()
     assert float(moved.detach()) > 1e-2
 
 
