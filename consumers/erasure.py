@@ -52,7 +52,8 @@ from stream.pseudonym import Pseudonymizer
 
 __all__ = ["AUDIT_KIND", "ErasureReport", "PurgeReport", "decode_request", "encode_request",
            "erase_deep", "erase_in_worker", "forget_checkpoint", "forget_deep_model",
-           "forget_user", "purge_before", "purge_user", "receipt", "versions_holding"]
+           "forget_user", "forget_user_if_held", "purge_before", "purge_user", "receipt",
+           "versions_holding"]
 
 if TYPE_CHECKING:
     from consumers.deep_publisher import DeepPublisher
@@ -127,10 +128,30 @@ def forget_user(registry: Registry, model: str, user: str, *,
                 pseudonymizer: Pseudonymizer | None = None, actor: str = "",
                 clock: Callable[[], float] = time.time) -> ErasureReport:
     """Erase raw id ``user`` from the latest version of ``model``; publish and audit it."""
+    report = _forget(registry, model, user, pseudonymizer, actor, clock, only_if_held=False)
+    assert report is not None
+    return report
+
+
+def forget_user_if_held(registry: Registry, model: str, user: str, *,
+                        pseudonymizer: Pseudonymizer | None = None, actor: str = "",
+                        clock: Callable[[], float] = time.time) -> ErasureReport | None:
+    """:func:`forget_user`, publishing nothing (``None``) if the latest version lacks the user.
+
+    For the shards of a sharded model: only the user's shard gets a new version.
+    """
+    return _forget(registry, model, user, pseudonymizer, actor, clock, only_if_held=True)
+
+
+def _forget(registry: Registry, model: str, user: str, pseudonymizer: Pseudonymizer | None,
+            actor: str, clock: Callable[[], float], *,
+            only_if_held: bool) -> ErasureReport | None:
     ids = _ids(user, pseudonymizer)
     current, obj = registry.load_object(model, "latest")
     checkpoint = Checkpoint.of(obj)
     removed = forget_checkpoint(checkpoint, ids)
+    if only_if_held and not removed:
+        return None
     metadata: dict[str, Any] = {**current.extra, "offsets": current.offsets,
                                 "metrics": current.metrics,
                                 "tags": {**current.tags, "erasure": "true"}}

@@ -120,17 +120,18 @@ class RegistryPublisher:
     def publish(self, learner: Learner, positions: dict[tuple[str, int], int]) -> int:
         """Store ``learner`` as the next version (a base or a delta); return its number."""
         score = learner.score()
+        inner = learner.learner if isinstance(learner, Checkpoint) else learner
+        tags = {"learner": "online", "model_kind": learner.model_name}
+        deep = getattr(inner, "deep_version", None)  # the deep model version blended in
+        if deep is not None:
+            tags["deep_version"] = str(deep)
         metadata = {
             "offsets": {f"{t}:{p}": o for (t, p), o in sorted(positions.items())},
             "events_seen": learner.events_seen,
             "metrics": score_figures(score),
-            "tags": {"learner": "online", "model_kind": learner.model_name},
+            "tags": tags,
             **version_metadata(learner),  # newest_event_ts, for event time -> served
         }
-        inner = learner.learner if isinstance(learner, Checkpoint) else learner
-        deep = getattr(inner, "deep_version", None)  # the deep model version blended in
-        if deep is not None:
-            metadata["tags"]["deep_version"] = str(deep)
         version = self._publish_delta(learner, inner, metadata)
         if version is None:
             digest = getattr(learner, "dedup_sha256", None)

@@ -235,7 +235,7 @@ class DeepRankPart(FoldedDeep):
 class DeepMix:
     """``base + w * deep`` (min-max scaled scores), ``w`` chosen online from ``grid``."""
 
-    def __init__(self, base: Ranker, deep: DeepRankPart, *,
+    def __init__(self, base: Ranker, deep: FoldedDeep, *,
                  grid: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0, 2.0), k: int = 10,
                  selection_decay: float = 0.999):
         self.base = base

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -48,16 +48,19 @@ def forget(
     too when the store has it.
     """
     from consumers.erasure import forget_deep_model, forget_user
+    from model_store.router import read_manifest
     from stream.pseudonym import Pseudonymizer
 
     raw = _raw_user(user)
-    if via_topic:
-        return _send_request(raw)
     settings = Settings.from_env()
     name = model or settings.model
+    if via_topic:
+        return _send_request(raw, name)
     deep = None if model else settings.deep_model  # the fine-tuner's model, when stored
     p = Pseudonymizer.from_env()
     with _store() as registry:
+        if read_manifest(registry, name) is not None:
+            return _forget_sharded(registry, name, raw, p, _actor(actor), as_json)
         report = forget_user(registry, name, raw, pseudonymizer=p, actor=_actor(actor))
         deep_versions: list[int] = []
         if deep and deep != name and registry.latest(deep) is not None:
@@ -78,6 +81,42 @@ def forget(
                f"the user ({report.removed} entries removed); receipt "
                f"{', '.join(report.receipts)}")
     typer.echo(f"{name}: older versions still holding the user: {older}")
+
+
+def _forget_sharded(registry: Any, name: str, raw: str, p: Any, actor: str,
+                    as_json: bool) -> None:
+    """``forget`` on a sharded model: the shard(s) the user's events were keyed to.
+
+    Events are keyed by the user id as the producer sent it (the raw id, or its pseudonym
+    when the producer pseudonymises), so the candidates are the shards of both; only a
+    shard whose latest version holds the user gets a new version.
+    """
+    from consumers.erasure import forget_user_if_held
+    from model_store.router import read_manifest, shards_for
+
+    manifest = read_manifest(registry, name)
+    assert manifest is not None
+    keys = [raw, *(p.pseudonyms(raw) if p is not None else [])]
+    reports = []
+    for shard in shards_for(manifest, keys):
+        if registry.latest(shard) is None:
+            continue
+        report = forget_user_if_held(registry, shard, raw, pseudonymizer=p, actor=actor)
+        if report is not None:
+            reports.append(report)
+    if as_json:
+        typer.echo(json.dumps({"model": name, "sharded": True, "shards": [
+            {"model": r.model, "version": r.version, "parent": r.parent,
+             "removed": r.removed, "older": r.older, "receipts": r.receipts,
+             "audit_id": r.audit_id} for r in reports]}))
+        return
+    if not reports:
+        typer.echo(f"{name}: no shard of the {manifest.partitions} holds the user")
+    for r in reports:
+        older = ", ".join(map(str, r.older)) or "none"
+        typer.echo(f"{r.model}: version {r.version} (from {r.parent}) published without the "
+                   f"user ({r.removed} entries removed); receipt {', '.join(r.receipts)}; "
+                   f"older versions still holding the user: {older}")
 
 
 def purge(model: str, *, user: str | None, before: int | None, move_aliases: bool,
@@ -102,11 +141,12 @@ def purge(model: str, *, user: str | None, before: int | None, move_aliases: boo
                    "(move it, or pass --move-aliases)")
 
 
-def _send_request(raw: str) -> None:
+def _send_request(raw: str, model: str) -> None:
     """Put an erasure request (the pseudonym when a key is set) on the erasure topic."""
     from consumers.erasure import encode_request
     from lifelong.errors import cli_errors, fail
     from lifelong.wiring import connect_topics
+    from model_store.router import read_manifest
     from stream.producer import reliable_producer
     from stream.pseudonym import Pseudonymizer
 
@@ -115,6 +155,12 @@ def _send_request(raw: str) -> None:
         if not settings.erasure_topic:
             raise fail("--via-topic needs LIFELONG_ERASURE_TOPIC (the learner's erasure "
                        "topic)", 2)
+        with _store() as registry:
+            if read_manifest(registry, model) is not None:
+                raise fail(f'model "{model}" is sharded (learn --sharded) and sharded '
+                           "learners do not read the erasure topic: stop the group's "
+                           f"learners, run `lifelong forget --model {model}` (it erases the "
+                           "user's shard), then start them again", 2)
         p = Pseudonymizer.from_env()
         bootstrap = connect_topics(settings)
         producer = reliable_producer(bootstrap, "lifelong-forget",

@@ -25,7 +25,7 @@ from deploy.base import ENV_VARS
 from deploy.health import check_kafka, check_redis
 from deploy.services import ServiceError, register_scrape_target, resolve
 from learning.ranking_learner import RankingLearner
-from learning.task import get_task
+from learning.task import RankingTask, get_task
 from lifelong.config import ConfigError, Settings
 from model_store import Registry, Subscriber
 from model_store.records import decode_offsets
@@ -183,6 +183,7 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     learner: Any
     ranking_blend = bool(blend_with) and task.name == "ranking"
     if ranking_blend:
+        assert isinstance(task, RankingTask)
         learner = task.make_learner(settings.model_kind, follow_deep=True)
     elif blend_with:
         learner = LifelongLearner(settings.model_kind, clip=clip)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -34,7 +34,7 @@ from model_store.registry import Registry
 from model_store.subscriber import Subscriber
 
 __all__ = ["MANIFEST_FORMAT", "ShardManifest", "ShardRouter", "manifest_name",
-           "partition_for", "read_manifest", "shard_name", "write_manifest"]
+           "partition_for", "read_manifest", "shard_name", "shards_for", "write_manifest"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,16 @@ class ShardManifest(msgspec.Struct, frozen=True):
         ['reco.p0', 'reco.p1']
         """
         return [shard_name(self.model, k) for k in range(self.partitions)]
+
+
+def shards_for(manifest: ShardManifest, keys: Iterable[str]) -> list[str]:
+    """The shard models that events keyed by any of ``keys`` went to (sorted, distinct).
+
+    >>> shards_for(ShardManifest("reco", "events", 4), ["alice", "alice"])
+    ['reco.p1']
+    """
+    return sorted({shard_name(manifest.model, partition_for(k, manifest.partitions))
+                   for k in keys})
 
 
 def read_manifest(registry: Registry, model: str) -> ShardManifest | None:

@@ -120,3 +120,37 @@ def test_forget_publishes_a_clean_version_audits_it_and_purges_older_ones(store)
     assert [v.number for v in reg.versions("reco")] == [4]
     assert reg.aliases("reco") == {"latest": 4, "production": 4}
     assert _traces(client, prefix, needles) == []
+
+
+def test_forget_on_a_sharded_model_erases_the_users_shard_only(store) -> None:
+    """`forget --model reco` where reco is sharded (learn --sharded): the user's events
+    went to one partition; that shard gets an erased version, the others none, and
+    `--via-topic` is refused with what to do (sharded learners do not read the topic)."""
+    from model_store.router import ShardManifest, partition_for, shard_name, write_manifest
+
+    reg = store[0]
+    p = Pseudonymizer(KEY.encode())
+    write_manifest(reg, ShardManifest("reco", "events", 4))
+    users = [RAW, *(f"other-{k}" for k in range(12))]
+    by_shard: dict[int, list[str]] = {}
+    for user in users:  # the producer pseudonymises: events keyed (and so sharded) by pseudonym
+        by_shard.setdefault(partition_for(p(user), 4), []).append(user)
+    for shard, members in by_shard.items():
+        learner = OnlineLearner()
+        for k in range(60):
+            learner.learn_one(Event(f"e{shard}-{k}", p(members[k % len(members)]), f"i{k % 7}",
+                                    "rating", float(1 + k % 5), 1e9 + k))
+        reg.publish_object(shard_name("reco", shard), learner)
+    mine = shard_name("reco", partition_for(p(RAW), 4))
+    before = {shard_name("reco", k): reg.latest(shard_name("reco", k)).number for k in by_shard}
+    result = CliRunner().invoke(app, ["forget", "--user", RAW, "--model", "reco", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output.strip().splitlines()[-1])
+    assert out["sharded"] and [s["model"] for s in out["shards"]] == [mine]
+    assert out["shards"][0]["removed"] > 0 and RAW not in result.output
+    for shard, number in before.items():
+        assert reg.latest(shard).number == number + (shard == mine)
+    assert p(RAW).encode() not in reg.read_blob(mine, "latest")
+    refused = CliRunner().invoke(app, ["forget", "--user", RAW, "--model", "reco", "--via-topic"],
+                                 env={"LIFELONG_ERASURE_TOPIC": "erasures"})
+    assert refused.exit_code == 2 and "sharded" in refused.output
