@@ -2,12 +2,16 @@
 
 Each configuration runs as its own process group (like a user would start it), in memory
 (no Kafka or Redis: the figure is the round itself), interleaved with the others in every
-repeat: ``one`` is a plain process with torch's default threads and the default optimizer
-(``sparse_adam``), ``one-1t`` the same with one torch thread (on a machine whose cores
-other work also uses, torch's spinning OpenMP threads can cost more than they give),
-``ddp`` is ``torchrun --standalone --nproc_per_node N`` with ``sparse_adam`` (sparse
-gradients, allreduced by gloo; the default on CPU) and ``ddp-adam`` the same with dense
-``adam`` (what NCCL needs); torchrun sets ``OMP_NUM_THREADS=1`` per rank. All train the
+repeat: ``one`` is a plain process with the threads ``lifelong finetune`` uses by default
+(:func:`learning.distributed.set_threads`: ``max(1, CPUs available // LOCAL_WORLD_SIZE)``,
+all the CPUs for one process) and the default optimizer (``sparse_adam``), ``one-1t`` the
+same with one torch thread (on a machine whose cores other work also uses, torch's spinning
+OpenMP threads can cost more than they give), ``ddp`` is ``torchrun --standalone
+--nproc_per_node N`` with ``sparse_adam`` (sparse gradients, allreduced by gloo; the default
+on CPU) and ``ddp-adam`` the same with dense ``adam`` (what NCCL needs); each rank sets the
+same default (CPUs // N threads). Rank 0 pays what it pays under ``lifelong finetune``
+(it sends every round's fresh samples to the other ranks; replay shares are all-gathered),
+but no rank reads Kafka or writes Redis here, in any configuration. All train the
 same rounds: Zipf-skewed ids
 (:func:`bench.finetune.make_batch`), a warm-up round, then ``--rounds`` measured rounds of
 ``--fresh`` fresh samples plus as many replayed, global batch ``--batch``. The figure is
@@ -43,13 +47,12 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from bench.finetune import make_batch
-    from learning.distributed import DistEnv, Group
+    from learning.distributed import DistEnv, Group, set_threads
     from learning.finetune import FineTuner
     from learning.replay import ReplayBuffer
     from learning.torch_models import DeepRecommender
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # 0: what `lifelong finetune` does by default
     env = DistEnv.from_environ()
     group = Group(env, torch.device("cpu"), timeout=600) if env else None
     world, rank = (group.world, group.rank) if group else (1, 0)
