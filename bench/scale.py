@@ -226,6 +226,26 @@ def _env(topic: str, group: str, prefix: str, partitions: int) -> dict[str, str]
     return env
 
 
+def services_cpu() -> dict[str, float]:
+    """CPU-seconds so far of this machine's Redis server and Kafka broker (from /proc).
+
+    Shared with whoever else uses them: a figure for a quiet machine. Empty off Linux.
+    """
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = ("redis" if b"redis-server" in cmd else
+                "kafka" if b"kafka.Kafka" in cmd else None)
+        if name:
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def steady(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Figures from the moment every process holds its final assignment to the last event.
 
@@ -276,6 +296,7 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
                 p.kill()
             raise SystemExit(f"a learner failed to start; see {outs[0]}.log")
         time.sleep(0.05)
+    services_before = services_cpu()
     go.touch()
     # stop every process once all events are learned (a member leaving would rebalance)
     deadline = time.monotonic() + 600
@@ -289,6 +310,7 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
         p.terminate()
     for p in procs:
         p.wait(120)
+    services = {k: round(v - services_before.get(k, 0.0), 2) for k, v in services_cpu().items()}
     reports = [json.loads(o.read_text()) for o in outs]
     learned = sum(r["learned"] for r in reports)
     first = min(r["first"] for r in reports if r["first"] is not None)
@@ -303,7 +325,7 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
     return {"processes": processes, "learned": learned, "wall_s": last - first,
             "eps_wall": learned / (last - first), "cpu_s": sum(r["cpu_s"] for r in reports),
             "eps_cpu": learned / sum(r["cpu_s"] for r in reports),
-            "steady": steady(reports), "reports": reports}
+            "steady": steady(reports), "services_cpu_s": services, "reports": reports}
 
 
 
@@ -350,12 +372,15 @@ def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
                       f"({run[2]['eps_wall'] / run[1]['eps_wall']:.2f}x); steady state "
                       f"{run[1]['steady']['eps_wall']:.0f} / {run[2]['steady']['eps_wall']:.0f}"
                       f" ev/s ({run[2]['steady']['eps_wall'] / run[1]['steady']['eps_wall']:.2f}"
-                      f"x); load {os.getloadavg()[0]:.1f}", flush=True)
+                      f"x); Redis+Kafka CPU-s {sum(run[1]['services_cpu_s'].values()):.1f} / "
+                      f"{sum(run[2]['services_cpu_s'].values()):.1f}; load "
+                      f"{os.getloadavg()[0]:.1f}", flush=True)
     finally:
         delete_topics(bootstrap, [topic, f"{topic}.dlq", f"{topic}.q"])
     return {"partition_counts": counts, "runs": runs,
             "ratio_wall": summary([r[2]["eps_wall"] / r[1]["eps_wall"] for r in runs]),
             "ratio_cpu": summary([r[2]["eps_cpu"] / r[1]["eps_cpu"] for r in runs]),
+            "services_cpu_s": {k: [r[k]["services_cpu_s"] for r in runs] for k in (1, 2)},
             "steady_ratio_wall": summary([r[2]["steady"]["eps_wall"] / r[1]["steady"]["eps_wall"]
                                           for r in runs]),
             "steady_ratio_cpu": summary([r[2]["steady"]["eps_cpu"] / r[1]["steady"]["eps_cpu"]
