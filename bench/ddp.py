@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--capacity", type=int, default=100_000, help="replay, all ranks")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0, help="per configuration")
+    parser.add_argument("--label", default="latest", help="bench/results/ddp-<label>.json")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)
@@ -148,7 +149,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 print(f"repeat {rep + 1} {name:<8} {last['samples_per_second']:>10.0f} "
                       f"samples/s, {last['samples_per_cpu_second']:>10.0f} per CPU-second "
                       f"({last['threads']:.0f} threads/process, "
-                      f"{time.perf_counter() - start:.0f} s with start-up)", flush=True)
+                      f"{time.perf_counter() - start:.0f} s with start-up; load "
+                      f"{os.getloadavg()[0]:.1f})", flush=True)
+                last["load_average"] = os.getloadavg()[0]
     sps = {n: [g["samples_per_second"] for g in got[n]] for n in names}
     cps = {n: [g["samples_per_cpu_second"] for g in got[n]] for n in names}
     vs_one = [d / o for d, o in zip(sps["ddp"], sps["one"], strict=True)]
@@ -163,8 +166,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  ddp ({args.nproc} ranks) / one process (default threads) = {_fmt(vs_one)}x")
     print(f"  ddp ({args.nproc} ranks) / one process (1 thread)        = {_fmt(vs_1t)}x")
     print(f"  ddp-adam ({args.nproc} ranks) / one process (1 thread)   = {_fmt(adam_1t)}x")
-    return {"vs_one": statistics.median(vs_one), "vs_one_1t": statistics.median(vs_1t),
-            "adam_vs_one_1t": statistics.median(adam_1t)}
+    result = {"vs_one": statistics.median(vs_one), "vs_one_1t": statistics.median(vs_1t),
+              "adam_vs_one_1t": statistics.median(adam_1t)}
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"ddp-{args.label}.json").write_text(json.dumps(
+        {**result, "args": {k: v for k, v in vars(args).items() if k != "worker"},
+         "ratios": {"vs_one": vs_one, "vs_one_1t": vs_1t, "adam_vs_one_1t": adam_1t},
+         "runs": got, "cpus": os.cpu_count()}, indent=1) + "\n")
+    return result
 
 
 if __name__ == "__main__":
