@@ -169,7 +169,8 @@ def child(args: argparse.Namespace) -> None:
     on_assign = run.source.on_assign
 
     def assign(parts: list[tuple[str, int]]) -> None:
-        on_assign(parts)
+        if on_assign is not None:
+            on_assign(parts)
         assigned.append((time.time(), sorted(run.runner.shards)))
 
     run.source.on_assign = assign
@@ -363,8 +364,9 @@ def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(repeat):
                 order = [1, 2] if i % 2 == 0 else [2, 1]
-                run = {k: variant(k, topic, partitions, len(events), clip, Path(tmp),
-                                  same_session, profile) for k in order}
+                run: dict[Any, Any] = {k: variant(k, topic, partitions, len(events), clip,
+                                                  Path(tmp), same_session, profile)
+                                       for k in order}
                 run["load_average"] = os.getloadavg()
                 runs.append(run)
                 print(f"  repeat {i + 1}: whole run 1 process {run[1]['eps_wall']:.0f} ev/s, "

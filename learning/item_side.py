@@ -246,14 +246,14 @@ class ItemSide:
                     dirty.add(item)
         if self.factors:
             for item, vec in delta.latents.items():
-                d = np.asarray(vec, dtype=np.float64)
+                dv = np.asarray(vec, dtype=np.float64)
                 if item in river.i_latents:
-                    river.i_latents[item] = river.i_latents[item] + d
+                    river.i_latents[item] = river.i_latents[item] + dv
                     ref = self._latents.get(item)
-                    self._latents[item] = d.copy() if ref is None else ref + d
+                    self._latents[item] = dv.copy() if ref is None else ref + dv
                 else:  # adopt the peer's vector: the shards' item vectors start equal
-                    river.i_latents[item] = d.copy()
-                    self._latents[item] = d.copy()
+                    river.i_latents[item] = dv.copy()
+                    self._latents[item] = dv.copy()
                 if dirty is not None:
                     dirty.add(item)
         gm = getattr(river, "global_mean", None)
