@@ -2,12 +2,16 @@
 
 Each configuration runs as its own process group (like a user would start it), in memory
 (no Kafka or Redis: the figure is the round itself), interleaved with the others in every
-repeat: ``one`` is a plain process with torch's default threads and the default optimizer
-(``sparse_adam``), ``one-1t`` the same with one torch thread (on a machine whose cores
-other work also uses, torch's spinning OpenMP threads can cost more than they give),
-``ddp`` is ``torchrun --standalone --nproc_per_node N`` with ``sparse_adam`` (sparse
-gradients, allreduced by gloo; the default on CPU) and ``ddp-adam`` the same with dense
-``adam`` (what NCCL needs); torchrun sets ``OMP_NUM_THREADS=1`` per rank. All train the
+repeat: ``one`` is a plain process with the threads ``lifelong finetune`` uses by default
+(:func:`learning.distributed.set_threads`: ``max(1, CPUs available // LOCAL_WORLD_SIZE)``,
+all the CPUs for one process) and the default optimizer (``sparse_adam``), ``one-1t`` the
+same with one torch thread (on a machine whose cores other work also uses, torch's spinning
+OpenMP threads can cost more than they give), ``ddp`` is ``torchrun --standalone
+--nproc_per_node N`` with ``sparse_adam`` (sparse gradients, allreduced by gloo; the default
+on CPU) and ``ddp-adam`` the same with dense ``adam`` (what NCCL needs); each rank sets the
+same default (CPUs // N threads). Rank 0 pays what it pays under ``lifelong finetune``
+(it sends every round's fresh samples to the other ranks; replay shares are all-gathered),
+but no rank reads Kafka or writes Redis here, in any configuration. All train the
 same rounds: Zipf-skewed ids
 (:func:`bench.finetune.make_batch`), a warm-up round, then ``--rounds`` measured rounds of
 ``--fresh`` fresh samples plus as many replayed, global batch ``--batch``. The figure is
@@ -43,13 +47,12 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from bench.finetune import make_batch
-    from learning.distributed import DistEnv, Group
+    from learning.distributed import DistEnv, Group, set_threads
     from learning.finetune import FineTuner
     from learning.replay import ReplayBuffer
     from learning.torch_models import DeepRecommender
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)  # 0: what `lifelong finetune` does by default
     env = DistEnv.from_environ()
     group = Group(env, torch.device("cpu"), timeout=600) if env else None
     world, rank = (group.world, group.rank) if group else (1, 0)
@@ -130,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--capacity", type=int, default=100_000, help="replay, all ranks")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0, help="per configuration")
+    parser.add_argument("--label", default="latest", help="bench/results/ddp-<label>.json")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)
@@ -145,7 +149,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 print(f"repeat {rep + 1} {name:<8} {last['samples_per_second']:>10.0f} "
                       f"samples/s, {last['samples_per_cpu_second']:>10.0f} per CPU-second "
                       f"({last['threads']:.0f} threads/process, "
-                      f"{time.perf_counter() - start:.0f} s with start-up)", flush=True)
+                      f"{time.perf_counter() - start:.0f} s with start-up; load "
+                      f"{os.getloadavg()[0]:.1f})", flush=True)
+                last["load_average"] = os.getloadavg()[0]
     sps = {n: [g["samples_per_second"] for g in got[n]] for n in names}
     cps = {n: [g["samples_per_cpu_second"] for g in got[n]] for n in names}
     vs_one = [d / o for d, o in zip(sps["ddp"], sps["one"], strict=True)]
@@ -160,8 +166,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"  ddp ({args.nproc} ranks) / one process (default threads) = {_fmt(vs_one)}x")
     print(f"  ddp ({args.nproc} ranks) / one process (1 thread)        = {_fmt(vs_1t)}x")
     print(f"  ddp-adam ({args.nproc} ranks) / one process (1 thread)   = {_fmt(adam_1t)}x")
-    return {"vs_one": statistics.median(vs_one), "vs_one_1t": statistics.median(vs_1t),
-            "adam_vs_one_1t": statistics.median(adam_1t)}
+    result = {"vs_one": statistics.median(vs_one), "vs_one_1t": statistics.median(vs_1t),
+              "adam_vs_one_1t": statistics.median(adam_1t)}
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / f"ddp-{args.label}.json").write_text(json.dumps(
+        {**result, "args": {k: v for k, v in vars(args).items() if k != "worker"},
+         "ratios": {"vs_one": vs_one, "vs_one_1t": vs_1t, "adam_vs_one_1t": adam_1t},
+         "runs": got, "cpus": os.cpu_count()}, indent=1) + "\n")
+    return result
 
 
 if __name__ == "__main__":

@@ -165,6 +165,15 @@ def child(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     run = build_sharded_run(settings, register_target=False,
                             clip=tuple(args.clip) if args.clip else None)
+    assigned: list[tuple[float, list[int]]] = []  # when each (re)assignment came, and what
+    on_assign = run.source.on_assign
+
+    def assign(parts: list[tuple[str, int]]) -> None:
+        if on_assign is not None:
+            on_assign(parts)
+        assigned.append((time.time(), sorted(run.runner.shards)))
+
+    run.source.on_assign = assign
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     progress = Path(args.out + ".progress")
@@ -174,23 +183,36 @@ def child(args: argparse.Namespace) -> None:
         time.sleep(0.01)
     marks: dict[str, float] = {}
     last = {"learned": 0}
+    timeline: list[tuple[float, int, float]] = []  # (time, events learned, CPU-s) per batch
 
     def mark(stats: Any) -> None:
         if stats.learned > last["learned"]:
-            marks.setdefault("first", time.time())
-            marks["last"] = time.time()
+            now = time.time()
+            marks.setdefault("first", now)
+            marks["last"] = now
             last["learned"] = stats.learned
+            timeline.append((now, stats.learned, time.process_time() - cpu))
             progress.write_text(str(stats.learned))
 
+    profile = None
+    if args.profile:
+        import cProfile
+
+        profile = cProfile.Profile(time.thread_time)  # this thread's CPU, not wall
+        profile.enable()
     cpu = time.process_time()
     try:
         stats = run.runner.run(stop=stop, idle_timeout=args.idle, on_batch=mark)
     finally:
         run.close()
+    cpu_s = time.process_time() - cpu
+    if profile is not None:
+        profile.disable()
+        profile.dump_stats(args.out + ".prof")
     Path(args.out).write_text(json.dumps({
         "consumed": stats.consumed, "learned": stats.learned, "versions": len(stats.versions),
-        "first": marks.get("first"), "last": marks.get("last"),
-        "cpu_s": time.process_time() - cpu, "rebalances": run.runner.rebalances}))
+        "first": marks.get("first"), "last": marks.get("last"), "cpu_s": cpu_s,
+        "rebalances": run.runner.rebalances, "assigned": assigned, "timeline": timeline}))
 
 
 def _env(topic: str, group: str, prefix: str, partitions: int) -> dict[str, str]:
@@ -205,15 +227,65 @@ def _env(topic: str, group: str, prefix: str, partitions: int) -> dict[str, str]
     return env
 
 
+def services_cpu() -> dict[str, float]:
+    """CPU-seconds so far of this machine's Redis server and Kafka broker (from /proc).
+
+    Shared with whoever else uses them: a figure for a quiet machine. Empty off Linux.
+    """
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = ("redis" if b"redis-server" in cmd else
+                "kafka" if b"kafka.Kafka" in cmd else None)
+        if name:
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def steady(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Figures from the moment every process holds its final assignment to the last event.
+
+    That moment is the latest final ``on_assign`` of the processes; events and CPU-seconds
+    are counted from each process's last batch before it (the events learned before it are
+    left out, so these are not the same events as the whole run's).
+
+    >>> steady([{"assigned": [[1.0, [0]], [2.0, [0, 1]]], "first": 1.5, "last": 6.0,
+    ...          "timeline": [[1.5, 100, 0.1], [3.0, 300, 0.3], [6.0, 900, 0.9]]}])
+    {'since': 2.0, 'events': 800, 'wall_s': 4.0, 'eps_wall': 200.0, 'cpu_s': 0.8, 'eps_cpu': 1000.0}
+    """
+    since = max(r["assigned"][-1][0] for r in reports if r["assigned"])
+    events = cpu = 0.0
+    for r in reports:
+        before = [(n, c) for t, n, c in r["timeline"] if t <= since]
+        n0, c0 = before[-1] if before else (0, 0.0)
+        n1, c1 = (r["timeline"][-1][1], r["timeline"][-1][2]) if r["timeline"] else (0, 0.0)
+        events += n1 - n0
+        cpu += c1 - c0
+    last = max(r["last"] for r in reports if r["last"] is not None)
+    first = min(r["first"] for r in reports if r["first"] is not None)
+    since = max(since, first)
+    wall = last - since
+    return {"since": since, "events": int(events), "wall_s": wall,
+            "eps_wall": events / wall if wall > 0 else float("nan"), "cpu_s": round(cpu, 6),
+            "eps_cpu": events / cpu if cpu > 0 else float("nan")}
+
+
 def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[float, float],
-            work: Path, same_session: bool = False) -> dict[str, Any]:
+            work: Path, same_session: bool = False, profile: Path | None = None
+            ) -> dict[str, Any]:
     """Run ``processes`` learners of one fresh group over the topic; their combined figures."""
     tag = uuid.uuid4().hex[:8]
     env = _env(topic, f"bench-scale-{tag}", f"bench-scale-{tag}", partitions)
     go = work / f"{tag}.go"
     outs = [work / f"{tag}-{k}.json" for k in range(processes)]
     procs = [subprocess.Popen([sys.executable, "-m", "bench.scale", "--child", "--out", str(o),
-                               "--go", str(go), "--clip", str(clip[0]), str(clip[1])],
+                               "--go", str(go), "--clip", str(clip[0]), str(clip[1]),
+                               *(["--profile"] if profile else [])],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=open(str(o) + ".log", "wb"),  # noqa: SIM115
                               start_new_session=not same_session)
@@ -225,6 +297,7 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
                 p.kill()
             raise SystemExit(f"a learner failed to start; see {outs[0]}.log")
         time.sleep(0.05)
+    services_before = services_cpu()
     go.touch()
     # stop every process once all events are learned (a member leaving would rebalance)
     deadline = time.monotonic() + 600
@@ -238,14 +311,22 @@ def variant(processes: int, topic: str, partitions: int, n: int, clip: tuple[flo
         p.terminate()
     for p in procs:
         p.wait(120)
+    services = {k: round(v - services_before.get(k, 0.0), 2) for k, v in services_cpu().items()}
     reports = [json.loads(o.read_text()) for o in outs]
     learned = sum(r["learned"] for r in reports)
     first = min(r["first"] for r in reports if r["first"] is not None)
     last = max(r["last"] for r in reports if r["last"] is not None)
     drop_prefix(env["LIFELONG_PREFIX"])
+    if profile is not None:
+        import shutil
+
+        profile.mkdir(parents=True, exist_ok=True)
+        for k, o in enumerate(outs):
+            shutil.copy(str(o) + ".prof", profile / f"{processes}p-{tag}-{k}.prof")
     return {"processes": processes, "learned": learned, "wall_s": last - first,
             "eps_wall": learned / (last - first), "cpu_s": sum(r["cpu_s"] for r in reports),
-            "eps_cpu": learned / sum(r["cpu_s"] for r in reports), "reports": reports}
+            "eps_cpu": learned / sum(r["cpu_s"] for r in reports),
+            "steady": steady(reports), "services_cpu_s": services, "reports": reports}
 
 
 
@@ -268,7 +349,8 @@ def _produce(bootstrap: str, topic: str, partitions: int, events: list[Any]) -> 
 
 
 def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
-               repeat: int, same_session: bool = False) -> dict[str, Any]:
+               repeat: int, same_session: bool = False, profile: Path | None = None
+               ) -> dict[str, Any]:
     """Interleaved runs of 1 and 2 processes over the same events; ratios per repeat."""
     import tempfile
 
@@ -282,18 +364,32 @@ def throughput(events: list[Any], clip: tuple[float, float], partitions: int,
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(repeat):
                 order = [1, 2] if i % 2 == 0 else [2, 1]
-                run = {k: variant(k, topic, partitions, len(events), clip, Path(tmp),
-                                  same_session) for k in order}
+                run: dict[Any, Any] = {k: variant(k, topic, partitions, len(events), clip,
+                                                  Path(tmp), same_session, profile)
+                                       for k in order}
+                run["load_average"] = os.getloadavg()
                 runs.append(run)
-                print(f"  repeat {i + 1}: 1 process {run[1]['eps_wall']:.0f} ev/s, "
+                print(f"  repeat {i + 1}: whole run 1 process {run[1]['eps_wall']:.0f} ev/s, "
                       f"2 processes {run[2]['eps_wall']:.0f} ev/s "
-                      f"({run[2]['eps_wall'] / run[1]['eps_wall']:.2f}x), load "
+                      f"({run[2]['eps_wall'] / run[1]['eps_wall']:.2f}x); steady state "
+                      f"{run[1]['steady']['eps_wall']:.0f} / {run[2]['steady']['eps_wall']:.0f}"
+                      f" ev/s ({run[2]['steady']['eps_wall'] / run[1]['steady']['eps_wall']:.2f}"
+                      f"x); Redis+Kafka CPU-s {sum(run[1]['services_cpu_s'].values()):.1f} / "
+                      f"{sum(run[2]['services_cpu_s'].values()):.1f}; load "
                       f"{os.getloadavg()[0]:.1f}", flush=True)
     finally:
         delete_topics(bootstrap, [topic, f"{topic}.dlq", f"{topic}.q"])
     return {"partition_counts": counts, "runs": runs,
             "ratio_wall": summary([r[2]["eps_wall"] / r[1]["eps_wall"] for r in runs]),
             "ratio_cpu": summary([r[2]["eps_cpu"] / r[1]["eps_cpu"] for r in runs]),
+            "services_cpu_s": {k: [r[k]["services_cpu_s"] for r in runs] for k in (1, 2)},
+            "steady_ratio_wall": summary([r[2]["steady"]["eps_wall"] / r[1]["steady"]["eps_wall"]
+                                          for r in runs]),
+            "steady_ratio_cpu": summary([r[2]["steady"]["eps_cpu"] / r[1]["steady"]["eps_cpu"]
+                                         for r in runs]),
+            "one_steady_eps_wall": summary([r[1]["steady"]["eps_wall"] for r in runs]),
+            "two_steady_eps_wall": summary([r[2]["steady"]["eps_wall"] for r in runs]),
+            "two_steady_events": summary([r[2]["steady"]["events"] for r in runs]),
             "one_eps_wall": summary([r[1]["eps_wall"] for r in runs]),
             "two_eps_wall": summary([r[2]["eps_wall"] for r in runs])}
 
@@ -313,6 +409,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         choices=["exchange", "exchange+factors", "average"],
                         help="item sides to measure (exchange: what learn --sharded does)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument("--profile-dir", type=Path, default=None,
+                        help="cProfile every learner process; stats files go here")
     parser.add_argument("--same-session", action="store_true",
                         help="start the learners in this session (one CPU share between them "
                              "under Linux autogroup scheduling) instead of one session each")
@@ -321,6 +420,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--go", help=argparse.SUPPRESS)
     parser.add_argument("--clip", type=float, nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--idle", type=float, default=120.0, help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(args)
@@ -331,30 +431,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "stream": name, "events": len(events), "partitions": args.partitions,
         "repeat": args.repeat, "load_average": os.getloadavg(), "commit": _commit()}
-    q = quality(events, clip, args.partitions, tuple(args.sync_every), tuple(args.item_modes))
-    result["quality"] = q
-    print(f"{name}, {len(events)} events, {args.partitions} partitions, prequential "
-          "(time order, from scratch)")
-    print(f"  RMSE global BiasedMF {q['global_rmse']:.4f}, sharded {q['sharded_rmse']:.4f} "
-          f"= {q['rmse_ratio']:.4f}x (MAE {q['global_mae']:.4f} / {q['sharded_mae']:.4f})")
-    for mode, rows in q.get("item_side", {}).items():
-        for every, row in rows.items():
-            print(f"  sharded + item side {mode} every {every} events (in-process, same "
-                  f"code): RMSE {row['rmse']:.4f} = {row['rmse_ratio']:.4f}x")
+    print(f"{name}, {len(events)} events, {args.partitions} partitions")
+    if not args.skip_quality:
+        q = quality(events, clip, args.partitions, tuple(args.sync_every),
+                    tuple(args.item_modes))
+        result["quality"] = q
+        print("  prequential (time order, from scratch): RMSE global BiasedMF "
+              f"{q['global_rmse']:.4f}, sharded {q['sharded_rmse']:.4f} = "
+              f"{q['rmse_ratio']:.4f}x (MAE {q['global_mae']:.4f} / {q['sharded_mae']:.4f})")
+        for mode, rows in q.get("item_side", {}).items():
+            for every, row in rows.items():
+                print(f"  sharded + item side {mode} every {every} events (in-process, same "
+                      f"code): RMSE {row['rmse']:.4f} = {row['rmse_ratio']:.4f}x")
     if not args.skip_throughput:
         if "KAFKA_BOOTSTRAP_SERVERS" not in os.environ or "REDIS_URL" not in os.environ:
             raise SystemExit("the throughput row needs the services: source .cache/services/env")
-        t = throughput(events, clip, args.partitions, args.repeat, args.same_session)
+        t = throughput(events, clip, args.partitions, args.repeat, args.same_session,
+                       args.profile_dir)
         result["throughput"] = t
-        w, c = t["ratio_wall"], t["ratio_cpu"]
         print(f"  events per partition {t['partition_counts']}")
-        print(f"  2 processes / 1, events/s (wall, first to last record learned): "
-              f"{w['median']:.2f}x [{w['min']:.2f}-{w['max']:.2f}] "
-              f"({t['two_eps_wall']['median']:.0f} vs {t['one_eps_wall']['median']:.0f} ev/s); "
-              f"events per CPU-s {c['median']:.2f}x [{c['min']:.2f}-{c['max']:.2f}]")
+        _print_ratio("whole run, same events (wall, first to last record learned; the "
+                     "group join and rebalances count)", t["ratio_wall"], t["ratio_cpu"],
+                     t["two_eps_wall"], t["one_eps_wall"])
+        _print_ratio("steady state (from when every process holds its final assignment; "
+                     "not the same events)", t["steady_ratio_wall"], t["steady_ratio_cpu"],
+                     t["two_steady_eps_wall"], t["one_steady_eps_wall"])
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"scale-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def _print_ratio(what: str, wall: dict[str, Any], cpu: dict[str, Any], two: dict[str, Any],
+                 one: dict[str, Any]) -> None:
+    print(f"  2 processes / 1, {what}: events/s {wall['median']:.2f}x "
+          f"[{wall['min']:.2f}-{wall['max']:.2f}] ({two['median']:.0f} vs {one['median']:.0f} "
+          f"ev/s); events per CPU-s {cpu['median']:.2f}x [{cpu['min']:.2f}-{cpu['max']:.2f}]")
 
 
 def _commit() -> str:

@@ -41,7 +41,8 @@ from typing import Any, Protocol
 from learning.item_side import ItemSide, decode, encode
 from model_store.keys import check_name
 
-__all__ = ["FORMAT", "ExchangingPublisher", "ItemExchange", "items_name"]
+__all__ = ["FORMAT", "ExchangingPublisher", "ItemExchange", "items_name",
+           "latest_number"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,25 @@ class _Store(Protocol):
     def gc(self, model: str, keep_last: int = 10, *, grace_seconds: float = 60.0) -> Any: ...
 
     def versions(self, model: str) -> Any: ...
+
+
+def latest_number(store: Any, name: str) -> int | None:
+    """The number ``latest`` of chain ``name`` points at (None: empty), in one store read.
+
+    ``Registry.latest`` reads the alias and then the version's metadata; an exchange needs
+    only the number, so it reads the alias through the store's backend when it has one.
+
+    >>> from model_store.registry import Registry
+    >>> reg = Registry.from_url("memory://", signer=None)
+    >>> latest_number(reg, "m.items.p0")
+    >>> _ = reg.publish("m.items.p0", b"x", format=FORMAT); latest_number(reg, "m.items.p0")
+    1
+    """
+    backend = getattr(store, "backend", None)
+    if backend is not None and hasattr(backend, "get_alias"):
+        return backend.get_alias(check_name("model", name), "latest")
+    found = store.latest(name)
+    return None if found is None else found.number
 
 
 def _inner(learner: Any) -> Any:
@@ -96,10 +116,10 @@ class ItemExchange:
     def _state(self, learner: Any) -> ItemSide:
         state = ItemSide.of(learner, self.factors)
         if id(state) not in self._reconciled:  # restored: what got out after its checkpoint?
-            latest = self.registry.latest(self.name)
-            if latest is not None and latest.number > state.sent:
+            latest = latest_number(self.registry, self.name)
+            if latest is not None and latest > state.sent:
                 state.rebase([decode(self.registry.read_blob(self.name, n))
-                              for n in range(state.sent + 1, latest.number + 1)], latest.number)
+                              for n in range(state.sent + 1, latest + 1)], latest)
             self._reconciled.add(id(state))
         return state
 
@@ -146,13 +166,13 @@ class ItemExchange:
         merged = 0
         for peer in self.peers:
             name = items_name(self.model, peer)
-            latest = self.registry.latest(name)
-            if latest is None:
-                continue
+            latest = latest_number(self.registry, name)
             start = state.seen.get(peer, 0) + 1
-            if latest.number - start >= self.keep_last:  # older ones may be pruned
+            if latest is None or latest < start:  # nothing new: no more reads
+                continue
+            if latest - start >= self.keep_last:  # older ones may be pruned
                 kept = [v.number for v in self.registry.versions(name)]
-                first = kept[0] if kept else latest.number
+                first = kept[0] if kept else latest
                 if first > start:
                     self.skipped += first - start
                     log.warning("item exchange of %s: %d updates of %s were pruned before "
@@ -160,7 +180,7 @@ class ItemExchange:
                                 self.name, first - start, name, self.keep_last)
                     start = first
                     state.seen[peer] = first - 1
-            for number in range(start, latest.number + 1):
+            for number in range(start, latest + 1):
                 delta = decode(self.registry.read_blob(name, number))
                 if state.merge(learner, peer, number, delta):
                     merged += 1

@@ -53,12 +53,52 @@ from torch.nn.parallel import DistributedDataParallel
 
 from learning.errors import ConfigurationError
 
-__all__ = ["ENV_VARS", "DistEnv", "FitTerms", "Group", "backend_for", "split_range"]
+__all__ = ["ENV_VARS", "DistEnv", "FitTerms", "Group", "backend_for", "cpus_available",
+           "default_threads", "set_threads", "split_range"]
 
 log = logging.getLogger(__name__)
 
 #: The variables ``torchrun`` sets for every worker; all or none must be present.
 ENV_VARS: tuple[str, ...] = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def cpus_available() -> int:
+    """The CPUs this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads(environ: Mapping[str, str] | None = None, cpus: int | None = None) -> int:
+    """Torch intra-op threads of one fine-tuner process: the CPUs shared by the local ranks.
+
+    ``max(1, cpus // local_world_size)``, where ``LOCAL_WORLD_SIZE`` (set by ``torchrun``:
+    the ranks on this machine) is 1 outside torchrun. N ranks each running torch's default
+    (one thread per core) oversubscribe the cores N times; torchrun's own fallback
+    (``OMP_NUM_THREADS=1``) leaves cores idle when there are more cores than ranks.
+
+    >>> default_threads({}, cpus=8), default_threads({"LOCAL_WORLD_SIZE": "2"}, cpus=8)
+    (8, 4)
+    >>> default_threads({"LOCAL_WORLD_SIZE": "4"}, cpus=2)
+    1
+    """
+    env = os.environ if environ is None else environ
+    try:
+        local = max(1, int(env.get("LOCAL_WORLD_SIZE", "1") or 1))
+    except ValueError:
+        raise ConfigurationError(f"bad LOCAL_WORLD_SIZE {env['LOCAL_WORLD_SIZE']!r}") from None
+    return max(1, (cpus_available() if cpus is None else cpus) // local)
+
+
+def set_threads(threads: int | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Set torch's intra-op threads to ``threads`` (None/0: :func:`default_threads`)."""
+    if threads is not None and threads < 0:
+        raise ConfigurationError(f"threads must be >= 0, got {threads}")
+    chosen = threads or default_threads(environ)
+    torch.set_num_threads(chosen)
+    log.info("torch uses %d intra-op thread(s) in this process", chosen)
+    return chosen
 
 
 @dataclass(frozen=True)

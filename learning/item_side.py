@@ -129,6 +129,23 @@ class ItemSide:
         self._latents: dict[str, np.ndarray] = {}
         self._mean = (0.0, 0.0)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the reference vectors as one 2-D array: pickling thousands of small arrays (every
+        # shard checkpoint holds this) cost as much as pickling the whole River model
+        state = dict(self.__dict__)
+        keys = list(self._latents)
+        state["_latents"] = (keys, np.array([self._latents[k] for k in keys], dtype=np.float64)
+                             if keys else None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        latents = state.get("_latents")
+        if isinstance(latents, tuple):  # packed by __getstate__ (older pickles: a dict)
+            keys, rows = latents
+            state = {**state, "_latents": {} if rows is None else dict(zip(keys, rows,
+                                                                              strict=True))}
+        self.__dict__.update(state)
+
     @classmethod
     def of(cls, learner: Any, factors: bool = False) -> ItemSide:
         """The learner's exchange state (created, with ``factors``, on first use)."""
@@ -165,15 +182,18 @@ class ItemSide:
         latents: dict[str, list[float]] = {}
         if self.factors:
             vectors = river.i_latents
-            for item in (list(dirty) if isinstance(dirty, set) else list(vectors)):
-                if item not in vectors:
-                    continue
-                vec = vectors[item]
-                old = self._latents.get(item)
-                d = vec if old is None else vec - old
-                if old is None or np.any(d != 0.0):
-                    latents[item] = d.tolist()
-                    self._latents[item] = np.array(vec, dtype=np.float64)
+            items = [i for i in (dirty if isinstance(dirty, set) else vectors) if i in vectors]
+            known = [i for i in items if i in self._latents]
+            for item in items:  # new to this shard's reference: the whole vector
+                if item not in self._latents:
+                    latents[item] = vectors[item].tolist()
+                    self._latents[item] = np.array(vectors[item], dtype=np.float64)
+            if known:  # one array operation over the dirty rows, not one per row
+                now = np.array([vectors[i] for i in known], dtype=np.float64)
+                diff = now - np.array([self._latents[i] for i in known])
+                for j in np.flatnonzero(diff.any(axis=1)).tolist():
+                    latents[known[j]] = diff[j].tolist()
+                    self._latents[known[j]] = now[j].copy()
         mean = (0.0, 0.0)
         gm = getattr(river, "global_mean", None)
         if gm is not None:
@@ -226,14 +246,14 @@ class ItemSide:
                     dirty.add(item)
         if self.factors:
             for item, vec in delta.latents.items():
-                d = np.asarray(vec, dtype=np.float64)
+                dv = np.asarray(vec, dtype=np.float64)
                 if item in river.i_latents:
-                    river.i_latents[item] = river.i_latents[item] + d
+                    river.i_latents[item] = river.i_latents[item] + dv
                     ref = self._latents.get(item)
-                    self._latents[item] = d.copy() if ref is None else ref + d
+                    self._latents[item] = dv.copy() if ref is None else ref + dv
                 else:  # adopt the peer's vector: the shards' item vectors start equal
-                    river.i_latents[item] = d.copy()
-                    self._latents[item] = d.copy()
+                    river.i_latents[item] = dv.copy()
+                    self._latents[item] = dv.copy()
                 if dirty is not None:
                     dirty.add(item)
         gm = getattr(river, "global_mean", None)

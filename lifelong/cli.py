@@ -424,15 +424,22 @@ def finetune(
     = None,
     clip: Clip = None,
     resume: Annotated[bool, typer.Option(help="warm-start from the stored deep model")] = True,
+    threads: Annotated[int, typer.Option(
+        envvar="LIFELONG_FINETUNE_THREADS", show_default=False,
+        help="torch threads per process [default 0: max(1, CPUs available // "
+             "LOCAL_WORLD_SIZE): the CPUs shared by the torchrun ranks of this "
+             "machine]")] = 0,
 ) -> None:
     """Run the fine-tuner: rounds of torch training with replay, gated promotion, /metrics.
 
     Every option can also come from the environment (the variable in its help).
     """
+    from learning.distributed import set_threads
     from lifelong.finetune_wiring import build_finetune_run, follow_finetune, join_group
     from stream.files import FileSource
 
     with cli_errors():
+        set_threads(threads)  # before any torch work (docs/distributed_finetune.md)
         settings = Settings.from_env(
             topic=topic, metrics_port=metrics_port, finetune_model=model, finetune_kind=kind,
             finetune_group=group, round_every_events=round_every_events,

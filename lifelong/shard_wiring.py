@@ -45,9 +45,18 @@ from monitoring.metrics import LearnerMetrics
 from stream.pseudonym import Pseudonymizer
 from stream.quality import QualityGates
 
-__all__ = ["ShardedRun", "build_sharded_run"]
+__all__ = ["GROUP_CONFIG", "ShardedRun", "build_sharded_run"]
 
 log = logging.getLogger(__name__)
+
+# Consumer-group settings of sharded learners (kafka-python names; ``consumer_config``
+# overrides them). A member learns that the group rebalances (a learner joined or left)
+# from its next heartbeat's answer: kafka-python's default 3 s interval leaves a joining
+# learner idle, and the others learning the whole topic, for up to 3 s per join; 0.5 s
+# cuts that to 0.5 s for 2 small requests a second. A learner killed without leaving is
+# noticed after ``session_timeout_ms`` (10 s; kafka-python's default is 45 s), when its
+# partitions resume elsewhere from their last versions.
+GROUP_CONFIG: dict[str, Any] = {"heartbeat_interval_ms": 500, "session_timeout_ms": 10_000}
 
 
 @dataclass
@@ -91,7 +100,7 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
 
     security = settings.kafka_client_config()
     source = KafkaSource(bootstrap, [settings.topic], settings.group_id, on_lag=on_lag,
-                         **security, **(consumer_config or {}))
+                         **security, **{**GROUP_CONFIG, **(consumer_config or {})})
     partitions = source.partitions_for(settings.topic) or settings.partitions
     manifest = write_manifest(registry, ShardManifest(settings.model, settings.topic,
                                                       partitions))

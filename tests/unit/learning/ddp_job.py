@@ -10,6 +10,7 @@ weights, the gradient of :func:`probe` through DDP and its replay shard's size t
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -54,12 +55,13 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
     import torch
     from safetensors.torch import save_file
 
-    from learning.distributed import DistEnv, Group, split_range
+    from learning.distributed import DistEnv, Group, set_threads, split_range
     from learning.finetune import FineTuner
     from learning.replay import ReplayBuffer
 
     env = DistEnv.from_environ()
     assert env is not None
+    threads = set_threads()  # what `lifelong finetune` does: CPUs // LOCAL_WORLD_SIZE
     group = Group(env, torch.device("cpu"), timeout=120)
     tuner = FineTuner(recommender(), group=group,
                       **tuner_config(replay_ratio, optimizer, loss))  # type: ignore[arg-type]
@@ -90,7 +92,9 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
         state[f"grad.{name}"] = (grad.to_dense() if grad.is_sparse else grad).contiguous()
     save_file(state, str(out / f"rank{env.rank}.safetensors"))
     (out / f"rank{env.rank}.json").write_text(json.dumps(
-        {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds}))
+        {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds,
+         "threads": [threads, torch.get_num_threads()],
+         "local_world_size": int(os.environ["LOCAL_WORLD_SIZE"])}))
     group.close()
 
 

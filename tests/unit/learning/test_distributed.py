@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from learning.distributed import DistEnv, split_range
+from learning.distributed import DistEnv, default_threads, set_threads, split_range
 from learning.errors import ConfigurationError
 from learning.finetune import FineTuner
 from learning.replay import ReplayBuffer
@@ -61,6 +61,9 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
     # DDP's averaged gradient of the pieces is the gradient of the whole minibatch's loss
     assert float(ref["grad.item_table"].abs().max()) > 1e-3
     assert meta[0]["rounds"] == meta[1]["rounds"] == 3
+    want = max(1, len(os.sched_getaffinity(0)) // 2)  # each rank: its share of the CPUs
+    assert [m["threads"] for m in meta] == [[want, want]] * 2
+    assert meta[0]["local_world_size"] == 2
     assert ranks[0]["user_table"].shape[0] > 8  # the tables grew: DDP was re-wrapped
     for name, want in ref.items():
         torch.testing.assert_close(ranks[0][name], want, rtol=1e-4, atol=1e-5)
@@ -113,6 +116,23 @@ def test_environment_partial_or_bad_is_refused() -> None:
         DistEnv.from_environ({**FULL, "WORLD_SIZE": "two"})
     env = DistEnv.from_environ(FULL)
     assert env is not None and env.device("cpu") == "cpu"
+
+
+def test_threads_default_to_the_cpus_shared_by_the_local_ranks() -> None:
+    assert default_threads({}, cpus=16) == 16
+    assert default_threads({"LOCAL_WORLD_SIZE": "2"}, cpus=16) == 8
+    assert default_threads({"LOCAL_WORLD_SIZE": "3"}, cpus=2) == 1
+    assert default_threads({"LOCAL_WORLD_SIZE": ""}, cpus=4) == 4
+    with pytest.raises(ConfigurationError, match="LOCAL_WORLD_SIZE"):
+        default_threads({"LOCAL_WORLD_SIZE": "two"}, cpus=4)
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(1) == 1 == torch.get_num_threads()
+        assert set_threads(0, {"LOCAL_WORLD_SIZE": "64"}) == 1 == torch.get_num_threads()
+        with pytest.raises(ConfigurationError):
+            set_threads(-1)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_split_range_covers_every_sample_once() -> None:

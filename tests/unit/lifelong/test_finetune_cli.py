@@ -98,3 +98,25 @@ def test_finetune_refuses_a_partial_torchrun_environment(monkeypatch) -> None:
     assert result.exit_code == 2  # a configuration error, before any service is contacted
     assert "partial torchrun environment" in result.output
     assert "missing LOCAL_RANK, MASTER_ADDR, MASTER_PORT" in result.output
+
+
+def test_finetune_sets_torch_threads_first_from_the_flag_or_environment(monkeypatch) -> None:
+    import torch
+
+    from lifelong.cli import app
+
+    for var in ("LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("RANK", "0")  # a partial torchrun environment: exits before services
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        result = CliRunner().invoke(app, ["finetune", "--device", "cpu", "--threads", "1"])
+        assert result.exit_code == 2 and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        monkeypatch.setenv("LIFELONG_FINETUNE_THREADS", "1")
+        result = CliRunner().invoke(app, ["finetune", "--device", "cpu"])
+        assert result.exit_code == 2 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

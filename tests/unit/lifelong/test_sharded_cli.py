@@ -35,3 +35,16 @@ def test_sharded_refuses_what_it_does_not_do_before_connecting(extra):
                                 "REDIS_URL": "redis://127.0.0.1:1/0"})
     assert result.exit_code != 0
     assert "--sharded always resumes" in result.output
+
+
+def test_group_settings_are_ones_kafka_python_and_the_broker_accept():
+    from kafka import KafkaConsumer
+
+    from lifelong.shard_wiring import GROUP_CONFIG
+
+    assert set(GROUP_CONFIG) <= set(KafkaConsumer.DEFAULT_CONFIG)
+    # Kafka's rule: a heartbeat well inside the session; brokers accept 6..1800 s sessions
+    assert GROUP_CONFIG["heartbeat_interval_ms"] * 3 <= GROUP_CONFIG["session_timeout_ms"]
+    assert 6_000 <= GROUP_CONFIG["session_timeout_ms"] <= 1_800_000
+    assert GROUP_CONFIG["heartbeat_interval_ms"] < KafkaConsumer.DEFAULT_CONFIG[
+        "heartbeat_interval_ms"]  # a join rebalances sooner than kafka-python's 3 s
