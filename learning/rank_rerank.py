@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from learning.rank_sequence import CoOccurrence
+from learning.rank_sequence import CoOccurrence, sorted_unique
 from learning.rank_top import TopTracker
 from learning.rankers import grow
 
@@ -173,24 +173,46 @@ class ListwiseRerank:
             rows, feats, ctx = cache[3], cache[4], cache[5]
         else:
             if self._popular is None:
-                self._popular = np.unique(np.concatenate([t.rows() for t in self._tops]))
-            mask = np.zeros(self.n_items, dtype=bool)
-            mask[self._popular] = True
-            dense = []
-            for part in (self.co_occurrence, self.sequence):
-                scores = part.score_items(user)
-                support = np.flatnonzero(scores)
+                self._popular = sorted_unique(np.concatenate([t.rows() for t in self._tops]))
+            picked = [self._popular]
+            dense, supports = [], []
+            for j, part in enumerate((self.co_occurrence, self.sequence)):
+                support, values = part.sparse_scores(user)
+                scratch = self._scratch(j)
+                scratch[support] = values  # the part's dense scores, zero elsewhere
+                dense.append(scratch[: self.n_items])
+                supports.append(support)
                 if len(support) > self.n_personal:
-                    keep = np.argpartition(-scores[support], self.n_personal)
+                    keep = np.argpartition(-values, self.n_personal)
                     support = support[keep[: self.n_personal]]
-                mask[support] = True
-                dense.append(scores)
-            rows = np.flatnonzero(mask)
+                picked.append(support)
+            rows = sorted_unique(np.concatenate(picked))
             self._now = now
             feats = self._features(rows, dense[0], dense[1], user)
+            for scratch, support in zip(dense, supports, strict=True):
+                scratch[support] = 0.0
             ctx = self.context(user, now)
             self._cache = (user, self._events, now, rows, feats, ctx)
         return rows, feats, feats @ self.weights(ctx), ctx
+
+    def _scratch(self, j: int) -> np.ndarray:
+        """Dense work vector ``j`` (zero between calls) with room for every row."""
+        scratch = self.__dict__.setdefault("_dense", [np.zeros(0), np.zeros(0)])
+        if len(scratch[j]) < self.n_items:
+            scratch[j] = grow(scratch[j], self.n_items)
+        return scratch[j]
+
+    def _seen_mask(self, seen: set[int], rows: np.ndarray) -> np.ndarray:
+        """``rows`` in ``seen`` (bool per row) without a pass over every item."""
+        mask = self.__dict__.get("_mask")
+        if mask is None or len(mask) < self.n_items:
+            mask = self._mask = grow(np.zeros(0, dtype=bool) if mask is None else mask,
+                                     self.n_items)
+        marked = np.fromiter(seen, np.int64, len(seen))
+        mask[marked] = True
+        out = mask[rows]
+        mask[marked] = False
+        return out
 
     def candidate_scores(self, user: str, now: float | None = None
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -222,9 +244,7 @@ class ListwiseRerank:
             return
         z = raw.copy()
         if seen:
-            mask = np.zeros(self.n_items, dtype=bool)
-            mask[np.fromiter(seen, np.int64, len(seen))] = True
-            z[mask[rows]] = -np.inf
+            z[self._seen_mask(seen, rows)] = -np.inf
         p = np.exp(z - z[at])
         p /= p.sum()
         g = -p
