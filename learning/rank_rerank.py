@@ -41,7 +41,7 @@ import math
 
 import numpy as np
 
-from learning.rank_sequence import CoOccurrence, sorted_unique
+from learning.rank_sequence import CoOccurrence
 from learning.rank_top import TopTracker
 from learning.rankers import grow
 
@@ -112,7 +112,7 @@ class ListwiseRerank:
         self._clock = -math.inf
         self._now = -math.inf
         self._cache: tuple[str, int, float, np.ndarray, np.ndarray, int] | None = None
-        self._popular: np.ndarray | None = None  # union of the trackers' rows, when valid
+        self._popular: np.ndarray | None = None  # the trackers' rows (with repeats), when valid
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name, each with ``score_items(user)`` of its own."""
@@ -139,26 +139,37 @@ class ListwiseRerank:
     def _features(self, rows: np.ndarray, co: np.ndarray, seq: np.ndarray,
                   user: str) -> np.ndarray:
         """len(rows) x F feature matrix (``co``, ``seq``: the user's dense part scores)."""
-        best = [t.best for t in self._tops]
-        rel = self._counts[rows] / self._counts[best, _COLUMNS]
-        personal = np.stack([co[rows], seq[rows]], axis=1)  # n x 2
-        tops = personal.max(axis=0, initial=0.0)
         f = np.empty((len(rows), len(FEATURES)))
-        np.log(rel + 1e-4, out=f[:, :5])
-        f[:, 5] = f[:, 0] - f[:, 2]
-        np.divide(personal, tops, out=f[:, 6:8], where=tops > 0)
-        f[:, 6:8][:, tops <= 0] = 0.0
-        f[:, 8:10] = personal > 0
-        f[:, 10:12] = personal
-        ages = np.stack([self._first[rows], self._last[rows]], axis=1)
-        f[:, 12:14] = np.log1p(self._events - ages) / 10.0
+        rel = self._counts[rows]  # a copy: scaled in place (fewer temporaries, same values)
+        rel /= self._counts[[t.best for t in self._tops], _COLUMNS]
+        rel += 1e-4
+        np.log(rel, out=f[:, :5])
+        np.subtract(f[:, 0], f[:, 2], out=f[:, 5])
+        f[:, 10] = co[rows]
+        f[:, 11] = seq[rows]
+        personal = f[:, 10:12]  # n x 2
+        tops = personal.max(axis=0, initial=0.0)
+        if tops[0] > 0 and tops[1] > 0:
+            np.divide(personal, tops, out=f[:, 6:8])
+        else:
+            np.divide(personal, tops, out=f[:, 6:8], where=tops > 0)
+            f[:, 6:8][:, tops <= 0] = 0.0
+        np.greater(personal, 0.0, out=f[:, 8:10])
+        ages = f[:, 12:14]
+        ages[:, 0] = self._first[rows]
+        ages[:, 1] = self._last[rows]
+        np.subtract(self._events, ages, out=ages)
+        np.log1p(ages, out=ages)
+        ages /= 10.0
         order = np.empty(len(rows), dtype=np.int64)
         order[np.argsort(-f[:, 1], kind="stable")] = np.arange(len(rows))
         f[:, 14:18] = order[:, None] < _POP_CUTS
         level = self._level.get(user)
         f[:, 18] = 0.0 if level is None else -np.abs(f[:, 2] - level[0] / level[1])
         by_state = self._by_state[rows]
-        np.log(by_state / np.maximum(by_state.max(axis=0), 1e-300) + 1e-4, out=f[:, 19:22])
+        by_state /= np.maximum(by_state.max(axis=0), 1e-300)
+        by_state += 1e-4
+        np.log(by_state, out=f[:, 19:22])
         last = self._last_ts.get(user)
         gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
         f[:, 22:24] = f[:, 6:8] * gap
@@ -173,34 +184,24 @@ class ListwiseRerank:
             rows, feats, ctx = cache[3], cache[4], cache[5]
         else:
             if self._popular is None:
-                self._popular = sorted_unique(np.concatenate([t.rows() for t in self._tops]))
-            picked = [self._popular]
-            dense, supports = [], []
-            for j, part in enumerate((self.co_occurrence, self.sequence)):
-                support, values = part.sparse_scores(user)
-                scratch = self._scratch(j)
-                scratch[support] = values  # the part's dense scores, zero elsewhere
-                dense.append(scratch[: self.n_items])
-                supports.append(support)
+                self._popular = np.concatenate([t.rows() for t in self._tops])  # repeats: fine
+            mask = np.zeros(self.n_items, dtype=bool)
+            mask[self._popular] = True
+            dense = []
+            for part in (self.co_occurrence, self.sequence):
+                scores = part.score_items(user)
+                support = np.flatnonzero(scores != 0.0)  # a bool pass: 4x faster than on floats
                 if len(support) > self.n_personal:
-                    keep = np.argpartition(-values, self.n_personal)
+                    keep = np.argpartition(-scores[support], self.n_personal)
                     support = support[keep[: self.n_personal]]
-                picked.append(support)
-            rows = sorted_unique(np.concatenate(picked))
+                mask[support] = True
+                dense.append(scores)
+            rows = np.flatnonzero(mask)
             self._now = now
             feats = self._features(rows, dense[0], dense[1], user)
-            for scratch, support in zip(dense, supports, strict=True):
-                scratch[support] = 0.0
             ctx = self.context(user, now)
             self._cache = (user, self._events, now, rows, feats, ctx)
         return rows, feats, feats @ self.weights(ctx), ctx
-
-    def _scratch(self, j: int) -> np.ndarray:
-        """Dense work vector ``j`` (zero between calls) with room for every row."""
-        scratch = self.__dict__.setdefault("_dense", [np.zeros(0), np.zeros(0)])
-        if len(scratch[j]) < self.n_items:
-            scratch[j] = grow(scratch[j], self.n_items)
-        return scratch[j]
 
     def _seen_mask(self, seen: set[int], rows: np.ndarray) -> np.ndarray:
         """``rows`` in ``seen`` (bool per row) without a pass over every item."""

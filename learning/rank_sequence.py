@@ -30,24 +30,9 @@ from collections import deque
 
 import numpy as np
 
-__all__ = ["CoOccurrence", "sorted_unique"]
+__all__ = ["CoOccurrence"]
 
 _RENORM_AT = 1e150
-
-
-def sorted_unique(values: np.ndarray) -> np.ndarray:
-    """``np.unique(values)`` for small integer arrays (a sort and one comparison; faster).
-
-    >>> sorted_unique(np.array([3, 1, 3, 2, 1])).tolist()
-    [1, 2, 3]
-    """
-    values = np.sort(values)
-    if len(values) < 2:
-        return values
-    keep = np.empty(len(values), dtype=bool)
-    keep[0] = True
-    np.not_equal(values[1:], values[:-1], out=keep[1:])
-    return values[keep]
 
 
 class _Row:
@@ -156,44 +141,6 @@ class CoOccurrence:
                 scores[row.keys[:n]] += row.values[:n] * (weight / self._totals[prev])
             weight *= self.position_decay
         return scores
-
-    def sparse_scores(self, user: str) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`score_items` as its non-zero rows (ascending) and their values.
-
-        The same sums in the same order (bit for bit), without a pass over every item.
-
-        >>> seq = CoOccurrence(history=2, symmetric=False, decay=1.0)
-        >>> for user, item in [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 2)]:
-        ...     seq.learn_one(user, item)
-        >>> rows, values = seq.sparse_scores("b")
-        >>> rows.tolist(), values.round(3).tolist()
-        ([1, 2], [0.259, 0.441])
-        >>> dense = seq.score_items("b")
-        >>> dense[rows].tolist() == values.tolist() and bool(dense.sum() == values.sum())
-        True
-        """
-        scratch = self.__dict__.get("_scratch")
-        if scratch is None or len(scratch) < self.n_items:
-            size = max(self.n_items, 0 if scratch is None else 2 * len(scratch))
-            scratch = self._scratch = np.zeros(size)  # zero outside a call
-        touched = []
-        weight = 1.0
-        for prev in reversed(self._recent.get(user, ())):
-            row = self._links.get(prev)
-            if row is not None and row.n:
-                keys = row.keys[: row.n]
-                scratch[keys] += row.values[: row.n] * (weight / self._totals[prev])
-                touched.append(keys)
-            weight *= self.position_decay
-        if not touched:
-            return np.empty(0, dtype=np.int64), np.zeros(0)
-        rows = sorted_unique(np.concatenate(touched) if len(touched) > 1 else touched[0])
-        values = scratch[rows]
-        scratch[rows] = 0.0
-        nonzero = values != 0.0
-        if not nonzero.all():
-            rows, values = rows[nonzero], values[nonzero]
-        return rows, values
 
     def support(self, user: str) -> np.ndarray:
         """Rows ``score_items(user)`` may give a non-zero score, ascending (no repeats)."""
