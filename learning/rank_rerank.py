@@ -231,7 +231,8 @@ class ListwiseRerank:
         if self.n_items == 0:
             return np.zeros(0)
         pop = self.popularity_scores()
-        dense = pop / pop.max() if pop.max() > 0 else pop.copy()
+        top = pop.max()
+        dense = pop / top if top > 0 else pop.copy()
         rows, values = self.candidate_scores(user, now)
         dense[rows] = values
         return dense
@@ -258,8 +259,11 @@ class ListwiseRerank:
     def _count(self, item: int, weight: float, ts: float) -> None:
         if math.isnan(self._tref):
             self._tref = ts
-        self._scale[:3] /= self.decays
-        self._scale[3:] = np.exp2((ts - self._tref) / np.array(self.half_lives))
+        rates = self.__dict__.get("_rates")  # decays and half-lives as arrays, built once
+        if rates is None:
+            rates = self._rates = (np.array(self.decays), np.array(self.half_lives))
+        self._scale[:3] /= rates[0]
+        self._scale[3:] = np.exp2((ts - self._tref) / rates[1])
         if self._scale.max() > _RENORM_AT:
             self._counts /= self._scale
             self._by_state /= self._scale[1]
