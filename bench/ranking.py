@@ -163,11 +163,13 @@ def bare_decayed_popularity(path: Path, k: int = 10) -> tuple[int, int, float, f
 def _command_cpu(data: Path, out: Path) -> tuple[float, dict[str, Any]]:
     """CPU seconds (user + sys) of one ``lifelong evaluate --task ranking`` process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run([sys.executable, "-m", "lifelong", "evaluate", "--task", "ranking",
-                    "--data", str(data), "--sort-by-time", "--output", str(out)],
-                   check=True, cwd=ROOT, stdout=subprocess.DEVNULL, env={**os.environ,
-                   "PYTHONPATH": os.pathsep.join(filter(None, (str(ROOT),
-                                                               os.environ.get("PYTHONPATH"))))})
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    done = subprocess.run([sys.executable, "-m", "lifelong", "evaluate", "--task", "ranking",
+                           "--data", str(data), "--sort-by-time", "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path})
+    if done.returncode:
+        raise SystemExit(f"evaluate --task ranking failed ({done.returncode}):\n{done.stderr}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, json.loads(out.read_text())
