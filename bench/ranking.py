@@ -15,22 +15,35 @@ ranking`` code path: file source, decode, worker, learner), time-ordered, preque
    ``evaluate`` (rating, River BiasedMF) on the MovieTweetings file, interleaved,
    ``--repeat`` runs each: events per wall second and per CPU second
    (``time.process_time``), median and range.
+4. ``--ranking-throughput``: the real command, ``python -m lifelong evaluate --task ranking
+   --sort-by-time`` (default ranker, whole process: imports, parsing, the report), as a
+   subprocess timed by its CPU seconds, interleaved with the bare loop a user would write
+   (parse, sort, decayed popularity x0.999 ranked with ``np.argpartition`` over every item,
+   the same protocol); events per CPU second, median [range], and the ratio.
 
     python -m bench.ranking                 # everything (about 10 CPU minutes)
     python -m bench.ranking --no-throughput --synthetic-events 20000
     python -m bench.ranking --throughput-only --repeat 3
     python -m bench.ranking --deep --repeat 3   # the deep ranker's rows (deep_ranking)
+    python -m bench.ranking --ranking-throughput --repeat 3 --json bench/results/x.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from lifelong.commands import evaluate_file, synthetic_stream
 from stream.synthetic import write
@@ -108,6 +121,104 @@ def throughput(data: Path, repeat: int, models: tuple[str, ...] = ("rerank", "bl
               f"target >= 5,000 events/s for ranking")
 
 
+def bare_decayed_popularity(path: Path, k: int = 10) -> tuple[int, int, float, float]:
+    """What a user would write: decayed popularity (x0.999), top-k by ``np.argpartition``.
+
+    Parses ``user::item::rating::ts``, sorts stably by time, then per event: if the user
+    has an earlier event and the item was seen and is new to them, rank every known item
+    but the user's own (rank = 1 + items scoring higher), take the top k, then learn.
+    Returns (events, ranked, HR@k, NDCG@k).
+    """
+    rows = [line.split("::") for line in path.read_text().splitlines() if line]
+    rows.sort(key=lambda r: int(r[3]))
+    index: dict[str, int] = {}
+    for r in rows:
+        index.setdefault(r[1], len(index))
+    counts = np.zeros(len(index))
+    seen: dict[str, set[int]] = {}
+    known, scale, ranked, hits, gain = 0, 1.0, 0, 0, 0.0
+    for user, item, _, _ in rows:
+        row = index[item]
+        mine = seen.get(user)
+        if mine is not None and row < known and row not in mine:
+            scores = counts[:known].copy()
+            scores[np.fromiter(mine, np.int64, len(mine))] = -np.inf
+            top = np.argpartition(-scores, min(k, known - 1))[:k]
+            top = top[np.argsort(-scores[top])]  # the list a user is shown
+            rank = 1 + int(np.count_nonzero(scores > scores[row]))
+            ranked += 1
+            if rank <= k:
+                hits += 1
+                gain += 1.0 / math.log2(rank + 1)
+        known = max(known, row + 1)
+        scale /= 0.999
+        counts[row] += scale
+        if scale > 1e100:
+            counts /= scale
+            scale = 1.0
+        seen.setdefault(user, set()).add(row)
+    return len(rows), ranked, hits / ranked, gain / ranked
+
+
+def _command_cpu(data: Path, out: Path) -> tuple[float, dict[str, Any]]:
+    """CPU seconds (user + sys) of one ``lifelong evaluate --task ranking`` process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    done = subprocess.run([sys.executable, "-m", "lifelong", "evaluate", "--task", "ranking",
+                           "--data", str(data), "--sort-by-time", "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": path})
+    if done.returncode:
+        raise SystemExit(f"evaluate --task ranking failed ({done.returncode}):\n{done.stderr}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return cpu, json.loads(out.read_text())
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dict[str, Any]:
+    """The real ``evaluate --task ranking`` command against the bare loop, interleaved."""
+    command, bare, loads = [], [], []
+    report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(repeat):
+            cpu, report = _command_cpu(data, Path(tmp) / "report.json")
+            command.append(report["events"] / cpu)
+            started = time.process_time()
+            events, ranked, hr, ndcg = bare_decayed_popularity(data)
+            bare.append(events / (time.process_time() - started))
+            loads.append(os.getloadavg()[0])
+            print(f"  run {i + 1}: evaluate --task ranking ({report['model']}) "
+                  f"{command[-1]:,.0f} events/CPU-s, bare decayed popularity {bare[-1]:,.0f} "
+                  f"events/CPU-s, load {loads[-1]:.1f}", flush=True)
+    ratios = [c / b for c, b in zip(command, bare, strict=True)]
+    result = {
+        "data": str(data), "events": report["events"], "model": report["model"],
+        "command": "lifelong evaluate --task ranking --sort-by-time (subprocess, user+sys CPU)",
+        "eps_cpu": _summary(command), "bare_eps_cpu": _summary(bare), "ratio": _summary(ratios),
+        "hr@10": report["hr@10"], "ndcg@10": report["ndcg@10"],
+        "bare_hr@10": hr, "bare_ndcg@10": ndcg, "bare_evaluated": ranked,
+        "evaluated": report["evaluated"], "load": _summary(loads), "repeat": repeat,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                 capture_output=True, text=True).stdout.strip(),
+    }
+    print(f"\nthroughput, {repeat} interleaved runs, events per CPU second: median [range]"
+          f"\n  evaluate --task ranking ({report['model']}, whole process) "
+          f"{result['eps_cpu']['median']:,.0f} [{min(command):,.0f}..{max(command):,.0f}]"
+          f"   HR@10 {report['hr@10']:.4f} NDCG@10 {report['ndcg@10']:.4f}"
+          f"\n  bare decayed popularity + argpartition     "
+          f"{result['bare_eps_cpu']['median']:,.0f} [{min(bare):,.0f}..{max(bare):,.0f}]"
+          f"   HR@10 {hr:.4f} NDCG@10 {ndcg:.4f}"
+          f"\n  ratio {result['ratio']['median']:.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
+          f"; target >= 5,000 events/s; load {min(loads):.1f}..{max(loads):.1f}")
+    if save is not None:
+        save.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--synthetic-events", type=int, default=20_000)
@@ -121,8 +232,17 @@ def main(argv: list[str] | None = None) -> None:
                         help="only the interleaved throughput runs")
     parser.add_argument("--deep", action="store_true",
                         help="only the deep ranking rows (deep_ranking, at the end)")
+    parser.add_argument("--ranking-throughput", action="store_true",
+                        help="only the real evaluate --task ranking command vs the bare loop")
+    parser.add_argument("--json", type=Path, help="--ranking-throughput: save the figures here")
     args = parser.parse_args(argv)
     data = None if args.no_real else _data_path()
+    if args.ranking_throughput:
+        if data is None:
+            print(f"MovieTweetings not found at {DEFAULT_DATA} (set LIFELONG_MOVIETWEETINGS)")
+            return
+        ranking_throughput(data, args.repeat, args.json)
+        return
     if args.deep:
         deep_ranking(data, args.synthetic_events, args.repeat)
         return

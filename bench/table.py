@@ -63,6 +63,11 @@ def rows() -> list[str]:
                    f"(worker in process, publish: {mem['publish']}) | "
                    f"{_r(w['growth_50_100'], '+.1f', 100)} % (bare River "
                    f"{_r(b['growth_50_100'], '+.1f', 100)} %) | ≤ 5 % | memory-2m-200k.json |")
+    if (rk := _load("ranking-throughput.json")) is not None:
+        out.append(f"| `evaluate --task ranking` ({rk['model']}), MovieTweetings, whole process "
+                   f"(events per CPU-s; / bare decayed popularity + argpartition) | "
+                   f"{_r(rk['eps_cpu'], ',.0f')} ({_r(rk['ratio'])}x) | ≥ 5,000 | "
+                   "ranking-throughput.json |")
     return out
 
 

@@ -112,7 +112,7 @@ class ListwiseRerank:
         self._clock = -math.inf
         self._now = -math.inf
         self._cache: tuple[str, int, float, np.ndarray, np.ndarray, int] | None = None
-        self._popular: np.ndarray | None = None  # union of the trackers' rows, when valid
+        self._popular: np.ndarray | None = None  # the trackers' rows (with repeats), when valid
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name, each with ``score_items(user)`` of its own."""
@@ -139,26 +139,37 @@ class ListwiseRerank:
     def _features(self, rows: np.ndarray, co: np.ndarray, seq: np.ndarray,
                   user: str) -> np.ndarray:
         """len(rows) x F feature matrix (``co``, ``seq``: the user's dense part scores)."""
-        best = [t.best for t in self._tops]
-        rel = self._counts[rows] / self._counts[best, _COLUMNS]
-        personal = np.stack([co[rows], seq[rows]], axis=1)  # n x 2
-        tops = personal.max(axis=0, initial=0.0)
         f = np.empty((len(rows), len(FEATURES)))
-        np.log(rel + 1e-4, out=f[:, :5])
-        f[:, 5] = f[:, 0] - f[:, 2]
-        np.divide(personal, tops, out=f[:, 6:8], where=tops > 0)
-        f[:, 6:8][:, tops <= 0] = 0.0
-        f[:, 8:10] = personal > 0
-        f[:, 10:12] = personal
-        ages = np.stack([self._first[rows], self._last[rows]], axis=1)
-        f[:, 12:14] = np.log1p(self._events - ages) / 10.0
+        rel = self._counts[rows]  # a copy: scaled in place (fewer temporaries, same values)
+        rel /= self._counts[[t.best for t in self._tops], _COLUMNS]
+        rel += 1e-4
+        np.log(rel, out=f[:, :5])
+        np.subtract(f[:, 0], f[:, 2], out=f[:, 5])
+        f[:, 10] = co[rows]
+        f[:, 11] = seq[rows]
+        personal = f[:, 10:12]  # n x 2
+        tops = personal.max(axis=0, initial=0.0)
+        if tops[0] > 0 and tops[1] > 0:
+            np.divide(personal, tops, out=f[:, 6:8])
+        else:
+            np.divide(personal, tops, out=f[:, 6:8], where=tops > 0)
+            f[:, 6:8][:, tops <= 0] = 0.0
+        np.greater(personal, 0.0, out=f[:, 8:10])
+        ages = f[:, 12:14]
+        ages[:, 0] = self._first[rows]
+        ages[:, 1] = self._last[rows]
+        np.subtract(self._events, ages, out=ages)
+        np.log1p(ages, out=ages)
+        ages /= 10.0
         order = np.empty(len(rows), dtype=np.int64)
         order[np.argsort(-f[:, 1], kind="stable")] = np.arange(len(rows))
         f[:, 14:18] = order[:, None] < _POP_CUTS
         level = self._level.get(user)
         f[:, 18] = 0.0 if level is None else -np.abs(f[:, 2] - level[0] / level[1])
         by_state = self._by_state[rows]
-        np.log(by_state / np.maximum(by_state.max(axis=0), 1e-300) + 1e-4, out=f[:, 19:22])
+        by_state /= np.maximum(by_state.max(axis=0), 1e-300)
+        by_state += 1e-4
+        np.log(by_state, out=f[:, 19:22])
         last = self._last_ts.get(user)
         gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
         f[:, 22:24] = f[:, 6:8] * gap
@@ -173,13 +184,13 @@ class ListwiseRerank:
             rows, feats, ctx = cache[3], cache[4], cache[5]
         else:
             if self._popular is None:
-                self._popular = np.unique(np.concatenate([t.rows() for t in self._tops]))
+                self._popular = np.concatenate([t.rows() for t in self._tops])  # repeats: fine
             mask = np.zeros(self.n_items, dtype=bool)
             mask[self._popular] = True
             dense = []
             for part in (self.co_occurrence, self.sequence):
                 scores = part.score_items(user)
-                support = np.flatnonzero(scores)
+                support = np.flatnonzero(scores != 0.0)  # a bool pass: 4x faster than on floats
                 if len(support) > self.n_personal:
                     keep = np.argpartition(-scores[support], self.n_personal)
                     support = support[keep[: self.n_personal]]
@@ -191,6 +202,18 @@ class ListwiseRerank:
             ctx = self.context(user, now)
             self._cache = (user, self._events, now, rows, feats, ctx)
         return rows, feats, feats @ self.weights(ctx), ctx
+
+    def _seen_mask(self, seen: set[int], rows: np.ndarray) -> np.ndarray:
+        """``rows`` in ``seen`` (bool per row) without a pass over every item."""
+        mask = self.__dict__.get("_mask")
+        if mask is None or len(mask) < self.n_items:
+            mask = self._mask = grow(np.zeros(0, dtype=bool) if mask is None else mask,
+                                     self.n_items)
+        marked = np.fromiter(seen, np.int64, len(seen))
+        mask[marked] = True
+        out = mask[rows]
+        mask[marked] = False
+        return out
 
     def candidate_scores(self, user: str, now: float | None = None
                          ) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +231,8 @@ class ListwiseRerank:
         if self.n_items == 0:
             return np.zeros(0)
         pop = self.popularity_scores()
-        dense = pop / pop.max() if pop.max() > 0 else pop.copy()
+        top = pop.max()
+        dense = pop / top if top > 0 else pop.copy()
         rows, values = self.candidate_scores(user, now)
         dense[rows] = values
         return dense
@@ -222,9 +246,7 @@ class ListwiseRerank:
             return
         z = raw.copy()
         if seen:
-            mask = np.zeros(self.n_items, dtype=bool)
-            mask[np.fromiter(seen, np.int64, len(seen))] = True
-            z[mask[rows]] = -np.inf
+            z[self._seen_mask(seen, rows)] = -np.inf
         p = np.exp(z - z[at])
         p /= p.sum()
         g = -p
@@ -237,8 +259,11 @@ class ListwiseRerank:
     def _count(self, item: int, weight: float, ts: float) -> None:
         if math.isnan(self._tref):
             self._tref = ts
-        self._scale[:3] /= self.decays
-        self._scale[3:] = np.exp2((ts - self._tref) / np.array(self.half_lives))
+        rates = self.__dict__.get("_rates")  # decays and half-lives as arrays, built once
+        if rates is None:
+            rates = self._rates = (np.array(self.decays), np.array(self.half_lives))
+        self._scale[:3] /= rates[0]
+        self._scale[3:] = np.exp2((ts - self._tref) / rates[1])
         if self._scale.max() > _RENORM_AT:
             self._counts /= self._scale
             self._by_state /= self._scale[1]

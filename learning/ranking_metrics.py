@@ -118,6 +118,17 @@ def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> np.n
     return cand[order][:kk].astype(np.int64)
 
 
+def _best_first(rows: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """The ``k`` (<= len) best ``rows`` by ``values``, best first, ties to the higher row."""
+    n = len(values)
+    if n > 4 * k:  # all that reach the k-th best value (with its ties), then sort those
+        kth = np.partition(values, n - k)[n - k]
+        if not math.isnan(kth):
+            chosen = values >= kth
+            rows, values = rows[chosen], values[chosen]
+    return rows[np.lexsort((-rows, -values))[:k]]
+
+
 class RankOutcome(msgspec.Struct, frozen=True):
     """One ranked event: the true item's rank, hit and NDCG, and the top-k list."""
 
@@ -218,12 +229,17 @@ class RankingPrequential(PickleSnapshot):
         ...     *m.measure(dense, 3, np.array([4])))
         True
         """
-        keep = np.ones(len(rows), dtype=bool)
         if exclude is not None and len(exclude):
-            mask = np.zeros(n_items, dtype=bool)
-            mask[exclude] = True
+            mask = self.__dict__.get("_mask")
+            if mask is None or len(mask) < n_items:
+                size = max(n_items, 0 if mask is None else 2 * len(mask))
+                mask = self._mask = np.zeros(size, dtype=bool)
+            mask[exclude] = True  # zero again below: no pass over every item
             keep = ~mask[rows]
-        eligible, vals = rows[keep], values[keep]
+            mask[exclude] = False
+            eligible, vals = rows[keep], values[keep]
+        else:
+            eligible, vals = rows, values
         at = int(np.searchsorted(eligible, target))
         full: np.ndarray | None = None
         if at < len(eligible) and eligible[at] == target:
@@ -232,7 +248,7 @@ class RankingPrequential(PickleSnapshot):
             full = dense()
             rank = int(rank_of(full, target, exclude))
         if len(eligible) >= self.k:  # best first, ties to the higher row, as top_k
-            top = eligible[np.lexsort((-eligible, -vals))[: self.k]]
+            top = _best_first(eligible, vals, self.k)
         else:
             top = top_k(dense() if full is None else full, self.k, exclude)
         return rank, top

@@ -120,3 +120,69 @@ def test_bad_configuration_is_refused():
         ListwiseRerank(half_lives=(0.0, 1.0))
     with pytest.raises(ValueError, match="n_popular"):
         ListwiseRerank(n_popular=0)
+
+
+def _dense_reference_rows(model: ListwiseRerank, user: str) -> np.ndarray:
+    """The candidate rows as first written: np.unique of the trackers, dense part supports."""
+    mask = np.zeros(model.n_items, dtype=bool)
+    mask[np.unique(np.concatenate([t.rows() for t in model._tops]))] = True
+    for part in (model.co_occurrence, model.sequence):
+        scores = part.score_items(user)
+        support = np.flatnonzero(scores)
+        if len(support) > model.n_personal:
+            keep = np.argpartition(-scores[support], model.n_personal)
+            support = support[keep[: model.n_personal]]
+        mask[support] = True
+    return np.flatnonzero(mask)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), users=st.integers(1, 20), items=st.integers(2, 60),
+       n_popular=st.integers(1, 10), n_personal=st.integers(1, 10))
+def test_fast_candidates_equal_the_dense_reference(seed, users, items, n_popular, n_personal):
+    model = ListwiseRerank(n_popular=n_popular, n_personal=n_personal)
+    for user, item, ts in _stream(seed, 200, users, items):
+        if model.n_items:
+            rows = model._scored(user, ts)[0]
+            assert rows.tolist() == _dense_reference_rows(model, user).tolist()
+            seen = model._seen.get(user, set())
+            if seen:
+                want = np.isin(rows, np.fromiter(seen, np.int64, len(seen)))
+                assert model._seen_mask(seen, rows).tolist() == want.tolist()
+        model.learn_one(user, item, 1.0, ts)
+
+
+def test_learner_lists_equal_the_dense_lists_event_by_event():
+    """Every ranked event of the fast path: the same rank and top-10 as the dense scores."""
+    learner = RankingLearner("rerank", part_metrics=False)
+    reference = RankingPrequential(k=10)
+    ranked = 0
+    for e in _implicit(2500):
+        row = learner._index.get(e.item_id)
+        seen = learner._seen.get(e.user_id)
+        want = None
+        if seen is not None and row is not None and row not in seen:
+            dense = learner.ranker.score_items(e.user_id, now=e.ts)
+            want = reference.update(dense, row, np.fromiter(seen, np.int64, len(seen)))
+        loss = learner.learn_one(e)
+        if want is not None:
+            ranked += 1
+            assert loss == 1.0 - want.ndcg
+            assert learner._metrics._recent[-1][2] == want.top
+    got, want_score = learner.score(), reference.score()
+    assert ranked > 500
+    assert (got.n, got.hr, got.ndcg, got.coverage) == (
+        want_score.n, want_score.hr, want_score.ndcg, want_score.coverage)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5, -1.0]), min_size=1,
+                       max_size=80), k=st.integers(1, 10))
+def test_best_first_equals_a_full_lexsort(values, k):
+    from learning.ranking_metrics import _best_first
+
+    vals = np.array(values)
+    rows = np.arange(len(vals)) * 3 + 1
+    k = min(k, len(vals))
+    want = rows[np.lexsort((-rows, -vals))[:k]]
+    assert _best_first(rows, vals, k).tolist() == want.tolist()
