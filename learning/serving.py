@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+from math import sqrt
 from typing import Any
 
 import numpy as np
@@ -46,18 +47,26 @@ class LifelongModel:
     River's prediction, the deep model's (a frozen :class:`~learning.blend.DeepView`, the user
     side folded in by :class:`~learning.foldin.UserVectors`; both minus ``p_bias``) and the
     user's and the item's recent residuals (exponential moving averages of ``y - p_bias``
-    with rates ``user_recency`` and ``item_recency``: time-decayed biases). ``deep`` may be
+    with rates ``user_recency`` and ``item_recency``: time-decayed biases) and the user's
+    residual spread (the root mean square of the user's past residuals, shrunk with
+    ``spread_prior`` pseudo-events towards the all-user one, minus the all-user one: on
+    the skewed 0-10 scale of MovieTweetings users whose residuals spread wide rate below
+    their shrunk bias). ``deep`` may be
     swapped from another thread (:meth:`set_deep`): view, user vectors and version change
     as one reference.
     """
 
-    N_FEATURES = 4  # online, deep, user recency, item recency (each relative to p_bias)
+    #: online, deep (each relative to p_bias), user recency, item recency, user spread
+    N_FEATURES = 5
 
     def __init__(self, online: Recommender, *, clip: tuple[float, float] | None = None,
                  fold_lr: float = 0.02, fold_l2: float = 0.05, user_prior: float = 3.0,
                  item_prior: float = 2.0, blend_window: int = 20_000, segments: int = 8,
                  blend_ridge: float = 100.0, blend_refit: int = 1000,
-                 user_recency: float = 0.3, item_recency: float = 0.1):
+                 user_recency: float = 0.3, item_recency: float = 0.1,
+                 spread_prior: float = 2.0):
+        if spread_prior <= 0:
+            raise ValueError("spread_prior must be > 0")
         self.online = online
         self.clip = clip
         self.fold_lr = fold_lr
@@ -65,12 +74,16 @@ class LifelongModel:
         self.blend_window = blend_window
         self.user_recency = user_recency
         self.item_recency = item_recency
+        self.spread_prior = spread_prior
         self.biases = BiasModel(user_prior, item_prior)
         # until the first refit: River alone (its offset from the biases with weight 1)
         self.weights = StackedBlend(self.N_FEATURES, segments=segments, refit_every=blend_refit,
                                     halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0))
         self._recent_user: dict[str, float] = {}
         self._recent_item: dict[str, float] = {}
+        self._spread_user: dict[str, float] = {}  # sum of the user's squared residuals
+        self._spread_sum = 0.0  # ... of everyone's, over _spread_n events
+        self._spread_n = 0
         self._serving: tuple[DeepView, UserVectors, int | None] | None = None
         self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
         self.events_seen = 0
@@ -83,8 +96,13 @@ class LifelongModel:
             del state["deep_weights"]
             state["user_recency"], state["item_recency"] = 0.3, 0.1
             state["_recent_user"], state["_recent_item"] = {}, {}
-            state["weights"] = StackedBlend(self.N_FEATURES, segments=old.segments,
+            state["weights"] = StackedBlend(self.N_FEATURES - 1, segments=old.segments,
                                             initial=(0, 1.0))
+        if "_spread_user" not in state:
+            # format 2 blobs (before the user spread): the blend gets the feature with
+            # weight 0, so it predicts as it did until its next refit
+            state.update(spread_prior=2.0, _spread_user={}, _spread_sum=0.0, _spread_n=0)
+            state["weights"].add_feature()
         self.__dict__.update(state)
 
     def config(self) -> dict[str, Any]:
@@ -94,7 +112,8 @@ class LifelongModel:
                 "user_prior": self.biases.user_prior, "item_prior": self.biases.item_prior,
                 "blend_window": self.blend_window, "segments": w.segments,
                 "blend_ridge": w.ridge, "blend_refit": w.refit_every,
-                "user_recency": self.user_recency, "item_recency": self.item_recency}
+                "user_recency": self.user_recency, "item_recency": self.item_recency,
+                "spread_prior": self.spread_prior}
 
     @property
     def model_name(self) -> str:
@@ -125,9 +144,15 @@ class LifelongModel:
         """Events learned from ``user``."""
         return self.biases.counts(user, "")[0]
 
+    def spread(self, user: str, n_u: int) -> float:
+        """The user-spread feature of ``user`` with ``n_u`` events learned (0 for a new one)."""
+        g = self._spread_sum / self._spread_n if self._spread_n else 0.0
+        prior = self.spread_prior
+        return sqrt((self._spread_user.get(user, 0.0) + prior * g) / (n_u + prior)) - sqrt(g)
+
     def _terms(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
                item: str, context: Any = None) -> tuple[
-                   int, float, float, tuple[float, float, float, float], np.ndarray | None,
+                   int, float, float, tuple[float, ...], np.ndarray | None,
                    tuple[float, float]]:
         """``(segment, p_bias, p_deep, features, q_i, (b_u, b_i))`` before learning it."""
         b_u, b_i, n_u, n_i = self.biases.lookup(user, item)
@@ -157,7 +182,7 @@ class LifelongModel:
             if bounds is not None:
                 p_deep = min(max(p_deep, bounds[0]), bounds[1])
         features = (p_online - p_bias, p_deep - p_bias, self._recent_user.get(user, 0.0),
-                    self._recent_item.get(item, 0.0))
+                    self._recent_item.get(item, 0.0), self.spread(user, n_u))
         return self.weights.segment(n_u, n_i), p_bias, p_deep, features, q_i, (b_u, b_i)
 
     def predict_one(self, user: str, item: str) -> float:
@@ -207,12 +232,17 @@ class LifelongModel:
         recent_u, recent_i = self._recent_user, self._recent_item
         f1, f2 = p_online - p_bias, p_deep - p_bias
         f3, f4 = recent_u.get(user, 0.0), recent_i.get(item, 0.0)
+        spread, n = self._spread_user, self._spread_n
+        g = self._spread_sum / n if n else 0.0
+        prior = self.spread_prior
+        s_u = spread.get(user, 0.0)
+        f5 = sqrt((s_u + prior * g) / (n_u + prior)) - sqrt(g)
         w = blend._coef[segment]
-        y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4
+        y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4 + w[5] * f5
         if bounds is not None:
             y_hat = lo if y_hat < lo else hi if y_hat > hi else y_hat
         residual = value - p_bias
-        blend.push((segment, f1, f2, f3, f4, residual))
+        blend.push((segment, f1, f2, f3, f4, f5, residual))
         self.online.learn_one(user, item, value, context)
         if serving is not None:
             serving[1].update(serving[0], user, q_i, value - p_deep)
@@ -220,6 +250,10 @@ class LifelongModel:
         recent_u[user] = f3 * (1.0 - a) + a * residual
         a = self.item_recency
         recent_i[item] = f4 * (1.0 - a) + a * residual
+        square = residual * residual
+        spread[user] = s_u + square
+        self._spread_sum += square
+        self._spread_n = n + 1
         self.last_rows = biases.update_rows(u, i, user, item, value, b_u, b_i)
         self.events_seen += 1
         return y_hat, p_online, p_deep

@@ -150,6 +150,27 @@ class StackedBlend:
         self._coef = coef.tolist()
         self.refits += 1
 
+    def add_feature(self) -> None:
+        """Append a feature with weight 0 and no moments (blobs of a narrower layout load).
+
+        Predictions stay those of the narrower blend until the next refit.
+
+        >>> blend = StackedBlend(n_features=1)
+        >>> blend.learn(0, (2.0,), 1.0)
+        >>> blend.add_feature()
+        >>> blend.n_features, blend.coefficients(0), len(blend._pending)
+        (2, [0.0, 0.0, 0.0], 4)
+        """
+        f = self.n_features + 1  # the new feature's column in (1, features, target)
+        self._coef = [[*c, 0.0] for c in self._coef]
+        moments = np.zeros((self.n_segments, f + 2, f + 2))
+        keep = [*range(f), f + 1]
+        moments[np.ix_(range(self.n_segments), keep, keep)] = self._moments
+        self._moments = moments
+        rows = np.frombuffer(self._pending, dtype=np.float64).reshape(-1, f + 1)
+        self._pending = array("d", np.insert(rows, f, 0.0, axis=1).ravel().tolist())
+        self.n_features += 1
+
     def report(self) -> dict[str, Any]:
         """Coefficients per segment and the events each segment's moments weigh (JSON-ready)."""
         return {"coefficients": [list(c) for c in self._coef],

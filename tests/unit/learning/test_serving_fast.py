@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+from array import array
 
 import numpy as np
 
@@ -29,8 +30,12 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
         base = view.mu + view.item_terms(item)[0] + (
             float(view.user_bias[row]) if row is not None else 0.0)
         p_deep = clip(base + vecs.interaction(view, user, item)[0], m.clip)
+    n_u = m.biases.counts(user, item)[0]
+    mean_square = m._spread_sum / m._spread_n if m._spread_n else 0.0
+    spread = np.sqrt((m._spread_user.get(user, 0.0) + m.spread_prior * mean_square)
+                     / (n_u + m.spread_prior)) - np.sqrt(mean_square)
     features = (p_online - p_bias, p_deep - p_bias, m._recent_user.get(user, 0.0),
-                m._recent_item.get(item, 0.0))
+                m._recent_item.get(item, 0.0), float(spread))
     y_hat = clip(p_bias + m.weights.predict(segment, features), m.clip)
     m.weights.learn(segment, features, value - p_bias)
     m.online.learn_one(user, item, value)
@@ -45,6 +50,9 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
     for recent, key, rate in ((m._recent_user, user, m.user_recency),
                               (m._recent_item, item, m.item_recency)):
         recent[key] = (1 - rate) * recent.get(key, 0.0) + rate * (value - p_bias)
+    m._spread_user[user] = m._spread_user.get(user, 0.0) + (value - p_bias) ** 2
+    m._spread_sum += (value - p_bias) ** 2
+    m._spread_n += 1
     m.biases.update(user, item, value)
     m.events_seen += 1
     return y_hat
@@ -96,13 +104,15 @@ def test_a_lifelong_model_pickled_before_the_stacked_blend_loads_and_serves():
     for ev in SyntheticStream(n_events=300, drift_at=(), seed=2):
         model.step(ev.user_id, ev.item_id, ev.value)
     state = dict(model.__dict__)  # the format-1 layout: a SegmentBlend and deep weights
-    for key in ("_recent_user", "_recent_item", "user_recency", "item_recency"):
+    for key in ("_recent_user", "_recent_item", "user_recency", "item_recency",
+                "spread_prior", "_spread_user", "_spread_sum", "_spread_n"):
         del state[key]
     state["weights"], state["deep_weights"] = SegmentBlend(segments=8), []
     old = LifelongModel.__new__(LifelongModel)
     old.__dict__.update(state)
     again = pickle.loads(pickle.dumps(old))
     assert again.weights.refits == 0 and again.config()["user_recency"] == 0.3
+    assert again.weights.n_features == LifelongModel.N_FEATURES
     assert again.predict_one("u1", "i1") == clip(again.online.predict_one("u1", "i1"),
                                                  (1.0, 5.0))  # River alone until a refit
     again.step("u1", "i1", 4.0)
@@ -116,3 +126,30 @@ def test_history_keeps_the_last_events_as_arrays():
     users, items, values = hist.arrays()
     assert len(hist) == 3 and sorted(users.tolist()) == [2, 3, 4]
     assert sorted(items.tolist()) == [12, 13, 14] and values.dtype == np.float32
+
+
+def test_a_lifelong_model_pickled_before_the_user_spread_predicts_as_before():
+    model = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0), blend_refit=100)
+    events = list(SyntheticStream(n_events=700, drift_at=(), seed=4))
+    for ev in events[:500]:
+        model.step(ev.user_id, ev.item_id, ev.value)
+    state = pickle.loads(pickle.dumps(model)).__dict__  # the format-2 layout: 4 features
+    for key in ("spread_prior", "_spread_user", "_spread_sum", "_spread_n"):
+        del state[key]
+    blend = state["weights"]
+    blend.n_features = 4
+    blend._coef = [c[:5] for c in blend._coef]
+    blend._moments = blend._moments[:, [0, 1, 2, 3, 4, 6]][:, :, [0, 1, 2, 3, 4, 6]]
+    rows = np.frombuffer(blend._pending, dtype=np.float64).reshape(-1, 7)
+    blend._pending = array("d", np.delete(rows, 5, axis=1).ravel().tolist())
+    expected = [blend.predict(s, (0.5, -0.2, 0.1, 0.3)) for s in range(blend.n_segments)]
+    old = LifelongModel.__new__(LifelongModel)
+    old.__dict__.update(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.weights.n_features == 5 and again.spread("u1", 0) == 0.0
+    assert [again.weights.predict(s, (0.5, -0.2, 0.1, 0.3, 1.0))
+            for s in range(blend.n_segments)] == expected  # weight 0 until the next refit
+    refits = again.weights.refits
+    for ev in events[500:]:
+        again.step(ev.user_id, ev.item_id, ev.value)
+    assert again.weights.refits > refits and again.events_seen == 700
