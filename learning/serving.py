@@ -51,13 +51,17 @@ class LifelongModel:
     residual spread (the root mean square of the user's past residuals, shrunk with
     ``spread_prior`` pseudo-events towards the all-user one, minus the all-user one: on
     the skewed 0-10 scale of MovieTweetings users whose residuals spread wide rate below
-    their shrunk bias). ``deep`` may be
+    their shrunk bias), and two implicit signals in the spirit of SVD++ reduced to the
+    bias dimension: which items the user rated (the mean bias ``b_i`` of the user's items,
+    at the time of each rating, over ``n_u + 1``) and who rated the item (the mean ``b_u``
+    of its raters over ``n_i + 1``). ``deep`` may be
     swapped from another thread (:meth:`set_deep`): view, user vectors and version change
     as one reference.
     """
 
-    #: online, deep (each relative to p_bias), user recency, item recency, user spread
-    N_FEATURES = 5
+    #: online, deep (each relative to p_bias), user recency, item recency, user spread,
+    #: the user's items' mean bias, the item's raters' mean bias
+    N_FEATURES = 7
 
     def __init__(self, online: Recommender, *, clip: tuple[float, float] | None = None,
                  fold_lr: float = 0.02, fold_l2: float = 0.05, user_prior: float = 3.0,
@@ -81,8 +85,10 @@ class LifelongModel:
                                     halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0))
         self._recent_user: dict[str, float] = {}
         self._recent_item: dict[str, float] = {}
-        self._spread_user: dict[str, float] = {}  # sum of the user's squared residuals
-        self._spread_sum = 0.0  # ... of everyone's, over _spread_n events
+        # per user [sum of squared residuals, sum of the b_i of the items rated]
+        self._user_sums: dict[str, list[float]] = {}
+        self._item_sums: dict[str, float] = {}  # per item: sum of its raters' b_u
+        self._spread_sum = 0.0  # everyone's squared residuals, over _spread_n events
         self._spread_n = 0
         self._serving: tuple[DeepView, UserVectors, int | None] | None = None
         self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
@@ -96,13 +102,15 @@ class LifelongModel:
             del state["deep_weights"]
             state["user_recency"], state["item_recency"] = 0.3, 0.1
             state["_recent_user"], state["_recent_item"] = {}, {}
-            state["weights"] = StackedBlend(self.N_FEATURES - 1, segments=old.segments,
-                                            initial=(0, 1.0))
-        if "_spread_user" not in state:
-            # format 2 blobs (before the user spread): the blend gets the feature with
-            # weight 0, so it predicts as it did until its next refit
-            state.update(spread_prior=2.0, _spread_user={}, _spread_sum=0.0, _spread_n=0)
-            state["weights"].add_feature()
+            state["weights"] = StackedBlend(4, segments=old.segments, initial=(0, 1.0))
+        if "_user_sums" not in state:
+            # format 2 blobs (4 features, before the spread and implicit signals): the
+            # blend gets the new features with weight 0, so it predicts as it did until
+            # its next refit
+            state.update(spread_prior=2.0, _user_sums={}, _item_sums={}, _spread_sum=0.0,
+                         _spread_n=0)
+            while state["weights"].n_features < self.N_FEATURES:
+                state["weights"].add_feature()
         self.__dict__.update(state)
 
     def config(self) -> dict[str, Any]:
@@ -144,11 +152,16 @@ class LifelongModel:
         """Events learned from ``user``."""
         return self.biases.counts(user, "")[0]
 
-    def spread(self, user: str, n_u: int) -> float:
-        """The user-spread feature of ``user`` with ``n_u`` events learned (0 for a new one)."""
+    def implicit(self, user: str, item: str, n_u: int, n_i: int) -> tuple[float, float, float]:
+        """``(user spread, user's items' mean bias, item's raters' mean bias)`` (features 5-7).
+
+        ``n_u`` and ``n_i``: events learned of ``user`` and of ``item``; all 0 for new ids.
+        """
         g = self._spread_sum / self._spread_n if self._spread_n else 0.0
         prior = self.spread_prior
-        return sqrt((self._spread_user.get(user, 0.0) + prior * g) / (n_u + prior)) - sqrt(g)
+        sums = self._user_sums.get(user, (0.0, 0.0))
+        return (sqrt((sums[0] + prior * g) / (n_u + prior)) - sqrt(g), sums[1] / (n_u + 1),
+                self._item_sums.get(item, 0.0) / (n_i + 1))
 
     def _terms(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
                item: str, context: Any = None) -> tuple[
@@ -182,7 +195,7 @@ class LifelongModel:
             if bounds is not None:
                 p_deep = min(max(p_deep, bounds[0]), bounds[1])
         features = (p_online - p_bias, p_deep - p_bias, self._recent_user.get(user, 0.0),
-                    self._recent_item.get(item, 0.0), self.spread(user, n_u))
+                    self._recent_item.get(item, 0.0), *self.implicit(user, item, n_u, n_i))
         return self.weights.segment(n_u, n_i), p_bias, p_deep, features, q_i, (b_u, b_i)
 
     def predict_one(self, user: str, item: str) -> float:
@@ -232,17 +245,23 @@ class LifelongModel:
         recent_u, recent_i = self._recent_user, self._recent_item
         f1, f2 = p_online - p_bias, p_deep - p_bias
         f3, f4 = recent_u.get(user, 0.0), recent_i.get(item, 0.0)
-        spread, n = self._spread_user, self._spread_n
+        n = self._spread_n
         g = self._spread_sum / n if n else 0.0
         prior = self.spread_prior
-        s_u = spread.get(user, 0.0)
-        f5 = sqrt((s_u + prior * g) / (n_u + prior)) - sqrt(g)
+        sums = self._user_sums.get(user)
+        if sums is None:
+            sums = self._user_sums[user] = [0.0, 0.0]
+        item_sums = self._item_sums
+        s_i = item_sums.get(item, 0.0)
+        f5 = sqrt((sums[0] + prior * g) / (n_u + prior)) - sqrt(g)
+        f6, f7 = sums[1] / (n_u + 1), s_i / (n_i + 1)
         w = blend._coef[segment]
-        y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4 + w[5] * f5
+        y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4 + w[5] * f5 + (
+            w[6] * f6 + w[7] * f7)
         if bounds is not None:
             y_hat = lo if y_hat < lo else hi if y_hat > hi else y_hat
         residual = value - p_bias
-        blend.push((segment, f1, f2, f3, f4, f5, residual))
+        blend.push((segment, f1, f2, f3, f4, f5, f6, f7, residual))
         self.online.learn_one(user, item, value, context)
         if serving is not None:
             serving[1].update(serving[0], user, q_i, value - p_deep)
@@ -251,7 +270,9 @@ class LifelongModel:
         a = self.item_recency
         recent_i[item] = f4 * (1.0 - a) + a * residual
         square = residual * residual
-        spread[user] = s_u + square
+        sums[0] += square
+        sums[1] += b_i
+        item_sums[item] = s_i + b_u
         self._spread_sum += square
         self._spread_n = n + 1
         self.last_rows = biases.update_rows(u, i, user, item, value, b_u, b_i)

@@ -30,12 +30,14 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
         base = view.mu + view.item_terms(item)[0] + (
             float(view.user_bias[row]) if row is not None else 0.0)
         p_deep = clip(base + vecs.interaction(view, user, item)[0], m.clip)
-    n_u = m.biases.counts(user, item)[0]
+    n_u, n_i = m.biases.counts(user, item)
     mean_square = m._spread_sum / m._spread_n if m._spread_n else 0.0
-    spread = np.sqrt((m._spread_user.get(user, 0.0) + m.spread_prior * mean_square)
+    squares, item_biases = m._user_sums.get(user, (0.0, 0.0))
+    spread = np.sqrt((squares + m.spread_prior * mean_square)
                      / (n_u + m.spread_prior)) - np.sqrt(mean_square)
     features = (p_online - p_bias, p_deep - p_bias, m._recent_user.get(user, 0.0),
-                m._recent_item.get(item, 0.0), float(spread))
+                m._recent_item.get(item, 0.0), float(spread), item_biases / (n_u + 1),
+                m._item_sums.get(item, 0.0) / (n_i + 1))
     y_hat = clip(p_bias + m.weights.predict(segment, features), m.clip)
     m.weights.learn(segment, features, value - p_bias)
     m.online.learn_one(user, item, value)
@@ -50,7 +52,8 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
     for recent, key, rate in ((m._recent_user, user, m.user_recency),
                               (m._recent_item, item, m.item_recency)):
         recent[key] = (1 - rate) * recent.get(key, 0.0) + rate * (value - p_bias)
-    m._spread_user[user] = m._spread_user.get(user, 0.0) + (value - p_bias) ** 2
+    m._user_sums[user] = [squares + (value - p_bias) ** 2, item_biases + b_i]
+    m._item_sums[item] = m._item_sums.get(item, 0.0) + b_u
     m._spread_sum += (value - p_bias) ** 2
     m._spread_n += 1
     m.biases.update(user, item, value)
@@ -105,7 +108,7 @@ def test_a_lifelong_model_pickled_before_the_stacked_blend_loads_and_serves():
         model.step(ev.user_id, ev.item_id, ev.value)
     state = dict(model.__dict__)  # the format-1 layout: a SegmentBlend and deep weights
     for key in ("_recent_user", "_recent_item", "user_recency", "item_recency",
-                "spread_prior", "_spread_user", "_spread_sum", "_spread_n"):
+                "spread_prior", "_user_sums", "_item_sums", "_spread_sum", "_spread_n"):
         del state[key]
     state["weights"], state["deep_weights"] = SegmentBlend(segments=8), []
     old = LifelongModel.__new__(LifelongModel)
@@ -128,26 +131,27 @@ def test_history_keeps_the_last_events_as_arrays():
     assert sorted(items.tolist()) == [12, 13, 14] and values.dtype == np.float32
 
 
-def test_a_lifelong_model_pickled_before_the_user_spread_predicts_as_before():
+def test_a_lifelong_model_pickled_before_the_implicit_features_predicts_as_before():
     model = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0), blend_refit=100)
     events = list(SyntheticStream(n_events=700, drift_at=(), seed=4))
     for ev in events[:500]:
         model.step(ev.user_id, ev.item_id, ev.value)
     state = pickle.loads(pickle.dumps(model)).__dict__  # the format-2 layout: 4 features
-    for key in ("spread_prior", "_spread_user", "_spread_sum", "_spread_n"):
+    for key in ("spread_prior", "_user_sums", "_item_sums", "_spread_sum", "_spread_n"):
         del state[key]
     blend = state["weights"]
     blend.n_features = 4
     blend._coef = [c[:5] for c in blend._coef]
-    blend._moments = blend._moments[:, [0, 1, 2, 3, 4, 6]][:, :, [0, 1, 2, 3, 4, 6]]
-    rows = np.frombuffer(blend._pending, dtype=np.float64).reshape(-1, 7)
-    blend._pending = array("d", np.delete(rows, 5, axis=1).ravel().tolist())
+    keep = [0, 1, 2, 3, 4, 8]  # intercept, the 4 old features, target
+    blend._moments = blend._moments[:, keep][:, :, keep]
+    rows = np.frombuffer(blend._pending, dtype=np.float64).reshape(-1, 9)
+    blend._pending = array("d", np.delete(rows, [5, 6, 7], axis=1).ravel().tolist())
     expected = [blend.predict(s, (0.5, -0.2, 0.1, 0.3)) for s in range(blend.n_segments)]
     old = LifelongModel.__new__(LifelongModel)
     old.__dict__.update(state)
     again = pickle.loads(pickle.dumps(old))
-    assert again.weights.n_features == 5 and again.spread("u1", 0) == 0.0
-    assert [again.weights.predict(s, (0.5, -0.2, 0.1, 0.3, 1.0))
+    assert again.weights.n_features == 7 and again.implicit("u1", "i1", 0, 0) == (0, 0, 0)
+    assert [again.weights.predict(s, (0.5, -0.2, 0.1, 0.3, 1.0, 2.0, -1.0))
             for s in range(blend.n_segments)] == expected  # weight 0 until the next refit
     refits = again.weights.refits
     for ev in events[500:]:
