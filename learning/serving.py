@@ -68,7 +68,7 @@ class LifelongModel:
                  item_prior: float = 2.0, blend_window: int = 20_000, segments: int = 8,
                  blend_ridge: float = 100.0, blend_refit: int = 1000,
                  user_recency: float = 0.3, item_recency: float = 0.1,
-                 spread_prior: float = 2.0):
+                 spread_prior: float = 2.0, deep_optional: bool = True):
         if spread_prior <= 0:
             raise ValueError("spread_prior must be > 0")
         self.online = online
@@ -81,8 +81,10 @@ class LifelongModel:
         self.spread_prior = spread_prior
         self.biases = BiasModel(user_prior, item_prior)
         # until the first refit: River alone (its offset from the biases with weight 1)
+        # ``deep_optional``: the blend leaves the deep model out where it did not pay
         self.weights = StackedBlend(self.N_FEATURES, segments=segments, refit_every=blend_refit,
-                                    halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0))
+                                    halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0),
+                                    optional=(1,) if deep_optional else ())
         self._recent_user: dict[str, float] = {}
         self._recent_item: dict[str, float] = {}
         # per user [sum of squared residuals, sum of the b_i of the items rated]
@@ -121,7 +123,8 @@ class LifelongModel:
                 "blend_window": self.blend_window, "segments": w.segments,
                 "blend_ridge": w.ridge, "blend_refit": w.refit_every,
                 "user_recency": self.user_recency, "item_recency": self.item_recency,
-                "spread_prior": self.spread_prior}
+                "spread_prior": self.spread_prior,
+                "deep_optional": bool(self.weights.optional)}
 
     @property
     def model_name(self) -> str:

@@ -140,6 +140,8 @@ def test_a_lifelong_model_pickled_before_the_implicit_features_predicts_as_befor
     for key in ("spread_prior", "_user_sums", "_item_sums", "_spread_sum", "_spread_n"):
         del state[key]
     blend = state["weights"]
+    for key in ("optional", "_sets", "_errors", "without_optional"):
+        del blend.__dict__[key]
     blend.n_features = 4
     blend._coef = [c[:5] for c in blend._coef]
     keep = [0, 1, 2, 3, 4, 8]  # intercept, the 4 old features, target
