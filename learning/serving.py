@@ -60,8 +60,8 @@ class LifelongModel:
     """
 
     #: online, deep (each relative to p_bias), user recency, item recency, user spread,
-    #: the user's items' mean bias, the item's raters' mean bias
-    N_FEATURES = 7
+    #: the user's items' mean bias, the item's raters' mean bias, b_i scaled by the spread
+    N_FEATURES = 8
 
     def __init__(self, online: Recommender, *, clip: tuple[float, float] | None = None,
                  fold_lr: float = 0.02, fold_l2: float = 0.05, user_prior: float = 3.0,
@@ -155,16 +155,22 @@ class LifelongModel:
         """Events learned from ``user``."""
         return self.biases.counts(user, "")[0]
 
-    def implicit(self, user: str, item: str, n_u: int, n_i: int) -> tuple[float, float, float]:
-        """``(user spread, user's items' mean bias, item's raters' mean bias)`` (features 5-7).
+    def implicit(self, user: str, item: str, n_u: int, n_i: int
+                 ) -> tuple[float, float, float, float]:
+        """``(user spread, user's items' mean bias, item's raters' mean bias, b_i x spread)``.
+
+        Features 5-8: the last is ``b_i`` times the user's relative spread (the spread over
+        the all-user root mean square), so the item's offset counts more for wide raters.
 
         ``n_u`` and ``n_i``: events learned of ``user`` and of ``item``; all 0 for new ids.
         """
         g = self._spread_sum / self._spread_n if self._spread_n else 0.0
         prior = self.spread_prior
         sums = self._user_sums.get(user, (0.0, 0.0))
-        return (sqrt((sums[0] + prior * g) / (n_u + prior)) - sqrt(g), sums[1] / (n_u + 1),
-                self._item_sums.get(item, 0.0) / (n_i + 1))
+        spread = sqrt((sums[0] + prior * g) / (n_u + prior)) - sqrt(g)
+        b_i = self.biases.lookup(user, item)[1]
+        return (spread, sums[1] / (n_u + 1), self._item_sums.get(item, 0.0) / (n_i + 1),
+                b_i * spread / sqrt(g) if g else 0.0)
 
     def _terms(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
                item: str, context: Any = None) -> tuple[
@@ -256,15 +262,17 @@ class LifelongModel:
             sums = self._user_sums[user] = [0.0, 0.0]
         item_sums = self._item_sums
         s_i = item_sums.get(item, 0.0)
-        f5 = sqrt((sums[0] + prior * g) / (n_u + prior)) - sqrt(g)
+        root = sqrt(g)
+        f5 = sqrt((sums[0] + prior * g) / (n_u + prior)) - root
         f6, f7 = sums[1] / (n_u + 1), s_i / (n_i + 1)
+        f8 = b_i * f5 / root if g else 0.0
         w = blend._coef[segment]
         y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4 + w[5] * f5 + (
-            w[6] * f6 + w[7] * f7)
+            w[6] * f6 + w[7] * f7 + w[8] * f8)
         if bounds is not None:
             y_hat = lo if y_hat < lo else hi if y_hat > hi else y_hat
         residual = value - p_bias
-        blend.push((segment, f1, f2, f3, f4, f5, f6, f7, residual))
+        blend.push((segment, f1, f2, f3, f4, f5, f6, f7, f8, residual))
         self.online.learn_one(user, item, value, context)
         if serving is not None:
             serving[1].update(serving[0], user, q_i, value - p_deep)

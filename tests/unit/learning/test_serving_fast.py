@@ -37,7 +37,8 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
                      / (n_u + m.spread_prior)) - np.sqrt(mean_square)
     features = (p_online - p_bias, p_deep - p_bias, m._recent_user.get(user, 0.0),
                 m._recent_item.get(item, 0.0), float(spread), item_biases / (n_u + 1),
-                m._item_sums.get(item, 0.0) / (n_i + 1))
+                m._item_sums.get(item, 0.0) / (n_i + 1),
+                float(b_i * spread / np.sqrt(mean_square)) if mean_square else 0.0)
     y_hat = clip(p_bias + m.weights.predict(segment, features), m.clip)
     m.weights.learn(segment, features, value - p_bias)
     m.online.learn_one(user, item, value)
@@ -144,16 +145,16 @@ def test_a_lifelong_model_pickled_before_the_implicit_features_predicts_as_befor
         del blend.__dict__[key]
     blend.n_features = 4
     blend._coef = [c[:5] for c in blend._coef]
-    keep = [0, 1, 2, 3, 4, 8]  # intercept, the 4 old features, target
+    keep = [0, 1, 2, 3, 4, 9]  # intercept, the 4 old features, target
     blend._moments = blend._moments[:, keep][:, :, keep]
-    rows = np.frombuffer(blend._pending, dtype=np.float64).reshape(-1, 9)
-    blend._pending = array("d", np.delete(rows, [5, 6, 7], axis=1).ravel().tolist())
+    rows = np.frombuffer(blend._pending, dtype=np.float64).reshape(-1, 10)
+    blend._pending = array("d", np.delete(rows, [5, 6, 7, 8], axis=1).ravel().tolist())
     expected = [blend.predict(s, (0.5, -0.2, 0.1, 0.3)) for s in range(blend.n_segments)]
     old = LifelongModel.__new__(LifelongModel)
     old.__dict__.update(state)
     again = pickle.loads(pickle.dumps(old))
-    assert again.weights.n_features == 7 and again.implicit("u1", "i1", 0, 0) == (0, 0, 0)
-    assert [again.weights.predict(s, (0.5, -0.2, 0.1, 0.3, 1.0, 2.0, -1.0))
+    assert again.weights.n_features == 8 and again.implicit("u1", "i1", 0, 0) == (0, 0, 0, 0)
+    assert [again.weights.predict(s, (0.5, -0.2, 0.1, 0.3, 1.0, 2.0, -1.0, 0.5))
             for s in range(blend.n_segments)] == expected  # weight 0 until the next refit
     refits = again.weights.refits
     for ev in events[500:]:
