@@ -333,11 +333,13 @@ def forget_lifelong_model(model: LifelongModel, user: str) -> int:
 
     River (:meth:`Recommender.forget_user`), the exact biases (the user's row is unlinked
     and zeroed: the bias history's row numbers carry no id), the served deep view's user
-    row, the fold-in vector and the user's recent residual. The per-segment blend weights
-    and the rows they are refit from hold no id.
+    row, the fold-in vector and the user's recent residual and sums (residual spread, items'
+    biases). The per-segment blend weights, the rows they are refit from and the item's sum
+    of its raters' biases hold no id (item-side state keeps what the user taught it).
     """
     removed = model.online.forget_user(user)
     removed += model.__dict__.get("_recent_user", {}).pop(user, None) is not None
+    model.__dict__.get("_user_sums", {}).pop(user, None)  # counted with the recent residual
     biases = model.biases
     row = biases._users.pop(user, None)
     if row is not None:

@@ -80,6 +80,8 @@ class LifelongLearner:
         blend_refit: int = 1000,
         user_recency: float = 0.3,
         item_recency: float = 0.1,
+        spread_prior: float = 2.0,
+        deep_optional: bool = True,
         finetuner: FineTuner | None = None,
         buffer: ReplayBuffer | None = None,
         gate: Gate | None = None,
@@ -95,7 +97,8 @@ class LifelongLearner:
                                    item_prior=item_prior, blend_window=blend_window,
                                    segments=segments, blend_ridge=blend_ridge,
                                    blend_refit=blend_refit, user_recency=user_recency,
-                                   item_recency=item_recency)
+                                   item_recency=item_recency, spread_prior=spread_prior,
+                                   deep_optional=deep_optional)
         self.model_name = self.model.model_name
         self.clip = clip
         self.finetuner = finetuner

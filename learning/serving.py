@@ -23,6 +23,7 @@ True
 
 from __future__ import annotations
 
+from math import sqrt
 from typing import Any
 
 import numpy as np
@@ -46,18 +47,30 @@ class LifelongModel:
     River's prediction, the deep model's (a frozen :class:`~learning.blend.DeepView`, the user
     side folded in by :class:`~learning.foldin.UserVectors`; both minus ``p_bias``) and the
     user's and the item's recent residuals (exponential moving averages of ``y - p_bias``
-    with rates ``user_recency`` and ``item_recency``: time-decayed biases). ``deep`` may be
+    with rates ``user_recency`` and ``item_recency``: time-decayed biases) and the user's
+    residual spread (the root mean square of the user's past residuals, shrunk with
+    ``spread_prior`` pseudo-events towards the all-user one, minus the all-user one: on
+    the skewed 0-10 scale of MovieTweetings users whose residuals spread wide rate below
+    their shrunk bias), and two implicit signals in the spirit of SVD++ reduced to the
+    bias dimension: which items the user rated (the mean bias ``b_i`` of the user's items,
+    at the time of each rating, over ``n_u + 1``) and who rated the item (the mean ``b_u``
+    of its raters over ``n_i + 1``). ``deep`` may be
     swapped from another thread (:meth:`set_deep`): view, user vectors and version change
     as one reference.
     """
 
-    N_FEATURES = 4  # online, deep, user recency, item recency (each relative to p_bias)
+    #: online, deep (each relative to p_bias), user recency, item recency, user spread,
+    #: the user's items' mean bias, the item's raters' mean bias, b_i scaled by the spread
+    N_FEATURES = 8
 
     def __init__(self, online: Recommender, *, clip: tuple[float, float] | None = None,
                  fold_lr: float = 0.02, fold_l2: float = 0.05, user_prior: float = 3.0,
                  item_prior: float = 2.0, blend_window: int = 20_000, segments: int = 8,
                  blend_ridge: float = 100.0, blend_refit: int = 1000,
-                 user_recency: float = 0.3, item_recency: float = 0.1):
+                 user_recency: float = 0.3, item_recency: float = 0.1,
+                 spread_prior: float = 2.0, deep_optional: bool = True):
+        if spread_prior <= 0:
+            raise ValueError("spread_prior must be > 0")
         self.online = online
         self.clip = clip
         self.fold_lr = fold_lr
@@ -65,12 +78,20 @@ class LifelongModel:
         self.blend_window = blend_window
         self.user_recency = user_recency
         self.item_recency = item_recency
+        self.spread_prior = spread_prior
         self.biases = BiasModel(user_prior, item_prior)
         # until the first refit: River alone (its offset from the biases with weight 1)
+        # ``deep_optional``: the blend leaves the deep model out where it did not pay
         self.weights = StackedBlend(self.N_FEATURES, segments=segments, refit_every=blend_refit,
-                                    halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0))
+                                    halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0),
+                                    optional=(1,) if deep_optional else ())
         self._recent_user: dict[str, float] = {}
         self._recent_item: dict[str, float] = {}
+        # per user [sum of squared residuals, sum of the b_i of the items rated]
+        self._user_sums: dict[str, list[float]] = {}
+        self._item_sums: dict[str, float] = {}  # per item: sum of its raters' b_u
+        self._spread_sum = 0.0  # everyone's squared residuals, over _spread_n events
+        self._spread_n = 0
         self._serving: tuple[DeepView, UserVectors, int | None] | None = None
         self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
         self.events_seen = 0
@@ -83,8 +104,15 @@ class LifelongModel:
             del state["deep_weights"]
             state["user_recency"], state["item_recency"] = 0.3, 0.1
             state["_recent_user"], state["_recent_item"] = {}, {}
-            state["weights"] = StackedBlend(self.N_FEATURES, segments=old.segments,
-                                            initial=(0, 1.0))
+            state["weights"] = StackedBlend(4, segments=old.segments, initial=(0, 1.0))
+        if "_user_sums" not in state:
+            # format 2 blobs (4 features, before the spread and implicit signals): the
+            # blend gets the new features with weight 0, so it predicts as it did until
+            # its next refit
+            state.update(spread_prior=2.0, _user_sums={}, _item_sums={}, _spread_sum=0.0,
+                         _spread_n=0)
+            while state["weights"].n_features < self.N_FEATURES:
+                state["weights"].add_feature()
         self.__dict__.update(state)
 
     def config(self) -> dict[str, Any]:
@@ -94,7 +122,9 @@ class LifelongModel:
                 "user_prior": self.biases.user_prior, "item_prior": self.biases.item_prior,
                 "blend_window": self.blend_window, "segments": w.segments,
                 "blend_ridge": w.ridge, "blend_refit": w.refit_every,
-                "user_recency": self.user_recency, "item_recency": self.item_recency}
+                "user_recency": self.user_recency, "item_recency": self.item_recency,
+                "spread_prior": self.spread_prior,
+                "deep_optional": bool(self.weights.optional)}
 
     @property
     def model_name(self) -> str:
@@ -125,9 +155,26 @@ class LifelongModel:
         """Events learned from ``user``."""
         return self.biases.counts(user, "")[0]
 
+    def implicit(self, user: str, item: str, n_u: int, n_i: int
+                 ) -> tuple[float, float, float, float]:
+        """``(user spread, user's items' mean bias, item's raters' mean bias, b_i x spread)``.
+
+        Features 5-8: the last is ``b_i`` times the user's relative spread (the spread over
+        the all-user root mean square), so the item's offset counts more for wide raters.
+
+        ``n_u`` and ``n_i``: events learned of ``user`` and of ``item``; all 0 for new ids.
+        """
+        g = self._spread_sum / self._spread_n if self._spread_n else 0.0
+        prior = self.spread_prior
+        sums = self._user_sums.get(user, (0.0, 0.0))
+        spread = sqrt((sums[0] + prior * g) / (n_u + prior)) - sqrt(g)
+        b_i = self.biases.lookup(user, item)[1]
+        return (spread, sums[1] / (n_u + 1), self._item_sums.get(item, 0.0) / (n_i + 1),
+                b_i * spread / sqrt(g) if g else 0.0)
+
     def _terms(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
                item: str, context: Any = None) -> tuple[
-                   int, float, float, tuple[float, float, float, float], np.ndarray | None,
+                   int, float, float, tuple[float, ...], np.ndarray | None,
                    tuple[float, float]]:
         """``(segment, p_bias, p_deep, features, q_i, (b_u, b_i))`` before learning it."""
         b_u, b_i, n_u, n_i = self.biases.lookup(user, item)
@@ -157,7 +204,7 @@ class LifelongModel:
             if bounds is not None:
                 p_deep = min(max(p_deep, bounds[0]), bounds[1])
         features = (p_online - p_bias, p_deep - p_bias, self._recent_user.get(user, 0.0),
-                    self._recent_item.get(item, 0.0))
+                    self._recent_item.get(item, 0.0), *self.implicit(user, item, n_u, n_i))
         return self.weights.segment(n_u, n_i), p_bias, p_deep, features, q_i, (b_u, b_i)
 
     def predict_one(self, user: str, item: str) -> float:
@@ -207,12 +254,25 @@ class LifelongModel:
         recent_u, recent_i = self._recent_user, self._recent_item
         f1, f2 = p_online - p_bias, p_deep - p_bias
         f3, f4 = recent_u.get(user, 0.0), recent_i.get(item, 0.0)
+        n = self._spread_n
+        g = self._spread_sum / n if n else 0.0
+        prior = self.spread_prior
+        sums = self._user_sums.get(user)
+        if sums is None:
+            sums = self._user_sums[user] = [0.0, 0.0]
+        item_sums = self._item_sums
+        s_i = item_sums.get(item, 0.0)
+        root = sqrt(g)
+        f5 = sqrt((sums[0] + prior * g) / (n_u + prior)) - root
+        f6, f7 = sums[1] / (n_u + 1), s_i / (n_i + 1)
+        f8 = b_i * f5 / root if g else 0.0
         w = blend._coef[segment]
-        y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4
+        y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4 + w[5] * f5 + (
+            w[6] * f6 + w[7] * f7 + w[8] * f8)
         if bounds is not None:
             y_hat = lo if y_hat < lo else hi if y_hat > hi else y_hat
         residual = value - p_bias
-        blend.push((segment, f1, f2, f3, f4, residual))
+        blend.push((segment, f1, f2, f3, f4, f5, f6, f7, f8, residual))
         self.online.learn_one(user, item, value, context)
         if serving is not None:
             serving[1].update(serving[0], user, q_i, value - p_deep)
@@ -220,6 +280,12 @@ class LifelongModel:
         recent_u[user] = f3 * (1.0 - a) + a * residual
         a = self.item_recency
         recent_i[item] = f4 * (1.0 - a) + a * residual
+        square = residual * residual
+        sums[0] += square
+        sums[1] += b_i
+        item_sums[item] = s_i + b_u
+        self._spread_sum += square
+        self._spread_n = n + 1
         self.last_rows = biases.update_rows(u, i, user, item, value, b_u, b_i)
         self.events_seen += 1
         return y_hat, p_online, p_deep

@@ -58,15 +58,25 @@ class StackedBlend:
 
     Until the first refit (after ``first_refit`` events) every weight is 0 but
     ``initial`` (the weight of feature ``k`` for ``initial=(k, w)``).
+
+    ``optional``: features (0-based) the blend may leave out where they do not pay. Each
+    refit solves two sets of weights from the same moments, with all features and without
+    the optional ones; the events queued since the previous refit are scored with both of
+    that refit's sets (out of sample: they came after it), the squared errors summed with
+    the same half-life, and the set with the lower sum serves until the next refit. No
+    per-event cost: it is all done at refit time.
     """
 
     def __init__(self, n_features: int, *, segments: int = 8, refit_every: int = 1000,
                  first_refit: int = 200, halflife: float = 20_000.0, ridge: float = 100.0,
-                 global_ridge: float = 10.0, initial: tuple[int, float] | None = None):
+                 global_ridge: float = 10.0, initial: tuple[int, float] | None = None,
+                 optional: tuple[int, ...] = ()):
         if n_features < 1 or segments < 1 or refit_every < 1 or first_refit < 1:
             raise ValueError("n_features, segments, refit_every, first_refit must be >= 1")
         if halflife <= 0 or ridge < 0 or global_ridge <= 0:
             raise ValueError("halflife and global_ridge must be > 0, ridge >= 0")
+        if any(not 0 <= k < n_features for k in optional):
+            raise ValueError(f"optional features must be in [0, {n_features})")
         self.n_features = n_features
         self.segments = segments
         self.refit_every = refit_every
@@ -86,6 +96,18 @@ class StackedBlend:
         self._pending = array("d")  # segment, features, target per event, flat
         self._seen = 0
         self.refits = 0
+        self.optional = tuple(optional)
+        self._sets: np.ndarray | None = None  # (2, segments, 1 + F): all / without optional
+        self._errors = np.zeros(2)  # their decayed squared errors on later events
+        self.without_optional = False  # whether the set without them serves
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # blobs before ``optional``: no features to leave out
+        state.setdefault("optional", ())
+        state.setdefault("_sets", None)
+        state.setdefault("_errors", np.zeros(2))
+        state.setdefault("without_optional", False)
+        self.__dict__.update(state)
 
     def segment(self, user_history: int, item_history: int) -> int:
         """:func:`segment_of` with this blend's number of user buckets."""
@@ -134,7 +156,12 @@ class StackedBlend:
         # age weights within the batch, then the batch's age for what was there before
         ages = np.arange(n - 1, -1, -1, dtype=np.float64)
         wts = 0.5 ** (ages / self.halflife)
-        self._moments *= 0.5 ** (n / self.halflife)
+        decay = 0.5 ** (n / self.halflife)
+        if self._sets is not None:  # the last refit's two sets, scored on the events since
+            f = self.n_features + 1
+            pred = np.einsum("kni,ni->kn", self._sets[:, seg, :], z[:, :f])
+            self._errors = self._errors * decay + ((z[:, f] - pred) ** 2) @ wts
+        self._moments *= decay
         np.add.at(self._moments, seg, np.einsum("n,ni,nj->nij", wts, z, z))
         self._pending = array("d")
         self._solve()
@@ -147,10 +174,47 @@ class StackedBlend:
         a = self._moments[:, :f, :f] + self.ridge * eye
         b = self._moments[:, :f, f] + self.ridge * w_all
         coef = np.linalg.solve(a, b[..., None])[..., 0]
+        if self.optional:
+            keep = [k for k in range(f) if k - 1 not in self.optional]
+            sub = np.zeros_like(coef)
+            w_sub = np.linalg.solve(total[np.ix_(keep, keep)] + self.global_ridge * np.eye(
+                len(keep)), total[keep, f])
+            a_sub = self._moments[:, keep][:, :, keep] + self.ridge * np.eye(len(keep))
+            b_sub = self._moments[:, keep, f] + self.ridge * w_sub
+            sub[:, keep] = np.linalg.solve(a_sub, b_sub[..., None])[..., 0]
+            self._sets = np.stack([coef, sub])
+            self.without_optional = bool(self._errors[1] < self._errors[0])
+            if self.without_optional:
+                coef = sub
         self._coef = coef.tolist()
         self.refits += 1
+
+    def add_feature(self) -> None:
+        """Append a feature with weight 0 and no moments (blobs of a narrower layout load).
+
+        Predictions stay those of the narrower blend until the next refit.
+
+        >>> blend = StackedBlend(n_features=1)
+        >>> blend.learn(0, (2.0,), 1.0)
+        >>> blend.add_feature()
+        >>> blend.n_features, blend.coefficients(0), len(blend._pending)
+        (2, [0.0, 0.0, 0.0], 4)
+        """
+        f = self.n_features + 1  # the new feature's column in (1, features, target)
+        self._coef = [[*c, 0.0] for c in self._coef]
+        moments = np.zeros((self.n_segments, f + 2, f + 2))
+        keep = [*range(f), f + 1]
+        moments[np.ix_(range(self.n_segments), keep, keep)] = self._moments
+        self._moments = moments
+        rows = np.frombuffer(self._pending, dtype=np.float64).reshape(-1, f + 1)
+        self._pending = array("d", np.insert(rows, f, 0.0, axis=1).ravel().tolist())
+        if self._sets is not None:
+            self._sets = np.insert(self._sets, f, 0.0, axis=2)
+        self.n_features += 1
 
     def report(self) -> dict[str, Any]:
         """Coefficients per segment and the events each segment's moments weigh (JSON-ready)."""
         return {"coefficients": [list(c) for c in self._coef],
-                "weight": self._moments[:, 0, 0].tolist(), "refits": self.refits}
+                "weight": self._moments[:, 0, 0].tolist(), "refits": self.refits,
+                "without_optional": self.without_optional,
+                "errors": self._errors.tolist()}

@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+from array import array
 
 import numpy as np
 
@@ -29,8 +30,15 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
         base = view.mu + view.item_terms(item)[0] + (
             float(view.user_bias[row]) if row is not None else 0.0)
         p_deep = clip(base + vecs.interaction(view, user, item)[0], m.clip)
+    n_u, n_i = m.biases.counts(user, item)
+    mean_square = m._spread_sum / m._spread_n if m._spread_n else 0.0
+    squares, item_biases = m._user_sums.get(user, (0.0, 0.0))
+    spread = np.sqrt((squares + m.spread_prior * mean_square)
+                     / (n_u + m.spread_prior)) - np.sqrt(mean_square)
     features = (p_online - p_bias, p_deep - p_bias, m._recent_user.get(user, 0.0),
-                m._recent_item.get(item, 0.0))
+                m._recent_item.get(item, 0.0), float(spread), item_biases / (n_u + 1),
+                m._item_sums.get(item, 0.0) / (n_i + 1),
+                float(b_i * spread / np.sqrt(mean_square)) if mean_square else 0.0)
     y_hat = clip(p_bias + m.weights.predict(segment, features), m.clip)
     m.weights.learn(segment, features, value - p_bias)
     m.online.learn_one(user, item, value)
@@ -45,6 +53,10 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
     for recent, key, rate in ((m._recent_user, user, m.user_recency),
                               (m._recent_item, item, m.item_recency)):
         recent[key] = (1 - rate) * recent.get(key, 0.0) + rate * (value - p_bias)
+    m._user_sums[user] = [squares + (value - p_bias) ** 2, item_biases + b_i]
+    m._item_sums[item] = m._item_sums.get(item, 0.0) + b_u
+    m._spread_sum += (value - p_bias) ** 2
+    m._spread_n += 1
     m.biases.update(user, item, value)
     m.events_seen += 1
     return y_hat
@@ -96,13 +108,15 @@ def test_a_lifelong_model_pickled_before_the_stacked_blend_loads_and_serves():
     for ev in SyntheticStream(n_events=300, drift_at=(), seed=2):
         model.step(ev.user_id, ev.item_id, ev.value)
     state = dict(model.__dict__)  # the format-1 layout: a SegmentBlend and deep weights
-    for key in ("_recent_user", "_recent_item", "user_recency", "item_recency"):
+    for key in ("_recent_user", "_recent_item", "user_recency", "item_recency",
+                "spread_prior", "_user_sums", "_item_sums", "_spread_sum", "_spread_n"):
         del state[key]
     state["weights"], state["deep_weights"] = SegmentBlend(segments=8), []
     old = LifelongModel.__new__(LifelongModel)
     old.__dict__.update(state)
     again = pickle.loads(pickle.dumps(old))
     assert again.weights.refits == 0 and again.config()["user_recency"] == 0.3
+    assert again.weights.n_features == LifelongModel.N_FEATURES
     assert again.predict_one("u1", "i1") == clip(again.online.predict_one("u1", "i1"),
                                                  (1.0, 5.0))  # River alone until a refit
     again.step("u1", "i1", 4.0)
@@ -116,3 +130,33 @@ def test_history_keeps_the_last_events_as_arrays():
     users, items, values = hist.arrays()
     assert len(hist) == 3 and sorted(users.tolist()) == [2, 3, 4]
     assert sorted(items.tolist()) == [12, 13, 14] and values.dtype == np.float32
+
+
+def test_a_lifelong_model_pickled_before_the_implicit_features_predicts_as_before():
+    model = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0), blend_refit=100)
+    events = list(SyntheticStream(n_events=700, drift_at=(), seed=4))
+    for ev in events[:500]:
+        model.step(ev.user_id, ev.item_id, ev.value)
+    state = pickle.loads(pickle.dumps(model)).__dict__  # the format-2 layout: 4 features
+    for key in ("spread_prior", "_user_sums", "_item_sums", "_spread_sum", "_spread_n"):
+        del state[key]
+    blend = state["weights"]
+    for key in ("optional", "_sets", "_errors", "without_optional"):
+        del blend.__dict__[key]
+    blend.n_features = 4
+    blend._coef = [c[:5] for c in blend._coef]
+    keep = [0, 1, 2, 3, 4, 9]  # intercept, the 4 old features, target
+    blend._moments = blend._moments[:, keep][:, :, keep]
+    rows = np.frombuffer(blend._pending, dtype=np.float64).reshape(-1, 10)
+    blend._pending = array("d", np.delete(rows, [5, 6, 7, 8], axis=1).ravel().tolist())
+    expected = [blend.predict(s, (0.5, -0.2, 0.1, 0.3)) for s in range(blend.n_segments)]
+    old = LifelongModel.__new__(LifelongModel)
+    old.__dict__.update(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.weights.n_features == 8 and again.implicit("u1", "i1", 0, 0) == (0, 0, 0, 0)
+    assert [again.weights.predict(s, (0.5, -0.2, 0.1, 0.3, 1.0, 2.0, -1.0, 0.5))
+            for s in range(blend.n_segments)] == expected  # weight 0 until the next refit
+    refits = again.weights.refits
+    for ev in events[500:]:
+        again.step(ev.user_id, ev.item_id, ev.value)
+    assert again.weights.refits > refits and again.events_seen == 700

@@ -80,3 +80,39 @@ def test_user_vectors_pickle_as_one_matrix_and_continue_alike():
     assert list(clone._vecs) == list(vecs._vecs)  # recency order kept
     assert all(np.array_equal(clone._vecs[u], v) for u, v in vecs._vecs.items())
     assert len(pickle.loads(pickle.dumps(UserVectors()))) == 0
+
+
+def _drive(blend: StackedBlend, useful: bool, n: int = 6000) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        signal, extra = rng.normal(), rng.normal() * 3.0
+        target = signal + (0.8 * extra if useful else 0.0) + rng.normal()
+        blend.predict(0, (signal, extra))
+        blend.learn(0, (signal, extra), target)
+
+
+def test_an_optional_feature_that_does_not_pay_is_left_out():
+    blend = StackedBlend(2, refit_every=500, halflife=2000.0, optional=(1,))
+    _drive(blend, useful=False)
+    assert blend.without_optional and blend.coefficients(0)[2] == 0.0
+    assert blend.report()["errors"][1] < blend.report()["errors"][0]
+
+
+def test_an_optional_feature_that_pays_is_kept():
+    blend = StackedBlend(2, refit_every=500, halflife=2000.0, optional=(1,))
+    _drive(blend, useful=True)
+    assert not blend.without_optional and abs(blend.coefficients(0)[2] - 0.8) < 0.05
+
+
+def test_a_blend_pickled_before_optional_features_loads_with_none():
+    blend = StackedBlend(2, refit_every=100)
+    _drive(blend, useful=True, n=300)
+    state = dict(blend.__dict__)
+    for key in ("optional", "_sets", "_errors", "without_optional"):
+        del state[key]
+    old = StackedBlend.__new__(StackedBlend)
+    old.__dict__.update(state)
+    again = pickle.loads(pickle.dumps(old))
+    assert again.optional == () and not again.without_optional
+    _drive(again, useful=True, n=300)
+    assert again.refits > blend.refits
