@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -171,14 +171,14 @@ class QualityGates:
     def __init__(self, rules: Mapping[str, list[Rule]]):
         self.rules = {t: list(r) for t, r in rules.items()}
         self._default = self.rules.get("*", [])
+        # the default shape (value range, time window, user rate) fused into one function
+        # a type: the same verdicts and reasons in the same order, fewer calls an event
+        self._fused = {t: _fuse(r) for t, r in self.rules.items()}
+        self._fused_default = self._fused.get("*") or _fuse(self._default)
 
     def check(self, event: Event, now: float) -> str | None:
         """The first refusing rule's reason, or ``None`` when every rule lets it through."""
-        for rule in self.rules.get(event.type, self._default):
-            reason = rule.check(event, now)
-            if reason is not None:
-                return reason
-        return None
+        return self._fused.get(event.type, self._fused_default)(event, now)
 
     def snapshot(self) -> dict[str, Any]:
         """State of the stateful rules, by event type (for checkpoints)."""
@@ -261,6 +261,41 @@ class QualityGates:
                 out.append(UserRate(n, per))
             rules[etype] = out
         return cls(rules)
+
+
+def _fuse(rules: list[Rule]) -> Callable[[Event, float], str | None]:
+    """One check function for ``rules`` (the rules' own reasons, in their order).
+
+    >>> gates = QualityGates.default()
+    >>> ev = Event("e", "u", "i", "rating", 11.0, 5.0)
+    >>> gates.check(ev, 0.0) == gates.rules["rating"][0].check(ev, 0.0)
+    True
+    """
+    if (len(rules) == 3 and type(rules[0]) is ValueRange and type(rules[1]) is TimeWindow
+            and type(rules[2]) is UserRate):
+        value_range, window, rate = rules
+        low, high = value_range.low, value_range.high
+        future, floor = window.max_future_seconds, window.min_ts
+        rate_check = rate.check
+
+        def fused(event: Event, now: float) -> str | None:
+            if not low <= event.value <= high:
+                return value_range.check(event, now)
+            ts = event.ts
+            if ts > now + future or ts < floor:
+                return window.check(event, now)
+            return rate_check(event, now)
+
+        return fused
+
+    def each(event: Event, now: float) -> str | None:
+        for rule in rules:
+            reason = rule.check(event, now)
+            if reason is not None:
+                return reason
+        return None
+
+    return each
 
 
 def _is_num(x: object) -> bool:
