@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -128,18 +128,22 @@ class UserRate:
         self.max_per_user = max_per_user
         self.per_seconds = per_seconds
         self.capacity = capacity
-        self._windows: dict[str, list[float]] = {}  # user -> [window start, count]
+        # user -> (window start, count): immutable pairs, so a snapshot (each publish) is a
+        # shallow dict copy, not a list copy per user
+        self._windows: dict[str, tuple[float, float]] = {}
 
     def check(self, event: Event, now: float) -> str | None:
         """Count the event in its user's window; refuse it past the limit."""
-        w = self._windows.get(event.user_id)
-        if w is None or event.ts >= w[0] + self.per_seconds or event.ts < w[0]:
+        user, ts = event.user_id, event.ts
+        w = self._windows.get(user)
+        if w is None or ts >= w[0] + self.per_seconds or ts < w[0]:
             if w is None and len(self._windows) >= self.capacity:
-                self._forget(event.ts)
-            self._windows[event.user_id] = [event.ts, 1.0]
+                self._forget(ts)
+            self._windows[user] = (ts, 1.0)
             return None
-        w[1] += 1
-        if w[1] > self.max_per_user:
+        count = w[1] + 1.0
+        self._windows[user] = (w[0], count)
+        if count > self.max_per_user:
             return (f"user_rate: more than {self.max_per_user} events in "
                     f"{self.per_seconds:g} s from one user")
         return None
@@ -151,13 +155,13 @@ class UserRate:
             keep = sorted(self._windows.items(), key=lambda kv: kv[1][0])[self.capacity // 2:]
             self._windows = dict(keep)
 
-    def snapshot(self) -> dict[str, list[float]]:
-        """The per-user windows (a copy)."""
-        return {u: list(w) for u, w in self._windows.items()}
+    def snapshot(self) -> dict[str, tuple[float, float]]:
+        """The per-user windows (a copy; each a ``(start, count)`` pair)."""
+        return dict(self._windows)
 
-    def restore(self, state: Mapping[str, list[float]]) -> None:
-        """Continue from :meth:`snapshot` output."""
-        self._windows = {u: list(w) for u, w in state.items()}
+    def restore(self, state: Mapping[str, Sequence[float]]) -> None:
+        """Continue from :meth:`snapshot` output (pairs or, from older versions, lists)."""
+        self._windows = {u: (float(w[0]), float(w[1])) for u, w in state.items()}
 
 
 class QualityGates:
