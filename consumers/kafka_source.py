@@ -69,7 +69,7 @@ class KafkaSource:
         group_id: str,
         *,
         client_id: str = "lifelong-learner",
-        max_records: int = 2000,
+        max_records: int = 500,
         auto_offset_reset: str = "earliest",
         on_lag: LagCallback | None = None,
         start_offsets: Mapping[tuple[str, int], int] | None = None,
