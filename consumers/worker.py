@@ -326,7 +326,10 @@ class LearnerWorker:
                 impressions.event(result)
         self._current = None
         self._place(records)
-        self._after_learning()
+        try:  # every record is in its place: a failing detector is logged, learning goes on
+            self._after_learning()
+        except Exception:
+            log.exception("drift detection of %s failed for a batch", self.learner.model_name)
         if self.input_drift is not None and records:
             self.input_drift.end_batch()
         if metrics is not None and records:
@@ -362,7 +365,10 @@ class LearnerWorker:
         if self.metrics is not None:
             self.metrics.drift_alarms.inc()
         if self.on_drift is not None:
-            self.on_drift(at)
+            try:  # after the batch's records are placed: a failing callback stops nothing
+                self.on_drift(at)
+            except Exception:
+                log.exception("the drift alarm callback of %s failed", self.learner.model_name)
 
     def checkpoint(self) -> Checkpoint:
         """The learner with the dedup window and gate state: what a version stores."""
