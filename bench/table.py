@@ -17,9 +17,13 @@ RESULTS = ROOT / "bench" / "results"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
-def _load(name: str) -> dict[str, Any] | None:
-    path = RESULTS / name
-    return json.loads(path.read_text()) if path.exists() else None
+def _load(*names: str) -> dict[str, Any] | None:
+    """The first of ``names`` (newest first) found under bench/results, with its name."""
+    for name in names:
+        path = RESULTS / name
+        if path.exists():
+            return {**json.loads(path.read_text()), "_file": name}
+    return None
 
 
 def _r(s: dict[str, Any], fmt: str = ".2f", scale: float = 1.0) -> str:
@@ -31,12 +35,14 @@ def rows() -> list[str]:
     """The table's markdown lines."""
     out = ["| row | figure (median [range]) | target | results |",
            "| --- | --- | --- | --- |"]
-    if (ln := _load("learn-after.json")) is not None and "vs_memory" in ln["learn"]:
+    ln = _load("learn-speed4.json", "learn-after.json")
+    if ln is not None and "vs_memory" in ln["learn"]:
+        f = ln["_file"]
         out.append(f"| `learn` through Kafka / bare json.loads + River (events per CPU-s, "
                    f"{ln['events']:,} events, commit {ln['commit']}) | "
-                   f"{_r(ln['learn']['vs_memory']['eps_cpu'])}x | ≥ 0.75x | learn-after.json |")
+                   f"{_r(ln['learn']['vs_memory']['eps_cpu'])}x | ≥ 0.75x | {f} |")
         out.append(f"| `learn` / kafka-python + River | {_r(ln['learn']['vs_kafka']['eps_cpu'])}x"
-                   " | ≥ 0.95x | learn-after.json |")
+                   f" | ≥ 0.95x | {f} |")
     if (ev := _load("learn-evaluate-after.json")) is not None:
         e = ev["evaluate"]
         out.append(f"| `evaluate` 100k-row csv, whole process / bare loop (events per CPU-s) | "
@@ -52,11 +58,16 @@ def rows() -> list[str]:
                 out.append(f"| River-only `learn`, {name} (wall) | "
                            f"{_r(st['startup'][name])} s | < 2 s after imports | "
                            "learn-startup.json |")
-    if (fr := _load("freshness-5k.json")) is not None:
-        lr = fr["learn"]
+    for names in (("freshness-5k-speed4.json", "freshness-5k.json"),
+                  ("freshness-2k-speed4.json",)):
+        if (fr := _load(*names)) is None:
+            continue
+        lr, users = fr["learn"], fr.get("users", 20_000)
+        load = max(fr.get("load_average", [0])[0], fr.get("load_average_end", [0])[0])
         out.append(f"| freshness produced → visible, {fr['rate']:.0f} events/s asked "
-                   f"({_r(lr['rate'], '.0f')} achieved) | p50 {_r(lr['p50'])} s, "
-                   f"p99 {_r(lr['p99'])} s | p99 ≤ 1 s | freshness-5k.json |")
+                   f"({_r(lr['rate'], '.0f')} achieved), {users:,} users, load ≤ {load:.0f} "
+                   f"| p50 {_r(lr['p50'])} s, p99 {_r(lr['p99'])} s | p99 ≤ 1 s at 5k/s "
+                   f"| {fr['_file']} |")
     if (mem := _load("memory-2m-200k.json")) is not None and "worker" in mem:
         w, b = mem["worker"], mem["bare"]
         out.append(f"| RSS growth 50% → 100% of {mem['events']:,} events, {mem['users']:,} users "

@@ -21,6 +21,9 @@ from array import array
 __all__ = ["RecentIds"]
 
 
+_blake2b, _from_bytes = hashlib.blake2b, int.from_bytes
+
+
 def _digest(event_id: str) -> int:
     data = event_id.encode("utf-8", "surrogatepass")
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
@@ -39,7 +42,8 @@ class RecentIds:
 
     def check_and_add(self, event_id: str) -> bool:
         """Return True if ``event_id`` is a duplicate; otherwise remember it."""
-        h = _digest(event_id)
+        h = _from_bytes(_blake2b(event_id.encode("utf-8", "surrogatepass"),
+                                 digest_size=8).digest(), "little")  # _digest, inlined
         if h in self._set:
             return True
         ring = self._ring

@@ -83,7 +83,9 @@ class RegistryPublisher:
     a whole version (a base, ``river-pickle``) first, then deltas (``river-delta``: the rows
     touched since the previous version, :mod:`model_store.delta`) until ``compact_after``
     deltas were published since the base, or their bytes together would pass
-    ``compact_share`` of the base's size, or the learner erased a user: then a new base.
+    ``compact_share`` of the base's size (of ``compact_floor_bytes`` while the base is
+    smaller: a young, growing model is not re-based at every 50% of growth, each base a
+    whole pickle that stalls learning), or the learner erased a user: then a new base.
     ``compact_after=0`` publishes every version whole; so do all other learners.
 
     >>> from model_store import Registry
@@ -101,9 +103,12 @@ class RegistryPublisher:
     """
 
     def __init__(self, registry: _Registry, model: str, *, parent: int | None = None,
-                 compact_after: int = 100, compact_share: float = 0.5):
-        if compact_after < 0 or compact_share <= 0:
-            raise ValueError("compact_after must be >= 0 and compact_share positive")
+                 compact_after: int = 100, compact_share: float = 0.5,
+                 compact_floor_bytes: int = 0):
+        if compact_after < 0 or compact_share <= 0 or compact_floor_bytes < 0:
+            raise ValueError("compact_after and compact_floor_bytes must be >= 0 and "
+                             "compact_share positive")
+        self.compact_floor_bytes = compact_floor_bytes
         self.registry = registry
         self.model = model
         self.compact_after = compact_after
@@ -170,7 +175,8 @@ class RegistryPublisher:
             blob.dedup_len = len(learner.dedup) // 8
             blob.quality_set, blob.quality_drop = quality_diff(self._quality, learner.quality)
         data = encode_delta(blob)
-        if self._chain_bytes + len(data) > self.compact_share * self._base.size:
+        if (self._chain_bytes + len(data)
+                > self.compact_share * max(self._base.size, self.compact_floor_bytes)):
             return None
         return publish_delta(self.registry, self.model, blob, parent=self._previous,
                              metadata=metadata, chain=self._chain + 1,

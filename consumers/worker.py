@@ -186,6 +186,9 @@ class LearnerWorker:
         self._covered: Positions = dict(self._positions)  # what the last version covers
         self._since_publish = 0
         self._last_publish = clock()
+        # the events learned in the batch being handled, and the predictions made for them
+        self._batch_events: list[Event] = []
+        self._batch_preds: list[float] = []
         self.stats = WorkerStats(started=clock())
         self.pseudonymizer = pseudonymizer  # user_id -> keyed hash right after decode
         self.erasure_topic = erasure_topic  # its records are erasure requests (docs/privacy.md)
@@ -208,13 +211,21 @@ class LearnerWorker:
                 self._process(chunk)
                 return
             except Exception as exc:
-                start += self._failed(exc, self.stats.consumed - consumed, learned)
+                start += self._failed(exc, chunk, self.stats.consumed - consumed, learned)
 
-    def _failed(self, exc: Exception, consumed: int, learned_before: int) -> int:
-        """Dead-letter the record whose handling raised; return how many were consumed."""
+    def _failed(self, exc: Exception, chunk: list[Record], consumed: int,
+                learned_before: int) -> int:
+        """Dead-letter the record whose handling raised; return how many were consumed.
+
+        The ``consumed - 1`` records before it in ``chunk`` are in their places: the
+        resume position moves past them, and the events learned among them reach the
+        drift detectors as a whole batch would.
+        """
         record, self._current = self._current, None
         if record is None:
             raise exc
+        self._place(chunk[: consumed - 1])
+        self._after_learning()
         reason = f"error: {type(exc).__name__}: {exc}"[:1000]
         log.error("%s[%d] offset %d: %s; sent to the dead letters", record.topic,
                   record.partition, record.offset, reason, exc_info=exc)
@@ -229,12 +240,41 @@ class LearnerWorker:
             self.metrics.learned.inc(stats.learned - learned_before)
         return consumed
 
-    def _placed(self) -> None:
-        """The current record reached its place: the resume position moves past it."""
-        record = self._current
-        if record is not None:
-            self._positions[(record.topic, record.partition)] = record.offset + 1
-            self._current = None
+    def _place(self, records: list[Record]) -> None:
+        """``records`` (in order) are in their places: the resume position moves past them."""
+        self._positions.update({(r.topic, r.partition): r.offset + 1 for r in records})
+
+    def _after_learning(self) -> None:
+        """Hand the events learned since the last call to the counters and detectors.
+
+        Once a batch (or the part of one before a failing record or an erasure request,
+        so that no event of an erased user reaches a window after it): the publish counter,
+        the freshness clock (event time -> learned, one clock read a batch),
+        the error drift detector (alarms at the event that raised them), the input drift
+        windows. The detectors see the same events in the same order as one at a time.
+        """
+        events, preds = self._batch_events, self._batch_preds
+        if not events:
+            return
+        self._batch_events, self._batch_preds = [], []
+        self._since_publish += len(events)
+        learned_before = self.stats.learned - len(events)
+        if self.drift is not None:
+            loss = self._loss
+            if loss is _abs_error:
+                errors = [abs(e.value - p) for e, p in zip(events, preds, strict=True)]
+                at = None
+            else:  # a ranking loss may be None (not ranked): those are not fed
+                pairs = [(k, loss(e, p)) for k, (e, p) in enumerate(zip(events, preds,
+                                                                       strict=True))]
+                kept = [(k, x) for k, x in pairs if x is not None]
+                errors, at = [x for _, x in kept], [k for k, _ in kept]
+            for i in self.drift.alarms_in(errors):
+                self._alarm(learned_before + 1 + (i if at is None else at[i]))
+        if self.input_drift is not None:
+            self.input_drift.observe_many(events, preds)
+        if self.freshness is not None:
+            self.freshness.learned_many([e.ts for e in events])
 
     def _process(self, records: list[Record]) -> None:
         stats, metrics = self.stats, self.metrics
@@ -242,53 +282,58 @@ class LearnerWorker:
         now = self._wall()
         if self.impressions is not None:  # a batch's impressions before its events (the join)
             records = self.impressions.order(records)
+        erasure_topic, impressions = self.erasure_topic, self.impressions
+        impressions_topic = None if impressions is None else impressions.topic
+        pseudonymizer = self.pseudonymizer
+        check, seen = self.quality.check, self._seen.check_and_add
+        learn_one = self.learner.learn_one
         for record in records:
-            self._placed()  # the record before this one
             self._current = record
             stats.consumed += 1
-            if record.topic == self.erasure_topic:
+            topic = record.topic
+            if topic == erasure_topic:
                 self._erase(record)
                 continue
-            if self.impressions is not None and record.topic == self.impressions.topic:
-                self.impressions.record(record.value)
+            if topic == impressions_topic:
+                impressions.record(record.value)  # type: ignore[union-attr]
                 continue
             # a source that parsed the row itself (a file) hands over the decoded event
             result = record.event if isinstance(record, Decoded) else None
             if result is None:
                 result = decode(record.value)
-            if isinstance(result, Rejected):
+            if result.__class__ is Rejected:
                 stats.invalid += 1
-                kind = result.kind
+                kind = result.kind  # type: ignore[union-attr]
                 stats.invalid_by_kind[kind] = stats.invalid_by_kind.get(kind, 0) + 1
-                self.dead_letters.put(record, result.reason)
+                self.dead_letters.put(record, result.reason)  # type: ignore[union-attr]
                 if metrics is not None:
                     metrics.invalid(kind).inc()
                 continue
-            result = result if self.pseudonymizer is None else self.pseudonymizer.apply(result)
-            bad = self.quality.check(result, now)
+            if pseudonymizer is not None:
+                result = pseudonymizer.apply(result)
+            bad = check(result, now)
             if bad is not None:
                 self._quarantine(record, bad)
                 continue
-            if self._seen.check_and_add(result.event_id):
+            if seen(result.event_id):
                 stats.duplicates += 1
                 if metrics is not None:
                     metrics.duplicate.inc()
                 continue
-            y_pred = self.learner.learn_one(result)
+            y_pred = learn_one(result)
             stats.learned += 1
-            if self.impressions is not None:
-                self.impressions.event(result)
-            error = self._loss(result, y_pred)
-            if self.drift is not None and error is not None and self.drift.update(error):
-                self._alarm()
-            if self.input_drift is not None:
-                self.input_drift.observe(result, y_pred)
-            if self.freshness is not None:
-                self.freshness.learned(result.ts)
-            self._since_publish += 1
-        self._placed()
-        if self.impressions is not None:
-            self.impressions.end_batch()
+            self._batch_events.append(result)
+            self._batch_preds.append(y_pred)
+            if impressions is not None:
+                impressions.event(result)
+        self._current = None
+        self._place(records)
+        if impressions is not None:
+            impressions.end_batch()
+        try:  # every record is in its place: a failing detector is logged, learning goes on
+            self._after_learning()
+        except Exception:
+            log.exception("drift detection of %s failed for a batch", self.learner.model_name)
         if self.input_drift is not None and records:
             self.input_drift.end_batch()
         if metrics is not None and records:
@@ -317,15 +362,17 @@ class LearnerWorker:
         if self.metrics is not None:
             self.metrics.quarantined(kind).inc()
 
-    def _alarm(self) -> None:
-        at = self.stats.learned
+    def _alarm(self, at: int) -> None:
         self.stats.drift_alarms.append(at)
         log.warning("drift alarm for %s after %d events: the error rose",
                     self.learner.model_name, at)
         if self.metrics is not None:
             self.metrics.drift_alarms.inc()
         if self.on_drift is not None:
-            self.on_drift(at)
+            try:  # after the batch's records are placed: a failing callback stops nothing
+                self.on_drift(at)
+            except Exception:
+                log.exception("the drift alarm callback of %s failed", self.learner.model_name)
 
     def checkpoint(self) -> Checkpoint:
         """The learner with the dedup window and gate state: what a version stores."""
@@ -505,6 +552,7 @@ class LearnerWorker:
         """
         from consumers.erasure import decode_request, erase_in_worker
 
+        self._after_learning()  # the events before the request reach the windows first
         user = decode_request(record.value)
         if user is None:
             self.dead_letters.put(record, "erasure: not an erasure request")

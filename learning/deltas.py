@@ -220,7 +220,14 @@ def changed_non_finite(learner: Any) -> str | None:
     users, items = learner.dirty_rows()
     for name in _TABLES[learner.model_name]:
         table = getattr(river, name)
-        for key in users if name.startswith("u_") else items:
+        keys = users if name.startswith("u_") else items
+        rows = [v for v in map(table.get, keys) if v is not None]
+        try:  # one vectorised test of the table's changed rows; the loop names the first
+            if not rows or np.isfinite(np.asarray(rows, dtype=float)).all():
+                continue
+        except (TypeError, ValueError):
+            pass
+        for key in keys:
             value = table.get(key)
             if value is not None and not np.isfinite(value).all():
                 return f"parameter model.{name}[{key!r}] is not finite"

@@ -185,16 +185,21 @@ class Settings:
     kafka_ssl_cafile: str | None = None
     kafka_ssl_certfile: str | None = None
     kafka_ssl_keyfile: str | None = None
-    publish_every_events: int = 1000
-    publish_every_seconds: float = 30.0
+    # a version every half second, or every 10,000 events if sooner (docs/performance.md:
+    # freshness p99 under 1 s at 5k events/s, and a catching-up learner publishes 2 a second)
+    publish_every_events: int = 10_000
+    publish_every_seconds: float = 0.5
     keep_last: int = 20
     # versions created longer ago than this are pruned during a run, the newest excepted
     # (0: by count only): docs/privacy.md, retention
     version_max_age_seconds: float = 30 * 24 * 3600.0
     # publishing bounded by change (docs/publishing.md): deltas between whole versions
     publish_max_share: float = 0.1  # the floor: at most this share of time publishing
-    compact_after: int = 100  # a new base after this many deltas (0: every version whole)
+    # a new base after this many deltas (0: every version whole): at the 0.5 s cadence,
+    # 1000 deltas are 8 minutes
+    compact_after: int = 1000
     compact_share: float = 0.5  # ... or once the deltas add up to this share of the base
+    compact_floor_bytes: int = 16 * 1024 * 1024  # ... of this many bytes, if the base is less
     metrics_port: int = 0
     metrics_addr: str = "127.0.0.1"
     # the fine-tune worker (``lifelong finetune``)
@@ -269,6 +274,7 @@ class Settings:
             "publish_max_share": ("LIFELONG_PUBLISH_MAX_SHARE", _fraction),
             "compact_after": ("LIFELONG_COMPACT_AFTER", _count),
             "compact_share": ("LIFELONG_COMPACT_SHARE", _positive_float),
+            "compact_floor_bytes": ("LIFELONG_COMPACT_FLOOR_BYTES", _count),
             "metrics_port": ("LIFELONG_METRICS_PORT", _port),
             "metrics_addr": ("LIFELONG_METRICS_ADDR", _text),
             "finetune_model": ("LIFELONG_FINETUNE_MODEL", _name),

@@ -16,6 +16,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from monitoring.detectors.base import Detector
 from monitoring.detectors.registry import ERROR_DETECTORS, make
 
@@ -47,6 +49,16 @@ class ErrorDrift:
     def update(self, error: float) -> bool:
         """Add one absolute error; return True when this update raises an alarm."""
         return self.detector.update(error)
+
+    def alarms_in(self, errors: Sequence[float]) -> list[int]:
+        """:meth:`update` with each of a batch's ``errors``; the positions that alarmed.
+
+        >>> errors = [0.1] * 300 + [2.0] * 100
+        >>> one, det = ErrorDrift(min_events=10), ErrorDrift(min_events=10)
+        >>> det.alarms_in(errors) == [i for i, e in enumerate(errors) if one.update(e)], det.n
+        (True, 400)
+        """
+        return self.detector.alarms_in(errors)
 
     @property
     def alarms(self) -> list[int]:

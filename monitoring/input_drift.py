@@ -10,7 +10,8 @@ window's, so a burst of very active users (a bot), or traffic piling on a few it
 Those samples are of users and items, not of events: an event-level feature would repeat
 one user's figure for each of its events, and its tests would alarm on noise.
 
-:meth:`InputDrift.observe` costs five list appends per event; the counting and the tests
+:meth:`InputDrift.observe` costs five list appends per event (:meth:`~InputDrift.observe_many`
+five list extends per batch); the counting and the tests
 run once a window (``window`` events), in C (``Counter``) and numpy. :class:`InputDrift` is plain
 picklable state: it travels inside the learner it watches (the attribute named
 :data:`ATTRIBUTE`), so a warm-started learner resumes its reference windows.
@@ -137,6 +138,36 @@ class InputDrift:
         if len(self._types) == self.window:
             self._evaluate()
 
+    def observe_many(self, events: Sequence[Event], scores: Sequence[float]) -> None:
+        """:meth:`observe` for each event and its score, by list slices (one batch).
+
+        The windows close at the same events as one :meth:`observe` at a time would, so
+        the figures and alarms are the same:
+
+        >>> from stream.schema import Event
+        >>> evs = [Event(str(i), f"u{i % 7}", f"i{i % 5}", "rating", i % 5, 0.0)
+        ...        for i in range(250)]
+        >>> one, many = InputDrift(window=100), InputDrift(window=100)
+        >>> for e in evs:
+        ...     one.observe(e, 3.0)
+        >>> many.observe_many(evs[:30], [3.0] * 30); many.observe_many(evs[30:], [3.0] * 220)
+        >>> many.n, str(many.statistics()) == str(one.statistics()), many._values == one._values
+        (250, True, True)
+        """
+        start, n = 0, len(events)
+        while start < n:
+            take = min(n - start, self.window - len(self._types))
+            part = events[start:start + take]
+            self._types.extend([e.type for e in part])
+            self._values.extend([e.value for e in part])
+            self._scores.extend(scores[start:start + take])
+            self._users.extend([e.user_id for e in part])
+            self._items.extend([e.item_id for e in part])
+            self._n += take
+            start += take
+            if len(self._types) == self.window:
+                self._evaluate()
+
     def _evaluate(self) -> None:
         classes = {}
         for signal, keys in (("user_activity", self._users), ("item_popularity", self._items)):
@@ -224,6 +255,7 @@ class InputDriftWatch:
         self.metrics = metrics
         self.on_alarm = on_alarm
         self.observe = drift.observe
+        self.observe_many = drift.observe_many
         if metrics is not None:
             metrics.init(drift.pairs)
 

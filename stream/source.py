@@ -22,8 +22,12 @@ __all__ = ["BatchSource", "DeadLetters", "IterSource", "ListDeadLetters", "ListS
 _END = object()  # end of an IterSource's values (a value may be None: a tombstone)
 
 
-class Record(msgspec.Struct, frozen=True):
+class Record(msgspec.Struct, frozen=True, gc=False):
     """One raw record and where it came from.
+
+    Not tracked by the garbage collector (``gc=False``: bytes, strings and numbers cannot
+    form a cycle), so a batch of records does not trigger collections over the learner's
+    tables.
 
     For Kafka ``topic``/``partition``/``offset`` are the broker's; for a file ``topic`` is
     the path, ``partition`` is 0 and ``offset`` the 0-based data row. ``timestamp`` is the

@@ -98,6 +98,18 @@ class Detector(ABC):
             fired |= self.update(x)
         return fired
 
+    def alarms_in(self, xs: Iterable[Any]) -> list[int]:
+        """:meth:`update` with each of ``xs`` in turn; the positions in ``xs`` that alarmed.
+
+        >>> class Above(Detector):
+        ...     name = "above"
+        ...     def _fired(self, x): return x > 1.0
+        >>> Above(cooldown=3).alarms_in([0, 2, 2, 2, 2, 0])
+        [1, 4]
+        """
+        update = self.update
+        return [i for i, x in enumerate(xs) if update(x)]
+
     @property
     def drift_detected(self) -> bool:
         """True right after the update that raised a new alarm."""

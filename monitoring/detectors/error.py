@@ -15,6 +15,7 @@ nobody should retrain because the model got better.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 
 from river import drift
 
@@ -39,6 +40,37 @@ class ADWINDetector(Detector):
         self._detector.update(x)
         self._statistic = self._detector.estimation
         return bool(self._detector.drift_detected and self._detector.estimation > before)
+
+    def alarms_in(self, xs: Iterable[float]) -> list[int]:
+        """:meth:`update` over ``xs`` in one loop (a batch's errors); the alarming positions.
+
+        The same updates, statistic and alarms as one :meth:`update` at a time; the
+        estimation is read once an update (after it: the next update's "before").
+
+        >>> import random
+        >>> rng = random.Random(0)
+        >>> xs = [abs(rng.gauss(0.5 if i < 2000 else 1.5, 0.2)) for i in range(4000)]
+        >>> one, many = ADWINDetector(min_events=100), ADWINDetector(min_events=100)
+        >>> alarms = [i for i, x in enumerate(xs) if one.update(x)]
+        >>> many.alarms_in(xs[:1500]) + [1500 + i for i in many.alarms_in(xs[1500:])] == alarms
+        True
+        >>> many.state() == one.state(), many.alarms == one.alarms
+        (True, True)
+        """
+        det = self._detector
+        update, out = det.update, []
+        before = det.estimation
+        for i, x in enumerate(xs):
+            update(x)
+            after = det.estimation
+            self._n += 1
+            if det.drift_detected and after > before and self._gate(True):
+                out.append(i)
+            else:
+                self._detected = False
+            before = after
+        self._statistic = before if self._n else self._statistic
+        return out
 
 
 class PageHinkleyDetector(Detector):

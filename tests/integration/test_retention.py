@@ -73,7 +73,10 @@ def test_learn_prunes_during_the_run(kafka, redis_service, unique, signing_key) 
     topic, prefix = f"it-keep-{unique}", f"it-{unique}"
     settings = Settings.from_env(topic=topic, dlq_topic=f"{topic}.dlq", prefix=prefix,
                                  group_id=f"it-keep-{unique}", model="reco",
-                                 publish_every_events=150, keep_last=2)
+                                 publish_every_events=150, keep_last=2,
+                                 # a base at each 50% of the (small) model's size, so that old
+                                 # chains can go (the 16 MiB floor would keep one chain here)
+                                 compact_floor_bytes=0)
     run = build_online_run(settings, register_target=False, resume=False)
     try:
         assert isinstance(run.worker.publisher, RetainLast)

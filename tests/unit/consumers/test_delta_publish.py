@@ -212,7 +212,7 @@ def test_settings_and_help_state_the_defaults():
     from lifelong.config import ConfigError, Settings
 
     s = Settings.from_env({})
-    assert (s.publish_max_share, s.compact_after, s.compact_share) == (0.1, 100, 0.5)
+    assert (s.publish_max_share, s.compact_after, s.compact_share) == (0.1, 1000, 0.5)
     s = Settings.from_env({"LIFELONG_COMPACT_AFTER": "0", "LIFELONG_PUBLISH_MAX_SHARE": "0.2"})
     assert (s.compact_after, s.publish_max_share) == (0, 0.2)
     with pytest.raises(ConfigError, match="LIFELONG_COMPACT_AFTER"):
@@ -247,3 +247,25 @@ def test_purges_never_break_a_chain_that_latest_or_an_alias_needs():
     report = purge_before(reg, "reco", 5, move_aliases=True)  # production -> latest (5)
     assert report.deleted == [] and reg.aliases("reco")["production"] == 5
     reg.load_object("reco", "production")
+
+
+def test_the_compaction_floor_keeps_a_growing_model_on_its_chain():
+    """Every event a new user: at share 0.5 of a small base, bases come at each 50% of
+    growth; with a floor far above the model's size, only the first version is whole."""
+    rng = random.Random(5)
+    values = [encode(Event(f"e{k}", f"new{k}", f"i{rng.randrange(30)}", "rating", 4.0,
+                           1_700_000_000.0 + k)) for k in range(600)]
+    formats = {}
+    for floor in (0, 1 << 30):
+        reg = _reg()
+        worker, _ = _worker(values, OnlineLearner("BiasedMF"), reg, compact_share=0.5,
+                              compact_floor_bytes=floor)
+        worker.run()
+        formats[floor] = [v.format for v in reg.versions("reco")]
+        if floor:  # the chain's bytes stay under the share of the floor
+            assert all(v.extra.get("chain_bytes", 0) <= 0.5 * floor
+                       for v in reg.versions("reco"))
+    assert formats[0].count("river-pickle") >= 3
+    assert formats[1 << 30] == ["river-pickle"] + ["river-delta"] * 11
+    with pytest.raises(ValueError):
+        RegistryPublisher(_reg(), "reco", compact_floor_bytes=-1)

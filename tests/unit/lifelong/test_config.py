@@ -6,7 +6,7 @@ from lifelong.config import ConfigError, Settings
 def test_defaults():
     s = Settings.from_env({})
     assert (s.topic, s.dlq_topic, s.model_kind, s.publish_every_events) == (
-        "events", "events.dlq", "BiasedMF", 1000)
+        "events", "events.dlq", "BiasedMF", 10_000)
 
 
 def test_flags_win_over_environment():
