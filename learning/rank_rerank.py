@@ -6,13 +6,13 @@ time), each kept exactly by :class:`TopTracker` (every count of a column fades b
 factor, so only the item just learned can change places), and the strongest co-occurrence
 and "what follows what" links from the user's last items (the latter faded by the time
 between the two events, :class:`~learning.rank_transitions.TimedTransitions`; a time scale
-of one day by default, ``sequence_time_scale=None`` for the untimed links). Each candidate gets a feature row
-(:data:`FEATURES`: log popularity per decay relative to the top item, a short / long trend,
-the co-occurrence and sequence scores, raw and relative to the list's best, log item age
-and time since the item was last seen, its popularity rank in the list in buckets, how far
-its popularity is from the level the user usually picks, its x0.999 popularity among cold,
-in-session and returning users' events, and the personal scores times the log time since
-the user's last event). The weights are crossed with
+of one day by default, ``sequence_time_scale=None`` for the untimed links). Each candidate
+gets a feature row (:data:`FEATURES`: log popularity per decay relative to the top item, a
+short / long trend, the co-occurrence and sequence scores, raw and relative to the list's
+best, log item age and time since the item was last seen, its popularity rank in the list
+in buckets, how far its popularity is from the level the user usually picks, its x0.999
+popularity among cold, in-session and returning users' events, and the personal scores
+times the log time since the user's last event). The weights are crossed with
 the user's context (time since their last event: < 1 h, < 1 day, later; history length:
 1, 2-4, 5-19, 20+), so the one linear model learns per context how much popularity, trend
 and the user's recent items matter: score ``f . (w + w_ctx)``.
