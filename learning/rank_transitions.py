@@ -22,10 +22,23 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 
 from learning.rank_sequence import _RENORM_AT, CoOccurrence
 
 __all__ = ["TimedTransitions"]
+
+
+class _Recent(deque):  # type: ignore[type-arg]
+    """A user's last items and, in ``times``, their event times.
+
+    One object, so erasing a user's ``_recent`` entry erases the times too; pickling
+    rebuilds it as ``_Recent(items, maxlen)`` and then restores ``times``.
+    """
+
+    def __init__(self, iterable: Iterable[int] = (), maxlen: int | None = None):
+        super().__init__(iterable, maxlen)
+        self.times: deque[float] = deque(maxlen=maxlen)
 
 
 class TimedTransitions(CoOccurrence):
@@ -42,7 +55,6 @@ class TimedTransitions(CoOccurrence):
             raise ValueError(f"min_factor must be in [0, 1), got {min_factor}")
         self.time_scale = float(time_scale)
         self.min_factor = float(min_factor)
-        self._times: dict[str, deque[float]] = {}
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """Link ``item`` with the user's last items (faded by the time since each)."""
@@ -54,9 +66,8 @@ class TimedTransitions(CoOccurrence):
                 self._renormalise()
         recent = self._recent.get(user)
         if recent is None:
-            recent = self._recent[user] = deque(maxlen=self.history)
-            self._times[user] = deque(maxlen=self.history)
-        times = self._times[user]
+            recent = self._recent[user] = _Recent(maxlen=self.history)
+        times = recent.times  # type: ignore[attr-defined]
         strength = weight * self._scale
         for prev, at in zip(reversed(recent), reversed(times), strict=True):
             factor = math.exp(-max(ts - at, 0.0) / self.time_scale)

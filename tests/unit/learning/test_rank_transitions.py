@@ -83,3 +83,13 @@ def test_bad_config_is_refused():
         TimedTransitions(time_scale=0.0)
     with pytest.raises(ValueError, match="min_factor"):
         TimedTransitions(min_factor=1.0)
+
+
+def test_a_user_erased_from_recent_leaves_no_times_behind():
+    seq = TimedTransitions(2)
+    seq.learn_one("secret-user", 0, ts=0.0)
+    seq.learn_one("secret-user", 1, ts=1.0)
+    seq._recent.pop("secret-user")  # what learning.erasure does for co-occurrence parts
+    assert b"secret-user" not in pickle.dumps(seq)
+    seq.learn_one("secret-user", 2, ts=2.0)  # comes back cold
+    assert seq.recent("secret-user") == [2]
