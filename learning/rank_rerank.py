@@ -4,13 +4,15 @@ Cheap sources propose candidates for a user: the items most popular under each o
 decays (x0.99, x0.999, x0.9999 per event; half-lives of one day and one week in event
 time), each kept exactly by :class:`TopTracker` (every count of a column fades by the same
 factor, so only the item just learned can change places), and the strongest co-occurrence
-and "what follows what" links from the user's last items. Each candidate gets a feature row
-(:data:`FEATURES`: log popularity per decay relative to the top item, a short / long trend,
-the co-occurrence and sequence scores, raw and relative to the list's best, log item age
-and time since the item was last seen, its popularity rank in the list in buckets, how far
-its popularity is from the level the user usually picks, its x0.999 popularity among cold,
-in-session and returning users' events, and the personal scores times the log time since
-the user's last event). The weights are crossed with
+and "what follows what" links from the user's last items (the latter faded by the time
+between the two events, :class:`~learning.rank_transitions.TimedTransitions`; a time scale
+of one day by default, ``sequence_time_scale=None`` for the untimed links). Each candidate
+gets a feature row (:data:`FEATURES`: log popularity per decay relative to the top item, a
+short / long trend, the co-occurrence and sequence scores, raw and relative to the list's
+best, log item age and time since the item was last seen, its popularity rank in the list
+in buckets, how far its popularity is from the level the user usually picks, its x0.999
+popularity among cold, in-session and returning users' events, and the personal scores
+times the log time since the user's last event). The weights are crossed with
 the user's context (time since their last event: < 1 h, < 1 day, later; history length:
 1, 2-4, 5-19, 20+), so the one linear model learns per context how much popularity, trend
 and the user's recent items matter: score ``f . (w + w_ctx)``.
@@ -43,6 +45,7 @@ import numpy as np
 
 from learning.rank_sequence import CoOccurrence
 from learning.rank_top import TopTracker
+from learning.rank_transitions import TimedTransitions
 from learning.rankers import grow
 
 __all__ = ["FEATURES", "ListwiseRerank", "TopTracker"]  # TopTracker: from rank_top
@@ -76,7 +79,7 @@ class ListwiseRerank:
     def __init__(self, *, decays: tuple[float, float, float] = (0.99, 0.999, 0.9999),
                  half_lives: tuple[float, float] = (86400.0, 7 * 86400.0),
                  n_popular: int = 100, n_personal: int = 50, lr: float = 0.1,
-                 history: int = 5):
+                 history: int = 5, sequence_time_scale: float | None = 86400.0):
         if len(decays) != 3 or not all(0.0 < d < 1.0 for d in decays):
             raise ValueError(f"decays must be three values in (0, 1), got {decays}")
         if len(half_lives) != 2 or not all(h > 0 for h in half_lives):
@@ -91,7 +94,12 @@ class ListwiseRerank:
         self.history = history
         self.co_occurrence = CoOccurrence(history, symmetric=True, decay=0.9995,
                                           position_decay=0.7)
-        self.sequence = CoOccurrence(2, symmetric=False, decay=0.9995, position_decay=0.3)
+        self.sequence_time_scale = sequence_time_scale
+        self.sequence: CoOccurrence = (
+            CoOccurrence(2, symmetric=False, decay=0.9995, position_decay=0.3)
+            if sequence_time_scale is None else
+            TimedTransitions(2, time_scale=sequence_time_scale, decay=0.9995,
+                             position_decay=0.3))
         self.n_items = 0
         # popularity columns: 3 decays per event, 2 half-lives in time; value * scale each
         self._counts = np.zeros((0, 5))
