@@ -46,9 +46,19 @@ def rank_of(scores: np.ndarray, item: int, exclude: np.ndarray | None = None) ->
     2
     >>> rank_of(np.array([[1.0, 2.0], [2.0, 1.0]]), 0).tolist()
     [2, 1]
+
+    A NaN score for ``item`` ranks it last (NaN compares false, so it would otherwise rank
+    first: a model emitting NaN must not score a perfect hit rate):
+
+    >>> int(rank_of(np.array([3.0, np.nan, 1.0]), 1)), rank_of(np.array([[np.nan, 1.0]]), 0)
+    (3, array([2]))
     """
+    worst = len(scores if scores.ndim == 1 else scores[0]) - (
+        0 if exclude is None else len(exclude))
     if scores.ndim == 1:  # one pass each, no axis bookkeeping (the per-event path)
         t = scores[item]
+        if t != t:  # NaN
+            return np.int64(worst)
         rank = 1 + np.count_nonzero(scores > t) + np.count_nonzero(scores[item + 1 :] == t)
         if exclude is not None and len(exclude):
             ex = scores[exclude]
@@ -61,7 +71,7 @@ def rank_of(scores: np.ndarray, item: int, exclude: np.ndarray | None = None) ->
     if exclude is not None and len(exclude):
         ex = s[:, exclude]
         ranks -= np.count_nonzero((ex > target) | ((ex == target) & (exclude > item)), axis=1)
-    return ranks
+    return np.where(np.isnan(target[:, 0]), worst, ranks)
 
 
 _MAX_CANDIDATES = 2048
