@@ -94,8 +94,8 @@ class CoOccurrence:
         self._recent: dict[str, deque[int]] = {}
         self._scale = 1.0
 
-    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
-        """Link ``item`` with the user's last items, then append it to their history."""
+    def _advance(self, user: str, item: int) -> deque[int]:
+        """One event's clock (the fade of every link) and ``user``'s history, made if new."""
         if item >= self.n_items:
             self.n_items = item + 1
         if self.decay < 1.0:
@@ -104,7 +104,15 @@ class CoOccurrence:
                 self._renormalise()
         recent = self._recent.get(user)
         if recent is None:
-            recent = self._recent[user] = deque(maxlen=self.history)
+            recent = self._recent[user] = self._new_history()
+        return recent
+
+    def _new_history(self) -> deque[int]:
+        return deque(maxlen=self.history)
+
+    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+        """Link ``item`` with the user's last items, then append it to their history."""
+        recent = self._advance(user, item)
         strength = weight * self._scale
         for prev in reversed(recent):
             if prev != item:

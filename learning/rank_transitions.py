@@ -24,7 +24,7 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
-from learning.rank_sequence import _RENORM_AT, CoOccurrence
+from learning.rank_sequence import CoOccurrence
 
 __all__ = ["TimedTransitions"]
 
@@ -56,17 +56,12 @@ class TimedTransitions(CoOccurrence):
         self.time_scale = float(time_scale)
         self.min_factor = float(min_factor)
 
+    def _new_history(self) -> deque[int]:
+        return _Recent(maxlen=self.history)
+
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """Link ``item`` with the user's last items (faded by the time since each)."""
-        if item >= self.n_items:
-            self.n_items = item + 1
-        if self.decay < 1.0:
-            self._scale /= self.decay
-            if self._scale > _RENORM_AT:
-                self._renormalise()
-        recent = self._recent.get(user)
-        if recent is None:
-            recent = self._recent[user] = _Recent(maxlen=self.history)
+        recent = self._advance(user, item)
         times = recent.times  # type: ignore[attr-defined]
         strength = weight * self._scale
         for prev, at in zip(reversed(recent), reversed(times), strict=True):
