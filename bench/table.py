@@ -35,7 +35,7 @@ def rows() -> list[str]:
     """The table's markdown lines."""
     out = ["| row | figure (median [range]) | target | results |",
            "| --- | --- | --- | --- |"]
-    ln = _load("learn-speed4.json", "learn-after.json")
+    ln = _load("learn-quiet-final.json", "learn-speed4.json", "learn-after.json")
     if ln is not None and "vs_memory" in ln["learn"]:
         f = ln["_file"]
         out.append(f"| `learn` through Kafka / bare json.loads + River (events per CPU-s, "
@@ -58,7 +58,7 @@ def rows() -> list[str]:
                 out.append(f"| River-only `learn`, {name} (wall) | "
                            f"{_r(st['startup'][name])} s | < 2 s after imports | "
                            "learn-startup.json |")
-    for names in (("freshness-5k-speed4.json", "freshness-5k.json"),
+    for names in (("freshness-quiet-final.json", "freshness-5k-speed4.json", "freshness-5k.json"),
                   ("freshness-2k-speed4.json",)):
         if (fr := _load(*names)) is None:
             continue
