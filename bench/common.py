@@ -1,12 +1,17 @@
-"""What the benchmarks share: the repeat summary and the clean-up of a Redis key prefix."""
+"""What the benchmarks share: the repeat summary, the commit measured, the clean-up of a Redis
+key prefix."""
 
 from __future__ import annotations
 
 import os
 import statistics
+import subprocess
+from pathlib import Path
 from typing import Any
 
-__all__ = ["drop_prefix", "summary"]
+__all__ = ["commit", "drop_prefix", "summary"]
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def summary(values: list[float]) -> dict[str, Any]:
@@ -17,6 +22,13 @@ def summary(values: list[float]) -> dict[str, Any]:
     """
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
             "values": values}
+
+
+def commit() -> str:
+    """The short hash of the checkout's HEAD, which a results file records (``""`` outside git)."""
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=ROOT)
+    return proc.stdout.strip()
 
 
 def drop_prefix(prefix: str, url: str | None = None) -> None:

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import drop_prefix, summary
+from bench.common import commit, drop_prefix, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 USER_SKEW = 0.5
@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "rate": args.rate, "seconds": args.seconds, "warmup": args.warmup,
         "repeat": args.repeat, "python": platform.python_version(), "users": args.users,
-        "user_skew": USER_SKEW, "load_average": os.getloadavg(), "commit": _commit(),
+        "user_skew": USER_SKEW, "load_average": os.getloadavg(), "commit": commit(),
         "settings": {k: os.environ.get(k, "default") for k in (
             "LIFELONG_PUBLISH_EVERY_SECONDS", "LIFELONG_PUBLISH_EVERY_EVENTS",
             "LIFELONG_PUBLISH_MAX_SHARE")}, "runs": []}
@@ -251,11 +251,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     (RESULTS / f"freshness-{args.label}.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 
-
-def _commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=ROOT)
-    return proc.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import drop_prefix, summary
+from bench.common import commit, drop_prefix, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -326,7 +326,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.only_evaluate:
         result = {"label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
                   "repeat": args.repeat, "python": platform.python_version(),
-                  "load_average": os.getloadavg(), "commit": _commit(),
+                  "load_average": os.getloadavg(), "commit": commit(),
                   "evaluate": _evaluate_rows(args.eval_rows, args.repeat),
                   "startup": startup(args.repeat)}
         result["load_average_end"] = os.getloadavg()
@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     if args.only_startup:
         result = {"label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "repeat": args.repeat, "load_average": os.getloadavg(), "commit": _commit(),
+                  "repeat": args.repeat, "load_average": os.getloadavg(), "commit": commit(),
                   "startup": startup(args.repeat) | first_event(bootstrap, args.repeat)}
         _report(result)
         _save(result, args.label)
@@ -348,7 +348,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "events": args.events, "repeat": args.repeat, "python": platform.python_version(),
-        "load_average": os.getloadavg(), "commit": _commit(),
+        "load_average": os.getloadavg(), "commit": commit(),
     }
     import kafka  # noqa: F401  imports are start-up, measured below, not per-event cost
 
@@ -426,11 +426,6 @@ def _evaluate_rows(rows: int, repeat: int) -> dict[str, Any]:
             "loop_vs_bare_wall": summary(
                 [r["evaluate"]["loop_eps_wall"] / r["bare"]["eps_wall"] for r in eruns])}
 
-
-def _commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=ROOT)
-    return proc.stdout.strip()
 
 
 def _report(result: dict[str, Any]) -> None:

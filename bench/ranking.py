@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.common import commit, summary
 from lifelong.commands import evaluate_file, synthetic_stream
 from stream.synthetic import write
 
@@ -175,10 +176,6 @@ def _command_cpu(data: Path, out: Path) -> tuple[float, dict[str, Any]]:
     return cpu, json.loads(out.read_text())
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
-
-
 def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dict[str, Any]:
     """The real ``evaluate --task ranking`` command against the bare loop, interleaved."""
     command, bare, loads = [], [], []
@@ -198,12 +195,11 @@ def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dic
     result = {
         "data": str(data), "events": report["events"], "model": report["model"],
         "command": "lifelong evaluate --task ranking --sort-by-time (subprocess, user+sys CPU)",
-        "eps_cpu": _summary(command), "bare_eps_cpu": _summary(bare), "ratio": _summary(ratios),
+        "eps_cpu": summary(command), "bare_eps_cpu": summary(bare), "ratio": summary(ratios),
         "hr@10": report["hr@10"], "ndcg@10": report["ndcg@10"],
         "bare_hr@10": hr, "bare_ndcg@10": ndcg, "bare_evaluated": ranked,
-        "evaluated": report["evaluated"], "load": _summary(loads), "repeat": repeat,
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                                 capture_output=True, text=True).stdout.strip(),
+        "evaluated": report["evaluated"], "load": summary(loads), "repeat": repeat,
+        "commit": commit(),
     }
     print(f"\nthroughput, {repeat} interleaved runs, events per CPU second: median [range]"
           f"\n  evaluate --task ranking ({report['model']}, whole process) "

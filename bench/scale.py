@@ -48,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import drop_prefix, summary
+from bench.common import commit, drop_prefix, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
@@ -430,7 +430,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result: dict[str, Any] = {
         "label": args.label, "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "stream": name, "events": len(events), "partitions": args.partitions,
-        "repeat": args.repeat, "load_average": os.getloadavg(), "commit": _commit()}
+        "repeat": args.repeat, "load_average": os.getloadavg(), "commit": commit()}
     print(f"{name}, {len(events)} events, {args.partitions} partitions")
     if not args.skip_quality:
         q = quality(events, clip, args.partitions, tuple(args.sync_every),
@@ -467,11 +467,6 @@ def _print_ratio(what: str, wall: dict[str, Any], cpu: dict[str, Any], two: dict
           f"[{wall['min']:.2f}-{wall['max']:.2f}] ({two['median']:.0f} vs {one['median']:.0f} "
           f"ev/s); events per CPU-s {cpu['median']:.2f}x [{cpu['min']:.2f}-{cpu['max']:.2f}]")
 
-
-def _commit() -> str:
-    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                          text=True, cwd=ROOT)
-    return proc.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from consumers.dlq import KafkaDeadLetters
 from consumers.kafka_source import KafkaSource
@@ -96,14 +95,10 @@ def private_kafka(tmp_path):
 
 
 @pytest.fixture()
-def registry(redis_service, unique, signing_key):
-    reg = Registry.from_url(redis_service.address, prefix=f"it-outage-{unique}")
+def registry(redis_service, store_prefix):
+    reg = Registry.from_url(redis_service.address, prefix=store_prefix)  # keys deleted after
     yield reg
-    client = redis.Redis.from_url(redis_service.address)
-    keys = list(client.scan_iter(f"it-outage-{unique}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    reg.close()
 
 
 def _produce(address: str, topic: str, start: int, n: int) -> None:
