@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from consumers.base_writer import ForkedWriter, fork_available
 from consumers.checkpoint import Checkpoint
 from consumers.worker import Learner
 from learning.deltas import delta_capable
@@ -104,10 +106,14 @@ class RegistryPublisher:
 
     def __init__(self, registry: _Registry, model: str, *, parent: int | None = None,
                  compact_after: int = 100, compact_share: float = 0.5,
-                 compact_floor_bytes: int = 0):
+                 compact_floor_bytes: int = 0, base_writer: str = "inline",
+                 writer: Any = None, retry_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
         if compact_after < 0 or compact_share <= 0 or compact_floor_bytes < 0:
             raise ValueError("compact_after and compact_floor_bytes must be >= 0 and "
                              "compact_share positive")
+        if base_writer not in ("inline", "fork"):
+            raise ValueError(f'base_writer must be "inline" or "fork", got {base_writer!r}')
         self.compact_floor_bytes = compact_floor_bytes
         self.registry = registry
         self.model = model
@@ -121,6 +127,20 @@ class RegistryPublisher:
         self._quality: dict[str, Any] = {}
         self.bases = 0
         self.deltas = 0
+        # bases written by a forked child (consumers.base_writer, docs/publishing.md)
+        if writer is None and base_writer == "fork":
+            if fork_available(registry):
+                writer = ForkedWriter()
+            else:
+                log.info("model %s: bases are written in line (the store is not shared "
+                         "across processes, or no fork here)", model)
+        self._writer = writer
+        self.retry_seconds = retry_seconds
+        self._clock = clock
+        self._retry_at = -float("inf")
+        self._fork: _Fork | None = None  # the base a child is writing, or has written
+        self.forked_bases = 0
+        self.forked_failures = 0
 
     def publish(self, learner: Learner, positions: dict[tuple[str, int], int]) -> int:
         """Store ``learner`` as the next version (a base or a delta); return its number."""
@@ -137,8 +157,12 @@ class RegistryPublisher:
             "tags": tags,
             **version_metadata(learner),  # newest_event_ts, for event time -> served
         }
-        version = self._publish_delta(learner, inner, metadata)
+        self._poll_fork()
+        if self._fork is not None and getattr(inner, "_needs_base", False):
+            self._drop_fork("an erasure: the next version is a base without the user")
+        version, compact = self._publish_delta(learner, inner, metadata)
         if version is None:
+            self._drop_fork(None)  # an in-line base supersedes a base being written
             digest = getattr(learner, "dedup_sha256", None)
             if digest is not None:  # a Checkpoint: the dedup window travels in the blob
                 metadata["dedup_sha256"] = digest
@@ -154,30 +178,145 @@ class RegistryPublisher:
             self.deltas += 1
         if isinstance(learner, Checkpoint):
             self._dedup, self._quality = learner.dedup, learner.quality
+        if self._fork is not None and self._fork.number is None:  # a child writes: remember
+            users, items = inner.dirty_rows()  # the rows deltas over its base will need
+            self._fork.users |= users
+            self._fork.items |= items
         clear = getattr(inner, "clear_dirty", None)
         if callable(clear):
             clear()  # the version holds every row touched so far
         self._previous = version
         self._last = version.number
+        if compact:  # a consistent point: the learner is exactly ``version``
+            self._start_fork(learner, version, metadata)
         return int(version.number)
 
-    def _publish_delta(self, learner: Any, inner: Any, metadata: dict[str, Any]) -> Any:
-        """Publish a delta over the previous version, or return ``None`` if a base is due."""
+    def close(self, wait_seconds: float = 0.0) -> None:
+        """Wait up to ``wait_seconds`` for a base being written by a child, then stop it."""
+        if self._writer is not None and self._fork is not None:
+            self._writer.close(wait_seconds)
+            self._fork = None
+
+    # bases from a forked child --------------------------------------------------------
+    def _start_fork(self, learner: Any, version: Any, metadata: dict[str, Any]) -> None:
+        """Fork a child that writes the learner (== ``version``) as a base; learning goes on."""
+        if (self._writer is None or self._fork is not None
+                or self._clock() < self._retry_at):
+            return
+        number = self.registry.backend.reserve(self.model)  # below every later version
+        meta = {**metadata, "chain": 0, "rebase_of": version.number,
+                "rebase_sha256": version.sha256}
+        digest = getattr(learner, "dedup_sha256", None)
+        if digest is not None:
+            meta["dedup_sha256"] = digest
+        registry, model = self.registry, self.model
+
+        def write() -> int:
+            return int(registry.publish_object(model, learner, metadata=meta,
+                                               parent=version.number, number=number).number)
+
+        fork = _Fork(number=None, reserved=number, rebase_of=version, dedup=self._dedup,
+                     quality=self._quality)
+        try:
+            started = self._writer.start(write)
+        except OSError as exc:  # no memory for a fork, too many processes ...
+            started = False
+            log.warning("model %s: could not fork a base writer (%s); retry in %.0f s",
+                        self.model, exc, self.retry_seconds)
+        if started:
+            self._fork = fork
+            log.info("model %s: a child writes base %d (== version %d)", self.model, number,
+                     version.number)
+        else:
+            self._retry_at = self._clock() + self.retry_seconds
+
+    def _poll_fork(self) -> None:
+        if self._writer is None or self._fork is None or self._fork.number is not None:
+            return
+        done = self._writer.poll()
+        if done is None:
+            return
+        outcome, detail = done
+        if outcome == "ok":
+            try:
+                self._fork.base = self.registry.get(self.model, detail)
+            except Exception as exc:  # e.g. retention or a purge removed it already
+                outcome, detail = "failed", f"base {detail} not readable: {exc}"
+        if outcome == "ok":
+            self._fork.number = int(detail)
+            self.forked_bases += 1
+            log.info("model %s: base %d written by the child; the next delta continues it",
+                     self.model, detail)
+            return
+        self.forked_failures += 1
+        log.error("model %s: the child writing base %d failed (%s); the chain goes on, "
+                  "retry in %.0f s", self.model, self._fork.reserved, detail,
+                  self.retry_seconds)
+        self._fork = None
+        self._retry_at = self._clock() + self.retry_seconds
+
+    def _drop_fork(self, why: str | None) -> None:
+        if self._fork is None:
+            return
+        if why is not None:
+            log.info("model %s: dropping base %d (%s)", self.model, self._fork.reserved, why)
+        if self._fork.number is None and self._writer is not None:
+            self._writer.cancel()
+        self._fork = None
+
+    def _publish_delta(self, learner: Any, inner: Any, metadata: dict[str, Any]
+                       ) -> tuple[Any, bool]:
+        """Publish a delta, or return ``(None, False)`` if a base is due in line.
+
+        The flag says a base is due and a child is to write it after this delta.
+        """
         if (self._previous is None or self.compact_after == 0 or not delta_capable(inner)
-                or inner._needs_base or self._chain >= self.compact_after
+                or inner._needs_base
                 or isinstance(learner, Checkpoint) != (self._dedup is not None)
                 or getattr(learner, "impressions", None) is not None):  # no join state in deltas
-            return None
-        blob = DeltaBlob(parent_sha256=self._previous.sha256, base=self._base.number,
-                         learner=take_delta(inner))
-        if isinstance(learner, Checkpoint) and self._dedup is not None:
-            blob.dedup_tail = dedup_tail(self._dedup, learner.dedup)
+            return None, False
+        fork = self._fork if self._fork is not None and self._fork.number is not None else None
+        if fork is not None:  # the first delta over the child's base: every row since it
+            users, items = inner.dirty_rows()
+            parent, base, chain, chain_bytes = fork.base, fork.base, 0, 0
+            before_dedup, before_quality = fork.dedup, fork.quality
+            delta = take_delta(inner, (fork.users | users, fork.items | items))
+        else:
+            parent, base, chain, chain_bytes = (self._previous, self._base, self._chain,
+                                                self._chain_bytes)
+            before_dedup, before_quality = self._dedup, self._quality
+            delta = take_delta(inner)
+        blob = DeltaBlob(parent_sha256=parent.sha256, base=base.number, learner=delta)
+        if isinstance(learner, Checkpoint) and before_dedup is not None:
+            blob.dedup_tail = dedup_tail(before_dedup, learner.dedup)
             blob.dedup_len = len(learner.dedup) // 8
-            blob.quality_set, blob.quality_drop = quality_diff(self._quality, learner.quality)
+            blob.quality_set, blob.quality_drop = quality_diff(before_quality, learner.quality)
         data = encode_delta(blob)
-        if (self._chain_bytes + len(data)
-                > self.compact_share * max(self._base.size, self.compact_floor_bytes)):
-            return None
-        return publish_delta(self.registry, self.model, blob, parent=self._previous,
-                             metadata=metadata, chain=self._chain + 1,
-                             chain_bytes=self._chain_bytes, data=data)
+        limit = self.compact_share * max(base.size, self.compact_floor_bytes)
+        size = chain_bytes + len(data)
+        due = chain >= self.compact_after or size > limit
+        if due and (self._writer is None  # a base in line, as without a writer; also when
+                    or chain >= 2 * self.compact_after or size > 2 * limit):  # children fail
+            return None, False
+        version = publish_delta(self.registry, self.model, blob, parent=parent,
+                                metadata=metadata, chain=chain + 1, chain_bytes=chain_bytes,
+                                data=data)
+        if fork is not None:
+            self._base, self._chain, self._chain_bytes = fork.base, 0, 0
+            self._fork = None
+        return version, due and self._fork is None
+
+
+class _Fork:
+    """A base a child is writing (``number`` None) or has written, equal to ``rebase_of``."""
+
+    def __init__(self, *, number: int | None, reserved: int, rebase_of: Any,
+                 dedup: bytes | None, quality: dict[str, Any]):
+        self.number = number
+        self.reserved = reserved
+        self.rebase_of = rebase_of
+        self.base: Any = None
+        self.dedup = dedup  # the worker state the base holds (deltas over it diff against it)
+        self.quality = quality
+        self.users: set[str] = set()  # rows touched since the base's state
+        self.items: set[str] = set()

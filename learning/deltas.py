@@ -126,14 +126,15 @@ def _rows(table: Any, dirty: set[str], vector: bool) -> Rows:
                                      count=len(present)).tobytes(), 0, removed)
 
 
-def take_delta(learner: Any) -> LearnerDelta:
+def take_delta(learner: Any, rows: tuple[set[str], set[str]] | None = None) -> LearnerDelta:
     """The rows touched since the last ``clear_dirty`` and the small per-event state.
 
-    The learner is not changed.
+    ``rows``: the (user, item) ids to take instead (a delta over an older state: the rows
+    touched since then). The learner is not changed.
     """
     river = _river(learner)
     name = learner.model_name
-    users, items = learner.dirty_rows()
+    users, items = learner.dirty_rows() if rows is None else rows
     tables = {t: _rows(getattr(river, t), users if t.startswith("u_") else items,
                        t.endswith("latents")) for t in _TABLES[name]}
     rngs = {}

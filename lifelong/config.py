@@ -200,6 +200,9 @@ class Settings:
     compact_after: int = 1000
     compact_share: float = 0.5  # ... or once the deltas add up to this share of the base
     compact_floor_bytes: int = 16 * 1024 * 1024  # ... of this many bytes, if the base is less
+    # who writes a compaction base: a forked child while learning goes on ("fork", Linux and
+    # a shared store, else in line) or the learner itself ("inline"): docs/publishing.md
+    base_writer: str = "fork"
     metrics_port: int = 0
     metrics_addr: str = "127.0.0.1"
     # the fine-tune worker (``lifelong finetune``)
@@ -275,6 +278,7 @@ class Settings:
             "compact_after": ("LIFELONG_COMPACT_AFTER", _count),
             "compact_share": ("LIFELONG_COMPACT_SHARE", _positive_float),
             "compact_floor_bytes": ("LIFELONG_COMPACT_FLOOR_BYTES", _count),
+            "base_writer": ("LIFELONG_BASE_WRITER", _choice("fork", "inline")),
             "metrics_port": ("LIFELONG_METRICS_PORT", _port),
             "metrics_addr": ("LIFELONG_METRICS_ADDR", _text),
             "finetune_model": ("LIFELONG_FINETUNE_MODEL", _name),

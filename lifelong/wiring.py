@@ -126,7 +126,11 @@ class OnlineRun:
     quarantine: KafkaDeadLetters | None = None
 
     def close(self) -> None:
-        """Close the Kafka clients and stop serving metrics."""
+        """Close the Kafka clients and stop serving metrics (and a base still being written)."""
+        publisher = getattr(self.worker.publisher, "publisher", self.worker.publisher)
+        close = getattr(publisher, "close", None)
+        if callable(close):  # a forked child writing a base: the chain is whole without it
+            close()
         if self.deep_subscriber is not None:
             self.deep_subscriber.stop()
         close_clients(self.quarantine, self.dead_letters, self.source, self.metrics_server)
@@ -250,7 +254,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         publisher=RetainLast(RegistryPublisher(registry, settings.model, parent=resumed,
                                                compact_after=settings.compact_after,
                                                compact_share=settings.compact_share,
-                                               compact_floor_bytes=settings.compact_floor_bytes),
+                                               compact_floor_bytes=settings.compact_floor_bytes,
+                                               base_writer=settings.base_writer),
                              registry, settings.model, keep_last=settings.keep_last,
                              max_age_seconds=settings.version_max_age_seconds),
         publish_every_events=settings.publish_every_events,

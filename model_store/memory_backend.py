@@ -57,6 +57,9 @@ class _MemoryListener:
 class MemoryBackend:
     """Thread-safe in-memory store; see :class:`~model_store.backend.Backend`."""
 
+    #: in-process dicts: what a forked child writes stays in the child
+    shared_across_processes = False
+
     def __init__(self, *, history_limit: int = 1000, log_limit: int = 10_000) -> None:
         self.history_limit = history_limit
         self.log_limit = log_limit

@@ -71,6 +71,9 @@ class RedisBackend:
     and each alias's history ``history_limit`` moves.
     """
 
+    #: a forked child sees the same store (docs/publishing.md: bases written from a fork)
+    shared_across_processes = True
+
     def __init__(
         self,
         client: redis.Redis,

@@ -119,11 +119,14 @@ class Registry(AliasOperations):
         format: str,
         metadata: Mapping[str, Any] | None = None,
         parent: int | None = None,
+        number: int | None = None,
     ) -> ModelVersion:
         """Store ``blob`` as the model's next version and move ``latest`` to it.
 
         ``metadata`` may hold ``offsets``, ``metrics`` and ``tags`` maps; other JSON keys
-        (``events_seen`` ...) are kept in ``extra``.
+        (``events_seen`` ...) are kept in ``extra``. ``number``: a number taken before with
+        ``backend.reserve`` (a base written by a forked child, docs/publishing.md); ``latest``
+        moves only to a number above the one it points at.
         """
         check_name("model", model)
         check_name("format", format)
@@ -140,7 +143,8 @@ class Registry(AliasOperations):
             extra = msgspec.json.decode(msgspec.json.encode(meta))
         except (TypeError, msgspec.EncodeError) as exc:
             raise InvalidNameError(f'metadata of model "{model}" is not JSON: {exc}') from exc
-        number = self.backend.reserve(model)
+        if number is None:
+            number = self.backend.reserve(model)
         count = self.backend.put_chunks(model, number, blob_split(view, self.chunk_size))
         now = self.clock()
         version = ModelVersion(
@@ -164,6 +168,7 @@ class Registry(AliasOperations):
         *,
         metadata: Mapping[str, Any] | None = None,
         parent: int | None = None,
+        number: int | None = None,
     ) -> ModelVersion:
         """Pickle and sign ``obj`` (a River model ...) and publish it as ``river-pickle``.
 
@@ -175,7 +180,7 @@ class Registry(AliasOperations):
             obj = serving()
         meta = {**(metadata or {}), "format_version": codec.PICKLE_VERSION}
         return self.publish(model, codec.dump(obj), format=codec.PICKLE_FORMAT,
-                            metadata=meta, parent=parent)
+                            metadata=meta, parent=parent, number=number)
 
     # reading ----------------------------------------------------------------------
     def get(self, model: str, version: Ref) -> ModelVersion:

@@ -42,6 +42,7 @@ from model_store.codec import DELTA_FORMAT
 from model_store.delta import DeltaBlob, apply_blob, load_chain
 from model_store.errors import IntegrityError
 from model_store.records import ModelVersion
+from model_store.signing import check_signature
 
 __all__ = ["Replicas", "takes_deltas"]
 
@@ -71,11 +72,16 @@ class Replicas:
     def load(self, alias: str, served: tuple[ModelVersion, Any] | None,
              target: ModelVersion) -> Any:
         """The object to serve for ``target``, built without touching the served one."""
-        path = self._path(served[0], target) if served is not None else None
+        found = self._path(served[0], target) if served is not None else None
         standby = self._standby.pop(alias, None)
-        if path is not None and standby is not None and served is not None:
+        if found is not None and standby is not None and served is not None:
+            start_sha, path = found
+            if not path:  # a base equal to the served state (``rebase_of``): nothing to do
+                self._standby[alias] = standby
+                self.applied += 1
+                return served[1]
             replica, pending = standby
-            blobs = self._blobs(served[0], path)
+            blobs = self._blobs(start_sha, path)
             for blob in [*pending, *blobs]:
                 apply_blob(replica, blob, worker=False)
             self._standby[alias] = (served[1], blobs)  # replayed at the next delta
@@ -106,27 +112,77 @@ class Replicas:
             track(False)  # a served replica publishes nothing: no dirty ids to keep
         return obj
 
-    def _path(self, current: ModelVersion, target: ModelVersion) -> list[ModelVersion] | None:
-        """The deltas from ``current`` to ``target``, oldest first (None: not on its chain)."""
+    def _path(self, current: ModelVersion, target: ModelVersion
+              ) -> tuple[str, list[ModelVersion]] | None:
+        """The deltas from ``current`` to ``target`` (oldest first) and their first parent's sha.
+
+        None: ``target`` is not on ``current``'s chain.
+        A base written by a forked child (metadata ``rebase_of``, ``rebase_sha256``, signed)
+        holds the same state as the version it names: deltas over it continue the served
+        chain when the served version is that version or a delta after it.
+        """
+        anchors = {current.number: current.sha256}
+        link = self._rebase(current)
+        if link is not None:
+            anchors[link[0]] = link[1]
         path = [target]
-        while len(path) <= _MAX_STEPS and path[-1].format == DELTA_FORMAT:
-            parent = path[-1].parent
-            if parent == current.number:
+        while len(path) <= _MAX_STEPS:
+            last = path[-1]
+            if last.format != DELTA_FORMAT:
+                link = self._rebase(last)
+                if link is None or not self._passes(current, anchors, *link):
+                    return None
+                path.pop()  # the base itself: its state is one the served state passed
                 path.reverse()
-                return path
-            if parent is None or parent < current.number:
+                return last.sha256, path
+            parent = last.parent
+            if parent in anchors:
+                path.reverse()
+                return anchors[parent], path
+            if parent is None:
                 return None
-            path.append(self.registry.get(self.model, parent))
+            found = self.registry.get(self.model, parent)
+            if found.format == DELTA_FORMAT and parent < min(anchors):
+                return None
+            path.append(found)
         return None
 
-    def _blobs(self, current: ModelVersion, path: list[ModelVersion]) -> list[DeltaBlob]:
-        blobs, parent = [], current
+    def _rebase(self, version: ModelVersion) -> tuple[int, str] | None:
+        """``(number, sha256)`` of the version a child-written base equals, if it is one."""
+        number, sha = version.extra.get("rebase_of"), version.extra.get("rebase_sha256")
+        if version.format == DELTA_FORMAT or not isinstance(number, int) or not sha:
+            return None
+        try:  # the claim is trusted only under a valid signature of the metadata
+            check_signature(version, self.registry.signer, require=True,
+                            legacy=not getattr(self.registry, "require_signatures", False))
+        except Exception as exc:  # loaded whole, which refuses it properly
+            log.warning("model %s version %d: rebase_of not trusted (%s)", self.model,
+                        version.number, exc)
+            return None
+        return number, str(sha)
+
+    def _passes(self, current: ModelVersion, anchors: dict[int, str], number: int,
+                sha: str) -> bool:
+        """Whether the served state is version ``number`` (``sha``) or a delta chain after it."""
+        if anchors.get(number) == sha:
+            return True
+        walk, steps = current, 0
+        while walk.format == DELTA_FORMAT and walk.parent is not None and steps < _MAX_STEPS:
+            if walk.parent < number:
+                return False
+            walk, steps = self.registry.get(self.model, walk.parent), steps + 1
+            if walk.number == number:
+                return walk.sha256 == sha
+        return False
+
+    def _blobs(self, start_sha: str, path: list[ModelVersion]) -> list[DeltaBlob]:
+        blobs, parent_sha = [], start_sha
         for version in path:
             data = b"".join(blob_stream(self.registry.backend, version))
             blob = self.registry.decode(version, data)  # sha256 and signature verified
-            if not isinstance(blob, DeltaBlob) or blob.parent_sha256 != parent.sha256:
+            if not isinstance(blob, DeltaBlob) or blob.parent_sha256 != parent_sha:
                 raise IntegrityError(f'model "{self.model}" version {version.number}: not a '
-                                     f"delta over version {parent.number}, refusing it")
+                                     f"delta over version {version.parent}, refusing it")
             blobs.append(blob)
-            parent = version
+            parent_sha = version.sha256
         return blobs
