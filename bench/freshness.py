@@ -50,12 +50,15 @@ def child_learner(topic: str, prefix: str, model: str, seconds: float) -> None:
     run = build_online_run(settings, register_target=False, resume=False)
     stop = threading.Event()
     threading.Timer(seconds, stop.set).start()
+    publisher = getattr(run.worker.publisher, "publisher", run.worker.publisher)
     try:
         stats = run.worker.run(stop=stop)
     finally:
         run.close()
     print(json.dumps({"consumed": stats.consumed, "learned": stats.learned,
-                      "quarantined": stats.quarantined, "versions": len(stats.versions)}))
+                      "quarantined": stats.quarantined, "versions": len(stats.versions),
+                      **{k: getattr(publisher, k, None) for k in (
+                          "bases", "deltas", "forked_bases", "forked_failures")}}))
 
 
 def child_bare(bootstrap: str, topic: str, seconds: float) -> None:
@@ -144,6 +147,7 @@ def one_run(bootstrap: str, rate: float, seconds: float, warmup: float,
     ensure_topics(bootstrap, [TopicSpec(topic, 1), TopicSpec(f"{topic}.dlq", 1)])
     swaps: list[tuple[float, int]] = []
     created: list[float] = []  # each swap's version creation time (the publisher's clock)
+    kinds: list[str] = []  # each swap's version: "delta", "base" (in line), "forked" (a child's)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     kind = "bare" if baseline else "learner"
     child = subprocess.Popen(
@@ -156,6 +160,8 @@ def one_run(bootstrap: str, rate: float, seconds: float, warmup: float,
             def on_swap(alias: str, version: Any) -> None:
                 swaps.append((time.time(), int(version.offsets.get(f"{topic}:0", 0))))
                 created.append(version.created)
+                kinds.append("delta" if version.format == "river-delta" else
+                              "forked" if "rebase_of" in version.extra else "base")
 
             sub = Subscriber(open_registry(Settings.from_env(prefix=prefix)), model,
                              on_swap=on_swap, poll_interval=0.2).start()
@@ -179,6 +185,8 @@ def one_run(bootstrap: str, rate: float, seconds: float, warmup: float,
         if not baseline and swaps:  # where the time goes: between versions, store -> here
             start = sent[0] + warmup
             late = [(at, c) for (at, _), c in zip(swaps, created, strict=True) if at >= start]
+            window = [k for (at, _), k in zip(swaps, kinds, strict=True) if at >= start]
+            out_run["bases_in_window"] = {k: window.count(k) for k in ("base", "forked")}
             gaps = [b[0] - a[0] for a, b in itertools.pairwise(late)]
             out_run["gap_between_versions"] = _percentiles(gaps) if gaps else {}
             out_run["created_to_visible"] = _percentiles([at - c for at, c in late]) \
@@ -225,7 +233,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "user_skew": USER_SKEW, "load_average": os.getloadavg(), "commit": commit(),
         "settings": {k: os.environ.get(k, "default") for k in (
             "LIFELONG_PUBLISH_EVERY_SECONDS", "LIFELONG_PUBLISH_EVERY_EVENTS",
-            "LIFELONG_PUBLISH_MAX_SHARE")}, "runs": []}
+            "LIFELONG_PUBLISH_MAX_SHARE", "LIFELONG_BASE_WRITER")}, "runs": []}
     for i in range(args.repeat):
         order = [False, True] if i % 2 == 0 else [True, False]
         result["runs"].append({("bare" if b else "learn"): one_run(

@@ -295,8 +295,9 @@ class RegistryPublisher:
         limit = self.compact_share * max(base.size, self.compact_floor_bytes)
         size = chain_bytes + len(data)
         due = chain >= self.compact_after or size > limit
-        if due and (self._writer is None  # a base in line, as without a writer; also when
-                    or chain >= 2 * self.compact_after or size > 2 * limit):  # children fail
+        if due and (self._writer is None  # a base in line, as without a writer; or when
+                    or (self._fork is None  # no child at work (they failed: a retry waits)
+                        and (chain >= 2 * self.compact_after or size > 2 * limit))):
             return None, False
         version = publish_delta(self.registry, self.model, blob, parent=parent,
                                 metadata=metadata, chain=chain + 1, chain_bytes=chain_bytes,

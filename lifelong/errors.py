@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,27 +23,45 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+# (module, class name, exit code, message prefix), in the order they are tried
+_EXPECTED = (
+    ("stream.files", "FileFormatError", 2, ""),
+    ("deploy.services", "ServiceError", 1, ""),
+    ("model_store.errors", "ModelStoreError", 1, ""),
+    ("learning.errors", "LearningError", 1, ""),
+    ("lifelong.demo", "DemoError", 1, ""),
+    ("redis.exceptions", "RedisError", 1, "redis: "),  # never carries the password
+    ("kafka.errors", "KafkaError", 1, "kafka: "),
+)
+
+
+def _expected(exc: BaseException) -> tuple[int, str] | None:
+    """The exit code and prefix of an expected failure, or None.
+
+    The classes are looked up among the modules already imported: an exception of a module
+    never imported cannot have been raised, and ``evaluate`` (no services) then imports
+    neither Kafka nor Redis for its error handling.
+
+    >>> _expected(ValueError("bad")), _expected(KeyError("x"))
+    ((2, ''), None)
+    """
+    if isinstance(exc, (ConfigError, ValueError)):
+        return 2, ""
+    for module, name, code, prefix in _EXPECTED:
+        found = getattr(sys.modules.get(module), name, None)
+        if isinstance(found, type) and isinstance(exc, found):
+            return code, prefix
+    return None
+
+
 @contextmanager
 def cli_errors() -> Iterator[None]:
     """Turn expected failures into one clear line and an exit code."""
-    from kafka.errors import KafkaError
-    from redis import RedisError
-
-    from deploy.services import ServiceError
-    from learning.errors import LearningError
-    from lifelong.demo import DemoError
-    from model_store.errors import ModelStoreError
-    from stream.files import FileFormatError
-
     try:
         yield
-    except (ConfigError, FileFormatError, ValueError) as exc:
-        raise fail(str(exc), 2) from exc
-    except (ServiceError, ModelStoreError, LearningError, DemoError) as exc:
-        raise fail(str(exc), 1) from exc
-    except RedisError as exc:  # messages from redis-py never carry the password
-        raise fail(f"redis: {exc}", 1) from exc
-    except KafkaError as exc:
-        raise fail(f"kafka: {exc}", 1) from exc
-
-
+    except Exception as exc:
+        expected = _expected(exc)
+        if expected is None:
+            raise
+        code, prefix = expected
+        raise fail(f"{prefix}{exc}", code) from exc

@@ -40,7 +40,7 @@ from learning.deltas import delta_capable
 from model_store.blob import stream as blob_stream
 from model_store.codec import DELTA_FORMAT
 from model_store.delta import DeltaBlob, apply_blob, load_chain
-from model_store.errors import IntegrityError
+from model_store.errors import IntegrityError, VersionNotFoundError
 from model_store.records import ModelVersion
 from model_store.signing import check_signature
 
@@ -72,7 +72,12 @@ class Replicas:
     def load(self, alias: str, served: tuple[ModelVersion, Any] | None,
              target: ModelVersion) -> Any:
         """The object to serve for ``target``, built without touching the served one."""
-        found = self._path(served[0], target) if served is not None else None
+        try:
+            found = self._path(served[0], target) if served is not None else None
+        except VersionNotFoundError as exc:  # retention took a link: load it whole
+            log.info("model %s: no delta path to version %d (%s)", self.model, target.number,
+                     exc)
+            found = None
         standby = self._standby.pop(alias, None)
         if found is not None and standby is not None and served is not None:
             start_sha, path = found

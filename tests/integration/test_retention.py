@@ -76,7 +76,11 @@ def test_learn_prunes_during_the_run(kafka, redis_service, unique, signing_key) 
                                  publish_every_events=150, keep_last=2,
                                  # a base at each 50% of the (small) model's size, so that old
                                  # chains can go (the 16 MiB floor would keep one chain here)
-                                 compact_floor_bytes=0)
+                                 compact_floor_bytes=0,
+                                 # bases in line: which numbers are kept is then exact (a
+                                 # child's base is numbered between two deltas: its own test,
+                                 # tests/integration/model_store/test_forked_bases.py)
+                                 base_writer="inline")
     run = build_online_run(settings, register_target=False, resume=False)
     try:
         assert isinstance(run.worker.publisher, RetainLast)
