@@ -210,6 +210,36 @@ def bare_file(path: Path) -> int:
     return n
 
 
+# the bare loop as a whole process: what ``evaluate`` pays besides its loop (interpreter start,
+# River's import, reading the file) the baseline pays too; the model as ``_river()`` builds it
+_BARE_FILE = """
+import sys
+from river import optim, reco
+model = reco.BiasedMF(
+    n_factors=10, bias_optimizer=optim.SGD(0.025), latent_optimizer=optim.SGD(0.05),
+    latent_initializer=optim.initializers.Normal(mu=0.0, sigma=0.1, seed=42),
+    l2_bias=0.0, l2_latent=0.0, seed=42)
+n = 0
+with open(sys.argv[1], encoding="utf-8") as fh:
+    next(fh)
+    for line in fh:
+        user, item, value, _ts = line.rstrip("\\n").split(",")
+        model.predict_one(user, item)
+        model.learn_one(user, item, float(value))
+        n += 1
+print(n)
+"""
+
+
+def bare_process(path: Path, rows: int) -> dict[str, float]:
+    """The bare loop (:func:`bare_file`) as a whole ``python -c`` process, as evaluate is."""
+    out = _child([sys.executable, "-c", _BARE_FILE, str(path)])
+    if int(out["stdout"].splitlines()[-1]) != rows:
+        raise RuntimeError(f"the bare process read {out['stdout']!r} rows, not {rows}")
+    return {"events": rows, "cpu_s": out["cpu_s"], "wall_s": out["wall_s"],
+            "eps_cpu": rows / out["cpu_s"], "eps_wall": rows / out["wall_s"]}
+
+
 def startup(repeat: int) -> dict[str, Any]:
     """Fresh-interpreter start-up times (median and range over ``repeat``)."""
     probe = "import sys, consumers.worker; print('torch' in sys.modules)"
@@ -413,13 +443,15 @@ def _evaluate_rows(rows: int, repeat: int) -> dict[str, Any]:
             "evaluate": lambda: evaluate_process(data, rows, Path(tmp) / "r.json"),
             "loop": lambda: _timed(lambda: evaluate_loop(data, decoded=True)),
             "loop_json": lambda: _timed(lambda: evaluate_loop(data, decoded=False)),
-            "bare": lambda: _timed(lambda: bare_file(data))}
+            "bare": lambda: _timed(lambda: bare_file(data)),
+            "bare_process": lambda: bare_process(data, rows)}
         eruns = []
         for i in range(repeat):
             names = list(fns)
             names = names[i % len(names):] + names[:i % len(names)]  # rotate: none always first
             eruns.append({name: fns[name]() for name in names})
     return {"runs": eruns, "vs_bare": _ratios(eruns, "evaluate", "bare"),
+            "vs_bare_process": _ratios(eruns, "evaluate", "bare_process"),
             "loop_vs_bare": _ratios(eruns, "loop", "bare"),
             "loop_json_vs_bare": _ratios(eruns, "loop_json", "bare"),
             "loop_vs_loop_json": _ratios(eruns, "loop", "loop_json"),
@@ -433,7 +465,9 @@ def _report(result: dict[str, Any]) -> None:
         _report_learn(result)
     if "evaluate" in result:
         ev = result["evaluate"]
-        print(_line("evaluate process / bare file loop", ev["vs_bare"]))
+        if "vs_bare_process" in ev:
+            print(_line("evaluate process / bare process", ev["vs_bare_process"]))
+        print(_line("evaluate process / bare loop (in process)", ev["vs_bare"]))
         for key, name in (("loop_vs_bare", "evaluate loop / bare (in process)"),
                           ("loop_json_vs_bare", "JSON-path loop / bare"),
                           ("loop_vs_loop_json", "evaluate loop / JSON-path loop")):

@@ -380,6 +380,6 @@ def count_rows(path: str | os.PathLike[str], format: FileFormat) -> int:
         if format == "jsonl":
             return sum(1 for line in fh if line.strip())
         text = _text(fh)
-        rows = _split_movielens(text) if format == "movielens" else \
-            _split_csv(text, os.fspath(path))[2]
-        return sum(1 for _ in rows)
+        if format == "csv":  # a row per non-blank line after the header: no need to split
+            return max(0, sum(1 for line in text if line.strip()) - 1)
+        return sum(1 for _ in _split_movielens(text))
