@@ -106,3 +106,31 @@ def test_a_tampered_delta_is_refused_and_the_last_good_version_keeps_serving():
 
 def _first(reg):
     return reg.load_object("reco", 1)[1]
+
+
+def test_a_rebase_claim_is_followed_only_when_it_names_the_served_chain():
+    """A base naming the served version (``rebase_of`` + its sha256) is crossed by deltas;
+    one whose claim does not match (another sha256) makes the next version load whole."""
+    from model_store.delta import DeltaBlob, publish_delta, take_delta
+    from model_store.replicas import Replicas
+
+    for honest in (True, False):
+        reg, learner, rng, pub, n = _setup()
+        follow = Replicas(reg, "reco")
+        first = reg.latest("reco")
+        served = (first, follow.load("latest", None, first))
+        follow.prepare("latest", first)
+        n = _learn(learner, rng, 100, n)
+        x = reg.get("reco", pub.publish(learner, {("events", 0): n}))
+        served = (x, follow.load("latest", served, x))
+        base = reg.publish_object("reco", learner, parent=x.number, metadata={
+            "chain": 0, "rebase_of": x.number,
+            "rebase_sha256": x.sha256 if honest else "0" * 64})
+        learner.clear_dirty()
+        n = _learn(learner, rng, 100, n)
+        d = publish_delta(reg, "reco", DeltaBlob(parent_sha256=base.sha256, base=base.number,
+                                                 learner=take_delta(learner)), parent=base)
+        before = follow.reloaded
+        obj = follow.load("latest", served, d)
+        assert follow.reloaded == before + (0 if honest else 1)
+        assert _same(obj, learner)
