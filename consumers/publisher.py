@@ -12,6 +12,7 @@ from consumers.checkpoint import Checkpoint
 from consumers.worker import Learner
 from learning.deltas import delta_capable
 from learning.ranking_metrics import RankingScore
+from model_store.codec import DELTA_FORMAT
 from model_store.delta import DeltaBlob, dedup_tail, publish_delta, quality_diff, take_delta
 from model_store.delta import encode as encode_delta
 from monitoring.freshness import version_metadata
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 
 class _Registry(Protocol):
     def publish_object(self, model: str, obj: Any, *, metadata: Any = None,
-                       parent: int | None = None) -> Any: ...
+                       parent: int | None = None, number: int | None = None) -> Any: ...
+    def get(self, model: str, version: Any) -> Any: ...
     def publish(self, model: str, blob: bytes, *, format: str, metadata: Any = None,
                 parent: int | None = None) -> Any: ...
 
@@ -190,6 +192,38 @@ class RegistryPublisher:
         if compact:  # a consistent point: the learner is exactly ``version``
             self._start_fork(learner, version, metadata)
         return int(version.number)
+
+    def continue_from(self, version: Any, checkpoint: Any = None) -> None:
+        """Continue ``version``'s chain: the learner was just loaded from it (a resume).
+
+        The next version is then a delta over ``version`` (a base only when due), instead
+        of a whole base at every restart (13-16 s in line at 1M users). ``checkpoint``: the
+        worker's state right after its restore (what ``version`` holds: the dedup window and
+        gate windows the next delta is diffed against); None for a bare learner.
+
+        >>> from model_store import Registry
+        >>> from model_store.signing import Signer
+        >>> from learning.online import OnlineLearner
+        >>> from stream.schema import Event
+        >>> reg = Registry.from_url("memory://", signer=Signer(b"0123456789abcdef-doc-key"))
+        >>> learner = OnlineLearner()
+        >>> _ = learner.learn_one(Event("e0", "u0", "i", "rating", 4.0, 0.0))
+        >>> first = RegistryPublisher(reg, "reco").publish(learner, {})
+        >>> version, resumed = reg.load_object("reco", "latest")
+        >>> pub = RegistryPublisher(reg, "reco", parent=version.number, compact_share=100.0)
+        >>> pub.continue_from(version)
+        >>> _ = resumed.learn_one(Event("e1", "u1", "i", "rating", 3.0, 1.0))
+        >>> reg.get("reco", pub.publish(resumed, {})).format
+        'river-delta'
+        """
+        base = version
+        if version.format == DELTA_FORMAT:
+            base = self.registry.get(self.model, int(version.extra["base"]))
+            self._chain = int(version.extra.get("chain", 0))
+            self._chain_bytes = int(version.extra.get("chain_bytes", 0))
+        self._previous, self._base, self._last = version, base, version.number
+        if checkpoint is not None:
+            self._dedup, self._quality = checkpoint.dedup, checkpoint.quality
 
     def close(self, wait_seconds: float = 0.0) -> None:
         """Wait up to ``wait_seconds`` for a base being written by a child, then stop it."""

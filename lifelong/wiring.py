@@ -195,13 +195,14 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
         learner = task.make_learner(settings.model_kind)
     kind = type(learner)
     resumed, start_offsets, restored = None, {}, None
+    resumed_version: Any = None
     if resume and registry.latest(settings.model) is not None:
         version, obj = registry.load_object(settings.model, "latest")
         restored = Checkpoint.of(obj)  # versions before the dedup window: a bare learner
         if blend_with and isinstance(restored.learner, LifelongModel):  # the serving object
             restored.learner = LifelongLearner.resume(restored.learner)
         if isinstance(restored.learner, kind):
-            learner, resumed = restored.learner, version.number
+            learner, resumed, resumed_version = restored.learner, version.number, version
             if ranking_blend:  # a ranking version learned without the deep mix keeps its state
                 learner.enable_follow_deep()
             elif getattr(learner, "follows_deep", False):
@@ -249,14 +250,14 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     dead_letters = KafkaDeadLetters(bootstrap, settings.dlq_topic, **security)
     quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
                                   client_id="lifelong-quarantine", **security)
+    publisher = RegistryPublisher(registry, settings.model, parent=resumed,
+                                  compact_after=settings.compact_after,
+                                  compact_share=settings.compact_share,
+                                  compact_floor_bytes=settings.compact_floor_bytes,
+                                  base_writer=settings.base_writer)
     worker = LearnerWorker(
         source, learner, dead_letters,
-        publisher=RetainLast(RegistryPublisher(registry, settings.model, parent=resumed,
-                                               compact_after=settings.compact_after,
-                                               compact_share=settings.compact_share,
-                                               compact_floor_bytes=settings.compact_floor_bytes,
-                                               base_writer=settings.base_writer),
-                             registry, settings.model, keep_last=settings.keep_last,
+        publisher=RetainLast(publisher, registry, settings.model, keep_last=settings.keep_last,
                              max_age_seconds=settings.version_max_age_seconds),
         publish_every_events=settings.publish_every_events,
         publish_every_seconds=settings.publish_every_seconds,
@@ -279,6 +280,8 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     )
     if resumed is not None and restored is not None:
         worker.restore(restored)
+        if resumed_version is not None:  # the next version: a delta over the resumed one
+            publisher.continue_from(resumed_version, worker.checkpoint())
     if isinstance(learner, RankingLearner):  # rolling HR/NDCG/coverage@k, read when scraped
         RankingQualityCollector(lambda: worker.learner.score(), model=settings.model,
                                 registry=metrics_registry)

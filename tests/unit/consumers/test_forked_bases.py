@@ -192,3 +192,31 @@ def test_the_forked_writer_reports_failures_and_kills_a_child_past_its_time():
     assert slow.poll() is None
     now[0] = 2.0
     assert slow.poll()[0] == "failed" and not slow.running and slow.failures == 1
+
+
+def test_a_resumed_learner_continues_the_chain_with_a_delta_not_a_base():
+    values = _stream(600)
+    values = values[:400] + values[350:360] + values[400:]  # ten re-sent across the restart
+    straight = LearnerWorker(ListSource(values, batch_size=25), OnlineLearner("BiasedMF", seed=7),
+                             ListDeadLetters())
+    straight.run()
+    reg = Registry.from_url("memory://", signer=Signer(KEY))
+    first = RegistryPublisher(reg, "reco", compact_share=100.0)
+    _run(values[:400], first, reg)
+    version, obj = reg.load_object("reco", "latest")  # what wiring's resume does
+    restored = Checkpoint.of(obj)
+    offset = version.offsets["memory:0"]
+    worker = LearnerWorker(ListSource(values[offset:], batch_size=25), restored.learner,
+                           ListDeadLetters(), publisher=None)
+    worker.restore(restored)
+    pub = RegistryPublisher(reg, "reco", parent=version.number, compact_share=100.0)
+    pub.continue_from(version, worker.checkpoint())
+    worker.publisher = pub
+    worker.publish_every_events, worker.publish_every_seconds = 50, 1e9
+    stats = worker.run()
+    after = [v for v in reg.versions("reco") if v.number > version.number]
+    assert after and all(v.format == "river-delta" for v in after) and pub.bases == 0
+    assert after[0].parent == version.number and stats.duplicates == 10
+    _, final = reg.load_object("reco", "latest")
+    _same(Checkpoint.of(final).learner, straight.learner)
+    _same(worker.learner, straight.learner)
