@@ -220,3 +220,12 @@ def test_a_resumed_learner_continues_the_chain_with_a_delta_not_a_base():
     _, final = reg.load_object("reco", "latest")
     _same(Checkpoint.of(final).learner, straight.learner)
     _same(worker.learner, straight.learner)
+
+
+def test_the_base_writer_setting():
+    from lifelong.config import ConfigError, Settings
+
+    assert Settings.from_env({}).base_writer == "fork"
+    assert Settings.from_env({"LIFELONG_BASE_WRITER": "inline"}).base_writer == "inline"
+    with pytest.raises(ConfigError, match="LIFELONG_BASE_WRITER"):
+        Settings.from_env({"LIFELONG_BASE_WRITER": "thread"})
