@@ -26,6 +26,8 @@ class _Registry(Protocol):
     def publish_object(self, model: str, obj: Any, *, metadata: Any = None,
                        parent: int | None = None, number: int | None = None) -> Any: ...
     def get(self, model: str, version: Any) -> Any: ...
+    @property
+    def backend(self) -> Any: ...
     def publish(self, model: str, blob: bytes, *, format: str, metadata: Any = None,
                 parent: int | None = None) -> Any: ...
 
@@ -147,7 +149,7 @@ class RegistryPublisher:
     def publish(self, learner: Learner, positions: dict[tuple[str, int], int]) -> int:
         """Store ``learner`` as the next version (a base or a delta); return its number."""
         score = learner.score()
-        inner = learner.learner if isinstance(learner, Checkpoint) else learner
+        inner: Any = learner.learner if isinstance(learner, Checkpoint) else learner
         tags = {"learner": "online", "model_kind": learner.model_name}
         deep = getattr(inner, "deep_version", None)  # the deep model version blended in
         if deep is not None:
