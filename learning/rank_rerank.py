@@ -39,6 +39,7 @@ True
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
@@ -60,6 +61,7 @@ FEATURES: tuple[str, ...] = (
 _HIST_BUCKETS = np.array([2, 5, 20])  # history length 1, 2-4, 5-19, 20+
 _GAPS = np.array([3600.0, 86400.0])  # since the user's last event: < 1 h, < 1 day, later
 _N_CTX = 1 + (len(_GAPS) + 1) * (len(_HIST_BUCKETS) + 1)
+_GAP_CUTS, _HIST_CUTS = tuple(_GAPS.tolist()), tuple(_HIST_BUCKETS.tolist())
 _COLUMNS = np.arange(5)
 _POP_CUTS = np.array([1, 3, 10, 30])
 _NAN = math.nan
@@ -148,8 +150,8 @@ class ListwiseRerank:
         last = self._last_ts.get(user)
         if last is None:
             return 0
-        gap = int(np.searchsorted(_GAPS, now - last, side="right"))
-        bucket = int(np.searchsorted(_HIST_BUCKETS, self._length[user], side="right"))
+        gap = bisect.bisect_right(_GAP_CUTS, now - last)  # == searchsorted(side="right")
+        bucket = bisect.bisect_right(_HIST_CUTS, self._length[user])
         return 1 + (len(_HIST_BUCKETS) + 1) * gap + bucket
 
     def _features(self, rows: np.ndarray, co: np.ndarray, seq: np.ndarray,
