@@ -153,3 +153,14 @@ def test_snapshot_drops_scratch_and_continues_equal() -> None:
     for e in events[300:]:
         resumed.learn_one(e)
     assert resumed.score() == whole.score()
+
+
+def test_an_older_checkpoint_cache_is_ignored() -> None:
+    model = _learned(8)
+    user = next(iter(model._last_ts))
+    rows, feats, raw, ctx = model._scored(user, model._clock)
+    model._cache = (user, model._events, model._clock, rows, feats, ctx)  # round-4 layout
+    clone = pickle.loads(pickle.dumps(model))
+    clone.__dict__["_cache"] = model._cache
+    again = clone._scored(user, model._clock)
+    assert again[0].tolist() == rows.tolist() and np.array_equal(again[2], raw)
