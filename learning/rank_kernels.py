@@ -3,13 +3,14 @@
 :class:`~learning.rank_rerank.ListwiseRerank` and
 :meth:`~learning.ranking_metrics.RankingPrequential.measure_candidates` spend their time in
 ~150 small numpy calls per ranked event. These kernels do the same work in one call each over
-plain arrays: the candidate union (:func:`candidate_rows`), the feature rows
+plain arrays: the candidate union (:func:`personal_candidates`), the feature rows
 (:func:`features`), the crossed linear score and the listwise Adagrad step (:func:`scores`,
 :func:`softmax_step`) and the rank of the target plus the top ``k`` (:func:`measure`).
 Tests check each against the numpy code on random states. The floating-point operations
-are the numpy code's, in the same order, except where numpy's own results depend on its
-SIMD paths (``log``/``exp`` may differ in the last bit, the dot products are summed left
-to right rather than by BLAS), so scores agree to ~1e-15 relative, not bit for bit.
+are the numpy code's, in the same order: the candidates and feature rows are bit-identical
+(the logs stay numpy calls); the dot products are summed left to right rather than by BLAS
+and numba's ``exp`` may differ from numpy's in the last bit, so the scores and the step
+agree to ~1e-15 relative, not bit for bit.
 
 ``LIFELONG_NUMBA=0`` in the environment (read at import) runs the numpy path; so does a
 missing numba. Kernels are compiled on first use and cached on disk (``cache=True``, in
@@ -32,8 +33,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["ENABLED", "candidate_rows", "dense_measure", "features", "measure",
-           "personal_candidates", "scores", "softmax_step"]
+__all__ = ["ENABLED", "dense_measure", "features", "measure", "personal_candidates",
+           "scores", "softmax_step"]
 
 log = logging.getLogger(__name__)
 
@@ -65,63 +66,6 @@ def _jit(func):  # type: ignore[no-untyped-def]
 
 def _scratch(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.bool_)
-
-
-@_jit
-def _mark_top(scores, n_keep, mask):  # type: ignore[no-untyped-def]
-    """Mark the non-zero rows of ``scores`` (the ``n_keep`` largest); False on a straddled tie."""
-    n_nonzero = 0
-    for i in range(len(scores)):
-        if scores[i] != 0.0:
-            n_nonzero += 1
-    if n_nonzero <= n_keep:
-        for i in range(len(scores)):
-            if scores[i] != 0.0:
-                mask[i] = True
-        return True
-    values = np.empty(n_nonzero)
-    j = 0
-    for i in range(len(scores)):
-        if scores[i] != 0.0:
-            values[j] = scores[i]
-            j += 1
-    kth = np.partition(values, n_nonzero - n_keep)[n_nonzero - n_keep]
-    above = 0
-    for v in values:
-        if v >= kth:
-            above += 1
-    if above != n_keep or kth != kth:  # ties across the cut: argpartition decides
-        return False
-    for i in range(len(scores)):
-        if scores[i] != 0.0 and scores[i] >= kth:
-            mask[i] = True
-    return True
-
-
-@_jit
-def candidate_rows(popular, co, seq, n_personal, mask):  # type: ignore[no-untyped-def]
-    """Ascending union of ``popular`` and the ``n_personal`` best non-zero rows of co / seq.
-
-    Returns ``(rows, ok)``; ``ok`` False when a part's cut falls inside a run of equal
-    scores (the caller then uses numpy's ``argpartition`` choice). ``mask`` (False, at least
-    ``len(co)`` long) is left False.
-    """
-    n = len(co)
-    for r in popular:
-        mask[r] = True
-    ok = _mark_top(co, n_personal, mask) and _mark_top(seq, n_personal, mask)
-    count = 0
-    for i in range(n):
-        if mask[i]:
-            count += 1
-    rows = np.empty(count, dtype=np.int64)
-    j = 0
-    for i in range(n):
-        if mask[i]:
-            rows[j] = i
-            j += 1
-            mask[i] = False
-    return rows, ok
 
 
 @_jit
@@ -165,7 +109,11 @@ def _mark_part(keys, values, buf, flags, bit, n_keep, listed, m):  # type: ignor
 @_jit
 def personal_candidates(popular, co_keys, co_values, seq_keys, seq_values, n_personal, flags,
                         co_buf, seq_buf):  # type: ignore[no-untyped-def]
-    """:meth:`candidate_rows` from the parts' sparse terms (``CoOccurrence.score_terms``).
+    """The reranker's candidates from the parts' sparse terms (``CoOccurrence.score_terms``).
+
+    The rows of ``popular`` and each part's ``n_personal`` best non-zero rows, as
+    :meth:`~learning.rank_rerank.ListwiseRerank._candidate_rows` builds them from the
+    dense part scores.
 
     Returns ``(rows, co, seq, ok)``: the candidate rows ascending and the parts' scores on
     them. ``flags`` (uint8) and the float buffers ``co_buf`` / ``seq_buf`` (zeros, at least
