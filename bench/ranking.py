@@ -19,7 +19,10 @@ ranking`` code path: file source, decode, worker, learner), time-ordered, preque
    --sort-by-time`` (default ranker, whole process: imports, parsing, the report), as a
    subprocess timed by its CPU seconds, interleaved with the bare loop a user would write
    (parse, sort, decayed popularity x0.999 ranked with ``np.argpartition`` over every item,
-   the same protocol); events per CPU second, median [range], and the ratio.
+   the same protocol); events per CPU second, median [range], and the ratio. The command
+   runs the numba kernels (``learning/rank_kernels.py``) from a warm cache: the first run
+   on a machine also compiles them (about 20 CPU seconds, docs/ranking.md "Throughput,
+   round 5"); ``LIFELONG_NUMBA=0`` in the environment times the numpy path instead.
 
     python -m bench.ranking                 # everything (about 10 CPU minutes)
     python -m bench.ranking --no-throughput --synthetic-events 20000
@@ -176,8 +179,22 @@ def _command_cpu(data: Path, out: Path) -> tuple[float, dict[str, Any]]:
     return cpu, json.loads(out.read_text())
 
 
+def _warm_kernels() -> None:
+    """Compile the numba kernels into their disk cache (untimed), so every timed run is warm."""
+    code = ("from learning.ranking_learner import RankingLearner\n"
+            "from stream.schema import Event\n"
+            "learner = RankingLearner('rerank')\n"
+            "for i in range(400):\n"
+            "    learner.learn_one(Event(f'e{i}', f'u{i % 23}', f'i{(i * 7) % 31}', 'click',"
+            " 1.0, float(i)))\n")
+    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+                   env={**os.environ, "PYTHONPATH": path})
+
+
 def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dict[str, Any]:
     """The real ``evaluate --task ranking`` command against the bare loop, interleaved."""
+    _warm_kernels()
     command, bare, loads = [], [], []
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -200,6 +217,8 @@ def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dic
         "bare_hr@10": hr, "bare_ndcg@10": ndcg, "bare_evaluated": ranked,
         "evaluated": report["evaluated"], "load": summary(loads), "repeat": repeat,
         "commit": commit(),
+        # the reranker's numba kernels, warm cache (LIFELONG_NUMBA=0: the numpy path)
+        "numba": os.environ.get("LIFELONG_NUMBA", "1") != "0",
     }
     print(f"\nthroughput, {repeat} interleaved runs, events per CPU second: median [range]"
           f"\n  evaluate --task ranking ({report['model']}, whole process) "

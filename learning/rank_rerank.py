@@ -39,10 +39,12 @@ True
 
 from __future__ import annotations
 
+import bisect
 import math
 
 import numpy as np
 
+from learning import rank_kernels as kernels
 from learning.rank_sequence import CoOccurrence
 from learning.rank_top import TopTracker
 from learning.rank_transitions import TimedTransitions
@@ -59,8 +61,10 @@ FEATURES: tuple[str, ...] = (
 _HIST_BUCKETS = np.array([2, 5, 20])  # history length 1, 2-4, 5-19, 20+
 _GAPS = np.array([3600.0, 86400.0])  # since the user's last event: < 1 h, < 1 day, later
 _N_CTX = 1 + (len(_GAPS) + 1) * (len(_HIST_BUCKETS) + 1)
+_GAP_CUTS, _HIST_CUTS = tuple(_GAPS.tolist()), tuple(_HIST_BUCKETS.tolist())
 _COLUMNS = np.arange(5)
 _POP_CUTS = np.array([1, 3, 10, 30])
+_NAN = math.nan
 
 
 class _Popularity:
@@ -119,8 +123,14 @@ class ListwiseRerank:
         self._level: dict[str, list[float]] = {}  # sum and count of log long popularity
         self._clock = -math.inf
         self._now = -math.inf
-        self._cache: tuple[str, int, float, np.ndarray, np.ndarray, int] | None = None
+        # (user, events, now, rows, features, context, raw scores) of the last _scored
+        self._cache: tuple[str, int, float, np.ndarray, np.ndarray, int, np.ndarray] | None = None
         self._popular: np.ndarray | None = None  # the trackers' rows (with repeats), when valid
+
+    def __getstate__(self) -> dict[str, object]:
+        """Learned state only: the scratch arrays and the per-call cache are rebuilt."""
+        return {key: value for key, value in self.__dict__.items()
+                if key not in ("_mask", "_buffers_", "_cache")} | {"_cache": None}
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name, each with ``score_items(user)`` of its own."""
@@ -140,8 +150,8 @@ class ListwiseRerank:
         last = self._last_ts.get(user)
         if last is None:
             return 0
-        gap = int(np.searchsorted(_GAPS, now - last, side="right"))
-        bucket = int(np.searchsorted(_HIST_BUCKETS, self._length[user], side="right"))
+        gap = bisect.bisect_right(_GAP_CUTS, now - last)  # == searchsorted(side="right")
+        bucket = bisect.bisect_right(_HIST_CUTS, self._length[user])
         return 1 + (len(_HIST_BUCKETS) + 1) * gap + bucket
 
     def _features(self, rows: np.ndarray, co: np.ndarray, seq: np.ndarray,
@@ -188,35 +198,77 @@ class ListwiseRerank:
     def _scored(self, user: str, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """Candidate rows (ascending), their features and raw scores, and the context."""
         cache = self._cache
-        if cache is not None and cache[:3] == (user, self._events, now):
+        if cache is not None and len(cache) == 7 and cache[:3] == (user, self._events, now):
             rows, feats, ctx = cache[3], cache[4], cache[5]
         else:
             if self._popular is None:
                 self._popular = np.concatenate([t.rows() for t in self._tops])  # repeats: fine
-            mask = np.zeros(self.n_items, dtype=bool)
-            mask[self._popular] = True
-            dense = []
-            for part in (self.co_occurrence, self.sequence):
-                scores = part.score_items(user)
-                support = np.flatnonzero(scores != 0.0)  # a bool pass: 4x faster than on floats
-                if len(support) > self.n_personal:
-                    keep = np.argpartition(-scores[support], self.n_personal)
-                    support = support[keep[: self.n_personal]]
-                mask[support] = True
-                dense.append(scores)
-            rows = np.flatnonzero(mask)
             self._now = now
-            feats = self._features(rows, dense[0], dense[1], user)
+            ok = False
+            if kernels.ENABLED:  # from the parts' sparse terms, no dense pass
+                flags, co_buf, seq_buf = self._buffers()
+                rows, co, seq, ok = kernels.personal_candidates(
+                    self._popular, *self.co_occurrence.score_terms(user),
+                    *self.sequence.score_terms(user), self.n_personal, flags, co_buf, seq_buf)
+                if ok:
+                    feats = self._features_compiled(rows, co, seq, user)
+            if not ok:  # numpy (or a tie across a part's cut: argpartition's choice)
+                co, seq = self.co_occurrence.score_items(user), self.sequence.score_items(user)
+                rows = self._candidate_rows(co, seq)
+                if kernels.ENABLED:
+                    feats = self._features_compiled(rows, co[rows], seq[rows], user)
+                else:
+                    feats = self._features(rows, co, seq, user)
             ctx = self.context(user, now)
-            self._cache = (user, self._events, now, rows, feats, ctx)
-        return rows, feats, feats @ self.weights(ctx), ctx
+            raw = (kernels.scores(feats, self._w, ctx) if kernels.ENABLED else
+                   feats @ self.weights(ctx))
+            self._cache = (user, self._events, now, rows, feats, ctx, raw)
+            return rows, feats, raw, ctx
+        return rows, feats, cache[6], ctx
 
-    def _seen_mask(self, seen: set[int], rows: np.ndarray) -> np.ndarray:
-        """``rows`` in ``seen`` (bool per row) without a pass over every item."""
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Zeroed scratch arrays of at least ``n_items`` rows (uint8 flags, two floats)."""
+        buffers = self.__dict__.get("_buffers_")
+        if buffers is None or len(buffers[0]) < self.n_items:
+            size = max(self.n_items, 0 if buffers is None else 2 * len(buffers[0]))
+            buffers = self._buffers_ = (np.zeros(size, dtype=np.uint8), np.zeros(size),
+                                        np.zeros(size))
+        return buffers
+
+    def _candidate_rows(self, co: np.ndarray, seq: np.ndarray) -> np.ndarray:
+        """The trackers' rows and each part's ``n_personal`` best non-zero rows, ascending."""
+        mask = np.zeros(self.n_items, dtype=bool)
+        mask[self._popular] = True
+        for scores in (co, seq):
+            support = np.flatnonzero(scores != 0.0)  # a bool pass: 4x faster than on floats
+            if len(support) > self.n_personal:
+                keep = np.argpartition(-scores[support], self.n_personal)
+                support = support[keep[: self.n_personal]]
+            mask[support] = True
+        return np.flatnonzero(mask)
+
+    def _features_compiled(self, rows: np.ndarray, co: np.ndarray, seq: np.ndarray,
+                           user: str) -> np.ndarray:
+        """:meth:`_features` by :func:`learning.rank_kernels.features` (one call)."""
+        level = self._level.get(user)
+        last = self._last_ts.get(user)
+        gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
+        best = np.array([t.best for t in self._tops], dtype=np.int64)
+        return kernels.features(rows, self._counts, best, co, seq, self._first, self._last,
+                                float(self._events), _NAN if level is None else
+                                level[0] / level[1], self._by_state, gap, _POP_CUTS)
+
+    def _scratch(self) -> np.ndarray:
+        """A bool array of at least ``n_items`` rows, all False (users set and clear rows)."""
         mask = self.__dict__.get("_mask")
         if mask is None or len(mask) < self.n_items:
             mask = self._mask = grow(np.zeros(0, dtype=bool) if mask is None else mask,
                                      self.n_items)
+        return mask
+
+    def _seen_mask(self, seen: set[int], rows: np.ndarray) -> np.ndarray:
+        """``rows`` in ``seen`` (bool per row) without a pass over every item."""
+        mask = self._scratch()
         marked = np.fromiter(seen, np.int64, len(seen))
         mask[marked] = True
         out = mask[rows]
@@ -238,12 +290,16 @@ class ListwiseRerank:
         """Every row: candidates above all others (reranked), the rest by decayed popularity."""
         if self.n_items == 0:
             return np.zeros(0)
-        pop = self.popularity_scores()
-        top = pop.max()
-        dense = pop / top if top > 0 else pop.copy()
+        dense = self.floor_scores()
         rows, values = self.candidate_scores(user, now)
         dense[rows] = values
         return dense
+
+    def floor_scores(self) -> np.ndarray:
+        """:meth:`score_items` outside the candidates: decayed popularity over its max."""
+        pop = self.popularity_scores()
+        top = pop.max()
+        return pop / top if top > 0 else pop.copy()
 
     def _step(self, user: str, item: int, now: float) -> None:
         """One Adagrad step on ``log softmax(scores)[item]`` over the unseen candidates."""
@@ -251,6 +307,11 @@ class ListwiseRerank:
         at = int(np.searchsorted(rows, item))
         seen = self._seen.get(user, set())
         if at >= len(rows) or rows[at] != item or item in seen:
+            return
+        if kernels.ENABLED:
+            kernels.softmax_step(feats, raw, at, np.fromiter(seen, np.int64, len(seen)), rows,
+                                 self._scratch(), self._w, self._g2, ctx, self.lr)
+            self._cache = None  # its raw scores came from the old weights
             return
         z = raw.copy()
         if seen:
@@ -263,6 +324,7 @@ class ListwiseRerank:
         for c in (0, ctx):
             self._g2[c] += grad * grad
             self._w[c] += self.lr * grad / np.sqrt(self._g2[c])
+        self._cache = None
 
     def _count(self, item: int, weight: float, ts: float) -> None:
         if math.isnan(self._tref):

@@ -33,6 +33,8 @@ import numpy as np
 __all__ = ["CoOccurrence"]
 
 _RENORM_AT = 1e150
+_NO_KEYS = np.empty(0, dtype=np.int64)
+_NO_VALUES = np.empty(0)
 
 
 class _Row:
@@ -149,6 +151,32 @@ class CoOccurrence:
                 scores[row.keys[:n]] += row.values[:n] * (weight / self._totals[prev])
             weight *= self.position_decay
         return scores
+
+    def score_terms(self, user: str) -> tuple[np.ndarray, np.ndarray]:
+        """The rows and values :meth:`score_items` adds up, in its order (rows may repeat).
+
+        >>> seq = CoOccurrence(history=2, symmetric=False, decay=1.0)
+        >>> for user, item in [("a", 0), ("a", 1), ("b", 0), ("b", 2)]:
+        ...     seq.learn_one(user, item)
+        >>> keys, values = seq.score_terms("a")
+        >>> dense = np.zeros(3); np.add.at(dense, keys, values)
+        >>> dense.tolist() == seq.score_items("a").tolist()
+        True
+        """
+        keys, values = [], []
+        weight = 1.0
+        for prev in reversed(self._recent.get(user, ())):
+            row = self._links.get(prev)
+            if row is not None and row.n:
+                n = row.n
+                keys.append(row.keys[:n])
+                values.append(row.values[:n] * (weight / self._totals[prev]))
+            weight *= self.position_decay
+        if not keys:
+            return _NO_KEYS, _NO_VALUES
+        if len(keys) == 1:
+            return keys[0], values[0]
+        return np.concatenate(keys), np.concatenate(values)
 
     def support(self, user: str) -> np.ndarray:
         """Rows ``score_items(user)`` may give a non-zero score, ascending (no repeats)."""

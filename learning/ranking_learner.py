@@ -177,7 +177,8 @@ class RankingLearner(PickleSnapshot):
         rows, values = ranker.candidate_scores(user, now)
         n = ranker.n_items
         measured = self._metrics.measure_candidates(
-            rows, values, row, exclude, lambda: ranker.score_items(user, now), n)
+            rows, values, row, exclude, lambda: ranker.score_items(user, now), n,
+            floor=ranker.floor_scores)
         outcome = self._metrics.record(*measured, n, **figures)
         if self._part_metrics and self._metrics.n % PART_EVERY == 1:
             for name, part in ranker.parts().items():

@@ -28,6 +28,7 @@ from collections.abc import Callable
 import msgspec
 import numpy as np
 
+from learning import rank_kernels as kernels
 from learning.rankers import grow
 from learning.snapshot import PickleSnapshot
 
@@ -75,6 +76,8 @@ def rank_of(scores: np.ndarray, item: int, exclude: np.ndarray | None = None) ->
 
 
 _MAX_CANDIDATES = 2048
+_NO_ROWS = np.empty(0, dtype=np.int64)
+_NO_VALUES = np.empty(0)
 
 
 def _candidates(s: np.ndarray, kk: int) -> np.ndarray:
@@ -219,17 +222,27 @@ class RankingPrequential(PickleSnapshot):
     def measure(self, scores: np.ndarray, target: int,
                 exclude: np.ndarray | None = None) -> tuple[int, np.ndarray]:
         """The target's rank and the top-k rows (the costly half of :meth:`update`)."""
+        if kernels.ENABLED and scores.ndim == 1 and scores.dtype == np.float64 and len(scores):
+            rank, top, n_top = kernels.dense_measure(
+                scores, target, _NO_ROWS if exclude is None else exclude,
+                self._scratch(len(scores)), self.k)
+            if n_top >= 0:
+                return int(rank), top[:n_top]
         return int(rank_of(scores, target, exclude)), top_k(scores, self.k, exclude)
 
     def measure_candidates(self, rows: np.ndarray, values: np.ndarray, target: int,
                            exclude: np.ndarray | None, dense: Callable[[], np.ndarray],
-                           n_items: int) -> tuple[int, np.ndarray]:
+                           n_items: int, floor: Callable[[], np.ndarray] | None = None
+                           ) -> tuple[int, np.ndarray]:
         """:meth:`measure` of ``dense()`` from its few rows that outrank all the others.
 
         ``rows`` (ascending) and ``values`` are the candidates' entries of ``dense()``, and
         every other row of ``dense()`` scores below every candidate; the dense scores are
         built only when the target is not a candidate or fewer than ``k`` candidates are
         left after ``exclude``. Same result as ``measure(dense(), target, exclude)``.
+        ``floor()``, when given, returns ``dense()`` outside the candidate rows (any values
+        on them): the compiled path ranks a non-candidate target from it without building
+        ``dense()`` (:func:`learning.rank_kernels.measure`).
 
         >>> dense = np.array([0.5, 3.0, 0.2, 2.0, 4.0])
         >>> rows, values = np.array([1, 3, 4]), dense[[1, 3, 4]]
@@ -239,11 +252,17 @@ class RankingPrequential(PickleSnapshot):
         ...     *m.measure(dense, 3, np.array([4])))
         True
         """
+        if kernels.ENABLED and self.k <= len(rows):
+            found = np.searchsorted(rows, target)
+            outside = found >= len(rows) or rows[found] != target
+            rank, top, status = kernels.measure(
+                rows, values, target, _NO_ROWS if exclude is None else exclude,
+                self._scratch(n_items), self.k,
+                floor() if floor is not None and outside else _NO_VALUES)
+            if status == 3:
+                return int(rank), top
         if exclude is not None and len(exclude):
-            mask = self.__dict__.get("_mask")
-            if mask is None or len(mask) < n_items:
-                size = max(n_items, 0 if mask is None else 2 * len(mask))
-                mask = self._mask = np.zeros(size, dtype=bool)
+            mask = self._scratch(n_items)
             mask[exclude] = True  # zero again below: no pass over every item
             keep = ~mask[rows]
             mask[exclude] = False
@@ -262,6 +281,14 @@ class RankingPrequential(PickleSnapshot):
         else:
             top = top_k(dense() if full is None else full, self.k, exclude)
         return rank, top
+
+    def _scratch(self, n_items: int) -> np.ndarray:
+        """A persistent all-False bool array of at least ``n_items`` rows."""
+        mask = self.__dict__.get("_mask")
+        if mask is None or len(mask) < n_items:
+            size = max(n_items, 0 if mask is None else 2 * len(mask))
+            mask = self._mask = np.zeros(size, dtype=bool)
+        return mask
 
     def record(self, rank: int, top: np.ndarray, n_items: int, *,
                item_vectors: np.ndarray | None = None, popularity: np.ndarray | None = None,

@@ -1,0 +1,376 @@
+"""Compiled (numba) kernels for the reranker's per-event path; numpy stays the reference.
+
+:class:`~learning.rank_rerank.ListwiseRerank` and
+:meth:`~learning.ranking_metrics.RankingPrequential.measure_candidates` spend their time in
+~150 small numpy calls per ranked event. These kernels do the same work in one call each over
+plain arrays: the candidate union (:func:`personal_candidates`), the feature rows
+(:func:`features`), the crossed linear score and the listwise Adagrad step (:func:`scores`,
+:func:`softmax_step`) and the rank of the target plus the top ``k`` (:func:`measure`).
+Tests check each against the numpy code on random states. The floating-point operations
+are the numpy code's, in the same order: the candidates and feature rows are bit-identical
+(the logs stay numpy calls); the dot products are summed left to right rather than by BLAS
+and numba's ``exp`` may differ from numpy's in the last bit, so the scores and the step
+agree to ~1e-15 relative, not bit for bit.
+
+``LIFELONG_NUMBA=0`` in the environment (read at import) runs the numpy path; so does a
+missing numba. Kernels are compiled on first use and cached on disk (``cache=True``, in
+``__pycache__`` or numba's user-wide cache); when no cache directory is writable they are
+compiled per process (logged once).
+
+>>> import numpy as np
+>>> rows = np.array([2, 5, 7])
+>>> rank, top, status = measure(rows, np.array([3.0, 2.0, 2.5]), 5, np.array([7]),
+...                             _scratch(8), 2, np.zeros(0))
+>>> int(rank), top[:2].tolist(), int(status)
+(2, [2, 5], 3)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+import numpy as np
+
+__all__ = ["ENABLED", "dense_measure", "features", "measure", "personal_candidates",
+           "scores", "softmax_step"]
+
+log = logging.getLogger(__name__)
+
+try:  # pragma: no cover - import guard
+    import numba
+except ImportError:  # pragma: no cover
+    numba = None
+
+#: whether the compiled path is used (``LIFELONG_NUMBA=0``, or no numba: the numpy path)
+ENABLED = numba is not None and os.environ.get("LIFELONG_NUMBA", "1") != "0"
+_warned = False
+
+
+def _jit(func):  # type: ignore[no-untyped-def]
+    """``numba.njit(cache=True)``, or without the disk cache when no directory is writable."""
+    global _warned
+    if numba is None:
+        return func
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", numba.NumbaWarning)
+            return numba.njit(cache=True)(func)
+    except (RuntimeError, numba.NumbaWarning) as exc:
+        if not _warned:
+            log.info("numba cache unavailable (%s): kernels compile per process", exc)
+            _warned = True
+        return numba.njit(cache=False)(func)
+
+
+def _scratch(n: int) -> np.ndarray:
+    return np.zeros(n, dtype=np.bool_)
+
+
+@_jit
+def _mark_part(keys, values, buf, flags, bit, n_keep, listed, m):  # type: ignore[no-untyped-def]
+    """Add a part's terms into ``buf``; flag (bit 1) and list its ``n_keep`` best non-zero rows.
+
+    Returns the new length of ``listed`` and False on a tie across the cut.
+    """
+    listed_n = m
+    for i in range(len(keys)):
+        buf[keys[i]] += values[i]
+    support = np.empty(len(keys), dtype=np.int64)
+    m = 0
+    for k in keys:
+        if not flags[k] & bit and buf[k] != 0.0:
+            flags[k] |= bit
+            support[m] = k
+            m += 1
+    if m > n_keep:
+        vals = np.empty(m)
+        for i in range(m):
+            vals[i] = buf[support[i]]
+        kth = np.partition(vals, m - n_keep)[m - n_keep]
+        above = 0
+        for v in vals:
+            if v >= kth:
+                above += 1
+        if above != n_keep or kth != kth:  # ties across the cut: argpartition decides
+            return listed_n, False
+    else:
+        kth = -np.inf
+    for i in range(m):
+        k = support[i]
+        if buf[k] >= kth and not flags[k] & 1:
+            flags[k] |= 1
+            listed[listed_n] = k
+            listed_n += 1
+    return listed_n, True
+
+
+@_jit
+def personal_candidates(popular, co_keys, co_values, seq_keys, seq_values, n_personal, flags,
+                        co_buf, seq_buf):  # type: ignore[no-untyped-def]
+    """The reranker's candidates from the parts' sparse terms (``CoOccurrence.score_terms``).
+
+    The rows of ``popular`` and each part's ``n_personal`` best non-zero rows, as
+    :meth:`~learning.rank_rerank.ListwiseRerank._candidate_rows` builds them from the
+    dense part scores.
+
+    Returns ``(rows, co, seq, ok)``: the candidate rows ascending and the parts' scores on
+    them. ``flags`` (uint8) and the float buffers ``co_buf`` / ``seq_buf`` (zeros, at least
+    ``n_items`` long) are left zero.
+    """
+    listed = np.empty(len(popular) + len(co_keys) + len(seq_keys), dtype=np.int64)
+    m = 0
+    for r in popular:
+        if not flags[r] & 1:
+            flags[r] |= 1
+            listed[m] = r
+            m += 1
+    m, ok = _mark_part(co_keys, co_values, co_buf, flags, 2, n_personal, listed, m)
+    if ok:
+        m, ok = _mark_part(seq_keys, seq_values, seq_buf, flags, 4, n_personal, listed, m)
+    rows = np.sort(listed[:m])
+    co = np.empty(len(rows))
+    seq = np.empty(len(rows))
+    for i in range(len(rows)):
+        co[i] = co_buf[rows[i]]
+        seq[i] = seq_buf[rows[i]]
+    for k in co_keys:
+        co_buf[k] = 0.0
+        flags[k] = 0
+    for k in seq_keys:
+        seq_buf[k] = 0.0
+        flags[k] = 0
+    for r in popular:
+        flags[r] = 0
+    return rows, co, seq, ok
+
+
+@_jit
+def features_before_logs(rows, counts, best, co, seq, first, last, events, by_state, f, rel,
+                         state):  # type: ignore[no-untyped-def]
+    """The inputs of :meth:`~learning.rank_rerank.ListwiseRerank._features`' logs.
+
+    ``rel`` (n x 5): popularity over each column's top row, plus 1e-4; ``state`` (n x 3):
+    the cold / in-session / returning counts over their max in ``rows``, plus 1e-4; ``f``
+    columns 10-13: the co / seq scores (``co``, ``seq``: one per row) and the item ages
+    (events since first / last seen).
+    """
+    n = len(rows)
+    state_max = np.full(3, 1e-300)
+    for i in range(n):
+        r = rows[i]
+        for j in range(5):
+            rel[i, j] = counts[r, j] / counts[best[j], j] + 1e-4
+        f[i, 10] = co[i]
+        f[i, 11] = seq[i]
+        f[i, 12] = events - first[r]
+        f[i, 13] = events - last[r]
+        for j in range(3):
+            state_max[j] = max(state_max[j], by_state[r, j])
+    for i in range(n):
+        for j in range(3):
+            state[i, j] = by_state[rows[i], j] / state_max[j] + 1e-4
+
+
+@_jit
+def features_after_logs(f, level, gap, cuts):  # type: ignore[no-untyped-def]
+    """The rest of the feature rows once columns 0-4, 12-13 and 19-21 hold their logs.
+
+    ``level``: the user's mean log long popularity (NaN: none); ``gap``: the user's scaled
+    log time since their last event.
+    """
+    n = len(f)
+    top0 = 0.0
+    top1 = 0.0
+    for i in range(n):
+        f[i, 5] = f[i, 0] - f[i, 2]
+        f[i, 12] /= 10.0
+        f[i, 13] /= 10.0
+        top0 = max(top0, f[i, 10])
+        top1 = max(top1, f[i, 11])
+    order = np.argsort(-f[:, 1], kind="mergesort")
+    for place in range(n):
+        i = order[place]
+        for c in range(len(cuts)):
+            f[i, 14 + c] = 1.0 if place < cuts[c] else 0.0
+    for i in range(n):
+        f[i, 6] = f[i, 10] / top0 if top0 > 0 else 0.0
+        f[i, 7] = f[i, 11] / top1 if top1 > 0 else 0.0
+        f[i, 8] = 1.0 if f[i, 10] > 0.0 else 0.0
+        f[i, 9] = 1.0 if f[i, 11] > 0.0 else 0.0
+        f[i, 18] = 0.0 if level != level else -abs(f[i, 2] - level)
+        f[i, 22] = f[i, 6] * gap
+        f[i, 23] = f[i, 7] * gap
+        f[i, 24] = f[i, 6] * f[i, 1] / 10.0
+        f[i, 25] = f[i, 1] * gap
+
+
+def features(rows: np.ndarray, counts: np.ndarray, best: np.ndarray, co: np.ndarray,
+             seq: np.ndarray, first: np.ndarray, last: np.ndarray, events: float,
+             level: float, by_state: np.ndarray, gap: float, cuts: np.ndarray) -> np.ndarray:
+    """:meth:`~learning.rank_rerank.ListwiseRerank._features` in two kernels around numpy logs.
+
+    The logs stay numpy's own calls on the same array layouts as the reference, so the rows
+    are bit-identical to it (numba's scalar ``log`` differs in the last bit now and then,
+    and numpy's SIMD loop is faster). ``best``: each popularity column's top row; ``co``,
+    ``seq``: the parts' scores of ``rows`` (one per row).
+    """
+    n = len(rows)
+    f = np.empty((n, 26))
+    rel = np.empty((n, 5))
+    state = np.empty((n, 3))
+    features_before_logs(rows, counts, best, co, seq, first, last, events, by_state, f, rel,
+                         state)
+    np.log(rel, out=f[:, :5])
+    ages = f[:, 12:14]
+    np.log1p(ages, out=ages)
+    np.log(state, out=f[:, 19:22])
+    features_after_logs(f, level, gap, cuts)
+    return f
+
+
+@_jit
+def scores(feats, w, ctx):  # type: ignore[no-untyped-def]
+    """``feats @ (w[0] + w[ctx])``, summed left to right."""
+    n, m = feats.shape
+    out = np.empty(n)
+    for i in range(n):
+        s = 0.0
+        for j in range(m):
+            s += feats[i, j] * (w[0, j] + w[ctx, j])
+        out[i] = s
+    return out
+
+
+@_jit
+def softmax_step(feats, raw, at, seen, rows, mask, w, g2, ctx, lr):  # type: ignore[no-untyped-def]
+    """One Adagrad step on ``log softmax(raw)[at]``, rows of ``seen`` left out (``mask``: False)."""
+    n, m = feats.shape
+    for s in seen:
+        mask[s] = True
+    p = np.empty(n)
+    t = raw[at]
+    total = 0.0
+    for i in range(n):
+        p[i] = 0.0 if mask[rows[i]] else np.exp(raw[i] - t)
+        total += p[i]
+    for s in seen:
+        mask[s] = False
+    grad = np.zeros(m)
+    for i in range(n):
+        g = (1.0 if i == at else 0.0) - p[i] / total
+        for j in range(m):
+            grad[j] += g * feats[i, j]
+    for c in (0, ctx):
+        for j in range(m):
+            g2[c, j] += grad[j] * grad[j]
+            w[c, j] += lr * grad[j] / np.sqrt(g2[c, j])
+
+
+@_jit
+def measure(rows, values, target, exclude, mask, k, floor):  # type: ignore[no-untyped-def]
+    """The target's rank and top ``k`` from candidates that outrank every other row.
+
+    ``status`` bit 1: the rank is exact (the target is an eligible candidate, or ``floor``,
+    the dense scores of the other rows, is given); bit 2: ``top`` (the ``k`` best eligible
+    rows, ties to the higher row) is exact. NaN values: status 0 (use numpy).
+    """
+    for e in exclude:
+        mask[e] = True
+    n = len(rows)
+    at = -1
+    eligible = 0
+    nan = False
+    for i in range(n):
+        if values[i] != values[i]:
+            nan = True
+        if not mask[rows[i]]:
+            eligible += 1
+            if rows[i] == target:
+                at = i
+    top = np.empty(k, dtype=np.int64)
+    status = 0
+    rank = 0
+    if not nan:
+        if at >= 0:
+            t = values[at]
+            rank = 1
+            for i in range(n):
+                if not mask[rows[i]] and (values[i] > t or (values[i] == t and i > at)):
+                    rank += 1
+            status |= 1
+        elif len(floor):  # every eligible candidate outranks the target, then the rest
+            rank = 1 + eligible
+            t = floor[target]
+            p = 0
+            for i in range(len(floor)):
+                while p < n and rows[p] < i:
+                    p += 1
+                if (p < n and rows[p] == i) or mask[i]:
+                    continue  # a candidate (counted above) or excluded
+                if floor[i] > t or (floor[i] == t and i > target):
+                    rank += 1
+            status |= 1
+        if eligible >= k:
+            best_v = np.full(k, -np.inf)
+            best_r = np.full(k, -1, dtype=np.int64)
+            for i in range(n):
+                r = rows[i]
+                v = values[i]
+                if mask[r] or not (v > best_v[k - 1] or (v == best_v[k - 1] and r > best_r[k - 1])):
+                    continue
+                j = k - 1
+                while j > 0 and (v > best_v[j - 1] or (v == best_v[j - 1] and r > best_r[j - 1])):
+                    best_v[j] = best_v[j - 1]
+                    best_r[j] = best_r[j - 1]
+                    j -= 1
+                best_v[j] = v
+                best_r[j] = r
+            top[:] = best_r
+            status |= 2
+    for e in exclude:
+        mask[e] = False
+    return rank, top, status
+
+
+@_jit
+def dense_measure(scores, target, exclude, mask, k):  # type: ignore[no-untyped-def]
+    """``rank_of(scores, target, exclude)`` and ``top_k(scores, k, exclude)`` in one pass.
+
+    Returns ``(rank, top, n_top)``: the top rows are ``top[:n_top]`` (ties to the higher
+    row); ``n_top`` is -1 when a score is not finite (use numpy: its top-k has its own
+    rules there). ``mask`` (False, at least ``len(scores)`` long) is left False.
+    """
+    for e in exclude:
+        mask[e] = True
+    n = len(scores)
+    t = scores[target]
+    rank = 1
+    best_v = np.full(k, -np.inf)
+    best_r = np.full(k, -1, dtype=np.int64)
+    filled = 0
+    finite = True
+    for i in range(n):
+        if mask[i]:
+            continue
+        v = scores[i]
+        if v > t or (v == t and i > target):
+            rank += 1
+        if not np.isfinite(v):
+            finite = False
+            continue
+        if filled < k:
+            filled += 1
+        elif not (v >= best_v[k - 1]):  # rows ascending: an equal value is a higher row
+            continue
+        j = filled - 1
+        while j > 0 and v >= best_v[j - 1]:
+            best_v[j] = best_v[j - 1]
+            best_r[j] = best_r[j - 1]
+            j -= 1
+        best_v[j] = v
+        best_r[j] = i
+    for e in exclude:
+        mask[e] = False
+    return rank, best_r, filled if finite else -1
