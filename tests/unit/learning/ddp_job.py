@@ -55,7 +55,7 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
     import torch
     from safetensors.torch import save_file
 
-    from learning.distributed import DistEnv, Group, set_threads, split_range
+    from learning.distributed import DistEnv, Group, row_step, set_threads
     from learning.finetune import FineTuner
     from learning.replay import ReplayBuffer
 
@@ -74,21 +74,17 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
     else:
         tuner.follow(buffer)
     state = {k: v.detach().contiguous() for k, v in tuner.recommender.module.state_dict().items()}
-    if loss != "mse":  # the ranking losses do not go through the DDP wrapper: no probe
+    if loss != "mse":  # the ranking losses sum gradients with all_reduce_grads: no probe
         save_file(state, str(out / f"rank{env.rank}.safetensors"))
         (out / f"rank{env.rank}.json").write_text(json.dumps(
             {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds}))
         group.close()
         return
-    users, items, values = probe()  # this rank's piece, scaled as train_step scales it
-    lo, hi = split_range(37, env.world_size, env.rank)
-    ddp = tuner._wrapped()
-    assert ddp is not None
-    pred, l2 = ddp(users[lo:hi], items[lo:hi])
-    loss = ((pred - values[lo:hi]).square().sum() + 1e-4 * l2.sum()) * (env.world_size / 37)
-    loss.backward()
+    users, items, values = probe()  # one step of row_step: this rank's piece, summed
+    module = tuner.recommender.module
+    row_step(module, [], users, items, values, weight_decay=1e-4, sparse=True, group=group)
     for name in ("user_table", "item_table"):
-        grad = getattr(tuner.recommender.module, name).grad
+        grad = getattr(module, name).grad
         state[f"grad.{name}"] = (grad.to_dense() if grad.is_sparse else grad).contiguous()
     save_file(state, str(out / f"rank{env.rank}.safetensors"))
     (out / f"rank{env.rank}.json").write_text(json.dumps(
