@@ -257,18 +257,25 @@ class Group:
         return box[0]
 
     def send_round(self, payload: tuple[Any, ...]) -> None:
-        """Rank 0: the next round's inputs, for :meth:`receive_round` on the others."""
+        """Rank 0: the next round's inputs, for :meth:`receive` on the others."""
         self.broadcast(("round", payload))
+
+    def send_forget(self, user_rows: list[int]) -> None:
+        """Rank 0: erased users' rows, which every rank zeroes and drops from its replay."""
+        self.broadcast(("forget", list(user_rows)))
 
     def stop(self) -> None:
         """Rank 0: tell the other ranks that no round follows."""
         if self.rank == 0:
             self.broadcast((_STOP, ()))
 
-    def receive_round(self) -> tuple[Any, ...] | None:
-        """Other ranks: the next round's inputs, ``None`` once rank 0 called :meth:`stop`."""
+    def receive(self) -> tuple[str, Any] | None:
+        """Other ranks: rank 0's next message (``None`` once it called :meth:`stop`).
+
+        ``("round", inputs)`` or ``("forget", user rows)``.
+        """
         kind, payload = self.broadcast(None)
-        return None if kind == _STOP else payload
+        return None if kind == _STOP else (kind, payload)
 
     # everyone <-> everyone ---------------------------------------------------------
     def all_gather_rows(self, packed: np.ndarray) -> np.ndarray:

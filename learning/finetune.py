@@ -187,9 +187,16 @@ class FineTuner:
         """Ranks other than 0: train every round rank 0 starts, until it stops; the count."""
         if self.group is None or self.group.rank == 0:
             raise ConfigurationError("follow() is for ranks other than 0 of a torchrun job")
+        from learning.erasure import forget_finetuner_row
+
         done = 0
-        while (got := self.group.receive_round()) is not None:
-            rows, values, ts, buffered, epochs = got
+        while (got := self.group.receive()) is not None:
+            kind, payload = got
+            if kind == "forget":  # rank 0 erased users (learning.erasure): the same rows here
+                for row in payload:
+                    forget_finetuner_row(self, row, buffer)
+                continue
+            rows, values, ts, buffered, epochs = payload
             self._train_rows(rows, values, ts, buffer if buffered else None, epochs,
                              time.perf_counter())
             done += 1

@@ -104,6 +104,14 @@ def test_replay_is_sharded_per_rank_and_the_ranks_stay_in_sync(tmp_path: Path) -
     assert [m["buffer"] for m in meta] == [453, 450]  # 3 rounds of 301: samples 0::2, 1::2
     for name in ranks[0]:
         torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=1e-6)
+    # rank 0 erased a user after the last round: its row is zero and no shard replays it
+    row = meta[0]["erased"]["row"]
+    assert row >= 0 and meta[0]["erased"]["removed"] > 1  # the id row and replay samples
+    for m, weights in zip(meta, ranks, strict=True):
+        assert row not in m["rows_held"] and len(m["rows_held"]) > 100
+        assert float(weights["user_table"][row].abs().max()) == 0.0
+    users = [u for cols in ddp_job.rounds() for u in cols[0]]
+    assert users.count(ddp_job.ERASED) > 4  # both shards held samples of the user
     assert all(np.isfinite(meta[0]["losses"]))
 
 
