@@ -48,7 +48,7 @@ import logging
 import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -56,6 +56,9 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from learning.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from learning.torch_models import EmbeddingModel
 
 __all__ = ["ENV_VARS", "DistEnv", "Group", "backend_for", "cpus_available",
            "default_threads", "set_threads", "split_range"]
@@ -159,7 +162,7 @@ def split_range(m: int, world: int, rank: int) -> tuple[int, int]:
     return m * rank // world, m * (rank + 1) // world
 
 
-def row_step(module: nn.Module, optimizers: Sequence[torch.optim.Optimizer], users: Tensor,
+def row_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer], users: Tensor,
              items: Tensor, values: Tensor, *, weight_decay: float, sparse: bool,
              amp: bool = False, group: Group | None = None) -> Tensor:
     """One optimisation step on the minibatch ``users/items/values``; its squared errors.
