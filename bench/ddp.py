@@ -134,11 +134,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600.0, help="per configuration")
     parser.add_argument("--label", default="latest", help="bench/results/ddp-<label>.json")
+    parser.add_argument("--configs", default="one,one-1t,ddp,ddp-adam",
+                        help="comma-separated subset of one, one-1t, ddp, ddp-adam (interleaved)")
     args = parser.parse_args(argv)
     if args.worker:
         worker(args)
         return {}
-    names = ("one", "one-1t", "ddp", "ddp-adam")
+    names = tuple(n for n in ("one", "one-1t", "ddp", "ddp-adam")
+                  if n in args.configs.split(","))
     got: dict[str, list[dict[str, float]]] = {n: [] for n in names}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.repeats):
@@ -154,25 +157,28 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 last["load_average"] = os.getloadavg()[0]
     sps = {n: [g["samples_per_second"] for g in got[n]] for n in names}
     cps = {n: [g["samples_per_cpu_second"] for g in got[n]] for n in names}
-    vs_one = [d / o for d, o in zip(sps["ddp"], sps["one"], strict=True)]
-    vs_1t = [d / o for d, o in zip(sps["ddp"], sps["one-1t"], strict=True)]
-    adam_1t = [d / o for d, o in zip(sps["ddp-adam"], sps["one-1t"], strict=True)]
+    pairs = {"vs_one": ("ddp", "one"), "vs_one_1t": ("ddp", "one-1t"),
+             "adam_vs_one_1t": ("ddp-adam", "one-1t")}
+    ratios = {key: [d / o for d, o in zip(sps[a], sps[b], strict=True)]
+              for key, (a, b) in pairs.items() if a in sps and b in sps}
+    cpu_ratios = {key: [o / d for d, o in zip(cps[a], cps[b], strict=True)]
+                  for key, (a, b) in pairs.items() if a in cps and b in cps}
     print(f"fine-tune rounds, {args.fresh} fresh + {args.fresh} replayed a round, global batch "
           f"{args.batch}, MF {args.factors} factors, {args.repeats} interleaved repeats, "
           f"{os.cpu_count()} CPUs")
     for name in names:
         print(f"  {name:<8} {_fmt(sps[name], 0)} samples/s, {_fmt(cps[name], 0)} samples "
               "per CPU-second (all ranks)")
-    print(f"  ddp ({args.nproc} ranks) / one process (default threads) = {_fmt(vs_one)}x")
-    print(f"  ddp ({args.nproc} ranks) / one process (1 thread)        = {_fmt(vs_1t)}x")
-    print(f"  ddp-adam ({args.nproc} ranks) / one process (1 thread)   = {_fmt(adam_1t)}x")
-    result = {"vs_one": statistics.median(vs_one), "vs_one_1t": statistics.median(vs_1t),
-              "adam_vs_one_1t": statistics.median(adam_1t)}
+    for key, (a, b) in pairs.items():
+        if key in ratios:
+            print(f"  {a} ({args.nproc} ranks) / {b}: samples/s {_fmt(ratios[key])}x; CPU-s a "
+                  f"sample {_fmt(cpu_ratios[key])}x")
+    result = {k: statistics.median(v) for k, v in ratios.items()}
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / f"ddp-{args.label}.json").write_text(json.dumps(
         {**result, "args": {k: v for k, v in vars(args).items() if k != "worker"},
-         "ratios": {"vs_one": vs_one, "vs_one_1t": vs_1t, "adam_vs_one_1t": adam_1t},
+         "ratios": ratios, "cpu_ratios": cpu_ratios,
          "runs": got, "cpus": os.cpu_count()}, indent=1) + "\n")
     return result
 

@@ -89,13 +89,15 @@ class _Store(Protocol):
     def load_object(self, model: str, version: Any) -> tuple[Any, Any]: ...
 
 
-def load_shard(registry: _Store, name: str, topic: str, fresh: Callable[[], Any]
+def load_shard(registry: _Store, name: str, topic: str, fresh: Callable[[], Any], *,
+               also: tuple[str, ...] = ()
                ) -> tuple[Any, Checkpoint | None, int | None, dict[tuple[str, int], int]]:
     """A shard's learner from its latest version (or ``fresh()``), with what it resumes from.
 
     Returns the learner, its checkpoint, the version's number and the offsets it covers in
-    ``topic`` (``None, None, {}`` for a shard with no version). A version holding another
-    kind of learner than ``fresh()`` builds is refused.
+    ``topic`` and the ``also`` topics (the erasure topic) (``None, None, {}`` for a shard
+    with no version). A version holding another kind of learner than ``fresh()`` builds is
+    refused.
 
     >>> from learning.online import OnlineLearner
     >>> from model_store.registry import Registry
@@ -114,6 +116,8 @@ def load_shard(registry: _Store, name: str, topic: str, fresh: Callable[[], Any]
         raise TypeError(f'shard "{name}" holds a {type(restored.learner).__name__}, not a '
                         f"{type(learner).__name__}")
     offsets = decode_offsets(version.offsets, topic)
+    for other in also:
+        offsets |= decode_offsets(version.offsets, other)
     log.info("shard %s: restored version %d (%d events), resuming at %s", name,
              version.number, restored.learner.events_seen, offsets)
     return restored.learner, restored, version.number, offsets
@@ -158,11 +162,14 @@ class ShardedRunner:
 
     ``make_shard(partition)`` opens a shard from its latest version; ``latest(partition)``
     is the number of that version in the store (None: none), used to keep a parked shard.
+    ``erasures`` (a :class:`~consumers.erasure_feed.ErasureFeed`) reads the erasure topic:
+    each request goes to every shard held whose erasure position is at or below it.
     """
 
     def __init__(self, source: _PartitionedSource, topic: str, make_shard: ShardFactory, *,
                  latest: Callable[[int], int | None], retry_seconds: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, erasures: Any = None):
+        self.erasures = erasures
         self.source = source
         self.topic = topic
         self.make_shard = make_shard
@@ -220,7 +227,19 @@ class ShardedRunner:
             return False
         self.shards[partition] = shard
         self.source.start_offsets[(self.topic, partition)] = self._resume_point(shard)
+        if self.erasures is not None:  # the requests after the shard's version, again
+            self.erasures.rewind(shard.worker.positions)
         return True
+
+    def apply_erasures(self, timeout: float = 0.0) -> int:
+        """Hand the erasure requests read since the last call to the shards; how many."""
+        records = self.erasures.poll(timeout) if self.erasures is not None else []
+        for record in records:
+            key = (record.topic, record.partition)
+            for shard in list(self.shards.values()):
+                if shard.worker.positions.get(key, 0) <= record.offset:
+                    shard.worker.process([record])  # forgets, places; publishes if held
+        return len(records)
 
     def _resume_point(self, shard: Shard) -> int:
         return shard.worker.positions.get((self.topic, shard.partition), 0)
@@ -286,6 +305,8 @@ class ShardedRunner:
                 if self._pending:
                     self._retry_pending()
                 records = loop.poll(self._consumed)
+                if self.erasures is not None:
+                    self.apply_erasures()
                 if records:
                     self.process(records)
                 elif loop.done(self._consumed):

@@ -146,6 +146,7 @@ class LearnerWorker:
         publish_max_share: float = 1.0,
         publish_burst_seconds: float = 1.0,
         impressions: ImpressionFeed | None = None,
+        publish_unheld_erasures: bool = True,
     ):
         if publish_every_events < 1:
             raise ValueError(f"publish_every_events must be >= 1, got {publish_every_events}")
@@ -192,6 +193,8 @@ class LearnerWorker:
         self.stats = WorkerStats(started=clock())
         self.pseudonymizer = pseudonymizer  # user_id -> keyed hash right after decode
         self.erasure_topic = erasure_topic  # its records are erasure requests (docs/privacy.md)
+        # False (a shard): a request for a user this learner does not hold publishes nothing
+        self.publish_unheld_erasures = publish_unheld_erasures
         # the ranking task's feedback loop: impressions joined to clicks, unclicked = negatives
         self.impressions = impressions
 
@@ -560,5 +563,6 @@ class LearnerWorker:
         uid = user if self.pseudonymizer is None else self.pseudonymizer(user)
         removed = erase_in_worker(self.learner, self.quality, uid)
         self.stats.erasures += 1
-        self._since_publish = max(self._since_publish, self.publish_every_events)  # publish now
+        if removed or self.publish_unheld_erasures:  # publish now
+            self._since_publish = max(self._since_publish, self.publish_every_events)
         log.info("erased a user on request (%d entries removed)", removed)

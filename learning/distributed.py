@@ -1,4 +1,4 @@
-"""Data-parallel fine-tuning under ``torchrun``: the process group, what ranks exchange, DDP.
+"""Data-parallel fine-tuning under ``torchrun``: the process group, what ranks exchange.
 
 ``torchrun --nproc_per_node N -m lifelong finetune ...`` starts N copies of the same command
 with ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and ``MASTER_PORT`` set.
@@ -14,13 +14,18 @@ a round needs:
 - each rank keeps its own shard of the replay buffer (fresh sample ``k`` goes to rank
   ``k % world``), draws its share of the replay, and :meth:`Group.all_gather_rows` joins the
   shares, so every rank holds the same round;
-- :meth:`Group.wrap` wraps the module in ``DistributedDataParallel``; each global minibatch
-  is split into ``world`` contiguous pieces, one per rank, and the loss is scaled so that the
-  averaged gradient is the one-process gradient of the whole global minibatch.
+- each global minibatch is split into ``world`` contiguous pieces, one per rank
+  (:func:`row_step`): every rank knows the whole minibatch, hence the table rows it touches
+  (sorted ``torch.unique``, no exchange), computes the loss of its piece scaled by ``1 / m``
+  and the gradients of the touched rows and of the dense parameters are summed in **one**
+  dense ``all_reduce`` of one flat buffer a step: the one process's coalesced gradient.
 
-``DistributedDataParallel`` allreduces sparse gradients on gloo only, and only for weights
-of ``nn.Embedding(sparse=True)`` modules: :class:`FitTerms` registers the tables as such, so
-``sparse_adam`` works on CPU; on NCCL the fine-tuner needs a dense optimizer (``adam``).
+Not ``DistributedDataParallel``: its reducer allreduces a sparse table gradient as
+uncoalesced index/value lists (gloo only) with one collective per table, and the tables
+travel whole when dense (NCCL); summing only the touched rows, known on every rank, costs
+one dense collective of the touched rows a step on both backends. The ranking losses
+(each rank scores its rows against all candidates) sum their gradients with
+:meth:`Group.all_reduce_grads`.
 
 >>> DistEnv.from_environ({}) is None
 True
@@ -41,19 +46,21 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 
 from learning.errors import ConfigurationError
 
-__all__ = ["ENV_VARS", "DistEnv", "FitTerms", "Group", "backend_for", "cpus_available",
+if TYPE_CHECKING:
+    from learning.torch_models import EmbeddingModel
+
+__all__ = ["ENV_VARS", "DistEnv", "Group", "backend_for", "cpus_available",
            "default_threads", "set_threads", "split_range"]
 
 log = logging.getLogger(__name__)
@@ -155,32 +162,59 @@ def split_range(m: int, world: int, rank: int) -> tuple[int, int]:
     return m * rank // world, m * (rank + 1) // world
 
 
-def _sparse_shell(param: nn.Parameter) -> nn.Embedding:
-    shell = nn.Embedding(1, 1, sparse=True)
-    shell.weight = param  # the same Parameter object: the optimizer's, the module's
-    return shell
+def row_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer], users: Tensor,
+             items: Tensor, values: Tensor, *, weight_decay: float, sparse: bool,
+             amp: bool = False, group: Group | None = None) -> Tensor:
+    """One optimisation step on the minibatch ``users/items/values``; its squared errors.
 
+    The loss is the MSE plus ``weight_decay`` times the mean squared norm of the rows used
+    (L2 on touched rows only, so rows of absent users do not decay between their visits).
+    The step gathers the minibatch's distinct table rows (sorted ``torch.unique``) as a
+    leaf, so the tables' gradient is born coalesced (one row per touched row) and has the
+    size of the touched rows, not of the minibatch: ``RowAdam`` takes it as it is (sparse,
+    ``sparse``) and dense optimizers get it scattered into a zero table.
 
-class FitTerms(nn.Module):
-    """``forward = module.fit_terms``, so DDP's hooks see every step.
-
-    With ``sparse`` the tables' gradients are sparse. DDP gives a parameter a sparse bucket
-    only when the first module it meets the parameter in is an ``nn.Embedding(sparse=True)``
-    (``_build_params_for_reducer``), so the two tables are also registered, before the
-    model, as the weights of two such embeddings (never called: ``fit_terms`` gathers).
+    With ``group`` (under torchrun) every rank holds the whole global minibatch (the same
+    round, the same permutation), so every rank knows the touched rows with no exchange;
+    each computes the loss of its piece (:func:`split_range`), scaled by ``1 / m``, and
+    the gradients of the touched rows and of the dense parameters travel in **one** dense
+    ``all_reduce`` (sum) of one flat buffer: every rank then holds the whole minibatch's
+    gradient and takes the one process's step. Returns this rank's piece's squared errors.
     """
-
-    def __init__(self, module: nn.Module, sparse: bool = False):
-        super().__init__()
-        self.sparse = sparse
-        if sparse:
-            self.user_rows = _sparse_shell(module.user_table)  # type: ignore[arg-type]
-            self.item_rows = _sparse_shell(module.item_table)  # type: ignore[arg-type]
-        self.module = module
-
-    def forward(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        """Predictions and per-sample squared norms, as ``EmbeddingModel.fit_terms``."""
-        return self.module.fit_terms(users, items, sparse=self.sparse)  # type: ignore[operator]
+    m = users.shape[0]
+    lo, hi = (0, m) if group is None else split_range(m, group.world, group.rank)
+    u_rows, u_at = torch.unique(users, return_inverse=True)
+    i_rows, i_at = torch.unique(items, return_inverse=True)
+    tables = (module.user_table, module.item_table)
+    u_sub = tables[0].detach().index_select(0, u_rows).requires_grad_()
+    i_sub = tables[1].detach().index_select(0, i_rows).requires_grad_()
+    dense = [p for p in module.parameters() if p.requires_grad
+             and all(p is not t for t in tables)]
+    for opt in optimizers:
+        opt.zero_grad(set_to_none=True)
+    with torch.autocast(users.device.type, dtype=torch.bfloat16, enabled=amp):
+        pred, l2 = module.row_terms(u_sub.index_select(0, u_at[lo:hi]),
+                                    i_sub.index_select(0, i_at[lo:hi]))
+    sse = (pred.float() - values[lo:hi]).square().sum()
+    ((sse + weight_decay * l2.float().sum()) / m).backward()
+    subs = (u_sub, i_sub)
+    if group is not None:  # one flat buffer, one collective
+        parts = (*subs, *dense)
+        flat = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1)
+                          for p in parts])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        at = 0
+        for p in parts:
+            p.grad = flat[at : at + p.numel()].view_as(p)
+            at += p.numel()
+    for table, rows, sub in zip(tables, (u_rows, i_rows), subs, strict=True):
+        assert sub.grad is not None
+        table.grad = (torch.sparse_coo_tensor(rows.unsqueeze(0), sub.grad, table.shape,
+                                              is_coalesced=True, check_invariants=False)
+                      if sparse else torch.zeros_like(table).index_copy_(0, rows, sub.grad))
+    for opt in optimizers:
+        opt.step()
+    return sse.detach()
 
 
 _STOP = "stop"
@@ -226,18 +260,25 @@ class Group:
         return box[0]
 
     def send_round(self, payload: tuple[Any, ...]) -> None:
-        """Rank 0: the next round's inputs, for :meth:`receive_round` on the others."""
+        """Rank 0: the next round's inputs, for :meth:`receive` on the others."""
         self.broadcast(("round", payload))
+
+    def send_forget(self, user_rows: list[int]) -> None:
+        """Rank 0: erased users' rows, which every rank zeroes and drops from its replay."""
+        self.broadcast(("forget", list(user_rows)))
 
     def stop(self) -> None:
         """Rank 0: tell the other ranks that no round follows."""
         if self.rank == 0:
             self.broadcast((_STOP, ()))
 
-    def receive_round(self) -> tuple[Any, ...] | None:
-        """Other ranks: the next round's inputs, ``None`` once rank 0 called :meth:`stop`."""
+    def receive(self) -> tuple[str, Any] | None:
+        """Other ranks: rank 0's next message (``None`` once it called :meth:`stop`).
+
+        ``("round", inputs)`` or ``("forget", user rows)``.
+        """
         kind, payload = self.broadcast(None)
-        return None if kind == _STOP else payload
+        return None if kind == _STOP else (kind, payload)
 
     # everyone <-> everyone ---------------------------------------------------------
     def all_gather_rows(self, packed: np.ndarray) -> np.ndarray:
@@ -288,14 +329,6 @@ class Group:
     def sparse_ok(self) -> bool:
         """Whether sparse gradients can be allreduced: gloo yes, NCCL no."""
         return self.backend == "gloo"
-
-    def wrap(self, module: nn.Module, *, sparse: bool = False) -> DistributedDataParallel:
-        """``DistributedDataParallel(FitTerms(module, sparse))``; collective (states synced)."""
-        if sparse and not self.sparse_ok:
-            raise ConfigurationError(f"sparse gradients under DDP need gloo, not {self.backend}")
-        ids = [self.device] if self.device.type == "cuda" else None
-        return DistributedDataParallel(FitTerms(module, sparse), device_ids=ids,
-                                       gradient_as_bucket_view=not sparse)
 
     def close(self) -> None:
         """Leave the process group."""

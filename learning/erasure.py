@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from learning.slices import Samples
     from learning.torch_models import DeepRecommender
 
-__all__ = ["Forgettable", "forget_attached", "forget_deep_user", "forget_finetuner_user",
+__all__ = ["Forgettable", "forget_attached", "forget_deep_user", "forget_finetuner_row",
+           "forget_finetuner_user",
            "forget_lifelong_model", "forget_ranker_user", "forget_river_user", "forget_samples",
            "predict_unchanged", "scrub_key"]
 
@@ -299,13 +300,11 @@ def forget_finetuner_user(tuner: FineTuner | None, user: str, *,
     """
     removed = 0
     if tuner is not None:
-        rec = tuner.recommender
-        row = _forget_deep_row(rec, user)
+        row = tuner.recommender.users.forget(user)
         if row >= 0:
-            removed += 1
-            _zero_optimizer_rows(tuner, row)
-            if buffer is not None:
-                removed += buffer.forget_rows([row])
+            removed += 1 + forget_finetuner_row(tuner, row, buffer)
+            if tuner.group is not None:  # under torchrun (rank 0): the other ranks too
+                tuner.group.send_forget([row])
     if tracker is not None:
         for _, samples, _ in tracker._slices:
             removed += forget_samples(samples, [user])
@@ -313,6 +312,24 @@ def forget_finetuner_user(tuner: FineTuner | None, user: str, *,
         removed += forget_samples(batch.fresh_samples, [user])
         removed += forget_samples(batch.held, [user])
     return removed
+
+
+def forget_finetuner_row(tuner: FineTuner, row: int, buffer: ReplayBuffer | None) -> int:
+    """Zero user ``row`` (embedding, seen list, optimizer state), drop its replay samples.
+
+    Returns the samples dropped from ``buffer``. Under torchrun every rank runs it for the
+    rows rank 0 freed (each rank holds its own replay shard).
+    """
+    import torch
+
+    rec = tuner.recommender
+    with torch.no_grad():
+        rec.module.user_table[row] = 0.0
+    seen = getattr(rec, "_seen", None)  # a DeepRanker's seen lists, by row
+    if isinstance(seen, dict):
+        seen.pop(row, None)
+    _zero_optimizer_rows(tuner, row)
+    return buffer.forget_rows([row]) if buffer is not None else 0
 
 
 def _zero_optimizer_rows(tuner: FineTuner, row: int) -> None:

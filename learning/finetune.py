@@ -21,8 +21,8 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -32,7 +32,7 @@ from safetensors.torch import save as st_save
 from torch import Tensor
 
 from learning.device import amp_default, pick_device, to_device
-from learning.distributed import Group, split_range
+from learning.distributed import Group, row_step, split_range
 from learning.errors import ConfigurationError
 from learning.rank_loss import LOSSES, ranking_step
 from learning.replay import ReplayBuffer
@@ -48,6 +48,19 @@ log = logging.getLogger(__name__)
 #: :class:`~learning.row_adam.RowAdam`) + Adam on the rest.
 OPTIMIZERS: tuple[str, ...] = ("sparse_adam", "adam", "adagrad")
 _TABLES = ("user_table", "item_table")
+
+
+class _Rows(NamedTuple):
+    """A round's fresh samples as table rows (what rank 0 sends the other ranks)."""
+
+    users: np.ndarray
+    items: np.ndarray
+    new_users: np.ndarray  # rows handed to new ids: re-drawn
+    new_items: np.ndarray
+    evicted_users: np.ndarray
+    evicted_items: np.ndarray
+    need_users: int  # rows the id tables hand out: the tables grow to cover them
+    need_items: int
 
 
 class RoundReport(msgspec.Struct, frozen=True):
@@ -87,34 +100,6 @@ def make_optimizers(module: EmbeddingModel, kind: str, lr: float) -> list[torch.
     if kind == "adagrad":
         return [torch.optim.Adagrad(tables + dense, lr=lr)]
     raise ConfigurationError(f'unknown optimizer "{kind}"; expected one of {", ".join(OPTIMIZERS)}')
-
-
-def train_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer], users: Tensor,
-               items: Tensor, values: Tensor, *, weight_decay: float, sparse: bool,
-               amp: bool, fit: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None,
-               global_n: int | None = None, world: int = 1) -> Tensor:
-    """One minibatch step; returns the (detached, on-device) sum of squared errors.
-
-    The loss is the MSE plus ``weight_decay`` times the mean squared norm of the rows used
-    (L2 on touched rows only, so rows of absent users do not decay between their visits).
-    Under DDP (``fit`` the wrapped module) this rank holds a piece of a global minibatch of
-    ``global_n`` samples: the loss is scaled by ``world / global_n`` so that DDP's average
-    of the ranks' gradients is the gradient of the whole minibatch's loss.
-    """
-    for opt in optimizers:
-        opt.zero_grad(set_to_none=True)
-    with torch.autocast(users.device.type, dtype=torch.bfloat16, enabled=amp):
-        pred, l2 = (fit(users, items) if fit is not None
-                    else module.fit_terms(users, items, sparse=sparse))
-    sse = (pred.float() - values).square().sum()
-    if global_n is None:
-        loss = sse / values.shape[0] + weight_decay * l2.float().mean()
-    else:
-        loss = (sse + weight_decay * l2.float().sum()) * (world / global_n)
-    loss.backward()
-    for opt in optimizers:
-        opt.step()
-    return sse.detach()
 
 
 class FineTuner:
@@ -173,8 +158,6 @@ class FineTuner:
         self._gen = torch.Generator(device=self.device)
         self._rounds = 0
         self.group = group
-        self._ddp: torch.nn.Module | None = None
-        self._ddp_shapes: tuple[Any, ...] = ()
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments other than the recommender and the device (JSON-ready)."""
@@ -188,8 +171,6 @@ class FineTuner:
               fresh_values: Sequence[float] | np.ndarray, fresh_ts: Sequence[float] | np.ndarray,
               buffer: ReplayBuffer | None = None) -> RoundReport:
         """Train one round on the fresh samples plus replay; then add them to ``buffer``."""
-        self._lead((fresh_users, fresh_items, fresh_values, fresh_ts, buffer is not None,
-                    self.epochs_per_round))
         return self._run(fresh_users, fresh_items, fresh_values, fresh_ts, buffer,
                          self.epochs_per_round)
 
@@ -200,33 +181,35 @@ class FineTuner:
 
         Use a freshly built recommender and tuner for a from-scratch retrain.
         """
-        self._lead((users, items, values, ts, False, epochs or self.epochs_per_round))
         return self._run(users, items, values, ts, None, epochs or self.epochs_per_round)
-
-    def _lead(self, payload: tuple[Any, ...]) -> None:
-        if self.group is not None:
-            if self.group.rank != 0:
-                raise ConfigurationError("only rank 0 starts rounds; the others follow()")
-            users, items, values, ts, buffered, epochs = payload
-            self.group.send_round((list(users), list(items), np.asarray(values, np.float32),
-                                   np.asarray(ts, np.float64), buffered, epochs))
 
     def follow(self, buffer: ReplayBuffer | None = None) -> int:
         """Ranks other than 0: train every round rank 0 starts, until it stops; the count."""
         if self.group is None or self.group.rank == 0:
             raise ConfigurationError("follow() is for ranks other than 0 of a torchrun job")
+        from learning.erasure import forget_finetuner_row
+
         done = 0
-        while (got := self.group.receive_round()) is not None:
-            users, items, values, ts, buffered, epochs = got
-            self._run(users, items, values, ts, buffer if buffered else None, epochs)
+        while (got := self.group.receive()) is not None:
+            kind, payload = got
+            if kind == "forget":  # rank 0 erased users (learning.erasure): the same rows here
+                for row in payload:
+                    forget_finetuner_row(self, row, buffer)
+                continue
+            rows, values, ts, buffered, epochs = payload
+            self._train_rows(rows, values, ts, buffer if buffered else None, epochs,
+                             time.perf_counter())
             done += 1
         return done
 
     def _run(self, users: Sequence[str], items: Sequence[str],
              values: Sequence[float] | np.ndarray, ts: Sequence[float] | np.ndarray,
              buffer: ReplayBuffer | None, epochs: int) -> RoundReport:
+        """Map the ids (rank 0 alone under torchrun: it sends the rows), then train."""
         start = time.perf_counter()
-        rec, dev = self.recommender, self.device
+        if self.group is not None and self.group.rank != 0:
+            raise ConfigurationError("only rank 0 starts rounds; the others follow()")
+        rec = self.recommender
         vals = np.asarray(values, dtype=np.float32)
         times = np.asarray(ts, dtype=np.float64)
         n_fresh = len(users)
@@ -234,13 +217,23 @@ class FineTuner:
             raise ValueError("users, items, values and ts must have equal lengths")
         now = float(times.max()) if n_fresh else -np.inf
         ev_u, ev_i = rec.users.evict(now), rec.items.evict(now)
-        if buffer is not None and (ev_u.size or ev_i.size):
-            buffer.drop_rows(ev_u, ev_i)
         u_rows = rec.users.lookup(users, now)
         new_u = rec.users.last_new_rows
         i_rows = rec.items.lookup(items, now)
         new_i = rec.items.last_new_rows
-        self._make_room(new_u, new_i)
+        rows = _Rows(u_rows, i_rows, new_u, new_i, ev_u, ev_i, rec.users.rows, rec.items.rows)
+        if self.group is not None:  # the rows, not the ids: the others map nothing
+            self.group.send_round((rows, vals, times, buffer is not None, epochs))
+        return self._train_rows(rows, vals, times, buffer, epochs, start)
+
+    def _train_rows(self, rows: _Rows, vals: np.ndarray, times: np.ndarray,
+                    buffer: ReplayBuffer | None, epochs: int, start: float) -> RoundReport:
+        rec, dev = self.recommender, self.device
+        u_rows, i_rows, new_u, new_i, ev_u, ev_i = rows[:6]
+        n_fresh = len(u_rows)
+        if buffer is not None and (ev_u.size or ev_i.size):
+            buffer.drop_rows(ev_u, ev_i)
+        self._make_room(new_u, new_i, (rows.need_users, rows.need_items))
         group = self.group  # under DDP: this rank's buffer holds fresh[rank::world]
         mine = slice(None) if group is None else slice(group.rank, None, group.world)
         n_mine = len(range(n_fresh)[mine])
@@ -289,7 +282,7 @@ class FineTuner:
         module.train()
         self._gen.manual_seed((self.seed * 1_000_003 + self._rounds) % 2**63)
         total = torch.zeros((), device=self.device)
-        fit, world, rank = self._wrapped(), 1, 0
+        world, rank = 1, 0
         if self.group is not None:
             world, rank = self.group.world, self.group.rank
         for _ in range(epochs):
@@ -315,39 +308,18 @@ class FineTuner:
                                           amp=self.amp, gen=self._gen, log_q=log_q,
                                           part=part, reduce=reduce)
                 continue
-            for s in range(0, n, bs):
-                if fit is None:
-                    total += train_step(module, self._opts, u[s : s + bs], i[s : s + bs],
-                                        v[s : s + bs], weight_decay=self.weight_decay,
-                                        sparse=self._sparse, amp=self.amp)
-                    continue
-                m = min(bs, n - s)  # this rank's piece of the global minibatch [s, s + m)
-                lo, hi = split_range(m, world, rank)
-                total += train_step(module, self._opts, u[s + lo : s + hi],
-                                    i[s + lo : s + hi], v[s + lo : s + hi],
-                                    weight_decay=self.weight_decay, sparse=self._sparse,
-                                    amp=self.amp,
-                                    fit=fit, global_n=m, world=world)
+            for s in range(0, n, bs):  # under torchrun: this rank's piece, gradients summed
+                total += row_step(module, self._opts, u[s : s + bs], i[s : s + bs],
+                                  v[s : s + bs], weight_decay=self.weight_decay,
+                                  sparse=self._sparse, amp=self.amp, group=self.group)
         return total  # still on the device: reading it is the round's one host sync
 
-    def _wrapped(self) -> torch.nn.Module | None:
-        """The DDP module (re-wrapped when the tables grew: DDP's buckets fix the shapes)."""
-        if self.group is None:
-            return None
-        shapes = tuple(tuple(p.shape) for p in self.recommender.module.parameters())
-        if self._ddp is None or shapes != self._ddp_shapes:
-            self._ddp = None  # the old reducer and its hooks go first
-            for param in self.recommender.module.parameters():
-                param.grad = None  # last step's gradients have the old shapes
-            self._ddp = self.group.wrap(self.recommender.module, sparse=self._sparse)
-            self._ddp_shapes = shapes
-        return self._ddp
-
     @torch.no_grad()
-    def _make_room(self, new_users: np.ndarray, new_items: np.ndarray) -> None:
+    def _make_room(self, new_users: np.ndarray, new_items: np.ndarray,
+                   need: tuple[int, int]) -> None:
         """Grow the tables for new rows and pad the optimizer state; zero reused rows."""
         module = self.recommender.module
-        self.recommender.ensure_capacity()
+        self.recommender.ensure_capacity(need)
         module.reset_rows(user_rows=new_users, item_rows=new_items)
         for name, rows in zip(_TABLES, (new_users, new_items), strict=True):
             param = getattr(module, name)

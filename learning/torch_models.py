@@ -116,6 +116,10 @@ class EmbeddingModel(nn.Module):
         """
         u = F.embedding(user_rows, self.user_table, sparse=sparse)
         i = F.embedding(item_rows, self.item_table, sparse=sparse)
+        return self.row_terms(u, i)
+
+    def row_terms(self, u: Tensor, i: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`fit_terms` of already gathered table rows ``u`` and ``i`` (bias last)."""
         inter = self.interact(u[:, :-1], i[:, :-1]).float()
         pred = self.global_bias + u[:, -1] + i[:, -1] + inter
         return pred, u.square().sum(-1) + i.square().sum(-1)
@@ -246,9 +250,14 @@ class DeepRecommender:
         self.module.to(device)
         return self
 
-    def ensure_capacity(self) -> bool:
-        """Grow the tables (doubling) to cover every row the id tables handed out."""
-        m, need_u, need_i = self.module, self.users.rows, self.items.rows
+    def ensure_capacity(self, rows: tuple[int, int] | None = None) -> bool:
+        """Grow the tables (doubling) to cover every row the id tables handed out.
+
+        ``rows`` (user rows, item rows) replaces the id tables' counts (a torchrun follower
+        trains rank 0's rows and keeps no id tables of its own).
+        """
+        m = self.module
+        need_u, need_i = (self.users.rows, self.items.rows) if rows is None else rows
         if need_u <= m.n_users and need_i <= m.n_items:
             return False
         m.grow(max(need_u, 2 * m.n_users) if need_u > m.n_users else m.n_users,

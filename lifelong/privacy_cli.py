@@ -141,30 +141,6 @@ def purge(model: str, *, user: str | None, before: int | None, move_aliases: boo
                    "(move it, or pass --move-aliases)")
 
 
-def _is_sharded(settings: Settings, model: str) -> bool:
-    """Whether the store has a shard manifest for ``model``; False if it cannot be read.
-
-    ``--via-topic`` needs Kafka only (it works while the store is down), so a store that
-    does not answer is not an error here, only a warning.
-    """
-    import logging
-
-    from lifelong.wiring import open_registry
-    from model_store.router import read_manifest
-
-    try:
-        registry = open_registry(settings)
-        try:
-            return read_manifest(registry, model) is not None
-        finally:
-            registry.close()
-    except Exception as exc:  # the store is down or slow: the request still goes out
-        logging.getLogger(__name__).warning(
-            "could not check whether %s is sharded (%s); sharded learners do not read the "
-            "erasure topic", model, type(exc).__name__)
-        return False
-
-
 def _send_request(raw: str, model: str) -> None:
     """Put an erasure request (the pseudonym when a key is set) on the erasure topic."""
     from consumers.erasure import encode_request
@@ -178,11 +154,6 @@ def _send_request(raw: str, model: str) -> None:
         if not settings.erasure_topic:
             raise fail("--via-topic needs LIFELONG_ERASURE_TOPIC (the learner's erasure "
                        "topic)", 2)
-        if _is_sharded(settings, model):
-            raise fail(f'model "{model}" is sharded (learn --sharded) and sharded '
-                       "learners do not read the erasure topic: stop the group's "
-                       f"learners, run `lifelong forget --model {model}` (it erases the "
-                       "user's shard), then start them again", 2)
         p = Pseudonymizer.from_env()
         bootstrap = connect_topics(settings)
         producer = reliable_producer(bootstrap, "lifelong-forget",

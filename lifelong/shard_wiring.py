@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from consumers.alarms import drift_alarm
 from consumers.dlq import KafkaDeadLetters
+from consumers.erasure_feed import ErasureFeed
 from consumers.item_exchange import ExchangingPublisher, ItemExchange
 from consumers.kafka_source import KafkaSource
 from consumers.publisher import RegistryPublisher, refusal_alarm
@@ -70,19 +71,21 @@ class ShardedRun:
     metrics_server: MetricsServer
     registry: Registry
     manifest: ShardManifest
+    erasures: ErasureFeed | None = None
 
     def close(self) -> None:
         """Close the Kafka clients and stop serving metrics."""
-        close_clients(self.quarantine, self.dead_letters, self.source, self.metrics_server)
+        try:
+            close_clients(self.quarantine, self.dead_letters, self.source, self.metrics_server)
+        finally:
+            if self.erasures is not None:
+                self.erasures.close()
 
 
 def build_sharded_run(settings: Settings, *, register_target: bool = True,
                       clip: tuple[float, float] | None = None,
                       consumer_config: dict[str, Any] | None = None) -> ShardedRun:
     """Connect a sharded learner: shards open and close as the group assigns partitions."""
-    if settings.erasure_topic:
-        raise ConfigError("--sharded with LIFELONG_ERASURE_TOPIC: erasure requests are not "
-                          "routed to shards yet; use `lifelong forget` (docs/scaling.md)")
     _reachable("redis", redis_address(settings), check_redis, **settings.redis_options())
     bootstrap = connect_topics(settings)
     registry = open_registry(settings)
@@ -108,12 +111,16 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
     quarantine = KafkaDeadLetters(bootstrap, settings.quarantine_topic,
                                   client_id="lifelong-quarantine", **security)
     pseudonymizer = Pseudonymizer.from_env()
+    erasure_topic = settings.erasure_topic or None  # every process reads all of it
+    erasures = None if erasure_topic is None else ErasureFeed(bootstrap, erasure_topic,
+                                                              **security)
 
     def make_shard(partition: int) -> Shard:
         name = shard_name(settings.model, partition)
         try:
             learner, restored, resumed, offsets = load_shard(
-                registry, name, settings.topic, lambda: task.make_learner(settings.model_kind))
+                registry, name, settings.topic, lambda: task.make_learner(settings.model_kind),
+                also=(erasure_topic,) if erasure_topic else ())
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
         exchange = settings.item_exchange != "off" and delta_capable(learner)
@@ -135,7 +142,8 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
             start_positions=offsets, quality=QualityGates.from_env_value(settings.quality),
             quarantine=quarantine, on_refused=refusal_alarm(registry, name),
             freshness=LearnerFreshness.for_learner(learner, freshness),
-            pseudonymizer=pseudonymizer)
+            pseudonymizer=pseudonymizer, erasure_topic=erasure_topic,
+            publish_unheld_erasures=False)
         if restored is not None:
             worker.restore(restored)
         return Shard(partition, worker, resumed, items if exchange else None)
@@ -144,5 +152,6 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
         found = registry.latest(shard_name(settings.model, partition))
         return None if found is None else found.number
 
-    runner = ShardedRunner(source, settings.topic, make_shard, latest=latest)
-    return ShardedRun(runner, source, dead_letters, quarantine, server, registry, manifest)
+    runner = ShardedRunner(source, settings.topic, make_shard, latest=latest, erasures=erasures)
+    return ShardedRun(runner, source, dead_letters, quarantine, server, registry, manifest,
+                      erasures)

@@ -124,8 +124,8 @@ def test_forget_publishes_a_clean_version_audits_it_and_purges_older_ones(store)
 
 def test_forget_on_a_sharded_model_erases_the_users_shard_only(store) -> None:
     """`forget --model reco` where reco is sharded (learn --sharded): the user's events
-    went to one partition; that shard gets an erased version, the others none, and
-    `--via-topic` is refused with what to do (sharded learners do not read the topic)."""
+    went to one partition; that shard gets an erased version, the others none.
+    (`--via-topic` on a sharded model: tests/integration/consumers/test_shard_erasure.py.)"""
     from model_store.router import ShardManifest, partition_for, shard_name, write_manifest
 
     reg = store[0]
@@ -151,6 +151,3 @@ def test_forget_on_a_sharded_model_erases_the_users_shard_only(store) -> None:
     for shard, number in before.items():
         assert reg.latest(shard).number == number + (shard == mine)
     assert p(RAW).encode() not in reg.read_blob(mine, "latest")
-    refused = CliRunner().invoke(app, ["forget", "--user", RAW, "--model", "reco", "--via-topic"],
-                                 env={"LIFELONG_ERASURE_TOPIC": "erasures"})
-    assert refused.exit_code == 2 and "sharded" in refused.output

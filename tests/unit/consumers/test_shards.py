@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import itertools
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from consumers.erasure import encode_request
+from consumers.erasure_feed import ErasureFeed
 from consumers.publisher import RegistryPublisher
 from consumers.shards import Shard, ShardedRunner, load_shard
 from consumers.worker import LearnerWorker
@@ -26,6 +29,7 @@ from stream.schema import Event, decode, encode
 from stream.source import ListDeadLetters, Record
 
 TOPIC, PARTS = "events", 4
+ERASURES = "erasures"
 
 
 class Log:
@@ -219,3 +223,83 @@ def test_a_partition_given_back_keeps_its_shard_only_if_nobody_published_since(k
         b.take()
     a.give([0, 1, 2, 3])
     assert (ra.shards[0] is before) is kept
+
+
+class Requests(ErasureFeed):
+    """The erasure topic in memory, read as :class:`ErasureFeed` reads it (its rewind)."""
+
+    def __init__(self, users: list[str]):
+        self.topic, self.max_records, self._next = ERASURES, 500, {0: 0}
+        self.rows = [encode_request(u) for u in users]
+
+    def _seek(self, partition: int, offset: int) -> None:
+        pass
+
+    def poll(self, timeout: float = 0.0) -> list[Record]:
+        at = self._next[0]
+        self._next[0] = len(self.rows)
+        return [Record(v, ERASURES, 0, at + i) for i, v in enumerate(self.rows[at:])]
+
+
+def _erasing_runner(member: Member, registry: Registry, feed: Requests) -> ShardedRunner:
+    def make_shard(partition: int) -> Shard:
+        name = shard_name("reco", partition)
+        learner, restored, number, offsets = load_shard(
+            registry, name, TOPIC, lambda: OnlineLearner(seed=partition), also=(ERASURES,))
+        worker = LearnerWorker(member, learner, ListDeadLetters(),
+                               publisher=RegistryPublisher(registry, name, parent=number),
+                               publish_every_events=10_000, start_positions=offsets,
+                               erasure_topic=ERASURES, publish_unheld_erasures=False)
+        if restored is not None:
+            worker.restore(restored)
+        return Shard(partition, worker, number)
+
+    return ShardedRunner(member, TOPIC, make_shard, erasures=feed, latest=lambda p: (
+        None if registry.latest(shard_name("reco", p)) is None
+        else registry.latest(shard_name("reco", p)).number))
+
+
+def test_an_erasure_request_reaches_the_users_shard_once_wherever_the_shards_move():
+    """Runner a holds every shard: the user's shard erases and publishes at once, the others
+    only place the request. a crashes before they publish; b takes the user's shard (its
+    version covers the request: skipped), then every shard: its feed rewinds for the shards
+    whose versions do not cover the request, which apply it to nothing."""
+    victim = "erase-me"  # no other id, nor any pickled bytes, contain it
+    log = Log([msgspec.structs.replace(e, user_id=victim) if e.user_id == "u5" else e
+               for e in _events(120, 4)])
+    registry = Registry.from_url("memory://", signer=Signer(b"0123456789abcdef-shards-key"))
+    held = partition_for(victim, PARTS)
+    a = Member(log, batch=200)
+    ra = _erasing_runner(a, registry, Requests([victim]))
+    a.give([0, 1, 2, 3])
+    ra.process(a.poll())
+    ra.publish_all()
+    assert victim.encode() in registry.read_blob(shard_name("reco", held), "latest")
+    numbers = {p: registry.latest(shard_name("reco", p)).number for p in range(PARTS)}
+    assert ra.apply_erasures() == 1
+    for shard in ra.shards.values():
+        shard.worker.maybe_publish()
+    after = {p: registry.latest(shard_name("reco", p)).number for p in range(PARTS)}
+    assert after == {p: n + (p == held) for p, n in numbers.items()}  # the holder, at once
+    erased = registry.latest(shard_name("reco", held))
+    assert erased.offsets[f"{ERASURES}:0"] == 1
+    assert victim.encode() not in registry.read_blob(shard_name("reco", held), "latest")
+    # a crashes (no revoke): the other shards' versions do not cover the request
+    b = Member(log, batch=200)
+    feed = Requests([victim])
+    rb = _erasing_runner(b, registry, feed)
+    b.give([held])
+    assert rb.apply_erasures() == 1 and rb.shards[held].worker.stats.erasures == 0  # covered
+    assert feed._next == {0: 1}
+    b.take()
+    b.give([0, 1, 2, 3])
+    assert feed._next == {0: 0}  # rewound for the shards that had not seen it
+    assert rb.apply_erasures() == 1
+    assert {p: s.worker.stats.erasures for p, s in rb.shards.items()} == {
+        p: int(p != held) for p in range(PARTS)}
+    rb.publish_all()
+    for p in range(PARTS):
+        version = registry.latest(shard_name("reco", p))
+        assert version.offsets[f"{ERASURES}:0"] == 1
+        assert victim.encode() not in registry.read_blob(shard_name("reco", p), "latest")
+    assert registry.latest(shard_name("reco", held)).number == after[held]  # erased once

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+ERASED = "u3"  #: the user rank 0 erases after the last round when replaying
+
 
 def rounds(seed: int = 3) -> list[tuple[list[str], list[str], np.ndarray, np.ndarray]]:
     """Three rounds of 301 samples; new ids each round, so the tables grow (and DDP re-wraps)."""
@@ -55,7 +57,7 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
     import torch
     from safetensors.torch import save_file
 
-    from learning.distributed import DistEnv, Group, set_threads, split_range
+    from learning.distributed import DistEnv, Group, row_step, set_threads
     from learning.finetune import FineTuner
     from learning.replay import ReplayBuffer
 
@@ -67,32 +69,37 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
                       **tuner_config(replay_ratio, optimizer, loss))  # type: ignore[arg-type]
     buffer = ReplayBuffer(10_000, recent_window=100, seed=env.rank)
     losses = []
+    erased = {}
     if env.is_leader:
         for cols in rounds():
             losses.append(tuner.round(*cols, buffer=buffer).loss)
+        if replay_ratio > 0:  # an erasure after the last round: every rank's replay shard
+            from learning.erasure import forget_finetuner_user
+            row = int(tuner.recommender.users.lookup([ERASED], 0.0, add=False)[0])
+            erased = {"row": row, "removed": forget_finetuner_user(tuner, ERASED, buffer=buffer)}
         group.stop()
     else:
         tuner.follow(buffer)
+    rows_held = np.concatenate([buffer.snapshot()["reservoir.user_row"],
+                                buffer.snapshot()["recent.user_row"]]).tolist()
     state = {k: v.detach().contiguous() for k, v in tuner.recommender.module.state_dict().items()}
-    if loss != "mse":  # the ranking losses do not go through the DDP wrapper: no probe
+    if loss != "mse":  # the ranking losses sum gradients with all_reduce_grads: no probe
         save_file(state, str(out / f"rank{env.rank}.safetensors"))
         (out / f"rank{env.rank}.json").write_text(json.dumps(
-            {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds}))
+            {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds,
+             "rows_held": rows_held, "erased": erased}))
         group.close()
         return
-    users, items, values = probe()  # this rank's piece, scaled as train_step scales it
-    lo, hi = split_range(37, env.world_size, env.rank)
-    ddp = tuner._wrapped()
-    assert ddp is not None
-    pred, l2 = ddp(users[lo:hi], items[lo:hi])
-    loss = ((pred - values[lo:hi]).square().sum() + 1e-4 * l2.sum()) * (env.world_size / 37)
-    loss.backward()
+    users, items, values = probe()  # one step of row_step: this rank's piece, summed
+    module = tuner.recommender.module
+    row_step(module, [], users, items, values, weight_decay=1e-4, sparse=True, group=group)
     for name in ("user_table", "item_table"):
-        grad = getattr(tuner.recommender.module, name).grad
+        grad = getattr(module, name).grad
         state[f"grad.{name}"] = (grad.to_dense() if grad.is_sparse else grad).contiguous()
     save_file(state, str(out / f"rank{env.rank}.safetensors"))
     (out / f"rank{env.rank}.json").write_text(json.dumps(
         {"buffer": buffer.seen, "losses": losses, "rounds": tuner._rounds,
+         "rows_held": rows_held, "erased": erased,
          "threads": [threads, torch.get_num_threads()],
          "local_world_size": int(os.environ["LOCAL_WORLD_SIZE"])}))
     group.close()

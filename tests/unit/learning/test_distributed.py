@@ -44,6 +44,7 @@ def one_process(replay_ratio: float,
     module = tuner.recommender.module
     state = {k: v.detach().clone() for k, v in module.state_dict().items()}
     users, items, values = ddp_job.probe()  # the whole minibatch's loss, as one process
+    module.zero_grad(set_to_none=True)  # not on top of the last step's gradient
     pred, l2 = module.fit_terms(users, items)
     (((pred - values).square().sum() + 1e-4 * l2.sum()) / 37).backward()
     for name in ("user_table", "item_table"):
@@ -58,13 +59,13 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
     meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     ref, losses = one_process(0.0, optimizer)
-    # DDP's averaged gradient of the pieces is the gradient of the whole minibatch's loss
+    # the summed gradients of the ranks' pieces are the gradient of the whole minibatch's loss
     assert float(ref["grad.item_table"].abs().max()) > 1e-3
     assert meta[0]["rounds"] == meta[1]["rounds"] == 3
     want = max(1, len(os.sched_getaffinity(0)) // 2)  # each rank: its share of the CPUs
     assert [m["threads"] for m in meta] == [[want, want]] * 2
     assert meta[0]["local_world_size"] == 2
-    assert ranks[0]["user_table"].shape[0] > 8  # the tables grew: DDP was re-wrapped
+    assert ranks[0]["user_table"].shape[0] > 8  # the tables grew (rank 0's rows, sent)
     for name, want in ref.items():
         torch.testing.assert_close(ranks[0][name], want, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=1e-6)
@@ -103,6 +104,14 @@ def test_replay_is_sharded_per_rank_and_the_ranks_stay_in_sync(tmp_path: Path) -
     assert [m["buffer"] for m in meta] == [453, 450]  # 3 rounds of 301: samples 0::2, 1::2
     for name in ranks[0]:
         torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=1e-6)
+    # rank 0 erased a user after the last round: its row is zero and no shard replays it
+    row = meta[0]["erased"]["row"]
+    assert row >= 0 and meta[0]["erased"]["removed"] > 1  # the id row and replay samples
+    for m, weights in zip(meta, ranks, strict=True):
+        assert row not in m["rows_held"] and len(m["rows_held"]) > 100
+        assert float(weights["user_table"][row].abs().max()) == 0.0
+    users = [u for cols in ddp_job.rounds() for u in cols[0]]
+    assert users.count(ddp_job.ERASED) > 4  # both shards held samples of the user
     assert all(np.isfinite(meta[0]["losses"]))
 
 
