@@ -1,0 +1,170 @@
+"""Neighbourhood candidate sources over users' whole histories: item-kNN and user-kNN.
+
+:class:`HistoryKNN` keeps item-item co-occurrence counts over every pair of items a user
+interacted with (not only the last few): the new item is linked with each earlier item of
+its user, the pair counting ``1 / log2(1 + n)`` for a user with ``n`` earlier items (an
+inverse user frequency: a user who rates hundreds of films says less about each pair), all
+counts fading by ``decay`` per event. A user's score for item ``j`` is the cosine
+``sum_h w_h C[h, j] / sqrt(n_h n_j)`` over their last ``history`` items ``h`` (recency
+weights ``w_h = position_decay ** age``).
+
+:class:`NeighbourItems` finds the user's nearest recent users (those who interacted with
+the user's last items, each shared item counting ``1 / log2(1 + its raters)``, normalised
+by the neighbour's history length) and scores the neighbours' recent items by similarity.
+
+>>> knn = HistoryKNN(decay=1.0)
+>>> for user, item in [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 0), ("c", 2)]:
+...     knn.learn_one(user, item)
+>>> knn.learn_one("d", 0); knn.score_items("d").round(3).tolist()   # 0 went with 1 twice
+[0.0, 0.707, 0.5]
+>>> users = NeighbourItems()
+>>> for user, item in [("a", 0), ("a", 1), ("b", 0), ("b", 2), ("c", 3)]:
+...     users.learn_one(user, item)
+>>> users.learn_one("d", 0); users.score_items("d").round(3).tolist()
+[0.707, 0.354, 0.354, 0.0]
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from learning.rank_sequence import _Row
+from learning.rankers import grow
+
+__all__ = ["HistoryKNN", "NeighbourItems"]
+
+_RENORM_AT = 1e100
+
+
+class HistoryKNN:
+    """Item-kNN over users' whole histories, IUF-weighted and cosine-normalised (module doc).
+
+    Links are sparse rows (:class:`~learning.rank_sequence._Row`): each item keeps at most
+    ``max_neighbours`` links (the weakest dropped when it holds twice as many), so memory
+    is bounded by ``items * 2 * max_neighbours``; a user keeps their last ``max_history``
+    items (the pairs learned) and scores from the last ``history``.
+    """
+
+    def __init__(self, history: int = 50, *, decay: float = 0.9999,
+                 position_decay: float = 0.97, max_history: int = 400,
+                 max_neighbours: int = 200):
+        if history < 1 or max_history < history:
+            raise ValueError(f"need 1 <= history <= max_history, got {history}, {max_history}")
+        if not 0.0 < decay <= 1.0 or not 0.0 < position_decay <= 1.0:
+            raise ValueError("decay and position_decay must be in (0, 1]")
+        if max_neighbours < 1:
+            raise ValueError(f"max_neighbours must be >= 1, got {max_neighbours}")
+        self.history = history
+        self.decay = decay
+        self.position_decay = position_decay
+        self.max_history = max_history
+        self.max_neighbours = max_neighbours
+        self.n_items = 0
+        self._links: dict[int, _Row] = {}
+        self._n = np.zeros(0)
+        self._scale = 1.0
+        self._recent: dict[str, deque[int]] = {}  # the name erasure drops (forget_ranker_user)
+
+    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+        """Link ``item`` with every earlier item of ``user`` (a repeat links nothing)."""
+        if item >= self.n_items:
+            self.n_items = item + 1
+            self._n = grow(self._n, self.n_items)
+        if self.decay < 1.0:
+            self._scale /= self.decay
+            if self._scale > _RENORM_AT:
+                for row in self._links.values():
+                    row.values[: row.n] /= self._scale
+                self._n /= self._scale
+                self._scale = 1.0
+        recent = self._recent.get(user)
+        if recent is None:
+            recent = self._recent[user] = deque(maxlen=self.max_history)
+        elif item in recent:
+            return
+        if recent:
+            w = weight * self._scale / math.log2(1 + len(recent))
+            for prev in recent:
+                self._link(prev, item, w)
+                self._link(item, prev, w)
+        self._n[item] += weight * self._scale
+        recent.append(item)
+
+    def _link(self, a: int, b: int, value: float) -> None:
+        row = self._links.get(a)
+        if row is None:
+            row = self._links[a] = _Row()
+        row.add(b, value)
+        if row.n > 2 * self.max_neighbours:
+            row.keep_strongest(self.max_neighbours)
+
+    def score_items(self, user: str) -> np.ndarray:
+        """Cosine item-kNN scores of every row for ``user`` (zeros for an unknown user)."""
+        scores = np.zeros(self.n_items)
+        recent = self._recent.get(user)
+        if not recent:
+            return scores
+        n = self._n[: self.n_items]
+        weight = 1.0
+        for k, prev in enumerate(reversed(recent)):
+            if k == self.history:
+                break
+            row = self._links.get(prev)
+            if row is not None and row.n:
+                scores[row.keys[: row.n]] += row.values[: row.n] * (weight / math.sqrt(n[prev]))
+            weight *= self.position_decay
+        scores /= np.sqrt(np.maximum(n, 1e-300))
+        return scores
+
+
+class NeighbourItems:
+    """Items of the user's nearest recent users, by shared recent items (module doc)."""
+
+    def __init__(self, history: int = 30, *, raters: int = 50, neighbours: int = 30):
+        if min(history, raters, neighbours) < 1:
+            raise ValueError("history, raters and neighbours must be >= 1")
+        self.history = history
+        self.raters = raters
+        self.neighbours = neighbours
+        self.n_items = 0
+        self._raters: dict[int, deque[str]] = {}
+        self._seen_by: dict[int, int] = {}
+        self._hist: dict[str, deque[int]] = {}
+
+    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+        """Remember ``user`` among ``item``'s recent raters and ``item`` in their history."""
+        if item >= self.n_items:
+            self.n_items = item + 1
+        hist = self._hist.setdefault(user, deque(maxlen=self.history))
+        if item in hist:
+            return
+        hist.append(item)
+        raters = self._raters.setdefault(item, deque(maxlen=self.raters))
+        raters.append(user)
+        self._seen_by[item] = self._seen_by.get(item, 0) + 1
+
+    def similar(self, user: str) -> dict[str, float]:
+        """The nearest recent users and their similarity to ``user``."""
+        sim: dict[str, float] = {}
+        for h in self._hist.get(user, ()):
+            w = 1.0 / math.log2(1 + self._seen_by[h])
+            for v in self._raters[h]:
+                if v != user:
+                    sim[v] = sim.get(v, 0.0) + w
+        for v in sim:
+            sim[v] /= math.sqrt(len(self._hist[v]))
+        if len(sim) > self.neighbours:
+            keep = sorted(sim, key=sim.__getitem__, reverse=True)[: self.neighbours]
+            sim = {v: sim[v] for v in keep}
+        return sim
+
+    def score_items(self, user: str) -> np.ndarray:
+        """Sum of neighbour similarities over the neighbours' recent items."""
+        scores = np.zeros(self.n_items)
+        for v, s in self.similar(user).items():
+            rows = np.fromiter(self._hist[v], np.int64, len(self._hist[v]))
+            scores[rows] += s
+        return scores
