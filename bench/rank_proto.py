@@ -57,7 +57,7 @@ def run(model: Any, events: list[tuple[str, str, float]], k: int = 10,
             if hasattr(model, "candidate_scores"):
                 rows, values = model.candidate_scores(user, ts)
                 rank, top = metrics.measure_candidates(
-                    rows, values, row, exclude, lambda: model.score_items(user, ts), n)
+                    rows, values, row, exclude, lambda u=user, t=ts: model.score_items(u, t), n)
             else:
                 rank, top = metrics.measure(model.score_items(user), row, exclude)
             metrics.record(rank, top, n)

@@ -25,7 +25,8 @@ class MLPRerank(ListwiseRerank):
                  seed: int = 0, standardise: bool = True, linear: bool = True, **kw: Any):
         super().__init__(**kw)
         rng = np.random.default_rng(seed)
-        d = len(FEATURES) + _N_CTX
+        self._nf = nf = self._w.shape[1]
+        d = nf + _N_CTX
         self.hidden = hidden
         self.mlp_lr = mlp_lr
         self.optimiser = optimiser
@@ -37,15 +38,15 @@ class MLPRerank(ListwiseRerank):
         self._v = {k: np.zeros_like(v) + (1e-8 if optimiser == "adam" else 1e-6)
                    for k, v in self._p.items()}
         self._t = 0
-        self._mu = np.zeros(len(FEATURES))
-        self._var = np.ones(len(FEATURES))
+        self._mu = np.zeros(nf)
+        self._var = np.ones(nf)
         self._nstat = 0
 
     def _x(self, feats: np.ndarray, ctx: int) -> np.ndarray:
         f = (feats - self._mu) / np.sqrt(self._var + 1e-6) if self.standardise else feats
-        x = np.zeros((len(feats), len(FEATURES) + _N_CTX))
-        x[:, : len(FEATURES)] = f
-        x[:, len(FEATURES) + ctx] = 1.0
+        x = np.zeros((len(feats), self._nf + _N_CTX))
+        x[:, : self._nf] = f
+        x[:, self._nf + ctx] = 1.0
         return x
 
     def _scored(self, user: str, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
@@ -155,6 +156,10 @@ class KNNRerank(ListwiseRerank):
             part.learn_one(user, item, weight, ts)
 
 
+class KNNMLPRerank(MLPRerank, KNNRerank):
+    """The MLP reranker over the kNN reranker's features and candidates."""
+
+
 def _rank_average(values: np.ndarray, other: np.ndarray, share: float) -> np.ndarray:
     def ranks(v: np.ndarray) -> np.ndarray:
         out = np.empty(len(v))
@@ -206,6 +211,8 @@ VARIANTS: dict[str, Callable[[], Any]] = {
     "knn-pos0.9": lambda: KNNRerank(("knn",), knn={"position_decay": 0.9}),
     "knn-nodecay": lambda: KNNRerank(("knn",), knn={"decay": 1.0}),
     "knn-decay0.9995": lambda: KNNRerank(("knn",), knn={"decay": 0.9995}),
+    "knn-mlp32-adam1e-3": lambda: KNNMLPRerank(32, 1e-3, "adam", sources=("knn",)),
+    "knn-mlp32-adagrad0.05": lambda: KNNMLPRerank(32, 0.05, "adagrad", sources=("knn",)),
     "ens-knn0.3": lambda: Ensemble(HistoryKNN, 0.3),
     "ens-uknn0.3": lambda: Ensemble(NeighbourItems, 0.3),
 }
