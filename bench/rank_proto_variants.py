@@ -106,6 +106,12 @@ class KNNRerank(ListwiseRerank):
         self.extra: dict[str, Any] = {}
         if "knn" in sources:
             self.extra["knn"] = HistoryKNN(**(knn or {}))
+        if "knn-a1" in sources:
+            self.extra["knn-a1"] = HistoryKNN(alpha=1.0)
+        if "knn-a0.8" in sources:
+            self.extra["knn-a0.8"] = HistoryKNN(alpha=0.8)
+        if "knn-h5" in sources:
+            self.extra["knn-h5"] = HistoryKNN(history=5, position_decay=0.7)
         if "uknn" in sources:
             self.extra["uknn"] = NeighbourItems()
         self.n_extra = n_extra
@@ -213,6 +219,9 @@ VARIANTS: dict[str, Callable[[], Any]] = {
     "knn-decay0.9995": lambda: KNNRerank(("knn",), knn={"decay": 0.9995}),
     "knn-mlp32-adam1e-3": lambda: KNNMLPRerank(32, 1e-3, "adam", sources=("knn",)),
     "knn-mlp32-adagrad0.05": lambda: KNNMLPRerank(32, 0.05, "adagrad", sources=("knn",)),
+    "knn+knn-a1": lambda: KNNRerank(("knn", "knn-a1")),
+    "knn-a0.8": lambda: KNNRerank(("knn-a0.8",)),
+    "knn+knn-h5": lambda: KNNRerank(("knn", "knn-h5")),
     "ens-knn0.3": lambda: Ensemble(HistoryKNN, 0.3),
     "ens-uknn0.3": lambda: Ensemble(NeighbourItems, 0.3),
 }

@@ -6,7 +6,8 @@ its user, the pair counting ``1 / log2(1 + n)`` for a user with ``n`` earlier it
 inverse user frequency: a user who rates hundreds of films says less about each pair), all
 counts fading by ``decay`` per event. A user's score for item ``j`` is the cosine
 ``sum_h w_h C[h, j] / sqrt(n_h n_j)`` over their last ``history`` items ``h`` (recency
-weights ``w_h = position_decay ** age``).
+weights ``w_h = position_decay ** age``; ``alpha`` other than 0.5 divides by
+``n_h ** alpha * n_j ** (1 - alpha)`` instead: 1 is the conditional ``P(j | h)``).
 
 :class:`NeighbourItems` finds the user's nearest recent users (those who interacted with
 the user's last items, each shared item counting ``1 / log2(1 + its raters)``, normalised
@@ -50,7 +51,7 @@ class HistoryKNN:
 
     def __init__(self, history: int = 50, *, decay: float = 0.9999,
                  position_decay: float = 0.97, max_history: int = 400,
-                 max_neighbours: int = 200):
+                 max_neighbours: int = 200, alpha: float = 0.5):
         if history < 1 or max_history < history:
             raise ValueError(f"need 1 <= history <= max_history, got {history}, {max_history}")
         if not 0.0 < decay <= 1.0 or not 0.0 < position_decay <= 1.0:
@@ -62,6 +63,7 @@ class HistoryKNN:
         self.position_decay = position_decay
         self.max_history = max_history
         self.max_neighbours = max_neighbours
+        self.alpha = alpha
         self.n_items = 0
         self._links: dict[int, _Row] = {}
         self._n = np.zeros(0)
@@ -114,9 +116,13 @@ class HistoryKNN:
                 break
             row = self._links.get(prev)
             if row is not None and row.n:
-                scores[row.keys[: row.n]] += row.values[: row.n] * (weight / math.sqrt(n[prev]))
+                norm = n[prev] ** self.alpha
+                scores[row.keys[: row.n]] += row.values[: row.n] * (weight / norm)
             weight *= self.position_decay
-        scores /= np.sqrt(np.maximum(n, 1e-300))
+        if self.alpha == 0.5:
+            scores /= np.sqrt(np.maximum(n, 1e-300))
+        elif self.alpha < 1.0:
+            scores /= np.maximum(n, 1e-300) ** (1.0 - self.alpha)
         return scores
 
 
