@@ -76,11 +76,13 @@ def run(model: Any, events: list[tuple[str, str, float]], k: int = 10,
 
 def variants() -> dict[str, Callable[[], Any]]:
     from learning.rank_rerank import ListwiseRerank
+    from learning.rank_rerank_knn import KNNRerank
     from learning.rankers import Popularity
 
     out: dict[str, Callable[[], Any]] = {
         "decayed-popularity": lambda: Popularity(decay=0.999),
         "rerank": ListwiseRerank,
+        "rerank-knn": KNNRerank,
     }
     try:
         from bench import rank_proto_variants

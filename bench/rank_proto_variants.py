@@ -9,13 +9,69 @@ weights zero), both trained on the softmax log-likelihood of the true item, Adam
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from learning.rank_knn import HistoryKNN, NeighbourItems
+from learning.rank_knn import HistoryKNN
 from learning.rank_rerank import _N_CTX, FEATURES, ListwiseRerank
+
+
+class NeighbourItems:
+    """User-kNN (scratch): items of the user's nearest recent users, by shared recent items.
+
+    Each shared item counts ``1 / log2(1 + its raters)``, normalised by the neighbour's
+    history length. Not erasure-safe (item tables hold user ids): a prototype only.
+    """
+
+    def __init__(self, history: int = 30, *, raters: int = 50, neighbours: int = 30):
+        if min(history, raters, neighbours) < 1:
+            raise ValueError("history, raters and neighbours must be >= 1")
+        self.history = history
+        self.raters = raters
+        self.neighbours = neighbours
+        self.n_items = 0
+        self._raters: dict[int, deque[str]] = {}
+        self._seen_by: dict[int, int] = {}
+        self._hist: dict[str, deque[int]] = {}
+
+    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+        """Remember ``user`` among ``item``'s recent raters and ``item`` in their history."""
+        if item >= self.n_items:
+            self.n_items = item + 1
+        hist = self._hist.setdefault(user, deque(maxlen=self.history))
+        if item in hist:
+            return
+        hist.append(item)
+        raters = self._raters.setdefault(item, deque(maxlen=self.raters))
+        raters.append(user)
+        self._seen_by[item] = self._seen_by.get(item, 0) + 1
+
+    def similar(self, user: str) -> dict[str, float]:
+        """The nearest recent users and their similarity to ``user``."""
+        sim: dict[str, float] = {}
+        for h in self._hist.get(user, ()):
+            w = 1.0 / math.log2(1 + self._seen_by[h])
+            for v in self._raters[h]:
+                if v != user:
+                    sim[v] = sim.get(v, 0.0) + w
+        for v in sim:
+            sim[v] /= math.sqrt(len(self._hist[v]))
+        if len(sim) > self.neighbours:
+            keep = sorted(sim, key=sim.__getitem__, reverse=True)[: self.neighbours]
+            sim = {v: sim[v] for v in keep}
+        return sim
+
+    def score_items(self, user: str) -> np.ndarray:
+        """Sum of neighbour similarities over the neighbours' recent items."""
+        scores = np.zeros(self.n_items)
+        for v, s in self.similar(user).items():
+            rows = np.fromiter(self._hist[v], np.int64, len(self._hist[v]))
+            scores[rows] += s
+        return scores
 
 
 class MLPRerank(ListwiseRerank):

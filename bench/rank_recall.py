@@ -17,7 +17,8 @@ import argparse
 import numpy as np
 
 from bench.rank_proto import load, run
-from learning.rank_knn import HistoryKNN, NeighbourItems
+from bench.rank_proto_variants import NeighbourItems
+from learning.rank_knn import HistoryKNN
 from learning.rank_rerank import ListwiseRerank
 
 SIZES = (10, 50, 100, 200, 400)

@@ -1,4 +1,4 @@
-"""Neighbourhood candidate sources over users' whole histories: item-kNN and user-kNN.
+"""Item-kNN over users' whole histories: a candidate source for the reranker (rerank-knn).
 
 :class:`HistoryKNN` keeps item-item co-occurrence counts over every pair of items a user
 interacted with (not only the last few): the new item is linked with each earlier item of
@@ -9,20 +9,11 @@ counts fading by ``decay`` per event. A user's score for item ``j`` is the cosin
 weights ``w_h = position_decay ** age``; ``alpha`` other than 0.5 divides by
 ``n_h ** alpha * n_j ** (1 - alpha)`` instead: 1 is the conditional ``P(j | h)``).
 
-:class:`NeighbourItems` finds the user's nearest recent users (those who interacted with
-the user's last items, each shared item counting ``1 / log2(1 + its raters)``, normalised
-by the neighbour's history length) and scores the neighbours' recent items by similarity.
-
 >>> knn = HistoryKNN(decay=1.0)
 >>> for user, item in [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 0), ("c", 2)]:
 ...     knn.learn_one(user, item)
 >>> knn.learn_one("d", 0); knn.score_items("d").round(3).tolist()   # 0 went with 1 twice
 [0.0, 0.707, 0.5]
->>> users = NeighbourItems()
->>> for user, item in [("a", 0), ("a", 1), ("b", 0), ("b", 2), ("c", 3)]:
-...     users.learn_one(user, item)
->>> users.learn_one("d", 0); users.score_items("d").round(3).tolist()
-[0.707, 0.354, 0.354, 0.0]
 """
 
 from __future__ import annotations
@@ -35,7 +26,7 @@ import numpy as np
 from learning.rank_sequence import _Row
 from learning.rankers import grow
 
-__all__ = ["HistoryKNN", "NeighbourItems"]
+__all__ = ["HistoryKNN"]
 
 _RENORM_AT = 1e100
 
@@ -71,7 +62,7 @@ class HistoryKNN:
         self._recent: dict[str, deque[int]] = {}  # the name erasure drops (forget_ranker_user)
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
-        """Link ``item`` with every earlier item of ``user`` (a repeat links nothing)."""
+        """Link ``item`` with the user's last ``max_history`` items (a repeat of one: nothing)."""
         if item >= self.n_items:
             self.n_items = item + 1
             self._n = grow(self._n, self.n_items)
@@ -123,54 +114,4 @@ class HistoryKNN:
             scores /= np.sqrt(np.maximum(n, 1e-300))
         elif self.alpha < 1.0:
             scores /= np.maximum(n, 1e-300) ** (1.0 - self.alpha)
-        return scores
-
-
-class NeighbourItems:
-    """Items of the user's nearest recent users, by shared recent items (module doc)."""
-
-    def __init__(self, history: int = 30, *, raters: int = 50, neighbours: int = 30):
-        if min(history, raters, neighbours) < 1:
-            raise ValueError("history, raters and neighbours must be >= 1")
-        self.history = history
-        self.raters = raters
-        self.neighbours = neighbours
-        self.n_items = 0
-        self._raters: dict[int, deque[str]] = {}
-        self._seen_by: dict[int, int] = {}
-        self._hist: dict[str, deque[int]] = {}
-
-    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
-        """Remember ``user`` among ``item``'s recent raters and ``item`` in their history."""
-        if item >= self.n_items:
-            self.n_items = item + 1
-        hist = self._hist.setdefault(user, deque(maxlen=self.history))
-        if item in hist:
-            return
-        hist.append(item)
-        raters = self._raters.setdefault(item, deque(maxlen=self.raters))
-        raters.append(user)
-        self._seen_by[item] = self._seen_by.get(item, 0) + 1
-
-    def similar(self, user: str) -> dict[str, float]:
-        """The nearest recent users and their similarity to ``user``."""
-        sim: dict[str, float] = {}
-        for h in self._hist.get(user, ()):
-            w = 1.0 / math.log2(1 + self._seen_by[h])
-            for v in self._raters[h]:
-                if v != user:
-                    sim[v] = sim.get(v, 0.0) + w
-        for v in sim:
-            sim[v] /= math.sqrt(len(self._hist[v]))
-        if len(sim) > self.neighbours:
-            keep = sorted(sim, key=sim.__getitem__, reverse=True)[: self.neighbours]
-            sim = {v: sim[v] for v in keep}
-        return sim
-
-    def score_items(self, user: str) -> np.ndarray:
-        """Sum of neighbour similarities over the neighbours' recent items."""
-        scores = np.zeros(self.n_items)
-        for v, s in self.similar(user).items():
-            rows = np.fromiter(self._hist[v], np.int64, len(self._hist[v]))
-            scores[rows] += s
         return scores

@@ -1,4 +1,4 @@
-"""Whole-history item-kNN and user-kNN sources; the reranker with the kNN source (rerank-knn)."""
+"""Whole-history item-kNN (HistoryKNN) and the reranker with it as a source (rerank-knn)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learning.erasure import forget_ranker_user
-from learning.rank_knn import HistoryKNN, NeighbourItems
+from learning.rank_knn import HistoryKNN
 from learning.rank_rerank_knn import KNN_FEATURES, KNNRerank
 from learning.ranking_learner import RANKING_MODELS, RankingLearner
 from learning.ranking_metrics import RankingPrequential
@@ -81,14 +81,6 @@ def test_history_knn_keeps_links_bounded_and_forgets_a_user():
     assert b"u1" not in pickle.dumps(knn)
 
 
-def test_user_knn_scores_the_neighbours_items():
-    users = NeighbourItems(neighbours=1)
-    for user, item in [("a", 0), ("a", 1), ("b", 0), ("b", 0), ("c", 2), ("d", 0), ("d", 3)]:
-        users.learn_one(user, item)
-    assert set(users.similar("b")) == {"a"} or set(users.similar("b")) == {"d"}
-    assert users.score_items("c").tolist() == [0.0, 0.0, 0.0, 0.0]  # shares nothing
-
-
 def test_bad_configuration_is_refused():
     with pytest.raises(ValueError, match="history"):
         HistoryKNN(history=10, max_history=5)
@@ -96,8 +88,8 @@ def test_bad_configuration_is_refused():
         HistoryKNN(decay=0.0)
     with pytest.raises(ValueError, match="n_knn"):
         KNNRerank(n_knn=0)
-    with pytest.raises(ValueError, match="neighbours"):
-        NeighbourItems(neighbours=0)
+    with pytest.raises(ValueError, match="max_neighbours"):
+        HistoryKNN(max_neighbours=0)
 
 
 @settings(max_examples=20, deadline=None)
