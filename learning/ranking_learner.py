@@ -59,9 +59,16 @@ RANKING_MODELS: dict[str, Callable[[int], Ranker]] = {
     "deep": lambda seed: _deep("deep", seed),
     "deep-blend": lambda seed: _deep("deep-blend", seed),
     "rerank": lambda seed: ListwiseRerank(),
+    "rerank-knn": lambda seed: _rerank_knn(),
 }
 # a model with candidate_scores measures its parts (dense passes) on every n-th ranked event
 PART_EVERY = 10
+
+
+def _rerank_knn() -> Ranker:
+    from learning.rank_rerank_knn import KNNRerank  # a subclass of ListwiseRerank
+
+    return KNNRerank()
 
 
 def _deep(name: str, seed: int) -> Ranker:

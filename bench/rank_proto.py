@@ -1,0 +1,136 @@
+"""Scratch harness (issue 8, fourth round): ranking variants on a prefix of MovieTweetings.
+
+The protocol of ``evaluate_file`` / :class:`~learning.ranking_learner.RankingLearner`
+(Vinagre et al., K = 10): events sorted stably by time, items indexed in order of first
+appearance; an event is ranked when its user has an earlier event and its item was seen
+before and is new to the user; every known item but the user's own is ranked (a model
+with ``candidate_scores`` is measured from its candidates, the same figures as its dense
+scores); then the model learns the event (weight 1: any rating is one interaction).
+``--check`` compares the default ``rerank`` with ``evaluate_file`` on the same prefix.
+
+    LIFELONG_MOVIETWEETINGS=/work/shared/data/movietweetings-100k/ratings.dat \\
+        python -m bench.rank_proto --limit 50000 --variants rerank,mlp --repeat 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from learning.ranking_metrics import RankingPrequential
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "movietweetings-100k" / "ratings.dat"
+
+
+def load(limit: int | None) -> list[tuple[str, str, float]]:
+    """(user, item, ts) sorted stably by time, the first ``limit`` of them."""
+    path = Path(os.environ.get("LIFELONG_MOVIETWEETINGS", DEFAULT_DATA))
+    if not path.exists():
+        raise SystemExit(f"MovieTweetings not found at {path} (set LIFELONG_MOVIETWEETINGS)")
+    rows = [line.split("::") for line in path.read_text().splitlines() if line]
+    rows.sort(key=lambda r: int(r[3]))
+    return [(r[0], r[1], float(r[3])) for r in rows[:limit]]
+
+
+def run(model: Any, events: list[tuple[str, str, float]], k: int = 10,
+        on_ranked: Callable[..., None] | None = None) -> dict[str, float]:
+    """Prequential HR@k / NDCG@k of ``model`` over ``events``; events per CPU second."""
+    metrics = RankingPrequential(k, 1000)
+    index: dict[str, int] = {}
+    seen: dict[str, set[int]] = {}
+    started = time.process_time()
+    for user, item_id, ts in events:
+        row = index.get(item_id)
+        mine = seen.get(user)
+        if mine is not None and row is not None and row not in mine:
+            exclude = np.fromiter(mine, np.int64, len(mine))
+            n = model.n_items
+            if hasattr(model, "candidate_scores"):
+                rows, values = model.candidate_scores(user, ts)
+                rank, top = metrics.measure_candidates(
+                    rows, values, row, exclude, lambda u=user, t=ts: model.score_items(u, t), n)
+            else:
+                rank, top = metrics.measure(model.score_items(user), row, exclude)
+            metrics.record(rank, top, n)
+            if on_ranked is not None:
+                on_ranked(user, row, mine, ts, rank)
+        if row is None:
+            row = index[item_id] = len(index)
+        model.learn_one(user, row, 1.0, ts)
+        if mine is None:
+            mine = seen[user] = set()
+        mine.add(row)
+    cpu = time.process_time() - started
+    s = metrics.score()
+    return {"hr": s.hr, "ndcg": s.ndcg, "n": s.n, "eps_cpu": len(events) / cpu}
+
+
+def variants() -> dict[str, Callable[[], Any]]:
+    from learning.rank_rerank import ListwiseRerank
+    from learning.rank_rerank_knn import KNNRerank
+    from learning.rankers import Popularity
+
+    out: dict[str, Callable[[], Any]] = {
+        "decayed-popularity": lambda: Popularity(decay=0.999),
+        "rerank": ListwiseRerank,
+        "rerank-knn": KNNRerank,
+    }
+    try:
+        from bench import rank_proto_variants
+        out.update(rank_proto_variants.VARIANTS)
+    except ImportError:
+        pass
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=50_000)
+    parser.add_argument("--variants", default="rerank")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    events = load(args.limit)
+    table = variants()
+    names = args.variants.split(",")
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for i in range(args.repeat):
+        for name in names:
+            results[name].append(run(table[name](), events))
+            r = results[name][-1]
+            print(f"  run {i + 1} {name:28s} HR@10 {r['hr']:.4f} NDCG@10 {r['ndcg']:.4f} "
+                  f"n {r['n']}  {r['eps_cpu']:,.0f} events/CPU-s  load "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+    print(f"\n{len(events)} events, {args.repeat} interleaved runs: median [range]")
+    base = results[names[0]][0]
+    for name, rs in results.items():
+        eps = [r["eps_cpu"] for r in rs]
+        print(f"| {name} | {rs[0]['hr']:.4f} / {rs[0]['ndcg']:.4f} | "
+              f"x{rs[0]['hr'] / base['hr']:.3f} / x{rs[0]['ndcg'] / base['ndcg']:.3f} | "
+              f"{statistics.median(eps):,.0f} [{min(eps):,.0f}..{max(eps):,.0f}] |")
+    if args.check:
+        import tempfile
+
+        from lifelong.commands import evaluate_file
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "prefix.dat"
+            path.write_text("".join(f"{u}::{i}::5::{int(t)}\n" for u, i, t in events))
+            report = evaluate_file(path, fmt="movielens", model="rerank", sort_by_time=True,
+                                   task="ranking")
+        print(f"evaluate_file rerank: HR@10 {report['hr@10']:.4f} NDCG@10 "
+              f"{report['ndcg@10']:.4f} evaluated {report['evaluated']}")
+        assert math.isfinite(report["hr@10"])
+
+
+if __name__ == "__main__":
+    main()
