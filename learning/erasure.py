@@ -238,6 +238,7 @@ def _forget_deep_part(part: Any, user: str) -> int:
     removed += len(users) - len(keep)
     part._pending = ([users[k] for k in keep], [items[k] for k in keep],
                      [weights[k] for k in keep], [times[k] for k in keep])
+    part._pending_negatives = sum(weights[k] < 0 for k in keep)  # hard negatives pending
     return removed + forget_finetuner_user(part.tuner, user, buffer=part.buffer)
 
 
