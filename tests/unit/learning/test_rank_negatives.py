@@ -80,6 +80,7 @@ def _trained_rerank(seed: int):
 @given(seed=st.integers(0, 10_000), pick=st.integers(0, 100))
 def test_a_negative_lowers_that_items_score_for_that_user_in_rerank(seed, pick):
     r = _trained_rerank(seed)
+    r.negative_weight = 0.5  # the listwise step too (off by default)
     user = "u0" if "u0" in r._last_ts else next(iter(r._last_ts))
     rows, values = r.candidate_scores(user)
     unseen = [int(x) for x in rows if int(x) not in r._seen[user]]
@@ -96,6 +97,13 @@ def test_a_negative_lowers_that_items_score_for_that_user_in_rerank(seed, pick):
     assert all(after[item] - after[x] < before[item] - before[x] for x in others)
     assert not np.array_equal(w, r._w)  # the listwise step was taken
     assert r.skipped(user)[item] == pytest.approx(r.skip_penalty)
+    r2 = _trained_rerank(seed)  # the default: the memory alone, no step
+    w = r2._w.copy()
+    r2.learn_negative(user, item, ts=r2._clock)
+    rows3, values3 = r2.candidate_scores(user)
+    after = dict(zip(rows3.tolist(), values3.tolist(), strict=True))
+    assert all(after[item] - after[x] < before[item] - before[x] for x in others)
+    assert np.array_equal(w, r2._w)
 
 
 def test_the_rerank_skip_memory_is_bounded_fades_and_stacks():
@@ -135,9 +143,11 @@ def test_rerank_with_negatives_snapshot_restore_continue_equals_uninterrupted(se
     flags = (rng.random(len(events)) < 0.5).tolist()
     rng_flags = list(flags)
     whole = ListwiseRerank(n_popular=10, n_personal=10)
+    whole.negative_weight = 0.5
     run(whole, events)
     rng_flags = list(flags)
     first = ListwiseRerank(n_popular=10, n_personal=10)
+    first.negative_weight = 0.5
     run(first, events[:cut])
     clone = pickle.loads(pickle.dumps(first))
     run(clone, events[cut:])
