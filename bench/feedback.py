@@ -131,6 +131,9 @@ def warm_up(model: str, stream: ImplicitStream, warmup: int, seed: int
         learner.learn_one(event)
         last[int(event.user_id[1:])] = int(event.item_id[1:])
         ts = event.ts
+    if model == "deep":  # in the loop a round every 300 positives, so it trains some (both arms)
+        learner.ranker.train_round()  # type: ignore[union-attr]
+        learner.ranker.round_every, learner.ranker.round_growth = 300, 0.0  # type: ignore
     return pickle.dumps(learner), ts + 10.0, last
 
 

@@ -54,6 +54,7 @@ def test_the_followed_deep_part_folds_a_negative_away(trained) -> None:  # noqa:
     learner.learn_one(Event("p", "u0", "i2", "click", 1.0, 1e4))  # a fold-in to move
     row = learner.item_ids().index("i6")
     deep, bpr = learner.ranker.deep, learner.ranker.base
+    deep.negative_share = 0.25  # the fold-in step is off by default
     before = deep.score_items("u0")[row], bpr.score_items("u0")[row]
     assert learner.learn_negative("u0", "i6", ts=1e4 + 1)
     assert deep.score_items("u0")[row] < before[0] and bpr.score_items("u0")[row] < before[1]
