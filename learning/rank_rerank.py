@@ -327,6 +327,11 @@ class ListwiseRerank:
     #: simulated feedback loop (bench/feedback.py, a world apart from the reported ones)
     #: weights 0.05-0.5 lowered the CTR by 2-16 %, the memory alone raised it by 12 %
     negative_weight = 0.0
+    #: a pairwise step "the user's last positive beat this shown item" (within
+    #: ``pair_window`` seconds of it), relative to a positive's listwise step; 0.1 raised
+    #: the loop's CTR over the memory alone on the two worlds it was chosen on (x1.07, x1.10)
+    pair_weight = 0.1
+    pair_window = 3600.0
     #: the ranking learner need not discount shown items again (it has its own memory)
     remembers_negatives = True
 
@@ -337,7 +342,11 @@ class ListwiseRerank:
         has a history and ``item`` is among their unseen candidates, one Adagrad step
         (``negative_weight`` of a positive's, shared and context weights as for positives)
         on ``log(1 - p_item)`` of the softmax over that list: ``grad_i = p_item (p_i -
-        [i = item]) / (1 - p_item)`` per candidate. Whatever the user, the
+        [i = item]) / (1 - p_item)`` per candidate. With ``pair_weight > 0`` (default 0.1),
+        when the user's last positive came at most ``pair_window`` seconds before, one
+        pairwise Adagrad step on ``log sigmoid(s_last - s_item)`` over the same features
+        (both were exposed, one was taken: the contrast an impression carries; the item
+        must be a candidate). Whatever the user, the
         item is remembered as shown and skipped: in their next lists its score drops by
         ``skip_penalty`` per showing (at most ``skip_cap``), fading as ``exp(-age /
         skip_time_scale)``; at most ``max_skipped`` items per user (erased by ``forget``).
@@ -370,6 +379,8 @@ class ListwiseRerank:
                     for c in (0, ctx):
                         self._g2[c] += grad * grad
                         self._w[c] += self.lr * grad / np.sqrt(self._g2[c])
+        if self.pair_weight > 0 and item not in seen:
+            self._pair_step(user, item, ts)
         memory = self.__dict__.setdefault("_skipped", {}).setdefault(user, {})
         old = memory.pop(item, None)  # re-inserted: the most recent showing last
         strength = 1.0 if old is None else \
@@ -377,6 +388,32 @@ class ListwiseRerank:
         memory[item] = (strength, ts)
         if len(memory) > self.max_skipped:
             del memory[next(iter(memory))]
+
+    def _pair_step(self, user: str, item: int, ts: float) -> None:
+        """Adagrad on ``log sigmoid(s_last - s_item)``: the last positive beat the shown item."""
+        last = self._last_ts.get(user)
+        recent = self.co_occurrence._recent.get(user)
+        if last is None or not recent or ts - last > self.pair_window or recent[-1] == item:
+            return
+        pos = int(recent[-1])
+        key = (user, self._events, ts)
+        cached = self.__dict__.get("_pair_cache")
+        if cached is None or cached[0] != key:
+            rows, _, _, ctx = self._scored(user, ts)
+            rows = np.union1d(rows, [pos])
+            feats = self._features(rows, self.co_occurrence.score_items(user),
+                                   self.sequence.score_items(user), user)
+            cached = self._pair_cache = (key, rows, feats, ctx)
+        _, rows, feats, ctx = cached
+        at = int(np.searchsorted(rows, item))
+        if at >= len(rows) or rows[at] != item:
+            return
+        diff = feats[int(np.searchsorted(rows, pos))] - feats[at]
+        x = float(diff @ self.weights(ctx))
+        grad = (self.pair_weight / (1.0 + math.exp(min(max(x, -35.0), 35.0)))) * diff
+        for c in (0, ctx):
+            self._g2[c] += grad * grad
+            self._w[c] += self.lr * grad / np.sqrt(self._g2[c])
 
     def skipped(self, user: str, now: float | None = None) -> dict[int, float]:
         """Rows ``user`` was shown and skipped, with their discount (logits) at ``now``."""

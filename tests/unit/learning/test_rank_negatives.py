@@ -98,13 +98,37 @@ def test_a_negative_lowers_that_items_score_for_that_user_in_rerank(seed, pick):
     assert all(after[item] - after[x] < before[item] - before[x] for x in others)
     assert not np.array_equal(w, r._w)  # the listwise step was taken
     assert r.skipped(user)[item] == pytest.approx(r.skip_penalty)
-    r2 = _trained_rerank(seed)  # the default: the memory alone, no step
+    r2 = _trained_rerank(seed)  # the memory alone, no step
+    r2.pair_weight = 0.0
     w = r2._w.copy()
     r2.learn_negative(user, item, ts=r2._clock)
     rows3, values3 = r2.candidate_scores(user)
     after = dict(zip(rows3.tolist(), values3.tolist(), strict=True))
     assert all(after[item] - after[x] < before[item] - before[x] for x in others)
     assert np.array_equal(w, r2._w)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), pick=st.integers(0, 100))
+def test_a_negative_after_a_positive_moves_the_pair_apart_in_rerank(seed, pick):
+    r = _trained_rerank(seed)
+    user, now = "u3", r._clock + 5.0
+    r.learn_one(user, 1, ts=now)  # the positive of the slate
+    rows, _, _, ctx = r._scored(user, now + 1.0)
+    unseen = [int(x) for x in rows if int(x) not in r._seen[user]]
+    if not unseen:
+        return
+    item = unseen[pick % len(unseen)]
+    w = r.weights(ctx).copy()
+    r.learn_negative(user, item, ts=now + 1.0)
+    _, rows2, feats, _ = r._pair_cache
+    diff = feats[int(np.searchsorted(rows2, 1))] - feats[int(np.searchsorted(rows2, item))]
+    assert diff @ r.weights(ctx) > diff @ w  # the positive now beats the shown item by more
+    late = _trained_rerank(seed)
+    late.learn_one(user, 1, ts=now)
+    w = late._w.copy()
+    late.learn_negative(user, item, ts=now + late.pair_window + 1.0)  # too late: no step
+    assert np.array_equal(w, late._w)
 
 
 def test_the_rerank_skip_memory_is_bounded_fades_and_stacks():
