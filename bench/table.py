@@ -84,7 +84,7 @@ def rows() -> list[str]:
             if "with/without" in res:
                 out.append(f"| feedback loop, {model}: online CTR with / without negatives "
                            f"({len(fb['seeds'])} seeds, {fb['steps']:,} steps) | "
-                           f"{_r(res['with/without']['ctr'], '.3f')}x | > 1x | feedback.json |")
+                           f"{_r(res['with/without']['ctr'], '.3f')}x | — | feedback.json |")
     return out
 
 
