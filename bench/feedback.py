@@ -68,8 +68,8 @@ class World:
 
 def _disable_ranker_negatives(learner: RankingLearner) -> None:
     """The ``discount`` arm: the ranker ignores negatives, the learner discounts them."""
-    learner.ranker.remembers_negatives = False  # type: ignore[union-attr]
-    learner.ranker.learn_negative = lambda *args: None  # type: ignore[union-attr]
+    learner.ranker.remembers_negatives = False  # type: ignore[attr-defined]
+    learner.ranker.learn_negative = lambda *args: None  # type: ignore[attr-defined]
 
 
 def run_arm(warm: bytes, world: World, arm: str, steps: int, k: int, seed: int,
@@ -132,7 +132,7 @@ def warm_up(model: str, stream: ImplicitStream, warmup: int, seed: int
         last[int(event.user_id[1:])] = int(event.item_id[1:])
         ts = event.ts
     if model == "deep":  # in the loop a round every 300 positives, so it trains some (both arms)
-        learner.ranker.train_round()  # type: ignore[union-attr]
+        learner.ranker.train_round()  # type: ignore[attr-defined]
         learner.ranker.round_every, learner.ranker.round_growth = 300, 0.0  # type: ignore
     return pickle.dumps(learner), ts + 10.0, last
 
