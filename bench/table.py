@@ -83,6 +83,12 @@ def rows() -> list[str]:
                    f"(events per CPU-s; / bare decayed popularity + argpartition) | "
                    f"{_r(rk['eps_cpu'], ',.0f')} ({_r(rk['ratio'])}x) | ≥ 5,000 | "
                    "ranking-throughput.json |")
+    if (fb := _load("feedback.json")) is not None:
+        for model, res in fb["models"].items():
+            if "with/without" in res:
+                out.append(f"| feedback loop, {model}: online CTR with / without negatives "
+                           f"({len(fb['seeds'])} seeds, {fb['steps']:,} steps) | "
+                           f"{_r(res['with/without']['ctr'], '.3f')}x | — | feedback.json |")
     return out
 
 

@@ -184,7 +184,8 @@ def forget_ranker_user(ranker: Any, user: str) -> int:
     Popularity keeps no per-user state (0); co-occurrence and sequence drop the user's
     recent items; BPR zeroes the user's factor row and unlinks it (the row stays allocated
     under an anonymous key, so row numbering does not move); a blend forgets in each part
-    and drops the user's last time and seen items. Item-side state (counts, links, item
+    and drops the user's last time and seen items (the reranker also its shown-and-skipped
+    memory). Item-side state (counts, links, item
     factors) keeps what the user taught it, as for River (docs/privacy.md).
 
     >>> from learning.ranking_learner import make_ranker
@@ -201,7 +202,7 @@ def forget_ranker_user(ranker: Any, user: str) -> int:
     if isinstance(ranker, SessionBlend | ListwiseRerank):
         for part in ranker.parts().values():
             removed += forget_ranker_user(part, user)
-        for name in ("_last_ts", "_seen", "_length", "_level"):  # the per-user context
+        for name in ("_last_ts", "_seen", "_length", "_level", "_skipped"):  # per-user state
             table = getattr(ranker, name, None)
             if isinstance(table, dict):
                 removed += table.pop(user, None) is not None
@@ -238,6 +239,7 @@ def _forget_deep_part(part: Any, user: str) -> int:
     removed += len(users) - len(keep)
     part._pending = ([users[k] for k in keep], [items[k] for k in keep],
                      [weights[k] for k in keep], [times[k] for k in keep])
+    part._pending_negatives = sum(weights[k] < 0 for k in keep)  # hard negatives pending
     return removed + forget_finetuner_user(part.tuner, user, buffer=part.buffer)
 
 

@@ -119,7 +119,9 @@ class FineTuner:
     ``loss`` is ``mse`` (regress the value: the rating task) or a ranking loss, ``softmax``
     or ``bpr`` (:mod:`learning.rank_loss`), where values are the positives' weights and
     ``n_negatives`` popularity-sampled negatives join the in-batch ones; ``logq`` applies
-    the sampling correction to the softmax.
+    the sampling correction to the softmax. A sample with a negative value ``-w`` is a
+    hard negative (shown, not taken: :func:`learning.rank_loss.ranking_step`), replayed
+    like the positives; it is neither a "seen" item of its user nor in the negatives' pool.
     """
 
     def __init__(self, recommender: DeepRecommender, *, lr: float = 0.01,
@@ -239,7 +241,8 @@ class FineTuner:
         n_mine = len(range(n_fresh)[mine])
         observe = getattr(rec, "observe", None)  # a DeepRanker remembers what users saw
         if observe is not None and n_fresh:
-            observe(u_rows, i_rows, ev_u)
+            taken = slice(None) if self.loss == "mse" else vals > 0  # not the hard negatives
+            observe(u_rows[taken], i_rows[taken], ev_u)
         n_rep = round(self.replay_ratio * n_mine) if buffer is not None and len(buffer) else 0
         if self.replay_all and buffer is not None:  # about the whole history, every round
             n_rep = max(n_rep, len(buffer))
@@ -259,7 +262,8 @@ class FineTuner:
         if rec.samples_trained == 0 and n:
             with torch.no_grad():
                 rec.module.global_bias.fill_(float(vals.mean()) if n_fresh else 0.0)
-        total = self._train(to_device(packed, dev), n, epochs) if n else None
+        hard = self.loss != "mse" and bool((packed[2].view(np.float32) < 0).any())
+        total = self._train(to_device(packed, dev), n, epochs, hard) if n else None
         if buffer is not None and n_mine:  # host work while the device still trains
             buffer.add_batch(u_rows[mine], i_rows[mine], vals[mine], times[mine])
         if group is not None and total is not None:
@@ -275,9 +279,13 @@ class FineTuner:
                  self._rounds, n, n_fresh, epochs, loss, report.samples_per_second, dev)
         return report
 
-    def _train(self, packed: Tensor, n: int, epochs: int) -> Tensor:
+    def _train(self, packed: Tensor, n: int, epochs: int, hard: bool = False) -> Tensor:
         users, items = packed[0].long(), packed[1].long()
         values = packed[2].view(torch.float32)
+        pool = items
+        if hard:  # hard negatives are not drawn as the popularity-sampled ones
+            taken = items[values > 0]
+            pool = taken if taken.numel() else items
         module, bs = self.recommender.module, self.batch_size
         module.train()
         self._gen.manual_seed((self.seed * 1_000_003 + self._rounds) % 2**63)
@@ -291,8 +299,9 @@ class FineTuner:
             if self.loss != "mse":  # ranking: values are weights; the round's items the pool
                 log_q = None
                 if self.logq and self.loss == "softmax":
-                    share = torch.bincount(items, minlength=module.n_items).float() / n
-                    log_q = share.clamp(min=1.0 / n).log()
+                    m = pool.shape[0]
+                    share = torch.bincount(pool, minlength=module.n_items).float() / max(m, 1)
+                    log_q = share.clamp(min=1.0 / max(m, 1)).log()
                 reduce = None
                 if self.group is not None:  # each rank its rows; gradients summed
                     tables = {id(module.user_table), id(module.item_table)} if self._sparse \
@@ -302,11 +311,11 @@ class FineTuner:
                     part = None if self.group is None else split_range(min(bs, n - s), world,
                                                                        rank)
                     total += ranking_step(module, self._opts, u[s : s + bs], i[s : s + bs],
-                                          v[s : s + bs], items, loss=self.loss,
+                                          v[s : s + bs], pool, loss=self.loss,
                                           n_negatives=self.n_negatives,
                                           weight_decay=self.weight_decay, sparse=self._sparse,
                                           amp=self.amp, gen=self._gen, log_q=log_q,
-                                          part=part, reduce=reduce)
+                                          part=part, reduce=reduce, has_hard=hard)
                 continue
             for s in range(0, n, bs):  # under torchrun: this rank's piece, gradients summed
                 total += row_step(module, self._opts, u[s : s + bs], i[s : s + bs],

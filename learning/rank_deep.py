@@ -168,7 +168,12 @@ def ranking_errors(model: Any, samples: Samples, k: int = 10,
 
     Each sample ranks every item the model knows except the user's seen ones (the
     sample's own item always stays); an unknown item is a miss. NaN for no samples.
+    Hard negatives (samples with a negative value, :mod:`learning.rank_loss`) are not ranked.
     """
+    if any(v < 0 for v in samples.values):
+        keep = [j for j, v in enumerate(samples.values) if v >= 0]
+        samples = Samples([samples.users[j] for j in keep], [samples.items[j] for j in keep],
+                          [samples.values[j] for j in keep], [samples.ts[j] for j in keep])
     n = len(samples)
     if n == 0:
         return math.nan, math.nan

@@ -15,6 +15,7 @@ the positive's own item elsewhere in the batch is masked (not a negative).
 ``bpr`` is the pairwise loss ``softplus(s_neg - s_pos)`` against ``n_negatives`` sampled
 negatives per positive plus one in-batch negative (the next positive's item). Both add
 ``weight_decay`` times the mean squared norm of the rows used (touched rows only).
+A sample with a negative weight is a hard negative (see :func:`ranking_step`).
 Scores are ``b_i + <user_repr(p_u), item_repr(q_i)>`` (the user and global biases do not
 change a user's ranking). Vectorised; no host sync inside (the loss stays on the device).
 
@@ -53,7 +54,8 @@ RANKING_LOSSES: tuple[str, ...] = ("softmax", "bpr")
 # the whole batch otherwise), against the whole batch's candidates, with the L2 terms scaled
 # to that share, so the ranks' objectives add up to the one-process objective.
 def _softmax(module: EmbeddingModel, users: Tensor, items: Tensor, negatives: Tensor,
-             sparse: bool, log_q: Tensor | None, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+             sparse: bool, log_q: Tensor | None, lo: int, hi: int,
+             hard: Tensor | None) -> tuple[Tensor, Tensor]:
     b = items.shape[0]
     u = F.embedding(users[lo:hi], module.user_table, sparse=sparse)
     rows = torch.cat([items, negatives])
@@ -67,12 +69,18 @@ def _softmax(module: EmbeddingModel, users: Tensor, items: Tensor, negatives: Te
     same[diag - lo, diag] = False
     logits = logits.masked_fill(same, float("-inf"))
     per = F.cross_entropy(logits, diag, reduction="none")
+    if hard is not None:  # hard negatives: -log(1 - p_own) = lse(all) - lse(all but own)
+        own = torch.zeros_like(same)
+        own[diag - lo, diag] = True
+        rest = torch.logsumexp(logits.masked_fill(own, -1e4), dim=1)  # finite: no NaN grads
+        away = torch.logsumexp(logits, dim=1) - rest
+        per = torch.where(hard[lo:hi], away, per)
     l2 = (u.square().sum() + c.square().sum(-1).mean() * (hi - lo)) / b
     return per, l2
 
 
 def _bpr(module: EmbeddingModel, users: Tensor, items: Tensor, negatives: Tensor,
-         sparse: bool, lo: int, hi: int) -> tuple[Tensor, Tensor]:
+         sparse: bool, lo: int, hi: int, hard: Tensor | None) -> tuple[Tensor, Tensor]:
     b = items.shape[0]
     negs = torch.cat([negatives.view(b, -1), items.roll(1)[:, None]], dim=1)[lo:hi]  # (n+1)
     mine = items[lo:hi]
@@ -83,7 +91,10 @@ def _bpr(module: EmbeddingModel, users: Tensor, items: Tensor, negatives: Tensor
     pos = (eu * module.item_repr(i[:, :-1])).sum(-1).float() + i[:, -1].float()
     neg = (eu[:, None, :] * module.item_repr(j[..., :-1])).sum(-1).float() + j[..., -1].float()
     valid = (negs != mine[:, None]).float()
-    pair = F.softplus(neg - pos[:, None]) * valid
+    diff = neg - pos[:, None]
+    if hard is not None:  # a hard negative ranks below the sampled items: reversed pairs
+        diff = torch.where(hard[lo:hi, None], -diff, diff)
+    pair = F.softplus(diff) * valid
     per = pair.sum(1) / valid.sum(1).clamp(min=1.0)
     l2 = (u.square().sum() + i.square().sum() + j.square().sum() / negs.shape[1]) / b
     return per, l2
@@ -95,7 +106,8 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
                  sparse: bool = True, amp: bool = False,
                  gen: torch.Generator | None = None, log_q: Tensor | None = None,
                  part: tuple[int, int] | None = None,
-                 reduce: Callable[[], None] | None = None) -> Tensor:
+                 reduce: Callable[[], None] | None = None,
+                 has_hard: bool | None = None) -> Tensor:
     """One minibatch step of ``loss``; returns the (detached) weighted loss sum.
 
     Data-parallel (``torchrun``): every rank passes the same global minibatch and generator
@@ -104,9 +116,15 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
     against the whole batch's candidates and scales its objective to its share, so the
     summed gradient, and so every rank's step, is the one process's on the whole batch.
 
-    ``weights`` are the positives' weights, ``pool`` the item rows popular negatives are
-    drawn from (the round's), ``gen`` the seeded generator on the pool's device. ``log_q``
-    (softmax only; per item row, the log of its share of the pool) subtracts each
+    ``weights`` are the positives' weights; a row with a negative weight ``-w`` is a **hard
+    negative** (an item the user was shown and did not take, from the impression join),
+    weighted ``w``: with ``softmax`` its loss is ``-log(1 - p)``, ``p`` the softmax share of
+    its item among the same candidates; with ``bpr`` the pairs are reversed,
+    ``softplus(s_item - s_neg)``, so the item ranks below the sampled ones (``has_hard``:
+    whether any row may be one; None looks, at the cost of a host sync). ``pool`` is the
+    item rows popular negatives are drawn from (the round's positives), ``gen`` the
+    seeded generator on the pool's device. ``log_q`` (softmax only; per item row, the log
+    of its share of the pool) subtracts each
     candidate's sampling log-probability from its logit (Yi et al. 2019), so the model
     learns the full softmax, popularity included, instead of popularity-free scores.
     """
@@ -114,6 +132,9 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
         opt.zero_grad(set_to_none=True)
     b = items.shape[0]
     lo, hi = (0, b) if part is None else part
+    if has_hard is None:
+        has_hard = bool((weights < 0).any())  # a host sync: callers that know, say so
+    hard = weights < 0 if has_hard else None  # hard negatives (shown, not taken): weight -w
     count = n_negatives if loss == "softmax" else n_negatives * b
     if count:
         draw = torch.randint(pool.shape[0], (count,), device=pool.device, generator=gen)
@@ -122,12 +143,12 @@ def ranking_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimi
         negatives = items[:0] if loss == "softmax" else items.new_zeros((b, 0)).view(-1)
     with torch.autocast(users.device.type, dtype=torch.bfloat16, enabled=amp):
         if loss == "softmax":
-            per, l2 = _softmax(module, users, items, negatives, sparse, log_q, lo, hi)
+            per, l2 = _softmax(module, users, items, negatives, sparse, log_q, lo, hi, hard)
         elif loss == "bpr":
-            per, l2 = _bpr(module, users, items, negatives, sparse, lo, hi)
+            per, l2 = _bpr(module, users, items, negatives, sparse, lo, hi, hard)
         else:
             raise ValueError(f'unknown ranking loss "{loss}"; expected softmax or bpr')
-    w = weights.float()
+    w = weights.float().abs()
     total = (w[lo:hi] * per).sum()
     objective = total / w.sum().clamp(min=1e-9) + weight_decay * l2.float()
     objective.backward()

@@ -45,6 +45,7 @@ import math
 import numpy as np
 
 from learning import rank_kernels as kernels
+from learning.rank_rerank_negatives import RerankNegatives
 from learning.rank_sequence import CoOccurrence
 from learning.rank_top import TopTracker
 from learning.rank_transitions import TimedTransitions
@@ -77,8 +78,12 @@ class _Popularity:
         return self._model.popularity_scores()
 
 
-class ListwiseRerank:
-    """Candidates from popularity and the user's recent items, reranked listwise (module doc)."""
+class ListwiseRerank(RerankNegatives):
+    """Candidates from popularity and the user's recent items, reranked listwise (module doc).
+
+    Negatives (shown, not taken): :meth:`learn_negative`, from
+    :class:`~learning.rank_rerank_negatives.RerankNegatives`.
+    """
 
     def __init__(self, *, decays: tuple[float, float, float] = (0.99, 0.999, 0.9999),
                  half_lives: tuple[float, float] = (86400.0, 7 * 86400.0),
@@ -284,6 +289,7 @@ class ListwiseRerank:
         if self.n_items == 0:
             return np.empty(0, dtype=np.int64), np.zeros(0)
         rows, _, raw, _ = self._scored(user, self._clock if now is None else now)
+        raw = self._skip_discount(user, rows, raw, self._clock if now is None else now)
         return rows, raw - raw.min() + 2.0
 
     def score_items(self, user: str, now: float | None = None) -> np.ndarray:

@@ -196,9 +196,10 @@ class RankingLearner(PickleSnapshot):
     def learn_negative(self, user: str, item: str, ts: float = 0.0) -> bool:
         """Learn that ``user`` was shown ``item`` and did not take it (an impression join).
 
-        The ranker learns it when it can (a ``learn_negative(user, row, ts)`` method); in any
-        case the item is discounted in ``user``'s served scores (:meth:`score_items`): each
-        unclicked showing lowers it by ``negative_penalty`` of the score range, up to three.
+        The ranker learns it when it can (a ``learn_negative(user, row, ts)`` method); unless
+        the ranker keeps its own memory of them (``remembers_negatives``: rerank), the item
+        is discounted in ``user``'s served scores (:meth:`score_items`): each unclicked
+        showing lowers it by ``negative_penalty`` of the score range, up to three.
         At most ``max_negatives`` items per user are remembered. False for an unknown item.
         """
         row = self._index.get(item)
@@ -275,6 +276,8 @@ class RankingLearner(PickleSnapshot):
         """
         scores = np.asarray(self.ranker.score_items(user), dtype=np.float64)[: len(self._ids)]
         shown = self.__dict__.get("_shown", {}).get(user)
+        if getattr(self.ranker, "remembers_negatives", False):
+            shown = None  # the ranker discounts them itself (rerank)
         if shown and len(scores):
             rows = np.fromiter(shown, np.int64, len(shown))
             times = np.minimum(np.fromiter(shown.values(), np.float64, len(shown)), 3.0)

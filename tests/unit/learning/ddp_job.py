@@ -19,15 +19,22 @@ import numpy as np
 ERASED = "u3"  #: the user rank 0 erases after the last round when replaying
 
 
-def rounds(seed: int = 3) -> list[tuple[list[str], list[str], np.ndarray, np.ndarray]]:
-    """Three rounds of 301 samples; new ids each round, so the tables grow (and DDP re-wraps)."""
+def rounds(seed: int = 3, hard: bool = False
+           ) -> list[tuple[list[str], list[str], np.ndarray, np.ndarray]]:
+    """Three rounds of 301 samples; new ids each round, so the tables grow (and DDP re-wraps).
+
+    ``hard``: every 6th sample is a hard negative (value -w: the ranking losses).
+    """
     rng = np.random.default_rng(seed)
     out = []
     for k in range(3):
         n = 301  # odd: the last global minibatch splits unevenly over 2 ranks
         users = [f"u{j}" for j in rng.integers(0, 20 + 30 * k, n).tolist()]
         items = [f"i{j}" for j in rng.integers(0, 15 + 25 * k, n).tolist()]
-        out.append((users, items, rng.uniform(1, 5, n).astype(np.float32),
+        values = rng.uniform(1, 5, n).astype(np.float32)
+        if hard:
+            values[::6] *= -1.0
+        out.append((users, items, values,
                     np.arange(n, dtype=np.float64) + 1000.0 * k))
     return out
 
@@ -71,7 +78,7 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
     losses = []
     erased = {}
     if env.is_leader:
-        for cols in rounds():
+        for cols in rounds(hard=loss != "mse"):
             losses.append(tuner.round(*cols, buffer=buffer).loss)
         if replay_ratio > 0:  # an erasure after the last round: every rank's replay shard
             from learning.erasure import forget_finetuner_user

@@ -79,15 +79,15 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
 def test_ranking_losses_under_two_ranks_give_the_weights_of_one_process(
         tmp_path: Path, loss: str, optimizer: str) -> None:
     """Each rank scores its share of the positives against the whole batch's candidates
-    (in-batch and sampled negatives, the same draws); the summed gradients make every rank's
-    step the one process's."""
+    (in-batch and sampled negatives, the same draws; every 6th sample a hard negative); the
+    summed gradients make every rank's step the one process's."""
     torchrun(tmp_path, 0.0, optimizer, loss)  # no replay: each rank's shard samples its own
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
     meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     tuner = FineTuner(ddp_job.recommender(),
                       **ddp_job.tuner_config(0.0, optimizer, loss))  # type: ignore[arg-type]
     buffer = ReplayBuffer(10_000, recent_window=100, seed=0)
-    losses = [tuner.round(*cols, buffer=buffer).loss for cols in ddp_job.rounds()]
+    losses = [tuner.round(*cols, buffer=buffer).loss for cols in ddp_job.rounds(hard=True)]
     assert meta[0]["rounds"] == meta[1]["rounds"] == 3
     for name, want in tuner.recommender.module.state_dict().items():
         torch.testing.assert_close(ranks[0][name], want, rtol=1e-4, atol=1e-5)

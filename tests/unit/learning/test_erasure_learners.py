@@ -78,6 +78,8 @@ def test_every_ranker_forgets_and_ranks_the_user_like_a_cold_one(name):
     n = 1200 if name.startswith("deep") else 800  # the deep part trains its first round at 1,000
     for ev in _events(n, kind="click"):
         learner.learn_one(ev)
+    for item in ("i3", "i7"):  # shown and not taken (the impression join): per-user memory
+        assert learner.learn_negative(TARGET, item, ts=n * 60.0)
     before = learner.score_items(TARGET)
     assert learner.seen_items(TARGET).size
     assert learner.forget_user(TARGET) > 0 and learner.forget_user(TARGET) == 0
