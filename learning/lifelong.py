@@ -194,14 +194,22 @@ class LifelongLearner:
     def learn_one(self, event: Event) -> float:
         """Predict (blend) and score, then learn everywhere; return the blended prediction."""
         y = event.value
-        y_hat, p_online, p_deep = self.model.step(event.user_id, event.item_id, y,
-                                                  event.context)
-        self._events.add(*self.model.last_rows, y)
-        if self.model.events_seen % self.refit_every == 0 and \
-                len(self._events) == self.model.events_seen:
+        model = self.model
+        y_hat, p_online, p_deep = model.step(event.user_id, event.item_id, y, event.context)
+        events = self._events
+        if events._n < events.capacity:  # History.add, inlined (the common case)
+            u, i = model.last_rows
+            events._u.append(u)
+            events._i.append(i)
+            events._y.append(y)
+            events._n += 1
+        else:
+            events.add(*model.last_rows, y)
+        seen = model.events_seen
+        if seen % self.refit_every == 0 and len(events) == seen:
             # a refit needs every event the biases learned: after a restart (or past the
             # history's capacity) the biases continue by per-event folding alone
-            self.model.biases.refit(self._events)
+            model.biases.refit(events)
         self._preq.update(y, y_hat)
         self._preq_online.update(y, p_online)
         if p_deep is not None:

@@ -222,8 +222,20 @@ class LifelongModel:
         # equal to predict_one before each step)
         serving = self._serving
         biases, bounds = self.biases, self.clip
-        u, i, b_u, b_i, n_u, n_i = biases.lookup_rows(user, item)
-        p_bias = biases.mu + b_u + b_i
+        # BiasModel.lookup_rows, inlined
+        u, i = biases._users.get(user), biases._items.get(item)
+        if u is None:
+            b_u, n_u = 0.0, 0
+        else:
+            c = biases._nu[u]
+            b_u, n_u = biases._su[u] / (c + biases.user_prior), int(c)
+        if i is None:
+            b_i, n_i = 0.0, 0
+        else:
+            c = biases._ni[i]
+            b_i, n_i = biases._si[i] / (c + biases.item_prior), int(c)
+        mu = biases.mu
+        p_bias = mu + b_u + b_i
         p_online = self.online.predict_one(user, item, context)
         if bounds is not None:
             lo, hi = bounds
@@ -231,22 +243,36 @@ class LifelongModel:
             p_online = lo if p_online < lo else hi if p_online > hi else p_online
         p_deep, q_i = p_bias, None
         if serving is not None:
-            view = serving[0]
+            view, vecs = serving[0], serving[1]
             col, row = view.items.get(item), view.users.get(user)
             p_deep = view.mu
+            vec, lr, table = None, vecs.lr, vecs._vecs
             if col is not None:
-                p_deep += float(view.item_bias[col])
+                p_deep += view.item_bias[col]
                 q_i = view.item_vecs[col]
-                vec = serving[1]._vecs.get(user)
+                # popped to be re-inserted below when it learns (recency order)
+                vec = table.pop(user, None) if lr else table.get(user)
                 if row is not None:
-                    p_deep += float((view.user_vecs[row] + vec) @ q_i if vec is not None
-                                    else view.user_vecs[row] @ q_i)
+                    p_deep += (view.user_vecs[row] + vec) @ q_i if vec is not None \
+                        else view.user_vecs[row] @ q_i
                 elif vec is not None:
-                    p_deep += float(vec @ q_i)
+                    p_deep += vec @ q_i
             if row is not None:
-                p_deep += float(view.user_bias[row])
+                p_deep += view.user_bias[row]
+            p_deep = float(p_deep)
             if bounds is not None:
                 p_deep = lo if p_deep < lo else hi if p_deep > hi else p_deep
+            if q_i is not None and lr:
+                # UserVectors.update(view, user, q_i, value - p_deep), inlined
+                rate = lr * (value - p_deep)
+                if vec is None:
+                    vec = rate * q_i
+                else:
+                    vec *= 1.0 - lr * vecs.l2
+                    vec += rate * q_i
+                table[user] = vec
+                if len(table) > vecs.max_users:
+                    del table[next(iter(table))]
         blend = self.weights
         segments = blend.segments
         segment = (n_u.bit_length() if n_u.bit_length() < segments else segments - 1) * 4 + (
@@ -274,8 +300,6 @@ class LifelongModel:
         residual = value - p_bias
         blend.push((segment, f1, f2, f3, f4, f5, f6, f7, f8, residual))
         self.online.learn_one(user, item, value, context)
-        if serving is not None:
-            serving[1].update(serving[0], user, q_i, value - p_deep)
         a = self.user_recency
         recent_u[user] = f3 * (1.0 - a) + a * residual
         a = self.item_recency
@@ -286,7 +310,20 @@ class LifelongModel:
         item_sums[item] = s_i + b_u
         self._spread_sum += square
         self._spread_n = n + 1
-        self.last_rows = biases.update_rows(u, i, user, item, value, b_u, b_i)
+        # BiasModel.update_rows, inlined
+        if u is None:
+            u = biases.user_index(user)
+        if i is None:
+            i = biases.item_index(item)
+        biases._nu[u] += 1.0
+        biases._su[u] += value - mu - b_i
+        biases._ni[i] += 1.0
+        biases._si[i] += value - mu - b_u
+        biases._count += 1
+        biases._total += value
+        if not biases.refits:
+            biases.mu = biases._total / biases._count
+        self.last_rows = (u, i)
         self.events_seen += 1
         return y_hat, p_online, p_deep
 
