@@ -30,12 +30,15 @@ import numpy as np
 
 from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
+from learning.deep_kernel import deep_side
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
 from learning.stacking import StackedBlend
 from learning.torch_models import DeepRecommender
 
 __all__ = ["MOVED", "LegacyLifelongLearner", "LegacyLifelongModel", "LifelongModel"]
+
+_UNBOUNDED = (-float("inf"), float("inf"))
 
 
 class LifelongModel:
@@ -241,38 +244,10 @@ class LifelongModel:
             lo, hi = bounds
             p_bias = lo if p_bias < lo else hi if p_bias > hi else p_bias
             p_online = lo if p_online < lo else hi if p_online > hi else p_online
-        p_deep, q_i = p_bias, None
-        if serving is not None:
-            view, vecs = serving[0], serving[1]
-            col, row = view.items.get(item), view.users.get(user)
-            p_deep = view.mu
-            vec, lr, table = None, vecs.lr, vecs._vecs
-            if col is not None:
-                p_deep += view.item_bias[col]
-                q_i = view.item_vecs[col]
-                # popped to be re-inserted below when it learns (recency order)
-                vec = table.pop(user, None) if lr else table.get(user)
-                if row is not None:
-                    p_deep += (view.user_vecs[row] + vec) @ q_i if vec is not None \
-                        else view.user_vecs[row] @ q_i
-                elif vec is not None:
-                    p_deep += vec @ q_i
-            if row is not None:
-                p_deep += view.user_bias[row]
-            p_deep = float(p_deep)
-            if bounds is not None:
-                p_deep = lo if p_deep < lo else hi if p_deep > hi else p_deep
-            if q_i is not None and lr:
-                # UserVectors.update(view, user, q_i, value - p_deep), inlined
-                rate = lr * (value - p_deep)
-                if vec is None:
-                    vec = rate * q_i
-                else:
-                    vec *= 1.0 - lr * vecs.l2
-                    vec += rate * q_i
-                table[user] = vec
-                if len(table) > vecs.max_users:
-                    del table[next(iter(table))]
+        p_deep = p_bias
+        if serving is not None:  # prediction and fold-in (one compiled call with numba)
+            p_deep = deep_side(serving[0], serving[1], user, item, value,
+                               *(bounds if bounds is not None else _UNBOUNDED))
         blend = self.weights
         segments = blend.segments
         segment = (n_u.bit_length() if n_u.bit_length() < segments else segments - 1) * 4 + (
