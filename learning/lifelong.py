@@ -214,8 +214,21 @@ class LifelongLearner:
         self._preq_online.update(y, p_online)
         if p_deep is not None:
             self._preq_deep.update(y, p_deep)
-        if self.finetuner is not None:
+        if self.finetuner is None:
+            return y_hat
+        if self.round_growth:
             self._collect(event)
+            return y_hat
+        # _collect inlined (the common case): RoundBatch.add under the HoldBack rule
+        split, batch = self._split, self._batch
+        split.seen += 1
+        samples = batch.held if split.seen % split.every == 0 else batch.fresh_samples
+        samples.users.append(event.user_id)
+        samples.items.append(event.item_id)
+        samples.values.append(float(y))
+        samples.ts.append(float(event.ts))
+        if seen % self.round_every == 0:
+            self._trigger()
         return y_hat
 
     def _collect(self, event: Event) -> None:
