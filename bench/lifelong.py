@@ -12,7 +12,7 @@ and prints RMSE and the ratios: lifelong RMSE / best River RMSE (target <= 0.97)
 lifelong / BiasedMF throughput in events per CPU-second (target >= 0.5), median and range.
 
     python -m bench.lifelong [--repeat 3] [--data PATH] [--synthetic-events 60000]
-                             [--stream both|real|synthetic]
+                             [--stream both|real|synthetic] [--json PATH]
 
 The real stream is read from ``$LIFELONG_MOVIETWEETINGS`` or
 ``../shared/data/movietweetings-100k/ratings.dat`` (relative to the repository root); when
@@ -22,9 +22,11 @@ it is absent that is said and only the synthetic stream runs.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,6 +34,7 @@ from typing import Any
 
 from river import optim, reco
 
+from bench.common import commit, summary
 from lifelong.commands import evaluate_file
 from stream.synthetic import SyntheticStream, write
 
@@ -103,11 +106,16 @@ def stream(name: str, path: Path, clip: tuple[float, float], repeat: int) -> dic
           f"{report['models']['deep']['rmse']:.4f}), "
           f"{statistics.median(speeds['lifelong']):,.0f} events/CPU-s, "
           f"{report['rounds']} rounds ({report['promotions']} promoted)")
-    print(f"  ratio RMSE lifelong / best River = {rmse['lifelong'] / river_rmse:.4f} "
-          f"(target <= 0.97)")
+    print(f"  ratio RMSE lifelong / best River = {rmse['lifelong'] / river_rmse:.5f} "
+          f"({rmse['lifelong']:.6f} vs {river_rmse:.6f}; target <= 0.97)")
     print(f"  ratio throughput lifelong / BiasedMF = {statistics.median(ratios):.2f} "
           f"(range {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.5)")
-    return {"river": river_rmse, "lifelong": rmse["lifelong"], "speed": ratios}
+    return {"river": river_rmse, "river_config": river_name, "lifelong": rmse["lifelong"],
+            "biased_mf": rmse["BiasedMF"], "rmse_ratio": rmse["lifelong"] / river_rmse,
+            "speed": ratios, "speed_summary": summary(ratios),
+            "events_per_cpu_second": {k: summary(v) for k, v in speeds.items()},
+            "rounds": report["rounds"], "promotions": report["promotions"],
+            "parts": {k: v["rmse"] for k, v in report["models"].items()}}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -117,8 +125,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--synthetic-events", type=int, default=60_000)
     parser.add_argument("--stream", choices=("both", "real", "synthetic"), default="both",
                         help="run one stream only (e.g. the two in two processes)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the figures there (bench/results/lifelong-*.json)")
     args = parser.parse_args(argv)
-    out = {}
+    load = os.getloadavg()
+    out: dict[str, Any] = {}
+    try:
+        _streams(args, out)
+    finally:
+        if args.json is not None:
+            args.json.write_text(json.dumps({
+                "command": "python -m bench.lifelong " + " ".join(
+                    sys.argv[1:] if argv is None else argv),
+                "commit": commit(), "loadavg_before": load, "loadavg_after": os.getloadavg(),
+                "unit": "events per CPU-second (time.process_time), interleaved repeats",
+                **out}, indent=2) + "\n")
+    return out
+
+
+def _streams(args: argparse.Namespace, out: dict[str, Any]) -> None:
     if args.stream == "synthetic":
         pass
     elif args.data.exists():
@@ -126,7 +151,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         print(f"real stream absent ({args.data}): set LIFELONG_MOVIETWEETINGS; synthetic only")
     if args.stream == "real":
-        return out
+        return
     with tempfile.TemporaryDirectory() as tmp:
         n = args.synthetic_events
         path = Path(tmp) / "synthetic.tsv"
@@ -134,7 +159,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                               seed=0), path, "movielens")
         out["synthetic"] = stream("synthetic (500 users, 800 items, taste drift half way)",
                                   path, (1.0, 5.0), args.repeat)
-    return out
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ class LifelongLearner:
     Rounds come every ``round_every`` events, or with ``round_growth`` > 0 every
     ``max(round_every, round_growth * events seen)`` events (rounds that replay the whole
     history then cost, all together, a few times the history instead of its square).
+
+    ``round_backoff`` > 1 spaces rounds while they do not pay: at a round's trigger, when the
+    blend serves its set without the deep model (:attr:`StackedBlend.without_optional`:
+    the deep side did worse than leaving it out on the events since the last refit), the
+    trigger is skipped and its pending batch dropped (the deep model does not see those
+    events; River, the biases and the fold-in did), and the triggers between rounds double,
+    up to ``round_backoff``. The first trigger at which the blend uses the deep model again
+    runs a round, and rounds come at every trigger again. Served predictions do not depend
+    on the deep model while the blend leaves it out, so the saving costs no accuracy there.
     """
 
     def __init__(
@@ -87,11 +96,13 @@ class LifelongLearner:
         gate: Gate | None = None,
         round_every: int = 10_000,
         round_growth: float = 0.0,
+        round_backoff: int = 1,
         holdout_share: float = 0.1,
         max_slices: int = 8,
     ):
-        if round_every < 1 or refit_every < 1 or round_growth < 0:
-            raise ValueError("round_every and refit_every must be >= 1, round_growth >= 0")
+        if round_every < 1 or refit_every < 1 or round_growth < 0 or round_backoff < 1:
+            raise ValueError("round_every, refit_every and round_backoff must be >= 1, "
+                             "round_growth >= 0")
         self.model = LifelongModel(Recommender(model, params, seed=seed), clip=clip,
                                    fold_lr=fold_lr, fold_l2=fold_l2, user_prior=user_prior,
                                    item_prior=item_prior, blend_window=blend_window,
@@ -107,7 +118,11 @@ class LifelongLearner:
         self.gate = gate or Gate()
         self.round_every = round_every
         self.round_growth = round_growth
+        self.round_backoff = round_backoff
         self._next_round: int | None = None
+        self._spacing = 1  # triggers per round while the blend leaves the deep model out
+        self._skipped = 0  # triggers skipped since the last round
+        self.skipped_rounds = 0
         self.holdout_share = holdout_share
         self.max_slices = max_slices
         self.rounds: list[RoundOutcome] = []
@@ -179,20 +194,41 @@ class LifelongLearner:
     def learn_one(self, event: Event) -> float:
         """Predict (blend) and score, then learn everywhere; return the blended prediction."""
         y = event.value
-        y_hat, p_online, p_deep = self.model.step(event.user_id, event.item_id, y,
-                                                  event.context)
-        self._events.add(*self.model.last_rows, y)
-        if self.model.events_seen % self.refit_every == 0 and \
-                len(self._events) == self.model.events_seen:
+        model = self.model
+        y_hat, p_online, p_deep = model.step(event.user_id, event.item_id, y, event.context)
+        events = self._events
+        if events._n < events.capacity:  # History.add, inlined (the common case)
+            u, i = model.last_rows
+            events._u.append(u)
+            events._i.append(i)
+            events._y.append(y)
+            events._n += 1
+        else:
+            events.add(*model.last_rows, y)
+        seen = model.events_seen
+        if seen % self.refit_every == 0 and len(events) == seen:
             # a refit needs every event the biases learned: after a restart (or past the
             # history's capacity) the biases continue by per-event folding alone
-            self.model.biases.refit(self._events)
+            model.biases.refit(events)
         self._preq.update(y, y_hat)
         self._preq_online.update(y, p_online)
         if p_deep is not None:
             self._preq_deep.update(y, p_deep)
-        if self.finetuner is not None:
+        if self.finetuner is None:
+            return y_hat
+        if self.round_growth:
             self._collect(event)
+            return y_hat
+        # _collect inlined (the common case): RoundBatch.add under the HoldBack rule
+        split, batch = self._split, self._batch
+        split.seen += 1
+        samples = batch.held if split.seen % split.every == 0 else batch.fresh_samples
+        samples.users.append(event.user_id)
+        samples.items.append(event.item_id)
+        samples.values.append(float(y))
+        samples.ts.append(float(event.ts))
+        if seen % self.round_every == 0:
+            self._trigger()
         return y_hat
 
     def _collect(self, event: Event) -> None:
@@ -200,15 +236,29 @@ class LifelongLearner:
         seen = self.events_seen
         if not self.round_growth:
             if seen % self.round_every == 0:
-                self.run_round()
+                self._trigger()
             return
         if self._next_round is None:
             self._next_round = seen - 1 + self.round_every
         if seen >= self._next_round:
             # rounds replaying the whole history cost O(history): spaced in proportion to
             # it, their total cost stays linear in the stream's length
-            self.run_round()
+            self._trigger()
             self._next_round = seen + max(self.round_every, int(self.round_growth * seen))
+
+    def _trigger(self) -> None:
+        """A round is due: run it, or skip it while the blend leaves the deep model out."""
+        if self.round_backoff == 1 or not self.model.weights.without_optional:
+            self._spacing, self._skipped = 1, 0
+            self.run_round()
+            return
+        self._skipped += 1
+        if self._skipped < self._spacing:
+            self._batch = RoundBatch()  # skipped: the next round trains on later events
+            self.skipped_rounds += 1
+            return
+        self._spacing, self._skipped = min(2 * self._spacing, self.round_backoff), 0
+        self.run_round()
 
     def run_round(self) -> RoundOutcome | None:
         """The one round on the pending batch; serve the candidate when the gate promotes it."""

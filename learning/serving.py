@@ -30,12 +30,15 @@ import numpy as np
 
 from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
+from learning.deep_kernel import deep_side
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
 from learning.stacking import StackedBlend
 from learning.torch_models import DeepRecommender
 
 __all__ = ["MOVED", "LegacyLifelongLearner", "LegacyLifelongModel", "LifelongModel"]
+
+_UNBOUNDED = (-float("inf"), float("inf"))
 
 
 class LifelongModel:
@@ -222,31 +225,29 @@ class LifelongModel:
         # equal to predict_one before each step)
         serving = self._serving
         biases, bounds = self.biases, self.clip
-        u, i, b_u, b_i, n_u, n_i = biases.lookup_rows(user, item)
-        p_bias = biases.mu + b_u + b_i
+        # BiasModel.lookup_rows, inlined
+        u, i = biases._users.get(user), biases._items.get(item)
+        if u is None:
+            b_u, n_u = 0.0, 0
+        else:
+            c = biases._nu[u]
+            b_u, n_u = biases._su[u] / (c + biases.user_prior), int(c)
+        if i is None:
+            b_i, n_i = 0.0, 0
+        else:
+            c = biases._ni[i]
+            b_i, n_i = biases._si[i] / (c + biases.item_prior), int(c)
+        mu = biases.mu
+        p_bias = mu + b_u + b_i
         p_online = self.online.predict_one(user, item, context)
         if bounds is not None:
             lo, hi = bounds
             p_bias = lo if p_bias < lo else hi if p_bias > hi else p_bias
             p_online = lo if p_online < lo else hi if p_online > hi else p_online
-        p_deep, q_i = p_bias, None
-        if serving is not None:
-            view = serving[0]
-            col, row = view.items.get(item), view.users.get(user)
-            p_deep = view.mu
-            if col is not None:
-                p_deep += float(view.item_bias[col])
-                q_i = view.item_vecs[col]
-                vec = serving[1]._vecs.get(user)
-                if row is not None:
-                    p_deep += float((view.user_vecs[row] + vec) @ q_i if vec is not None
-                                    else view.user_vecs[row] @ q_i)
-                elif vec is not None:
-                    p_deep += float(vec @ q_i)
-            if row is not None:
-                p_deep += float(view.user_bias[row])
-            if bounds is not None:
-                p_deep = lo if p_deep < lo else hi if p_deep > hi else p_deep
+        p_deep = p_bias
+        if serving is not None:  # prediction and fold-in (one compiled call with numba)
+            p_deep = deep_side(serving[0], serving[1], user, item, value,
+                               *(bounds if bounds is not None else _UNBOUNDED))
         blend = self.weights
         segments = blend.segments
         segment = (n_u.bit_length() if n_u.bit_length() < segments else segments - 1) * 4 + (
@@ -274,8 +275,6 @@ class LifelongModel:
         residual = value - p_bias
         blend.push((segment, f1, f2, f3, f4, f5, f6, f7, f8, residual))
         self.online.learn_one(user, item, value, context)
-        if serving is not None:
-            serving[1].update(serving[0], user, q_i, value - p_deep)
         a = self.user_recency
         recent_u[user] = f3 * (1.0 - a) + a * residual
         a = self.item_recency
@@ -286,7 +285,20 @@ class LifelongModel:
         item_sums[item] = s_i + b_u
         self._spread_sum += square
         self._spread_n = n + 1
-        self.last_rows = biases.update_rows(u, i, user, item, value, b_u, b_i)
+        # BiasModel.update_rows, inlined
+        if u is None:
+            u = biases.user_index(user)
+        if i is None:
+            i = biases.item_index(item)
+        biases._nu[u] += 1.0
+        biases._su[u] += value - mu - b_i
+        biases._ni[i] += 1.0
+        biases._si[i] += value - mu - b_u
+        biases._count += 1
+        biases._total += value
+        if not biases.refits:
+            biases.mu = biases._total / biases._count
+        self.last_rows = (u, i)
         self.events_seen += 1
         return y_hat, p_online, p_deep
 

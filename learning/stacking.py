@@ -162,7 +162,13 @@ class StackedBlend:
             pred = np.einsum("kni,ni->kn", self._sets[:, seg, :], z[:, :f])
             self._errors = self._errors * decay + ((z[:, f] - pred) ** 2) @ wts
         self._moments *= decay
-        np.add.at(self._moments, seg, np.einsum("n,ni,nj->nij", wts, z, z))
+        # per segment sum_n w_n z_n z_n^T: the weighted outer products, rows ordered by
+        # segment (stable), summed per run of a segment by np.add.reduceat (np.add.at is slow)
+        order = np.argsort(seg, kind="stable")
+        seg, zo = seg[order], z[order]
+        outer = (zo * wts[order, None])[:, :, None] * zo[:, None, :]
+        starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+        self._moments[seg[starts]] += np.add.reduceat(outer, starts, axis=0)
         self._pending = array("d")
         self._solve()
 

@@ -191,7 +191,8 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
                       replay_capacity: int = 6_000, recent_share: float = 0.8,
                       recent_window: int = 5_000,
                       online_params: dict[str, Any] | None = None,
-                      round_growth: float = 0.0, max_old_regression: float | None = 1e9,
+                      round_growth: float = 0.0, round_backoff: int = 8,
+                      max_old_regression: float | None = 1e9,
                       **learner: Any) -> LifelongLearner:
     import torch
 
@@ -233,7 +234,7 @@ def _lifelong_learner(seed: int, clip: tuple[float, float] | None, *, online: st
         online_params = {"bias_optimizer": optim.SGD(0.05)}
     return LifelongLearner(online, online_params, seed=seed, clip=clip,
                            finetuner=tuner, buffer=buffer, round_every=round_every,
-                           round_growth=round_growth, **learner)
+                           round_growth=round_growth, round_backoff=round_backoff, **learner)
 
 
 def _lifelong_report(learner: LifelongLearner) -> dict[str, Any]:

@@ -119,3 +119,25 @@ def test_round_growth_spaces_rounds_in_proportion_to_the_history():
     assert seen == [200, 400, 600, 900, 1350]
     with pytest.raises(ValueError):
         LifelongLearner(round_growth=-1.0)
+
+
+def test_round_backoff_spaces_rounds_while_the_blend_leaves_the_deep_model_out():
+    deep = DeepRecommender(n_factors=4, clip=(1.0, 5.0), seed=0)
+    learner = LifelongLearner(clip=(1.0, 5.0), round_every=100, round_backoff=4,
+                              finetuner=FineTuner(deep, device="cpu", seed=0))
+    seen = []
+    events = list(SyntheticStream(n_events=2400, drift_at=(), seed=4))
+    for k, ev in enumerate(events):
+        # the blend's choice, forced: with the deep model up to 300, without it to 2000
+        learner.model.weights.without_optional = 300 <= k < 2000
+        before = len(learner.rounds)
+        learner.learn_one(ev)
+        if len(learner.rounds) > before:
+            seen.append(learner.events_seen)
+    # every 100 while used; then 1, 2, 4, 4 ... triggers apart; every 100 again after 2000
+    assert seen == [100, 200, 300, 400, 600, 1000, 1400, 1800, 2100, 2200, 2300, 2400]
+    assert learner.skipped_rounds == 24 - len(seen)
+    # a round after skipped triggers trains on the events since the last trigger only
+    assert learner.rounds[5].fresh + learner.rounds[5].held_out == 100
+    with pytest.raises(ValueError):
+        LifelongLearner(round_backoff=0)
