@@ -30,26 +30,16 @@ missing numba. The kernel is compiled on first use and cached on disk (``cache=T
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 
 import numpy as np
 
 from learning.blend import DeepView
 from learning.foldin import UserVectors
+from learning.jit import ENABLED, jit
 
 __all__ = ["ENABLED", "deep_side", "deep_side_numpy"]
 
 log = logging.getLogger(__name__)
-
-try:  # pragma: no cover - import guard
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
-
-#: whether the compiled path is used (``LIFELONG_NUMBA=0``, or no numba: the numpy path)
-ENABLED = numba is not None and os.environ.get("LIFELONG_NUMBA", "1") != "0"
-
 
 def _kernel_py(user_vecs, item_vecs, user_bias, item_bias, mu, row, col, vec, lr, decay,
                value, lo, hi):  # type: ignore[no-untyped-def]
@@ -73,19 +63,7 @@ def _kernel_py(user_vecs, item_vecs, user_bias, item_bias, mu, row, col, vec, lr
     return p
 
 
-def _compile(func):  # type: ignore[no-untyped-def]
-    if not ENABLED:
-        return None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", numba.NumbaWarning)
-            return numba.njit(cache=True)(func)
-    except (RuntimeError, numba.NumbaWarning) as exc:  # pragma: no cover
-        log.info("numba cache unavailable (%s): the kernel compiles per process", exc)
-        return numba.njit(cache=False)(func)
-
-
-_kernel = _compile(_kernel_py)
+_kernel = jit(_kernel_py) if ENABLED else None
 
 
 def deep_side(view: DeepView, vecs: UserVectors, user: str, item: str, value: float,

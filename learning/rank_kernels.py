@@ -28,47 +28,22 @@ compiled per process (logged once).
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 
 import numpy as np
+
+from learning.jit import ENABLED, jit
 
 __all__ = ["ENABLED", "dense_measure", "features", "measure", "personal_candidates",
            "scores", "softmax_step"]
 
 log = logging.getLogger(__name__)
 
-try:  # pragma: no cover - import guard
-    import numba
-except ImportError:  # pragma: no cover
-    numba = None
-
-#: whether the compiled path is used (``LIFELONG_NUMBA=0``, or no numba: the numpy path)
-ENABLED = numba is not None and os.environ.get("LIFELONG_NUMBA", "1") != "0"
-_warned = False
-
-
-def _jit(func):  # type: ignore[no-untyped-def]
-    """``numba.njit(cache=True)``, or without the disk cache when no directory is writable."""
-    global _warned
-    if numba is None:
-        return func
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", numba.NumbaWarning)
-            return numba.njit(cache=True)(func)
-    except (RuntimeError, numba.NumbaWarning) as exc:
-        if not _warned:
-            log.info("numba cache unavailable (%s): kernels compile per process", exc)
-            _warned = True
-        return numba.njit(cache=False)(func)
-
 
 def _scratch(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.bool_)
 
 
-@_jit
+@jit
 def _mark_part(keys, values, buf, flags, bit, n_keep, listed, m):  # type: ignore[no-untyped-def]
     """Add a part's terms into ``buf``; flag (bit 1) and list its ``n_keep`` best non-zero rows.
 
@@ -106,7 +81,7 @@ def _mark_part(keys, values, buf, flags, bit, n_keep, listed, m):  # type: ignor
     return listed_n, True
 
 
-@_jit
+@jit
 def personal_candidates(popular, co_keys, co_values, seq_keys, seq_values, n_personal, flags,
                         co_buf, seq_buf):  # type: ignore[no-untyped-def]
     """The reranker's candidates from the parts' sparse terms (``CoOccurrence.score_terms``).
@@ -146,7 +121,7 @@ def personal_candidates(popular, co_keys, co_values, seq_keys, seq_values, n_per
     return rows, co, seq, ok
 
 
-@_jit
+@jit
 def features_before_logs(rows, counts, best, co, seq, first, last, events, by_state, f, rel,
                          state):  # type: ignore[no-untyped-def]
     """The inputs of :meth:`~learning.rank_rerank.ListwiseRerank._features`' logs.
@@ -173,7 +148,7 @@ def features_before_logs(rows, counts, best, co, seq, first, last, events, by_st
             state[i, j] = by_state[rows[i], j] / state_max[j] + 1e-4
 
 
-@_jit
+@jit
 def features_after_logs(f, level, gap, cuts):  # type: ignore[no-untyped-def]
     """The rest of the feature rows once columns 0-4, 12-13 and 19-21 hold their logs.
 
@@ -230,7 +205,7 @@ def features(rows: np.ndarray, counts: np.ndarray, best: np.ndarray, co: np.ndar
     return f
 
 
-@_jit
+@jit
 def scores(feats, w, ctx):  # type: ignore[no-untyped-def]
     """``feats @ (w[0] + w[ctx])``, summed left to right."""
     n, m = feats.shape
@@ -243,7 +218,7 @@ def scores(feats, w, ctx):  # type: ignore[no-untyped-def]
     return out
 
 
-@_jit
+@jit
 def softmax_step(feats, raw, at, seen, rows, mask, w, g2, ctx, lr):  # type: ignore[no-untyped-def]
     """One Adagrad step on ``log softmax(raw)[at]``, rows of ``seen`` left out (``mask``: False)."""
     n, m = feats.shape
@@ -268,7 +243,7 @@ def softmax_step(feats, raw, at, seen, rows, mask, w, g2, ctx, lr):  # type: ign
             w[c, j] += lr * grad[j] / np.sqrt(g2[c, j])
 
 
-@_jit
+@jit
 def measure(rows, values, target, exclude, mask, k, floor):  # type: ignore[no-untyped-def]
     """The target's rank and top ``k`` from candidates that outrank every other row.
 
@@ -334,7 +309,7 @@ def measure(rows, values, target, exclude, mask, k, floor):  # type: ignore[no-u
     return rank, top, status
 
 
-@_jit
+@jit
 def dense_measure(scores, target, exclude, mask, k):  # type: ignore[no-untyped-def]
     """``rank_of(scores, target, exclude)`` and ``top_k(scores, k, exclude)`` in one pass.
 
