@@ -66,7 +66,7 @@ def network_gradients(x: np.ndarray, h: np.ndarray, w2: np.ndarray, g: np.ndarra
 class MLPRerank(KNNRerank):
     """:class:`KNNRerank` plus a tanh MLP added to its linear score (module doc)."""
 
-    def __init__(self, *, hidden: int = 32, mlp_lr: float = 1e-3, seed: int = 0,
+    def __init__(self, *, hidden: int = 64, mlp_lr: float = 1e-3, seed: int = 0,
                  **kwargs: Any):
         super().__init__(**kwargs)
         if hidden < 1:
