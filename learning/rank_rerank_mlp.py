@@ -128,12 +128,13 @@ class MLPRerank(KNNRerank):
 
     def _step(self, user: str, item: int, now: float) -> None:
         """One joint step on ``log softmax(score)[item]``: Adagrad (linear), Adam (network)."""
-        rows, feats, score, ctx = self._scored(user, now)
+        rows, feats, linear, ctx = super()._scored(user, now)  # no forward pass if no step
         at = int(np.searchsorted(rows, item))
         seen = self._seen.get(user, set())
         if at >= len(rows) or rows[at] != item or item in seen:
             return
         x, h = self._forward(feats, ctx)
+        score = linear + h @ self._w2
         z = score.copy()
         if seen:
             z[self._seen_mask(seen, rows)] = -np.inf
