@@ -77,12 +77,20 @@ def run(model: Any, events: list[tuple[str, str, float]], k: int = 10,
 def variants() -> dict[str, Callable[[], Any]]:
     from learning.rank_rerank import ListwiseRerank
     from learning.rank_rerank_knn import KNNRerank
+    from learning.rank_rerank_mlp import MLPRerank
     from learning.rankers import Popularity
 
     out: dict[str, Callable[[], Any]] = {
         "decayed-popularity": lambda: Popularity(decay=0.999),
         "rerank": ListwiseRerank,
         "rerank-knn": KNNRerank,
+        "rerank-mlp": MLPRerank,
+        "rerank-mlp-h64": lambda: MLPRerank(hidden=64),
+        "rerank-mlp-lr3e-3": lambda: MLPRerank(mlp_lr=3e-3),
+        "rerank-mlp-h32-s1": lambda: MLPRerank(hidden=32, seed=1),
+        "rerank-mlp-h32-s2": lambda: MLPRerank(hidden=32, seed=2),
+        "rerank-mlp-h64-s1": lambda: MLPRerank(hidden=64, seed=1),
+        "rerank-mlp-h64-s2": lambda: MLPRerank(hidden=64, seed=2),
     }
     try:
         from bench import rank_proto_variants

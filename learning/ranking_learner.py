@@ -60,6 +60,7 @@ RANKING_MODELS: dict[str, Callable[[int], Ranker]] = {
     "deep-blend": lambda seed: _deep("deep-blend", seed),
     "rerank": lambda seed: ListwiseRerank(),
     "rerank-knn": lambda seed: _rerank_knn(),
+    "rerank-mlp": lambda seed: _rerank_mlp(seed),
 }
 # a model with candidate_scores measures its parts (dense passes) on every n-th ranked event
 PART_EVERY = 10
@@ -69,6 +70,12 @@ def _rerank_knn() -> Ranker:
     from learning.rank_rerank_knn import KNNRerank  # a subclass of ListwiseRerank
 
     return KNNRerank()
+
+
+def _rerank_mlp(seed: int) -> Ranker:
+    from learning.rank_rerank_mlp import MLPRerank  # a subclass of KNNRerank
+
+    return MLPRerank(seed=seed)
 
 
 def _deep(name: str, seed: int) -> Ranker:
