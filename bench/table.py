@@ -43,7 +43,8 @@ def rows() -> list[str]:
                    f"{_r(ln['learn']['vs_memory']['eps_cpu'])}x | ≥ 0.75x | {f} |")
         out.append(f"| `learn` / kafka-python + River | {_r(ln['learn']['vs_kafka']['eps_cpu'])}x"
                    f" | ≥ 0.95x | {f} |")
-    if (ev := _load("learn-evaluate-speed5.json", "learn-evaluate-after.json")) is not None:
+    if (ev := _load("learn-evaluate-s5-final.json", "learn-evaluate-speed5.json",
+                    "learn-evaluate-after.json")) is not None:
         e, f = ev["evaluate"], ev["_file"]
         if "vs_bare_process" in e:  # the bare loop as a whole process too (bench.learn)
             out.append(f"| `evaluate` 100k-row csv, whole process / bare loop as a whole "
@@ -61,7 +62,8 @@ def rows() -> list[str]:
                 out.append(f"| River-only `learn`, {name} (wall) | "
                            f"{_r(st['startup'][name])} s | < 2 s after imports | "
                            "learn-startup.json |")
-    for names in (("freshness-quiet-final.json", "freshness-5k-speed4.json", "freshness-5k.json"),
+    for names in (("freshness-5k-s5-quiet.json", "freshness-quiet-final.json",
+                   "freshness-5k-speed4.json", "freshness-5k.json"),
                   ("freshness-2k-speed4.json",)):
         if (fr := _load(*names)) is None:
             continue
