@@ -9,27 +9,23 @@ shard's version covers the request and none holds the user.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import msgspec
 import pytest
-import redis
 from typer.testing import CliRunner
 
 from lifelong.cli import app
 from model_store import Registry
 from model_store.router import partition_for, shard_name
-from stream.admin import TopicSpec, delete_topics, ensure_topics
 from stream.producer import EventProducer
 from stream.synthetic import SyntheticStream
+from tests.integration.consumers.sharded import assigned, sharded_env, start_learner, wait_for
 
 pytestmark = pytest.mark.integration
 PARTS = 4
@@ -38,53 +34,12 @@ N = 2000
 
 @pytest.fixture()
 def env(kafka, redis_service, unique, signing_key):
-    topic = f"it-sherase-{unique}"
-    topics = [topic, f"{topic}.dlq", f"{topic}.quarantine", f"{topic}.erasures"]
-    ensure_topics(kafka.address, [TopicSpec(topic, PARTS), *(TopicSpec(t, 1)
-                                                             for t in topics[1:])])
-    values = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.address,
-        "REDIS_URL": redis_service.address, "LIFELONG_PREFIX": f"it-sherase-{unique}",
-        "LIFELONG_TOPIC": topic, "LIFELONG_DLQ_TOPIC": topics[1],
-        "LIFELONG_QUARANTINE_TOPIC": topics[2], "LIFELONG_ERASURE_TOPIC": topics[3],
-        "LIFELONG_PARTITIONS": str(PARTS), "LIFELONG_GROUP_ID": f"it-sherase-{unique}",
-        "LIFELONG_MODEL": "reco", "LIFELONG_SIGNING_KEY": signing_key,
-        "LIFELONG_SHARDED": "true", "LIFELONG_ITEM_EXCHANGE": "off",
-    }
-    for name in ("LIFELONG_SIGNING_KEY_FILE", "LIFELONG_PSEUDONYM_KEY",
-                 "LIFELONG_PSEUDONYM_KEY_FILE"):
-        values.pop(name, None)
-    yield values
-    delete_topics(kafka.address, topics)
-    client = redis.Redis.from_url(redis_service.address)
-    keys = list(client.scan_iter(f"it-sherase-{unique}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from sharded_env(kafka.address, redis_service.address, f"it-sherase-{unique}", PARTS,
+                           signing_key, erasures=True, extra={"LIFELONG_ITEM_EXCHANGE": "off"})
 
 
 def _learner(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    exe = shutil.which("lifelong", path=str(Path(sys.executable).parent))
-    assert exe
-    with log.open("wb") as out:
-        return subprocess.Popen([exe, "learn", "--publish-every-events", "200",
-                                 "--publish-every-seconds", "1", "--idle-timeout", "180"],
-                                env={**env, "COLUMNS": "200"}, stdout=out,
-                                stderr=subprocess.STDOUT)
-
-
-def _wait(what: str, ready, procs, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert all(p.poll() is None for p in procs), "a learner died by itself"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
-
-
-def _assigned(log: Path) -> set[int]:
-    found = re.findall(r"assigned partitions \[([\d, ]*)\]",
-                       log.read_text() if log.exists() else "")
-    return {int(p) for p in found[-1].split(",") if p.strip()} if found else set()
+    return start_learner(env, log, publish_every_events=200, idle_timeout=180)
 
 
 def test_two_sharded_learners_apply_an_erasure_request_to_the_users_shard_once(env, tmp_path):
@@ -104,17 +59,17 @@ def test_two_sharded_learners_apply_an_erasure_request_to_the_users_shard_once(e
         return sum(v.extra["events_seen"] for v in latest if v is not None)
 
     try:
-        _wait("the group to balance", lambda: all(len(_assigned(x)) == 2 for x in logs),
+        wait_for("the group to balance", lambda: all(len(assigned(x)) == 2 for x in logs),
               procs, 120)
         with EventProducer(env["KAFKA_BOOTSTRAP_SERVERS"], env["LIFELONG_TOPIC"]) as producer:
             producer.send_all(events, rate=2000.0)
-        _wait("every event learned and published", lambda: seen() >= N, procs, 120)
+        wait_for("every event learned and published", lambda: seen() >= N, procs, 120)
         assert victim.encode() in registry.read_blob(names[mine], "latest")
         before = {n: registry.latest(n).number for n in names}
-        holder = next(k for k, log in enumerate(logs) if mine in _assigned(log))
+        holder = next(k for k, log in enumerate(logs) if mine in assigned(log))
         sent = CliRunner().invoke(app, ["forget", "--user", victim, "--via-topic"], env=env)
         assert sent.exit_code == 0, sent.output
-        _wait("the erasure version", lambda: registry.latest(names[mine]).number
+        wait_for("the erasure version", lambda: registry.latest(names[mine]).number
               > before[names[mine]], procs, 60)
         erased = registry.latest(names[mine])
         assert erased.offsets[f"{env['LIFELONG_ERASURE_TOPIC']}:0"] == 1  # covers the request
@@ -126,7 +81,7 @@ def test_two_sharded_learners_apply_an_erasure_request_to_the_users_shard_once(e
         procs[holder].send_signal(signal.SIGTERM)
         assert procs[holder].wait(60) == 0
         other = 1 - holder
-        _wait("one learner holding every shard", lambda: len(_assigned(logs[other])) == PARTS,
+        wait_for("one learner holding every shard", lambda: len(assigned(logs[other])) == PARTS,
               [procs[other]], 60)
         time.sleep(3)
         for name in names:

@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
-import redis
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
@@ -31,10 +26,10 @@ from learning.item_side import ItemSide
 from learning.item_side import decode as decode_delta
 from model_store import Registry
 from model_store.router import ShardRouter, partition_for, read_manifest, shard_name
-from stream.admin import TopicSpec, delete_topics, ensure_topics
 from stream.producer import EventProducer
 from stream.schema import Event, decode
 from stream.synthetic import SyntheticStream
+from tests.integration.consumers.sharded import assigned, sharded_env, start_learner, wait_for
 
 pytestmark = pytest.mark.integration
 PARTS = 6
@@ -43,38 +38,12 @@ N = 6000
 
 @pytest.fixture()
 def env(kafka, redis_service, unique, signing_key):
-    topic = f"it-shards-{unique}"
-    topics = [topic, f"{topic}.dlq", f"{topic}.quarantine"]
-    ensure_topics(kafka.address, [TopicSpec(topic, PARTS), TopicSpec(topics[1], 1),
-                                  TopicSpec(topics[2], 1)])
-    values = {
-        **os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka.address,
-        "REDIS_URL": redis_service.address, "LIFELONG_PREFIX": f"it-shards-{unique}",
-        "LIFELONG_TOPIC": topic, "LIFELONG_DLQ_TOPIC": topics[1],
-        "LIFELONG_QUARANTINE_TOPIC": topics[2], "LIFELONG_PARTITIONS": str(PARTS),
-        "LIFELONG_GROUP_ID": f"it-shards-{unique}", "LIFELONG_MODEL": "reco",
-        "LIFELONG_SIGNING_KEY": signing_key, "LIFELONG_SHARDED": "true",
-    }
-    for name in ("LIFELONG_SIGNING_KEY_FILE", "LIFELONG_PSEUDONYM_KEY",
-                 "LIFELONG_PSEUDONYM_KEY_FILE", "LIFELONG_ERASURE_TOPIC"):
-        values.pop(name, None)
-    yield values
-    delete_topics(kafka.address, topics)
-    client = redis.Redis.from_url(redis_service.address)
-    keys = list(client.scan_iter(f"it-shards-{unique}:*"))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    yield from sharded_env(kafka.address, redis_service.address, f"it-shards-{unique}", PARTS,
+                           signing_key)
 
 
 def _learner(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    exe = shutil.which("lifelong", path=str(Path(sys.executable).parent))
-    assert exe
-    with log.open("wb") as out:
-        return subprocess.Popen([exe, "learn", "--publish-every-events", "150",
-                                 "--publish-every-seconds", "1", "--idle-timeout", "120"],
-                                env={**env, "COLUMNS": "200"}, stdout=out,
-                                stderr=subprocess.STDOUT)
+    return start_learner(env, log, publish_every_events=150, idle_timeout=120)
 
 
 def _produce(env: dict[str, str], events: list[Event], rate: float) -> None:
@@ -84,14 +53,6 @@ def _produce(env: dict[str, str], events: list[Event], rate: float) -> None:
 
 def _latest(registry: Registry) -> dict[int, object]:
     return {p: registry.latest(shard_name("reco", p)) for p in range(PARTS)}
-
-
-def _wait(what: str, ready, procs, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not ready():
-        assert all(p.poll() is None for p in procs), "a learner died by itself"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _topic_truth(env: dict[str, str]) -> dict[int, tuple[int, float, int]]:
@@ -115,16 +76,6 @@ def _topic_truth(env: dict[str, str]) -> dict[int, tuple[int, float, int]]:
             for p, (n, s) in truth.items()}
 
 
-def _assignments(logs: list[Path]) -> list[set[int]]:
-    """Each learner's latest assignment, from its log (``assigned partitions [...]``)."""
-    out = []
-    for log in logs:
-        found = re.findall(r"assigned partitions \[([\d, ]*)\]",
-                           log.read_text() if log.exists() else "")
-        out.append({int(p) for p in found[-1].split(",") if p.strip()} if found else set())
-    return out
-
-
 def test_three_sharded_learners_one_killed_one_added_learn_every_event_once(env, tmp_path):
     events = list(SyntheticStream(n_events=N, drift_at=(), seed=11))
     registry = Registry.from_url(env["REDIS_URL"], prefix=env["LIFELONG_PREFIX"])
@@ -132,10 +83,10 @@ def test_three_sharded_learners_one_killed_one_added_learn_every_event_once(env,
     procs = [_learner(env, log) for log in logs[:3]]
     producer = threading.Thread(target=_produce, args=(env, events, 500.0))
     try:
-        _wait("the group to balance", lambda: all(
-            len(a) == 2 for a in _assignments(logs[:3])), procs, 120)
+        wait_for("the group to balance", lambda: all(
+            len(a) == 2 for a in [assigned(x) for x in logs[:3]]), procs, 120)
         producer.start()  # 12 s of events at 500/s
-        _wait("every shard's first version",
+        wait_for("every shard's first version",
               lambda: all(v is not None for v in _latest(registry).values()), procs, 60)
         before_kill = {p: v.extra["events_seen"] for p, v in _latest(registry).items()}
         os.kill(procs[0].pid, signal.SIGKILL)  # mid-stream, holding two partitions
@@ -145,10 +96,10 @@ def test_three_sharded_learners_one_killed_one_added_learn_every_event_once(env,
         # the dead member's session times out after 10 s (lifelong.shard_wiring's group
         # settings), so the survivors may take its partitions and finish the stream before
         # the added learner has started: wait for its share, then for every event
-        _wait("the added learner's partitions", lambda: bool(_assignments(logs[3:])[0]),
+        wait_for("the added learner's partitions", lambda: bool(assigned(logs[3])),
               procs, 120)
         producer.join(60)
-        _wait("every event learned and published",
+        wait_for("every event learned and published",
               lambda: sum(v.extra["events_seen"] for v in _latest(registry).values()) >= N,
               procs, 180)
     finally:

@@ -20,8 +20,8 @@ def _view(rng: np.random.Generator, users: int = 6, items: int = 5, dim: int = 4
 @pytest.mark.parametrize(("lr", "bounds", "max_users"), [
     (0.05, (1.0, 5.0), 1000), (0.0, (1.0, 5.0), 1000), (0.2, (-np.inf, np.inf), 3)])
 def test_the_kernel_predicts_and_folds_in_as_numpy(lr, bounds, max_users):
-    if not deep_kernel.ENABLED:
-        pytest.skip("numba is not installed or LIFELONG_NUMBA=0: only the numpy path runs")
+    assert deep_kernel.ENABLED, ("numba is a dependency (pyproject.toml): install it, and "
+                                 "run the tests without LIFELONG_NUMBA=0")
     rng = np.random.default_rng(7)
     view = _view(rng)
     fast = UserVectors(lr=lr, l2=0.05, max_users=max_users)

@@ -15,7 +15,12 @@ from learning.ranking_learner import RankingLearner
 from learning.ranking_metrics import RankingPrequential, rank_of, top_k
 from stream.schema import Event
 
-pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba kernels disabled")
+
+@pytest.fixture(autouse=True)
+def _compiled() -> None:
+    """These tests compare the kernels with numpy: they need them on, never skip."""
+    assert kernels.ENABLED, ("numba is a dependency (pyproject.toml): install it, and run "
+                             "the tests without LIFELONG_NUMBA=0")
 
 
 def _stream(seed: int, n: int = 500, users: int = 30, items: int = 60) -> list[Event]:
