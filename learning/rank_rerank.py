@@ -319,7 +319,16 @@ class ListwiseRerank(RerankNegatives):
                                  self._scratch(), self._w, self._g2, ctx, self.lr)
             self._cache = None  # its raw scores came from the old weights
             return
-        z = raw.copy()
+        self._softmax_step(rows, feats, raw, at, seen, ctx)
+        self._cache = None
+
+    def _softmax_step(self, rows: np.ndarray, feats: np.ndarray, scores: np.ndarray, at: int,
+                      seen: set[int], ctx: int) -> np.ndarray:
+        """Adagrad on the linear weights for ``log softmax(scores)[at]`` (seen rows masked).
+
+        Returns ``d log p / d scores`` (the numpy reference of ``kernels.softmax_step``).
+        """
+        z = scores.copy()
         if seen:
             z[self._seen_mask(seen, rows)] = -np.inf
         p = np.exp(z - z[at])
@@ -330,7 +339,7 @@ class ListwiseRerank(RerankNegatives):
         for c in (0, ctx):
             self._g2[c] += grad * grad
             self._w[c] += self.lr * grad / np.sqrt(self._g2[c])
-        self._cache = None
+        return g
 
     def _count(self, item: int, weight: float, ts: float) -> None:
         if math.isnan(self._tref):

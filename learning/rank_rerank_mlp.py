@@ -134,18 +134,7 @@ class MLPRerank(KNNRerank):
         if at >= len(rows) or rows[at] != item or item in seen:
             return
         x, h = self._forward(feats, ctx)
-        score = linear + h @ self._w2
-        z = score.copy()
-        if seen:
-            z[self._seen_mask(seen, rows)] = -np.inf
-        p = np.exp(z - z[at])
-        p /= p.sum()
-        g = -p
-        g[at] += 1.0  # d log p_item / d score_i
-        grad = g @ feats
-        for c in (0, ctx):
-            self._g2[c] += grad * grad
-            self._w[c] += self.lr * grad / np.sqrt(self._g2[c])
+        g = self._softmax_step(rows, feats, linear + h @ self._w2, at, seen, ctx)
         grads = network_gradients(x, h, self._w2, g)
         self._t += 1
         c1, c2 = 1.0 - _BETA1 ** self._t, 1.0 - _BETA2 ** self._t
