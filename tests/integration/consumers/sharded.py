@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -73,3 +74,16 @@ def assigned(log: Path) -> set[int]:
     found = re.findall(r"assigned partitions \[([\d, ]*)\]",
                        log.read_text() if log.exists() else "")
     return {int(p) for p in found[-1].split(",") if p.strip()} if found else set()
+
+
+def stop(procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    """SIGTERM the learners still running, wait for all, and print their logs' tails
+    (pytest shows them on failure)."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(60)
+    for log in logs:
+        if log.exists():
+            print(log.name, log.read_text()[-3000:])

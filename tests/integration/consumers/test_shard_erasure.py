@@ -25,7 +25,7 @@ from model_store import Registry
 from model_store.router import partition_for, shard_name
 from stream.producer import EventProducer
 from stream.synthetic import SyntheticStream
-from tests.integration.consumers.sharded import assigned, sharded_env, start_learner, wait_for
+from tests.integration.consumers.sharded import assigned, sharded_env, start_learner, stop, wait_for
 
 pytestmark = pytest.mark.integration
 PARTS = 4
@@ -87,14 +87,7 @@ def test_two_sharded_learners_apply_an_erasure_request_to_the_users_shard_once(e
         for name in names:
             assert victim.encode() not in registry.read_blob(name, "latest"), name
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(60)
-        for log in logs:  # shown by pytest on failure
-            if log.exists():
-                print(log.name, log.read_text()[-3000:])
+        stop(procs, logs)
     assert all(p.returncode == 0 for p in procs)
     for name in names:  # after both stopped: every shard's version covers the request
         assert victim.encode() not in registry.read_blob(name, "latest"), name

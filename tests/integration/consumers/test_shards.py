@@ -29,7 +29,7 @@ from model_store.router import ShardRouter, partition_for, read_manifest, shard_
 from stream.producer import EventProducer
 from stream.schema import Event, decode
 from stream.synthetic import SyntheticStream
-from tests.integration.consumers.sharded import assigned, sharded_env, start_learner, wait_for
+from tests.integration.consumers.sharded import assigned, sharded_env, start_learner, stop, wait_for
 
 pytestmark = pytest.mark.integration
 PARTS = 6
@@ -103,14 +103,7 @@ def test_three_sharded_learners_one_killed_one_added_learn_every_event_once(env,
               lambda: sum(v.extra["events_seen"] for v in _latest(registry).values()) >= N,
               procs, 180)
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            proc.wait(60)
-        for log in logs:  # shown by pytest on failure
-            if log.exists():
-                print(log.name, log.read_text()[-3000:])
+        stop(procs, logs)
     assert sum(before_kill.values()) < N  # the kill came mid-stream
     assert all(p.returncode == 0 for p in procs)
     assert read_manifest(registry, "reco").partitions == PARTS
