@@ -58,7 +58,33 @@ def child_learner(topic: str, prefix: str, model: str, seconds: float) -> None:
     print(json.dumps({"consumed": stats.consumed, "learned": stats.learned,
                       "quarantined": stats.quarantined, "versions": len(stats.versions),
                       **{k: getattr(publisher, k, None) for k in (
-                          "bases", "deltas", "forked_bases", "forked_failures")}}))
+                          "bases", "deltas", "forked_bases", "forked_failures")},
+                      "publish": publish_split(stats, getattr(publisher, "timings", {}))}))
+
+
+def publish_split(stats: Any, timings: dict[str, float]) -> dict[str, Any]:
+    """Where the learner's time between versions goes, from its own clock.
+
+    Per version: how long the publish took, how long the floor held it once due, and the
+    time from one publish's start to the next's; the seconds of each step summed over the
+    run (the worker's: finite check, checkpoint, store, Kafka commit; the publisher's
+    split of ``store``: rows taken, worker state diffed, encoded, stored, base, fork).
+    """
+    times = stats.publish_times
+    if not times:
+        return {}
+    took = [t for _, t, _ in times]
+    held = [h for _, _, h in times]
+    starts = [s for s, _, _ in times]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    out: dict[str, Any] = {"n": len(times), "took": _percentiles(took),
+                           "held": {**_percentiles(held), "total": sum(held)},
+                           "steps_seconds": dict(stats.publish_steps),
+                           "publisher_seconds": dict(timings), "elapsed": stats.elapsed,
+                           "share": sum(took) / stats.elapsed if stats.elapsed else None}
+    if gaps:
+        out["start_to_start"] = _percentiles(gaps)
+    return out
 
 
 def child_bare(bootstrap: str, topic: str, seconds: float) -> None:
@@ -182,6 +208,8 @@ def one_run(bootstrap: str, rate: float, seconds: float, warmup: float,
         out_run = {**_percentiles(fresh), "produced": len(sent), "rate": achieved,
                    "versions": len(swaps), "child": out.strip().splitlines()[-1][:200]
                    if not baseline else ""}
+        if not baseline:
+            out_run["publish"] = json.loads(out.strip().splitlines()[-1]).get("publish", {})
         if not baseline and swaps:  # where the time goes: between versions, store -> here
             start = sent[0] + warmup
             late = [(at, c) for (at, _), c in zip(swaps, created, strict=True) if at >= start]
@@ -250,6 +278,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["learn"][key] = {k: summary([g[k] for g in got]) for k in ("p50", "p99")}
             print(f"  {key:<22} p50 {result['learn'][key]['p50']['median']:.3f} s  "
                   f"p99 {result['learn'][key]['p99']['median']:.3f} s (medians over runs)")
+    for run in result["runs"]:
+        pub = run["learn"].get("publish") or {}
+        if pub:
+            print(f"  publish took p50 {pub['took']['p50']:.3f} s max {pub['took']['max']:.3f}"
+                  f" s, held by the floor max {pub['held']['max']:.3f} s, share "
+                  f"{pub['share']:.3f}; steps " + " ".join(
+                      f"{k} {v:.2f}" for k, v in {**pub["steps_seconds"],
+                                                  **pub["publisher_seconds"]}.items()))
     for kind, name in (("learn", "learn -> subscriber"), ("bare", "bare consumer")):
         r = result[kind]
         print(f"  {name:<20} p50 {r['p50']['median']:.3f} s [{r['p50']['min']:.3f}-"

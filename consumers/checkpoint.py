@@ -60,6 +60,9 @@ class Checkpoint:
         self.dedup = dedup
         self.quality = dict(quality or {})
         self.impressions = impressions
+        # not stored: the gate users touched since the previous version (the worker's
+        # QualityGates.take_touched; None: unknown), so a delta diffs only those
+        self.quality_touched: dict[str, list[Any]] | None = None
 
     @classmethod
     def of(cls, obj: Any) -> Checkpoint:

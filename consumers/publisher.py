@@ -129,6 +129,8 @@ class RegistryPublisher:
         self._chain, self._chain_bytes = 0, 0
         self._dedup: bytes | None = None  # the worker state the previous version holds
         self._quality: dict[str, Any] = {}
+        # the gate users touched since ``_quality`` (QualityGates.take_touched); None: unknown
+        self._touched: dict[str, list[Any]] | None = None
         self.bases = 0
         self.deltas = 0
         # bases written by a forked child (consumers.base_writer, docs/publishing.md)
@@ -145,6 +147,9 @@ class RegistryPublisher:
         self._fork: _Fork | None = None  # the base a child is writing, or has written
         self.forked_bases = 0
         self.forked_failures = 0
+        # seconds spent in each step of publishing, summed over the run (bench.freshness):
+        # rows taken, the worker state diffed, encoded, stored (delta or in-line base), forked
+        self.timings = dict.fromkeys(("delta", "diff", "encode", "store", "base", "fork"), 0.0)
 
     def publish(self, learner: Learner, positions: dict[tuple[str, int], int]) -> int:
         """Store ``learner`` as the next version (a base or a delta); return its number."""
@@ -161,6 +166,8 @@ class RegistryPublisher:
             "tags": tags,
             **version_metadata(learner),  # newest_event_ts, for event time -> served
         }
+        if isinstance(learner, Checkpoint):
+            self._touched = _merge_touched(self._touched, learner.quality_touched)
         self._poll_fork()
         if self._fork is not None and getattr(inner, "_needs_base", False):
             self._drop_fork("an erasure: the next version is a base without the user")
@@ -172,27 +179,32 @@ class RegistryPublisher:
                 metadata["dedup_sha256"] = digest
             if self.compact_after and delta_capable(inner):
                 metadata["chain"] = 0  # a base deltas will follow: subscribers keep a standby
+            at = time.perf_counter()
             version = self.registry.publish_object(self.model, learner, metadata=metadata,
                                                    parent=self._last)
+            self.timings["base"] += time.perf_counter() - at
             self._base, self._chain, self._chain_bytes = version, 0, 0
             self.bases += 1
         else:
             self._chain += 1
             self._chain_bytes = int(version.extra.get("chain_bytes", 0))
             self.deltas += 1
-        if isinstance(learner, Checkpoint):
-            self._dedup, self._quality = learner.dedup, learner.quality
         if self._fork is not None and self._fork.number is None:  # a child writes: remember
             users, items = inner.dirty_rows()  # the rows deltas over its base will need
             self._fork.users |= users
             self._fork.items |= items
+            self._fork.touched = _merge_touched(self._fork.touched, self._touched)
+        if isinstance(learner, Checkpoint):
+            self._dedup, self._quality, self._touched = learner.dedup, learner.quality, {}
         clear = getattr(inner, "clear_dirty", None)
         if callable(clear):
             clear()  # the version holds every row touched so far
         self._previous = version
         self._last = version.number
         if compact:  # a consistent point: the learner is exactly ``version``
+            at = time.perf_counter()
             self._start_fork(learner, version, metadata)
+            self.timings["fork"] += time.perf_counter() - at
         return int(version.number)
 
     def continue_from(self, version: Any, checkpoint: Any = None) -> None:
@@ -311,23 +323,29 @@ class RegistryPublisher:
                 or isinstance(learner, Checkpoint) != (self._dedup is not None)
                 or getattr(learner, "impressions", None) is not None):  # no join state in deltas
             return None, False
+        timings, at = self.timings, time.perf_counter()
         fork = self._fork if self._fork is not None and self._fork.number is not None else None
         if fork is not None:  # the first delta over the child's base: every row since it
             users, items = inner.dirty_rows()
             parent, base, chain, chain_bytes = fork.base, fork.base, 0, 0
             before_dedup, before_quality = fork.dedup, fork.quality
+            touched = _merge_touched(fork.touched, self._touched)
             delta = take_delta(inner, (fork.users | users, fork.items | items))
         else:
             parent, base, chain, chain_bytes = (self._previous, self._base, self._chain,
                                                 self._chain_bytes)
-            before_dedup, before_quality = self._dedup, self._quality
+            before_dedup, before_quality, touched = self._dedup, self._quality, self._touched
             delta = take_delta(inner)
+        at = _took(timings, "delta", at)
         blob = DeltaBlob(parent_sha256=parent.sha256, base=base.number, learner=delta)
         if isinstance(learner, Checkpoint) and before_dedup is not None:
             blob.dedup_tail = dedup_tail(before_dedup, learner.dedup)
             blob.dedup_len = len(learner.dedup) // 8
-            blob.quality_set, blob.quality_drop = quality_diff(before_quality, learner.quality)
+            blob.quality_set, blob.quality_drop = quality_diff(before_quality, learner.quality,
+                                                               touched)
+        at = _took(timings, "diff", at)
         data = encode_delta(blob)
+        at = _took(timings, "encode", at)
         limit = self.compact_share * max(base.size, self.compact_floor_bytes)
         size = chain_bytes + len(data)
         due = chain >= self.compact_after or size > limit
@@ -338,10 +356,41 @@ class RegistryPublisher:
         version = publish_delta(self.registry, self.model, blob, parent=parent,
                                 metadata=metadata, chain=chain + 1, chain_bytes=chain_bytes,
                                 data=data)
+        _took(timings, "store", at)
         if fork is not None:
             self._base, self._chain, self._chain_bytes = fork.base, 0, 0
             self._fork = None
         return version, due and self._fork is None
+
+
+def _merge_touched(a: dict[str, list[Any]] | None, b: dict[str, list[Any]] | None
+                   ) -> dict[str, list[Any]] | None:
+    """The gate users touched in either span (per type and rule); None where either is unknown.
+
+    >>> _merge_touched({"*": [{"a": None}]}, {"*": [{"b": None}], "click": [None]})
+    {'*': [{'a': None, 'b': None}], 'click': [None]}
+    >>> _merge_touched(None, {"*": [{}]}) is None
+    True
+    """
+    if a is None or b is None:
+        return None
+    out = dict(a)
+    for kind, rules in b.items():
+        mine = out.get(kind)
+        if mine is None:
+            out[kind] = list(rules)
+            continue
+        if len(mine) != len(rules):
+            return None
+        out[kind] = [None if x is None or y is None else {**x, **y}
+                     for x, y in zip(mine, rules, strict=True)]
+    return out
+
+
+def _took(timings: dict[str, float], step: str, since: float) -> float:
+    now = time.perf_counter()
+    timings[step] += now - since
+    return now
 
 
 class _Fork:
@@ -357,3 +406,4 @@ class _Fork:
         self.quality = quality
         self.users: set[str] = set()  # rows touched since the base's state
         self.items: set[str] = set()
+        self.touched: dict[str, list[Any]] | None = {}  # ... and gate users (None: unknown)

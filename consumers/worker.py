@@ -9,7 +9,9 @@ model version is published: a :class:`~consumers.checkpoint.Checkpoint` (the lea
 the dedup window) with the positions it covers, the resume point of a restarted learner.
 Kafka's offsets are committed after it (for lag monitoring; a failed commit is counted,
 never fatal). A version is due after ``publish_every_events`` events or
-``publish_every_seconds``, whichever first, within a floor: publishing draws on a budget
+``publish_every_seconds`` since the previous one started (so versions come every
+``publish_every_seconds`` while a publish is shorter than that), whichever first, within a
+floor: publishing draws on a budget
 of time that grows by ``publish_max_share`` of the elapsed time (up to
 ``publish_burst_seconds``), and none is due while it is spent, so over any run publishing
 takes at most that share of the time plus the burst (1.0 here: no floor; ``lifelong
@@ -109,11 +111,24 @@ class WorkerStats:
     erasures: int = 0
     started: float = field(default_factory=time.monotonic)
     elapsed: float = 0.0
+    # per version published: (start on the worker's clock, seconds it took, seconds a due
+    # version was held by the floor before it): where the time between versions goes
+    publish_times: list[tuple[float, float, float]] = field(default_factory=list)
+    # seconds in all of the worker's own steps of publishing (the publisher's: its timings)
+    publish_steps: dict[str, float] = field(default_factory=lambda: {
+        "check": 0.0, "checkpoint": 0.0, "store": 0.0, "commit": 0.0})
 
     @property
     def events_per_second(self) -> float:
         """Consumed records per second of wall time."""
         return self.consumed / self.elapsed if self.elapsed > 0 else 0.0
+
+
+def _step(steps: dict[str, float], name: str, since: float) -> float:
+    """Add the time since ``since`` to ``steps[name]``; return now (``perf_counter``)."""
+    now = time.perf_counter()
+    steps[name] += now - since
+    return now
 
 
 class LearnerWorker:
@@ -186,7 +201,8 @@ class LearnerWorker:
         self._current: Record | None = None  # the record being handled, not yet placed
         self._covered: Positions = dict(self._positions)  # what the last version covers
         self._since_publish = 0
-        self._last_publish = clock()
+        self._last_publish = clock()  # when the last publish started (the cadence's origin)
+        self._held_since: float | None = None  # a due version the floor holds, since when
         # the events learned in the batch being handled, and the predictions made for them
         self._batch_events: list[Event] = []
         self._batch_preds: list[float] = []
@@ -399,10 +415,15 @@ class LearnerWorker:
         if self.publisher is None or self._nothing_new():
             return False
         now = self._clock()
-        if now < self._retry_at or not self._budget_left(now):
+        if now < self._retry_at:
             return False
-        return (self._since_publish >= self.publish_every_events
-                or now - self._last_publish >= self.publish_every_seconds)
+        due = (self._since_publish >= self.publish_every_events
+               or now - self._last_publish >= self.publish_every_seconds)
+        if due and not self._budget_left(now):
+            if self._held_since is None:
+                self._held_since = now
+            return False
+        return due
 
     @property
     def positions(self) -> Positions:
@@ -430,13 +451,19 @@ class LearnerWorker:
         """
         if self.publisher is None or self._nothing_new():
             return None
+        # the floor counts the whole of it, the finite check included
+        started, steps, at = self._clock(), self.stats.publish_steps, time.perf_counter()
         if self._refuse_non_finite():
             return None
-        started = self._clock()
         try:
+            at = _step(steps, "check", at)
             self._flush_places()  # a version covers a refused record only once it is durable
             covered = dict(self._positions)
-            version = self.publisher.publish(self.checkpoint(), covered)
+            checkpoint = self.checkpoint()
+            checkpoint.quality_touched = self.quality.take_touched()  # since the last call
+            at = _step(steps, "checkpoint", at)
+            version = self.publisher.publish(checkpoint, covered)  # its own split: .timings
+            at = _step(steps, "store", at)
         except Exception as exc:  # any store failure: keep learning, retry later
             self.stats.publish_failures += 1
             self._retry_at = self._clock() + self.retry_seconds
@@ -449,17 +476,21 @@ class LearnerWorker:
         if self.freshness is not None:
             self.freshness.published()
         self._since_publish = 0
-        self._last_publish = self._clock()
-        self._budget_left(self._last_publish)
-        self._budget -= self._last_publish - started  # the floor: time spent publishing
+        self._last_publish, ended = started, self._clock()
+        self._budget_left(ended)
+        self._budget -= ended - started  # the floor: time spent publishing
+        held, self._held_since = (0.0 if self._held_since is None
+                                  else started - self._held_since), None
         self.stats.versions.append(version)
+        self.stats.publish_times.append((started, ended - started, held))
         if self.metrics is not None:
-            self.metrics.publish_duration.observe(self._last_publish - started)
+            self.metrics.publish_duration.observe(ended - started)
             self.metrics.version.set(version)
             self.metrics.published.set(self._wall())
         log.info("published %s version %d after %d events", self.learner.model_name, version,
                  self.learner.events_seen)
         self._commit_after_publish()
+        _step(steps, "commit", at)
         return version
 
     def _commit_after_publish(self) -> None:

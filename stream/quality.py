@@ -131,11 +131,17 @@ class UserRate:
         # user -> (window start, count): immutable pairs, so a snapshot (each publish) is a
         # shallow dict copy, not a list copy per user
         self._windows: dict[str, tuple[float, float]] = {}
+        # the users whose window changed since take_touched, in the order first touched (a
+        # dict: new users keep the windows' order), None: not tracked, or any user
+        self._touched: dict[str, None] | None = None
 
     def check(self, event: Event, now: float) -> str | None:
         """Count the event in its user's window; refuse it past the limit."""
         user, ts = event.user_id, event.ts
         w = self._windows.get(user)
+        touched = self._touched
+        if touched is not None:
+            touched[user] = None
         if w is None or ts >= w[0] + self.per_seconds or ts < w[0]:
             if w is None and len(self._windows) >= self.capacity:
                 self._forget(ts)
@@ -148,7 +154,24 @@ class UserRate:
                     f"{self.per_seconds:g} s from one user")
         return None
 
+    def take_touched(self) -> dict[str, None] | None:
+        """The users whose window may have changed since the last call; None: any user.
+
+        The first call starts the tracking (None: nothing is known before it); so do the
+        calls after :meth:`restore` or a sweep of old windows, which change any user.
+
+        >>> rate = UserRate(2, 60.0)
+        >>> rate.take_touched() is None
+        True
+        >>> _ = rate.check(Event("1", "u", "i", "click", 1.0, 10.0), 0.0)
+        >>> rate.take_touched(), rate.take_touched()
+        ({'u': None}, {})
+        """
+        touched, self._touched = self._touched, {}
+        return touched
+
     def _forget(self, ts: float) -> None:
+        self._touched = None  # a sweep: any user may be gone
         horizon = ts - self.per_seconds
         self._windows = {u: w for u, w in self._windows.items() if w[0] >= horizon}
         if len(self._windows) >= self.capacity:  # all recent: drop the oldest half
@@ -162,6 +185,7 @@ class UserRate:
     def restore(self, state: Mapping[str, Sequence[float]]) -> None:
         """Continue from :meth:`snapshot` output (pairs or, from older versions, lists)."""
         self._windows = {u: (float(w[0]), float(w[1])) for u, w in state.items()}
+        self._touched = None
 
 
 class QualityGates:
@@ -187,6 +211,15 @@ class QualityGates:
     def snapshot(self) -> dict[str, Any]:
         """State of the stateful rules, by event type (for checkpoints)."""
         return {t: [r.snapshot() for r in rules if isinstance(r, UserRate)]
+                for t, rules in self.rules.items()}
+
+    def take_touched(self) -> dict[str, list[dict[str, None] | None]]:
+        """Per type, in :meth:`snapshot`'s order: each rule's :meth:`UserRate.take_touched`.
+
+        What changed in the state since the previous call, so a publisher diffs only those
+        users' windows (:func:`model_store.delta.quality_diff`).
+        """
+        return {t: [r.take_touched() for r in rules if isinstance(r, UserRate)]
                 for t, rules in self.rules.items()}
 
     def restore(self, state: Mapping[str, Any]) -> None:
