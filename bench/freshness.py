@@ -67,8 +67,8 @@ def publish_split(stats: Any, timings: dict[str, float]) -> dict[str, Any]:
 
     Per version: how long the publish took, how long the floor held it once due, and the
     time from one publish's start to the next's; the seconds of each step summed over the
-    run (the worker's: finite check, checkpoint, store, Kafka commit; the publisher's
-    split of ``store``: rows taken, worker state diffed, encoded, stored, base, fork).
+    run (the worker's: finite check, checkpoint, publisher, Kafka commit; the publisher's
+    split of its part: rows taken, worker state diffed, encoded, stored, in-line base, fork).
     """
     times = stats.publish_times
     if not times:

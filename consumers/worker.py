@@ -116,7 +116,7 @@ class WorkerStats:
     publish_times: list[tuple[float, float, float]] = field(default_factory=list)
     # seconds in all of the worker's own steps of publishing (the publisher's: its timings)
     publish_steps: dict[str, float] = field(default_factory=lambda: {
-        "check": 0.0, "checkpoint": 0.0, "store": 0.0, "commit": 0.0})
+        "check": 0.0, "checkpoint": 0.0, "publisher": 0.0, "commit": 0.0})
 
     @property
     def events_per_second(self) -> float:
@@ -463,7 +463,7 @@ class LearnerWorker:
             checkpoint.quality_touched = self.quality.take_touched()  # since the last call
             at = _step(steps, "checkpoint", at)
             version = self.publisher.publish(checkpoint, covered)  # its own split: .timings
-            at = _step(steps, "store", at)
+            at = _step(steps, "publisher", at)
         except Exception as exc:  # any store failure: keep learning, retry later
             self.stats.publish_failures += 1
             self._retry_at = self._clock() + self.retry_seconds

@@ -32,7 +32,6 @@ from base + deltas.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Collection, Mapping, Sequence
 from itertools import pairwise
 from typing import Any, Protocol
@@ -176,6 +175,7 @@ def dedup_tail(previous: bytes, current: bytes) -> bytes:
     ``current == (previous + tail)[-len(current):]``; when ``current`` does not continue
     ``previous`` (a restart with another capacity), the whole of ``current``.
 
+    >>> from array import array
     >>> ids = lambda *xs: array("Q", xs).tobytes()
     >>> dedup_tail(ids(1, 2, 3), ids(2, 3, 4, 5)) == ids(4, 5)
     True
@@ -184,16 +184,15 @@ def dedup_tail(previous: bytes, current: bytes) -> bytes:
     """
     if len(current) < 8 or not previous:
         return current
-    ring = array("Q")
-    ring.frombytes(previous)
-    first = array("Q")
-    first.frombytes(current[:8])
-    try:
-        start = ring.index(first[0]) * 8
-    except ValueError:
+    # where current's oldest id sits in previous: a byte search at 8-byte steps, then one
+    # compare of the overlap (no array copy of the window: about half the time at 1M ids)
+    first, start = current[:8], previous.find(current[:8])
+    while start > 0 and start % 8:
+        start = previous.find(first, start + 1)
+    if start < 0:
         return current
     keep = len(previous) - start
-    if current[:keep] != previous[start:]:
+    if not current.startswith(previous[start:]):  # the overlap, copied once
         return current
     return current[keep:]
 

@@ -1,4 +1,4 @@
-"""Gate windows in deltas diffed over the users touched since the previous version only.
+"""The worker state in deltas: gate windows diffed over the touched users, the dedup tail.
 
 A version's gate state (``quality``) is applied to followers and resumes as a diff against
 the previous version's; with :meth:`stream.quality.QualityGates.take_touched` the publisher
@@ -110,3 +110,40 @@ def test_every_version_resumes_the_workers_gate_windows_with_compactions_and_a_s
     formats = {v.format for v in reg.versions("reco")}
     assert checked >= 15 and formats == {"river-pickle", "river-delta"}
     assert (pub.forked_bases >= 2) if forked else (pub.bases >= 3)
+
+
+def _tail_reference(previous, current):
+    """dedup_tail as it was (array.index over the boxed ids): the behaviour to keep."""
+    from array import array
+
+    if len(current) < 8 or not previous:
+        return current
+    ring, first = array("Q"), array("Q")
+    ring.frombytes(previous)
+    first.frombytes(current[:8])
+    try:
+        start = ring.index(first[0]) * 8
+    except ValueError:
+        return current
+    keep = len(previous) - start
+    return current if current[:keep] != previous[start:] else current[keep:]
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.lists(st.integers(0, 2**64 - 1), unique=True, max_size=60),
+       cut=st.integers(0, 60), added=st.integers(0, 30), capacity=st.integers(1, 40),
+       noise=st.lists(st.integers(0, 2**64 - 1), max_size=5))
+def test_the_dedup_tail_search_equals_the_boxed_one(ids, cut, added, capacity, noise):
+    from array import array
+
+    from model_store.delta import dedup_tail
+
+    previous = array("Q", ids[:cut][-capacity:]).tobytes()
+    current = array("Q", ids[:cut + added][-capacity:]).tobytes()
+    assert dedup_tail(previous, current) == _tail_reference(previous, current)
+    other = array("Q", noise).tobytes() + current  # a window that does not continue it
+    assert dedup_tail(previous, other) == _tail_reference(previous, other)
+    # an id whose bytes straddle two ids of previous: only 8-byte-aligned matches count
+    if len(previous) >= 16:
+        odd = previous[4:12] + current
+        assert dedup_tail(previous, odd) == _tail_reference(previous, odd)

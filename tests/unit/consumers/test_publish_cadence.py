@@ -44,8 +44,8 @@ def test_versions_start_every_cadence_while_a_publish_is_shorter():
     # counted from the end it was 0.25 + 0.5; from the start: the cadence
     assert len(gaps) > 5 and set(gaps[1:]) == {0.5} and gaps[0] <= 0.625
     assert all(t == 0.25 and h == 0.0 for _, t, h in stats.publish_times)
-    assert stats.publish_steps["store"] > 0 and set(stats.publish_steps) == {
-        "check", "checkpoint", "store", "commit"}
+    assert stats.publish_steps["publisher"] > 0 and set(stats.publish_steps) == {
+        "check", "checkpoint", "publisher", "commit"}
 
 
 def test_the_floor_holds_a_due_version_and_says_for_how_long():
