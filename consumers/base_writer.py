@@ -68,11 +68,14 @@ class ForkedWriter:
     kills and reaps it. ``written`` and ``failures`` count the outcomes.
     """
 
-    def __init__(self, *, timeout_seconds: float = 600.0,
+    def __init__(self, *, timeout_seconds: float = 600.0, niceness: int = 10,
                  clock: Callable[[], float] = time.monotonic):
         if timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be positive, got {timeout_seconds}")
         self.timeout_seconds = timeout_seconds
+        # the child's CPU priority below the learner's (os.nice): a base is not urgent, the
+        # learner's deltas are (on a busy box a child at the same priority took its CPU)
+        self.niceness = niceness
         self._clock = clock
         self._pid: int | None = None
         self._fd = -1
@@ -97,6 +100,8 @@ class ForkedWriter:
                 os.close(read_fd)
                 gc.disable()  # a collection would touch (and copy) every page for nothing
                 _die_with_parent()
+                if self.niceness > 0:
+                    os.nice(self.niceness)
                 number = write()
                 os.write(write_fd, f"ok {int(number)}".encode())
                 code = 0

@@ -229,3 +229,13 @@ def test_the_base_writer_setting():
     assert Settings.from_env({"LIFELONG_BASE_WRITER": "inline"}).base_writer == "inline"
     with pytest.raises(ConfigError, match="LIFELONG_BASE_WRITER"):
         Settings.from_env({"LIFELONG_BASE_WRITER": "thread"})
+
+
+def test_the_child_runs_below_the_learners_cpu_priority():
+    import os
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    writer = ForkedWriter(timeout_seconds=60.0)
+    assert writer.start(lambda: os.getpriority(os.PRIO_PROCESS, 0))
+    assert writer.close(wait_seconds=10.0) == ("ok", min(mine + 10, 19))
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # the parent's is unchanged
