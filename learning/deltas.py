@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import operator
+import weakref
 from collections import deque
 from itertools import compress, repeat
 from typing import Any
@@ -130,6 +131,23 @@ def _rows(table: Any, dirty: set[str], vector: bool) -> Rows:
     return Rows(present, matrix.tobytes(), int(matrix.shape[1]) if vector else 0, removed)
 
 
+# the rows changed_non_finite read for a publish, kept for that publish's take_delta (one
+# read of the changed rows a version instead of two); weak: a learner's copy dies with it
+_TAKEN: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], dict[str, Rows]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def _gather(learner: Any, river: Any, users: set[str], items: set[str]) -> dict[str, Rows]:
+    return {t: _rows(getattr(river, t), users if t.startswith("u_") else items,
+                     t.endswith("latents")) for t in _TABLES[learner.model_name]}
+
+
+def _stamp(learner: Any, river: Any, users: set[str], items: set[str]) -> tuple[int, ...]:
+    """What changes whenever a row can: events learned, rows touched, rows present."""
+    return (learner.events_seen, len(users), len(items),
+            *(len(getattr(river, t)) for t in _TABLES[learner.model_name]))
+
+
 def take_delta(learner: Any, rows: tuple[set[str], set[str]] | None = None) -> LearnerDelta:
     """The rows touched since the last ``clear_dirty`` and the small per-event state.
 
@@ -139,8 +157,11 @@ def take_delta(learner: Any, rows: tuple[set[str], set[str]] | None = None) -> L
     river = _river(learner)
     name = learner.model_name
     users, items = learner.dirty_rows() if rows is None else rows
-    tables = {t: _rows(getattr(river, t), users if t.startswith("u_") else items,
-                       t.endswith("latents")) for t in _TABLES[name]}
+    taken = _TAKEN.pop(learner, None) if rows is None else None
+    if taken is not None and taken[0] == _stamp(learner, river, users, items):
+        tables = taken[1]  # what changed_non_finite just read, nothing learned since
+    else:
+        tables = _gather(learner, river, users, items)
     rngs = {}
     for init in _INITIALIZERS[name]:
         rng = getattr(getattr(river, init), "_rng", None)
@@ -223,16 +244,18 @@ def changed_non_finite(learner: Any) -> str | None:
     if mean is not None and not math.isfinite(mean.get()):
         return "parameter model.global_mean is not finite"
     users, items = learner.dirty_rows()
-    for name in _TABLES[learner.model_name]:
+    try:  # the rows as a delta takes them (kept for it): one vectorised test a table
+        tables = _gather(learner, river, users, items)
+    except (TypeError, ValueError):  # rows that are not float vectors of one width
+        tables = None
+    if tables is not None and all(np.isfinite(np.frombuffer(r.values)).all()
+                                  for r in tables.values()):
+        _TAKEN[learner] = (_stamp(learner, river, users, items), tables)
+        return None
+    _TAKEN.pop(learner, None)
+    for name in _TABLES[learner.model_name]:  # the loop names the first
         table = getattr(river, name)
-        keys = users if name.startswith("u_") else items
-        rows = [v for v in map(table.get, keys) if v is not None]
-        try:  # one vectorised test of the table's changed rows; the loop names the first
-            if not rows or np.isfinite(np.asarray(rows, dtype=float)).all():
-                continue
-        except (TypeError, ValueError):
-            pass
-        for key in keys:
+        for key in users if name.startswith("u_") else items:
             value = table.get(key)
             if value is not None and not np.isfinite(value).all():
                 return f"parameter model.{name}[{key!r}] is not finite"
