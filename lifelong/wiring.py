@@ -6,6 +6,7 @@ builds the objects the CLI commands run.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -288,8 +289,28 @@ def build_online_run(settings: Settings, *, register_target: bool = True,
     if feed is not None:  # joined / expired / negative ... counters, read when scraped
         ImpressionJoinCollector(lambda: feed.counters, model=settings.model,
                                 registry=metrics_registry)
+    freeze_heap()
     return OnlineRun(worker, source, dead_letters, server, metrics_registry, registry, resumed,
                      deep_subscriber, quarantine)
+
+
+def freeze_heap() -> None:
+    """Leave every object alive now out of later collections (``gc.freeze``, after one).
+
+    Imports, clients, a resumed learner: never garbage, never scanned again.
+
+    A long-running learner creates almost no objects the collector tracks (events and
+    records are untracked, model rows are numpy arrays): at 1M users 143k tracked objects at
+    start, 1.2k more after 60k events. A full collection scanned the 143k anyway, once 0.3 s
+    in the middle of learning (load 9), a stall every event behind it waits for.
+
+    >>> import gc
+    >>> freeze_heap(); gc.get_freeze_count() > 0
+    True
+    >>> gc.unfreeze()
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def check_blend(registry: Registry, model: str, *, wait: bool, alias: str = "production") -> None:
