@@ -37,3 +37,19 @@ def test_freshness_takes_the_first_version_covering_each_event() -> None:
     assert freshness(sent, swaps, warmup=1.0) == pytest.approx([1.0, 0.5])
     assert freshness(sent, [(11.0, 1)], warmup=0.0) == [1.0]  # never visible: left out
     assert _percentiles([3.0, 1.0, 2.0])["p50"] == 2.0
+
+
+def test_publish_split_reports_the_learners_own_clock() -> None:
+    from bench.freshness import publish_split
+    from consumers.worker import WorkerStats
+
+    stats = WorkerStats(elapsed=10.0)
+    assert publish_split(stats, {}) == {}
+    stats.publish_times = [(0.0, 0.05, 0.0), (0.5, 0.07, 0.0), (1.6, 0.06, 0.4)]
+    stats.publish_steps["publisher"] = 0.1
+    out = publish_split(stats, {"store": 0.08})
+    assert out["n"] == 3 and out["share"] == pytest.approx(0.018)
+    assert out["start_to_start"]["max"] == pytest.approx(1.1)
+    assert out["held"]["total"] == pytest.approx(0.4) and out["took"]["max"] == 0.07
+    assert out["steps_seconds"]["publisher"] == 0.1 and out["publisher_seconds"] == {
+        "store": 0.08}
