@@ -56,7 +56,6 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from learning.errors import ConfigurationError
-from learning.row_owners import exchange_step
 
 if TYPE_CHECKING:
     from learning.torch_models import EmbeddingModel
@@ -165,7 +164,7 @@ def split_range(m: int, world: int, rank: int) -> tuple[int, int]:
 
 def row_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer], users: Tensor,
              items: Tensor, values: Tensor, *, weight_decay: float, sparse: bool,
-             amp: bool = False, group: Group | None = None, by_owner: bool = True) -> Tensor:
+             amp: bool = False, group: Group | None = None) -> Tensor:
     """One optimisation step on the minibatch ``users/items/values``; its squared errors.
 
     The loss is the MSE plus ``weight_decay`` times the mean squared norm of the rows used
@@ -180,10 +179,7 @@ def row_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer]
     each computes the loss of its piece (:func:`split_range`), scaled by ``1 / m``, and
     the gradients of the touched rows and of the dense parameters travel in **one** dense
     ``all_reduce`` (sum) of one flat buffer: every rank then holds the whole minibatch's
-    gradient and takes the one process's step. With a sparse optimizer (``sparse``) and
-    ``by_owner``, the step is split by row owner instead (:mod:`learning.row_owners`: each
-    rank steps its own rows, two exchanges a step carry what the ``all_reduce`` carried).
-    Returns this rank's piece's squared errors.
+    gradient and takes the one process's step. Returns this rank's piece's squared errors.
     """
     m = users.shape[0]
     lo, hi = (0, m) if group is None else split_range(m, group.world, group.rank)
@@ -202,9 +198,6 @@ def row_step(module: EmbeddingModel, optimizers: Sequence[torch.optim.Optimizer]
     sse = (pred.float() - values[lo:hi]).square().sum()
     ((sse + weight_decay * l2.float().sum()) / m).backward()
     subs = (u_sub, i_sub)
-    if group is not None and sparse and by_owner:  # each rank steps its own rows
-        exchange_step(tables, (u_rows, i_rows), subs, dense, optimizers, group)
-        return sse.detach()
     if group is not None:  # one flat buffer, one collective
         parts = (*subs, *dense)
         flat = torch.cat([(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1)

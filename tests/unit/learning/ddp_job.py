@@ -99,8 +99,7 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
         return
     users, items, values = probe()  # one step of row_step: this rank's piece, summed
     module = tuner.recommender.module
-    row_step(module, [], users, items, values, weight_decay=1e-4, sparse=True, group=group,
-             by_owner=False)  # the summed gradient itself (by owner: each its own rows)
+    row_step(module, [], users, items, values, weight_decay=1e-4, sparse=True, group=group)
     for name in ("user_table", "item_table"):
         grad = getattr(module, name).grad
         state[f"grad.{name}"] = (grad.to_dense() if grad.is_sparse else grad).contiguous()
