@@ -44,6 +44,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker(args: argparse.Namespace) -> None:
     """One configuration: train the rounds, rank 0 writes the figures to ``--out``."""
+    from learning.openmp import passive_wait
+
+    passive_wait()  # as `lifelong finetune` does, before torch is imported
     import torch
 
     from bench.finetune import make_batch
