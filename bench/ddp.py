@@ -4,7 +4,8 @@ Each configuration runs as its own process group (like a user would start it), i
 (no Kafka or Redis: the figure is the round itself), interleaved with the others in every
 repeat: ``one`` is a plain process with the threads ``lifelong finetune`` uses by default
 (:func:`learning.distributed.set_threads`: ``max(1, CPUs available // LOCAL_WORLD_SIZE)``,
-all the CPUs for one process) and the default optimizer (``sparse_adam``), ``one-1t`` the
+all the CPUs for one process; ``OMP_WAIT_POLICY=PASSIVE`` unless set, as
+:mod:`learning.openmp`) and the default optimizer (``sparse_adam``), ``one-1t`` the
 same with one torch thread (on a machine whose cores other work also uses, torch's spinning
 OpenMP threads can cost more than they give), ``ddp`` is ``torchrun --standalone
 --nproc_per_node N`` with ``sparse_adam`` (sparse gradients, allreduced by gloo; the default
@@ -44,6 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def worker(args: argparse.Namespace) -> None:
     """One configuration: train the rounds, rank 0 writes the figures to ``--out``."""
+    from learning.openmp import passive_wait
+
+    passive_wait()  # as `lifelong finetune` does, before torch is imported
     import torch
 
     from bench.finetune import make_batch

@@ -434,6 +434,9 @@ def finetune(
 
     Every option can also come from the environment (the variable in its help).
     """
+    from learning.openmp import passive_wait
+
+    passive_wait()  # before torch is imported: idle OpenMP threads sleep (learning/openmp.py)
     from learning.distributed import set_threads
     from lifelong.finetune_wiring import build_finetune_run, follow_finetune, join_group
     from stream.files import FileSource
