@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from learning import rank_kernels as kernels
 from learning.rank_knn import HistoryKNN
 from learning.rank_rerank import _N_CTX, FEATURES, ListwiseRerank
 
@@ -76,7 +77,11 @@ class KNNRerank(ListwiseRerank):
             rows = np.flatnonzero(mask)
             self._now = now
             feats = np.empty((len(rows), len(KNN_FEATURES)))
-            feats[:, : len(FEATURES)] = self._features(rows, dense[0], dense[1], user)
+            if kernels.ENABLED:  # bit-identical to the numpy reference (test_rank_knn)
+                feats[:, : len(FEATURES)] = self._features_compiled(
+                    rows, dense[0][rows], dense[1][rows], user)
+            else:
+                feats[:, : len(FEATURES)] = self._features(rows, dense[0], dense[1], user)
             knn = dense[2][rows]
             top = knn.max(initial=0.0)
             feats[:, -3] = knn / top if top > 0 else 0.0
