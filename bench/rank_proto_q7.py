@@ -24,13 +24,14 @@ class PlusRerank(MLPRerank):
     """MLPRerank + optional recent-kNN and BPR columns (scratch)."""
 
     def __init__(self, *, recent: int = 0, bpr: int = 0, n_bpr: int = 0, bpr_sampling="uniform",
+                 bpr_kwargs: dict | None = None,
                  unseen: int = 0, unseen_cols: tuple[int, ...] = (1,), **kwargs: Any):
         self.unseen = unseen
         self.unseen_cols = unseen_cols
         self._extra = (2 if recent else 0) + (2 if bpr else 0)
         super().__init__(**kwargs)
         self.recent = recent
-        self.bpr_part = BPR(bpr, sampling=bpr_sampling, seed=7) if bpr else None
+        self.bpr_part = BPR(bpr, sampling=bpr_sampling, seed=7, **(bpr_kwargs or {})) if bpr else None
         self.n_bpr = n_bpr
         nf = len(KNN_FEATURES) + self._extra
         d = nf + _N_CTX
@@ -173,6 +174,14 @@ VARIANTS: dict[str, Callable[[], Any]] = {
     "q7-knn100": lambda: PlusRerank(n_knn=100),
     "q7-h128": lambda: PlusRerank(hidden=128),
     "q7-pop200": lambda: PlusRerank(n_popular=200),
+    "q7-bprpop-c30": lambda: PlusRerank(bpr=32, bpr_sampling="popularity", n_bpr=30),
+    "q7-bprpop64": lambda: PlusRerank(bpr=64, bpr_sampling="popularity"),
+    "q7-bprpop-neg8": lambda: PlusRerank(bpr=32, bpr_sampling="popularity",
+                                         bpr_kwargs={"n_negatives": 8}),
+    "q7-bprpop-lr.1": lambda: PlusRerank(bpr=32, bpr_sampling="popularity",
+                                         bpr_kwargs={"lr": 0.1}),
+    "q7-bprpop-lr.02": lambda: PlusRerank(bpr=32, bpr_sampling="popularity",
+                                          bpr_kwargs={"lr": 0.02}),
     "q7-unseen100": lambda: PlusRerank(unseen=100),
     "q7-unseen100-c12": lambda: PlusRerank(unseen=100, unseen_cols=(1, 2)),
     "q7-unseen50-all": lambda: PlusRerank(unseen=50, unseen_cols=(0, 1, 2, 3, 4)),
