@@ -76,8 +76,8 @@ def run(model: Any, events: list[tuple[str, str, float]], k: int = 10,
 
 def variants() -> dict[str, Callable[[], Any]]:
     from learning.rank_rerank import ListwiseRerank
-    from learning.rank_rerank_knn import KNNRerank
     from learning.rank_rerank_bpr import BPRRerank
+    from learning.rank_rerank_knn import KNNRerank
     from learning.rank_rerank_mlp import MLPRerank
     from learning.rankers import Popularity
 

@@ -31,7 +31,8 @@ class PlusRerank(MLPRerank):
         self._extra = (2 if recent else 0) + (2 if bpr else 0)
         super().__init__(**kwargs)
         self.recent = recent
-        self.bpr_part = BPR(bpr, sampling=bpr_sampling, seed=7, **(bpr_kwargs or {})) if bpr else None
+        self.bpr_part = (BPR(bpr, sampling=bpr_sampling, seed=7, **(bpr_kwargs or {}))
+                         if bpr else None)
         self.n_bpr = n_bpr
         nf = len(KNN_FEATURES) + self._extra
         d = nf + _N_CTX
