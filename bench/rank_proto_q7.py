@@ -183,6 +183,8 @@ VARIANTS: dict[str, Callable[[], Any]] = {
                                          bpr_kwargs={"lr": 0.1}),
     "q7-bprpop-lr.02": lambda: PlusRerank(bpr=32, bpr_sampling="popularity",
                                           bpr_kwargs={"lr": 0.02}),
+    "q7-bprpop-u100-k100": lambda: PlusRerank(bpr=32, bpr_sampling="popularity", unseen=100,
+                                              n_knn=100),
     "q7-unseen100": lambda: PlusRerank(unseen=100),
     "q7-unseen100-c12": lambda: PlusRerank(unseen=100, unseen_cols=(1, 2)),
     "q7-unseen50-all": lambda: PlusRerank(unseen=50, unseen_cols=(0, 1, 2, 3, 4)),
