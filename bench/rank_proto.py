@@ -76,6 +76,7 @@ def run(model: Any, events: list[tuple[str, str, float]], k: int = 10,
 
 def variants() -> dict[str, Callable[[], Any]]:
     from learning.rank_rerank import ListwiseRerank
+    from learning.rank_rerank_bpr import BPRRerank
     from learning.rank_rerank_knn import KNNRerank
     from learning.rank_rerank_mlp import MLPRerank
     from learning.rankers import Popularity
@@ -85,6 +86,7 @@ def variants() -> dict[str, Callable[[], Any]]:
         "rerank": ListwiseRerank,
         "rerank-knn": KNNRerank,
         "rerank-mlp": MLPRerank,
+        "rerank-bpr": BPRRerank,
         "rerank-mlp-h64": lambda: MLPRerank(hidden=64),
         "rerank-mlp-lr3e-3": lambda: MLPRerank(mlp_lr=3e-3),
         "rerank-mlp-h32-s1": lambda: MLPRerank(hidden=32, seed=1),
@@ -97,6 +99,8 @@ def variants() -> dict[str, Callable[[], Any]]:
         out.update(rank_proto_variants.VARIANTS)
     except ImportError:
         pass
+    from bench import rank_proto_q7
+    out.update(rank_proto_q7.VARIANTS)
     return out
 
 

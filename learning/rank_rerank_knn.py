@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from learning import rank_kernels as kernels
 from learning.rank_knn import HistoryKNN
 from learning.rank_rerank import _N_CTX, FEATURES, ListwiseRerank
 
@@ -36,7 +37,14 @@ KNN_FEATURES: tuple[str, ...] = (*FEATURES, "knn", "knn_any", "knn_raw")
 
 
 class KNNRerank(ListwiseRerank):
-    """:class:`ListwiseRerank` with whole-history item-kNN candidates and features (module doc)."""
+    """:class:`ListwiseRerank` with whole-history item-kNN candidates and features (module doc).
+
+    A subclass adds sources through :attr:`feature_names` (its columns after
+    :data:`KNN_FEATURES`), :meth:`_extra_candidates` and :meth:`_extra_features`.
+    """
+
+    #: the feature columns, in order (a subclass appends its own)
+    feature_names: tuple[str, ...] = KNN_FEATURES
 
     def __init__(self, *, n_knn: int = 50, knn_history: int = 50, knn_decay: float = 0.9999,
                  **kwargs: Any):
@@ -45,9 +53,9 @@ class KNNRerank(ListwiseRerank):
             raise ValueError(f"n_knn must be >= 1, got {n_knn}")
         self.n_knn = n_knn
         self.knn = HistoryKNN(knn_history, decay=knn_decay)
-        self._w = np.zeros((_N_CTX, len(KNN_FEATURES)))
+        self._w = np.zeros((_N_CTX, len(self.feature_names)))
         self._w[0, 1] = 1.0  # start as decayed popularity (x0.999), as the base model
-        self._g2 = np.full((_N_CTX, len(KNN_FEATURES)), 1e-6)
+        self._g2 = np.full((_N_CTX, len(self.feature_names)), 1e-6)
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name (the base model's and ``item_knn``)."""
@@ -73,18 +81,33 @@ class KNNRerank(ListwiseRerank):
                     support = support[keep[:size]]
                 mask[support] = True
                 dense.append(scores)
+            self._extra_candidates(user, mask)
             rows = np.flatnonzero(mask)
             self._now = now
-            feats = np.empty((len(rows), len(KNN_FEATURES)))
-            feats[:, : len(FEATURES)] = self._features(rows, dense[0], dense[1], user)
+            feats = np.empty((len(rows), len(self.feature_names)))
+            if kernels.ENABLED:  # bit-identical to the numpy reference (test_rank_knn)
+                feats[:, : len(FEATURES)] = self._features_compiled(
+                    rows, dense[0][rows], dense[1][rows], user)
+            else:
+                feats[:, : len(FEATURES)] = self._features(rows, dense[0], dense[1], user)
             knn = dense[2][rows]
             top = knn.max(initial=0.0)
-            feats[:, -3] = knn / top if top > 0 else 0.0
-            feats[:, -2] = knn > 0
-            np.log1p(knn, out=feats[:, -1])
+            k = len(KNN_FEATURES)
+            feats[:, k - 3] = knn / top if top > 0 else 0.0
+            feats[:, k - 2] = knn > 0
+            np.log1p(knn, out=feats[:, k - 1])
+            if k < feats.shape[1]:
+                self._extra_features(user, rows, feats[:, k:])
             ctx = self.context(user, now)
             self._cache = (user, self._events, now, rows, feats, ctx)
         return rows, feats, feats @ self.weights(ctx), ctx
+
+    def _extra_candidates(self, user: str, mask: np.ndarray) -> None:
+        """Mark a subclass's own candidate rows in ``mask`` (none here)."""
+
+    def _extra_features(self, user: str, rows: np.ndarray, out: np.ndarray) -> None:
+        """Fill a subclass's columns (after :data:`KNN_FEATURES`) for ``rows``."""
+        raise NotImplementedError(f"{type(self).__name__} declares columns it does not fill")
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """The base model's step and sources, then the kNN source learns the event."""

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from learning.rank_rerank import _N_CTX
-from learning.rank_rerank_knn import KNN_FEATURES, KNNRerank
+from learning.rank_rerank_knn import KNNRerank
 
 __all__ = ["MLPRerank", "network_gradients"]
 
@@ -76,7 +76,7 @@ class MLPRerank(KNNRerank):
         self.hidden = hidden
         self.mlp_lr = mlp_lr
         self.seed = seed
-        nf = len(KNN_FEATURES)
+        nf = len(self.feature_names)
         d = nf + _N_CTX
         rng = np.random.default_rng(seed)
         self._w1 = rng.normal(0.0, 1.0 / np.sqrt(d), (d, hidden))

@@ -61,6 +61,7 @@ RANKING_MODELS: dict[str, Callable[[int], Ranker]] = {
     "rerank": lambda seed: ListwiseRerank(),
     "rerank-knn": lambda seed: _rerank_knn(),
     "rerank-mlp": lambda seed: _rerank_mlp(seed),
+    "rerank-bpr": lambda seed: _rerank_bpr(seed),
 }
 # a model with candidate_scores measures its parts (dense passes) on every n-th ranked event
 PART_EVERY = 10
@@ -76,6 +77,12 @@ def _rerank_mlp(seed: int) -> Ranker:
     from learning.rank_rerank_mlp import MLPRerank  # a subclass of KNNRerank
 
     return MLPRerank(seed=seed)
+
+
+def _rerank_bpr(seed: int) -> Ranker:
+    from learning.rank_rerank_bpr import BPRRerank  # a subclass of MLPRerank
+
+    return BPRRerank(seed=seed)
 
 
 def _deep(name: str, seed: int) -> Ranker:

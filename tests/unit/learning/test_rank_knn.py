@@ -149,3 +149,32 @@ def test_rerank_knn_cold_user_gets_popularity_and_a_burst_changes_the_list():
     for t, item in enumerate([3, 1], start=10):
         model.learn_one("e", item, ts=float(t))
     assert model.score_items("e").tolist() != before
+
+
+
+@pytest.mark.parametrize("name", ["rerank-knn", "rerank-mlp"])
+def test_compiled_features_are_bit_identical_to_numpy(name, monkeypatch):
+    """rerank-knn / rerank-mlp candidates and feature rows: kernels on == the numpy path."""
+    from learning import rank_kernels as kernels
+
+    assert kernels.ENABLED, "numba is a dependency: the kernel path must be the one tested"
+    model = RANKING_MODELS[name](0)
+    calls = []
+    compiled = model._features_compiled
+    monkeypatch.setattr(model, "_features_compiled", lambda *a: calls.append(1) or compiled(*a))
+    compared = 0
+    for user, item, ts in _stream(21, 800, users=40, items=90):
+        if user in model._last_ts:
+            got = []
+            for enabled in (True, False):
+                monkeypatch.setattr(kernels, "ENABLED", enabled)
+                model._cache = None
+                rows, feats, _, ctx = model._scored(user, ts)
+                got.append((rows.tolist(), feats.copy(), ctx))
+            (rows_a, feats_a, ctx_a), (rows_b, feats_b, ctx_b) = got
+            assert rows_a == rows_b and ctx_a == ctx_b
+            assert np.array_equal(feats_a, feats_b)  # exact, not approx
+            compared += 1
+        monkeypatch.setattr(kernels, "ENABLED", compared % 2 == 0)  # learn on both paths
+        model.learn_one(user, item, 1.0, ts)
+    assert compared > 400 and len(calls) >= compared  # the kernel served the lists

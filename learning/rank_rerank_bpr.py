@@ -1,0 +1,90 @@
+"""The MLP reranker plus an online BPR's taste score: ``rerank-bpr``.
+
+:class:`BPRRerank` is :class:`~learning.rank_rerank_mlp.MLPRerank` (popularity,
+co-occurrence, sequence and whole-history item-kNN candidates; crossed linear score plus a
+tanh MLP, one listwise softmax step per event) with a fourth personal part: an online
+:class:`~learning.rank_bpr.BPR` (32 factors, 4 negatives drawn by popularity from the last
+100k events, SGD per event), which learns every event after the reranker. Every candidate
+gets two more columns (:data:`BPR_FEATURES`): its BPR score standardised over the list
+(``(s - mean) / std``) and its rank in the list by that score over the list's length (a
+cold user, unknown to BPR: 0 and 0.5). The kNN and co-occurrence parts count which items
+go together; BPR's factors place the user's whole taste among every item's, a different
+view of the same history that the reranker learns to weigh per context. With ``n_bpr``
+> 0 the user's ``n_bpr`` best BPR items also join the candidates.
+
+Erasure goes through :meth:`parts`: BPR zeroes and unlinks the user's factor row, the
+other parts drop the user's items; the network and the linear weights are global.
+
+>>> r = BPRRerank(n_popular=3, n_personal=3, n_knn=3, hidden=4, seed=1)
+>>> for t, (user, item) in enumerate([("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 2)]):
+...     r.learn_one(user, item, ts=float(t))
+>>> rows, values = r.candidate_scores("c")
+>>> rows.tolist(), bool(values.min() > 1.0)
+([0, 1, 2], True)
+>>> r.score_items("c")[rows].tolist() == values.tolist()
+True
+>>> sorted(r.parts())
+['bpr', 'co_occurrence', 'item_knn', 'popularity', 'sequence']
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from learning.rank_bpr import BPR
+from learning.rank_rerank_knn import KNN_FEATURES
+from learning.rank_rerank_mlp import MLPRerank
+
+__all__ = ["BPR_FEATURES", "BPRRerank"]
+
+BPR_FEATURES: tuple[str, ...] = (*KNN_FEATURES, "bpr_z", "bpr_rank")
+
+
+class BPRRerank(MLPRerank):
+    """:class:`MLPRerank` with an online BPR part as a feature (and source) (module doc)."""
+
+    feature_names = BPR_FEATURES
+
+    def __init__(self, *, bpr_factors: int = 32, bpr_negatives: int = 4,
+                 bpr_lr: float = 0.05, bpr_sampling: str = "popularity", n_bpr: int = 0,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        if n_bpr < 0:
+            raise ValueError(f"n_bpr must be >= 0, got {n_bpr}")
+        self.n_bpr = n_bpr
+        self.bpr = BPR(bpr_factors, n_negatives=bpr_negatives, sampling=bpr_sampling,
+                       lr=bpr_lr, seed=self.seed + 7)
+        self._bpr_scores: np.ndarray | None = None  # the user's, between the two hooks
+
+    def parts(self) -> dict[str, object]:
+        """The candidate sources by name (``rerank-knn``'s and ``bpr``)."""
+        return {**super().parts(), "bpr": self.bpr}
+
+    def _extra_candidates(self, user: str, mask: np.ndarray) -> None:
+        """Score every item by BPR once; its ``n_bpr`` best join the candidates (known user)."""
+        scores = self.bpr.score_items(user)
+        if len(scores) < self.n_items:  # only when fed other events than the reranker's
+            scores = np.concatenate([scores, np.zeros(self.n_items - len(scores))])
+        self._bpr_scores = scores
+        if self.n_bpr and user in self.bpr._users and self.n_items > self.n_bpr:
+            mask[np.argpartition(-scores, self.n_bpr)[: self.n_bpr]] = True
+
+    def _extra_features(self, user: str, rows: np.ndarray, out: np.ndarray) -> None:
+        """The BPR score standardised over the list, and its rank share in the list."""
+        scores, self._bpr_scores = self._bpr_scores, None
+        if scores is None or user not in self.bpr._users:
+            out[:, 0] = 0.0
+            out[:, 1] = 0.5
+            return
+        s = scores[rows]
+        out[:, 0] = (s - s.mean()) / (s.std() + 1e-9)
+        order = np.empty(len(rows))
+        order[np.argsort(-s, kind="stable")] = np.arange(len(rows))
+        out[:, 1] = order / max(len(rows), 1)
+
+    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+        """The MLP reranker's step and parts, then BPR learns the event."""
+        super().learn_one(user, item, weight, ts)
+        self.bpr.learn_one(user, item, weight, ts)

@@ -1,0 +1,84 @@
+"""rerank-bpr: the MLP reranker with an online BPR part as two list features (and a source)."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from learning.erasure import forget_ranker_user
+from learning.rank_bpr import BPR
+from learning.rank_rerank_bpr import BPR_FEATURES, BPRRerank
+from learning.rank_rerank_knn import KNN_FEATURES
+from learning.ranking_learner import RANKING_MODELS, RankingLearner
+from stream.synthetic_implicit import ImplicitStream
+
+
+def _implicit(n: int, seed: int = 3):
+    return list(ImplicitStream(n_users=100, n_items=200, n_events=n, drift_at=(), seed=seed))
+
+
+def _events(n: int):
+    return [(e.user_id, int(e.item_id[1:]), e.ts) for e in _implicit(n)]
+
+
+def test_bpr_columns_are_the_bpr_parts_scores_over_the_list():
+    model = BPRRerank(hidden=8, seed=4)
+    twin = BPR(32, sampling="popularity", seed=4 + 7)  # the part, fed the same events
+    checked = 0
+    for user, item, ts in _events(1500):
+        rows, feats, _, _ = model._scored(user, ts)
+        s = twin.score_items(user)[rows]
+        bpr = feats[:, len(KNN_FEATURES):]
+        if user in twin._users:
+            np.testing.assert_allclose(bpr[:, 0], (s - s.mean()) / (s.std() + 1e-9), atol=1e-12)
+            assert bpr[np.argmax(s), 1] == 0.0 and bpr[:, 1].max() == (len(rows) - 1) / len(rows)
+            checked += 1
+        else:
+            assert (bpr[:, 0] == 0.0).all() and (bpr[:, 1] == 0.5).all()
+        model.learn_one(user, item, 1.0, ts)
+        twin.learn_one(user, item, 1.0, ts)
+    assert checked > 1000 and feats.shape[1] == len(BPR_FEATURES) == len(KNN_FEATURES) + 2
+
+
+def test_n_bpr_adds_the_users_best_bpr_items_to_the_candidates():
+    plain, wide = BPRRerank(n_popular=5, n_personal=5, n_knn=5), BPRRerank(
+        n_popular=5, n_personal=5, n_knn=5, n_bpr=20)
+    for user, item, ts in _events(1500):
+        plain.learn_one(user, item, 1.0, ts)
+        wide.learn_one(user, item, 1.0, ts)
+    user = "u1"
+    a, b = plain.candidate_scores(user)[0], wide.candidate_scores(user)[0]
+    best = np.argpartition(-wide.bpr.score_items(user), 20)[:20]
+    assert set(a) <= set(b) and set(best) <= set(b) and len(b) > len(a)
+    with pytest.raises(ValueError, match="n_bpr"):
+        BPRRerank(n_bpr=-1)
+
+
+def test_rerank_bpr_is_registered_learns_its_bpr_weights_and_beats_its_frozen_start():
+    assert "rerank-bpr" in RANKING_MODELS
+    learned, frozen = RankingLearner("rerank-bpr", seed=2), RankingLearner("rerank-bpr")
+    frozen.ranker.lr, frozen.ranker.mlp_lr = 0.0, 1e-300  # stays decayed popularity
+    for e in _implicit(3000):
+        learned.learn_one(e)
+        frozen.learn_one(e)
+    model = learned.ranker
+    assert isinstance(model, BPRRerank) and model.seed == 2 and model.bpr.seed == 9
+    assert np.any(model.weights(1)[-2:] != 0.0)  # the BPR columns are learned
+    assert learned.score().hr > frozen.score().hr + 0.05
+    assert set(learned.part_scores()) == {"popularity", "co_occurrence", "sequence",
+                                          "item_knn", "bpr"}
+
+
+def test_erasure_makes_the_user_cold_for_the_bpr_part_too():
+    model = BPRRerank(hidden=8)
+    for user, item, ts in _events(800):
+        model.learn_one(user, item, 1.0, ts)
+    assert "u1" in model.bpr._users
+    assert forget_ranker_user(model, "u1") > 0
+    assert "u1" not in model.bpr._users and b"\x8c\x02u1\x94" not in pickle.dumps(model)
+    rows, feats, _, ctx = model._scored("u1", 1e12)
+    assert ctx == 0 and (feats[:, -2] == 0.0).all() and (feats[:, -1] == 0.5).all()
+    cold = model._scored("nobody", 1e12)
+    assert np.array_equal(rows, cold[0]) and np.array_equal(feats, cold[1])
