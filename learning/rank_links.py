@@ -14,6 +14,7 @@ trimmed row, its total summed left to right) is the same.
 A pickle holds the rows compacted (no free space, no moved-out regions).
 
 >>> table = LinkTable(max_neighbours=2)
+>>> table.reserve(3, 0)                  # rows 0 .. 2
 >>> table.learn(np.array([0, 1]), 2, 1.0, 0.5, np.ones(2), 0.0, symmetric=False)
 >>> table.row(0), table.row(1)     # 1 was the most recent: full weight; 0 half
 ({2: 0.5}, {2: 1.0})
@@ -166,9 +167,13 @@ class LinkTable:
 
     def learn(self, recent: np.ndarray, item: int, strength: float, position_decay: float,
               factors: np.ndarray, min_factor: float, *, symmetric: bool) -> None:
-        """:func:`learn` on this table (``LIFELONG_NUMBA=0``: :meth:`learn_numpy`)."""
-        rows = max(item, int(recent.max(initial=-1))) + 1
-        self.reserve(rows, 2 * len(recent) * self._max_cap)  # a link moves its row once at most
+        """:func:`learn` on this table (``LIFELONG_NUMBA=0``: :meth:`learn_numpy`).
+
+        Rows ``recent`` and ``item`` must exist (:meth:`reserve`).
+        """
+        need = int(self.used[0]) + 2 * len(recent) * self._max_cap  # a link moves its row once
+        if need > len(self.keys):
+            self.reserve(len(self.idx), need - int(self.used[0]))
         if ENABLED:
             learn(self.keys, self.values, self.idx, self.total, self.used, recent, item,
                   strength, position_decay, factors, min_factor, symmetric,
@@ -179,8 +184,6 @@ class LinkTable:
 
     def terms(self, recent: np.ndarray, position_decay: float) -> tuple[np.ndarray, np.ndarray]:
         """:func:`terms` on this table (``LIFELONG_NUMBA=0``: :meth:`terms_numpy`)."""
-        if len(recent) and int(recent.max()) >= len(self.idx):
-            self.reserve(int(recent.max()) + 1, 0)
         if ENABLED:
             return terms(self.keys, self.values, self.idx, self.total, recent,  # type: ignore[no-any-return]
                          position_decay)

@@ -212,9 +212,9 @@ class ListwiseRerank(RerankNegatives):
             ok = False
             if kernels.ENABLED:  # from the parts' sparse terms, no dense pass
                 flags, co_buf, seq_buf = self._buffers()
-                rows, co, seq, ok = kernels.personal_candidates(
-                    self._popular, *self.co_occurrence.score_terms(user),
-                    *self.sequence.score_terms(user), self.n_personal, flags, co_buf, seq_buf)
+                rows, co, seq, ok = kernels.table_candidates(
+                    self._popular, *self.co_occurrence.kernel_args(user),
+                    *self.sequence.kernel_args(user), self.n_personal, flags, co_buf, seq_buf)
                 if ok:
                     feats = self._features_compiled(rows, co, seq, user)
             if not ok:  # numpy (or a tie across a part's cut: argpartition's choice)

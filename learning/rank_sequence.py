@@ -113,11 +113,13 @@ class CoOccurrence:
             assert isinstance(links, dict) and isinstance(totals, dict)
             for a, row in links.items():
                 table.put(a, row.keys[: row.n], row.values[: row.n], totals[a])
+            table.reserve(self.n_items, 0)
 
     def _advance(self, user: str, item: int) -> deque[int]:
         """One event's clock (the fade of every link) and ``user``'s history, made if new."""
         if item >= self.n_items:
             self.n_items = item + 1
+            self._table.reserve(self.n_items, 0)
         if self.decay < 1.0:
             self._scale /= self.decay
             if self._scale > _RENORM_AT:
@@ -171,6 +173,15 @@ class CoOccurrence:
             return _NO_KEYS, _NO_VALUES
         return self._table.terms(np.fromiter(recent, np.int64, len(recent)),
                                  self.position_decay)
+
+    def kernel_args(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                               np.ndarray, float]:
+        """What :func:`learning.rank_links.terms` takes for ``user`` (pool, rows, history)."""
+        recent = self._recent.get(user)
+        table = self._table
+        return (table.keys, table.values, table.idx, table.total,
+                _NO_KEYS if not recent else np.fromiter(recent, np.int64, len(recent)),
+                self.position_decay)
 
     def support(self, user: str) -> np.ndarray:
         """Rows ``score_items(user)`` may give a non-zero score, ascending (no repeats)."""

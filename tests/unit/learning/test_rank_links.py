@@ -43,6 +43,7 @@ def test_kernels_equal_numpy_bit_for_bit(stream: list[tuple[int, int, float]],
     for user, item, w in stream:
         hist = np.array(recent.get(user, [])[-4:], dtype=np.int64)
         factors = np.linspace(0.5, 1.0, len(hist))
+        compiled.reserve(41, 0)
         compiled.learn(hist, item, w, 0.7, factors, 0.6, symmetric=symmetric)
         reference.reserve(item + 1 if not len(hist) else max(item, hist.max()) + 1,
                           2 * len(hist) * reference._max_cap)
