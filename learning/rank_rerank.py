@@ -47,7 +47,7 @@ import numpy as np
 from learning import rank_kernels as kernels
 from learning.rank_rerank_negatives import RerankNegatives
 from learning.rank_sequence import CoOccurrence
-from learning.rank_top import TopTracker
+from learning.rank_top import TopTracker, TopTrackers
 from learning.rank_transitions import TimedTransitions
 from learning.rankers import grow
 
@@ -115,7 +115,8 @@ class ListwiseRerank(RerankNegatives):
         self._by_state = np.zeros((0, 3))  # x0.999 counts of cold / in-session / returning events
         self._scale = np.ones(5)
         self._tref = math.nan
-        self._tops = [TopTracker(n_popular) for _ in range(5)]
+        self._trackers = TopTrackers(n_popular, 5)  # the five columns' top rows, in arrays
+        self._tops = [self._trackers.column(j) for j in range(5)]
         self._first = np.zeros(0)
         self._last = np.zeros(0)
         self._events = 0
@@ -136,6 +137,13 @@ class ListwiseRerank(RerankNegatives):
         """Learned state only: the scratch arrays and the per-call cache are rebuilt."""
         return {key: value for key, value in self.__dict__.items()
                 if key not in ("_mask", "_buffers_", "_cache")} | {"_cache": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Load a checkpoint; a round-5 one (five :class:`TopTracker` objects) converts."""
+        self.__dict__.update(state)
+        if "_trackers" not in state:
+            self._trackers = TopTrackers.of(state["_tops"])  # type: ignore[arg-type]
+            self._tops = [self._trackers.column(j) for j in range(5)]
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name, each with ``score_items(user)`` of its own."""
@@ -354,11 +362,8 @@ class ListwiseRerank(RerankNegatives):
             self._by_state /= self._scale[1]
             self._scale[:] = 1.0
             self._tref = ts
-        self._counts[item] += weight * self._scale
-        counts = self._counts[: self.n_items]
-        for j, top in enumerate(self._tops):
-            if top.update(counts[:, j], item):
-                self._popular = None
+        if self._trackers.count(self._counts, self._scale, item, weight):
+            self._popular = None
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """One listwise step (if the user has a history and ``item`` is a candidate), then learn."""

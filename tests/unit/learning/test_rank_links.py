@@ -1,4 +1,4 @@
-"""The flat link tables (learning/rank_links.py): kernels = numpy reference, old checkpoints.
+"""Flat link tables and trackers (rank_links.py, rank_top.py): kernels = numpy, old checkpoints.
 
 The kernel tests need numba (they fail without it, by design: the compiled path is the one
 the command runs).
@@ -10,12 +10,14 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from learning import rank_links
+from learning import rank_links, rank_top
 from learning.rank_links import LinkTable
 from learning.rank_sequence import CoOccurrence
+from learning.rank_top import TopTracker, TopTrackers
 from learning.rank_transitions import TimedTransitions
 from tests.unit.learning.make_links_fixture import events
 
@@ -86,3 +88,37 @@ def test_old_checkpoints_load_and_continue_as_the_old_code_did() -> None:
         for user, scores in old["scores"].items():
             assert learner.score_items(user).tolist() == scores.tolist(), (model, user)
         assert learner.score() == old["score"], model
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 30), st.floats(0.5, 2.0)), min_size=1, max_size=300),
+       st.integers(1, 6))
+def test_trackers_kernel_equals_top_tracker(stream: list[tuple[int, float]], m: int) -> None:
+    """One kernel call per event keeps the same rows, best and weakest as five TopTrackers."""
+    counts, ref_counts = np.zeros((31, 3)), np.zeros((31, 3))
+    tops, reference = TopTrackers(m, 3), [TopTracker(m) for _ in range(3)]
+    scale = np.array([1.0, 1.5, 2.0])
+    for item, w in stream:
+        scale *= 1.01
+        changed = tops.count(counts, scale, item, w)
+        ref_counts[item] += w * scale
+        ref_changed = [t.update(ref_counts[:, j], item) for j, t in enumerate(reference)]
+        assert changed == any(ref_changed)
+        assert counts.tolist() == ref_counts.tolist()
+        for j, t in enumerate(reference):
+            assert tops.column(j).rows().tolist() == t.rows().tolist()
+            assert tops.column(j).best == t.best and tops.meta[j, 2] == t._weakest
+
+
+def test_trackers_numpy_path_equals_the_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    runs = []
+    for enabled in (True, False):
+        monkeypatch.setattr(rank_top, "ENABLED", enabled)
+        counts, tops = np.zeros((50, 2)), TopTrackers(4, 2)
+        for item in rng.integers(0, 50, 400).tolist():
+            tops.count(counts, np.array([1.0, 2.0]), item, 1.0)
+        runs.append((counts.tolist(), tops.rows.tolist(), tops.meta.tolist(),
+                     tops.member[:50].tolist()))
+        rng = np.random.default_rng(3)
+    assert runs[0] == runs[1]
