@@ -266,7 +266,7 @@ class ListwiseRerank(RerankNegatives):
         level = self._level.get(user)
         last = self._last_ts.get(user)
         gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
-        best = np.array([t.best for t in self._tops], dtype=np.int64)
+        best = self._trackers.meta[:, 0]  # each column's top row
         return kernels.features(rows, self._counts, best, co, seq, self._first, self._last,
                                 float(self._events), _NAN if level is None else
                                 level[0] / level[1], self._by_state, gap, _POP_CUTS)
@@ -377,7 +377,7 @@ class ListwiseRerank(RerankNegatives):
             self._last = grow(self._last, self.n_items)
             self._first[item] = self._events
         if self._events:
-            long = self._counts[item, 2] / self._counts[self._tops[2].best, 2]
+            long = self._counts[item, 2] / self._counts[self._trackers.meta[2, 0], 2]
             level = self._level.setdefault(user, [0.0, 0.0])
             level[0] += math.log(long + 1e-4)
             level[1] += 1.0
