@@ -22,7 +22,7 @@ compiled per process (logged once).
 >>> import numpy as np
 >>> rows = np.array([2, 5, 7])
 >>> rank, top, status = measure(rows, np.array([3.0, 2.0, 2.5]), 5, np.array([7]),
-...                             _scratch(8), 2, np.zeros(0))
+...                             _scratch(8), 2, np.zeros(0), False)
 >>> int(rank), top[:2].tolist(), int(status)
 (2, [2, 5], 3)
 """
@@ -169,12 +169,14 @@ def softmax_step(feats, raw, at, seen, rows, mask, w, g2, ctx, lr):  # type: ign
 
 
 @jit
-def measure(rows, values, target, exclude, mask, k, floor):  # type: ignore[no-untyped-def]
+def measure(rows, values, target, exclude, mask, k, floor, bound):  # type: ignore[no-untyped-def]
     """The target's rank and top ``k`` from candidates that outrank every other row.
 
     ``status`` bit 1: the rank is exact (the target is an eligible candidate, or ``floor``,
-    the dense scores of the other rows, is given); bit 2: ``top`` (the ``k`` best eligible
-    rows, ties to the higher row) is exact. NaN values: status 0 (use numpy).
+    the dense scores of the other rows, is given), or, with ``bound``, a lower bound
+    ``1 + eligible`` when the target is not an eligible candidate and ``eligible >= k``
+    (then ``rank > k`` however the other rows score: no hit, no gain); bit 2: ``top`` (the
+    ``k`` best eligible rows, ties to the higher row) is exact. NaN values: status 0.
     """
     for e in exclude:
         mask[e] = True
@@ -199,6 +201,9 @@ def measure(rows, values, target, exclude, mask, k, floor):  # type: ignore[no-u
             for i in range(n):
                 if not mask[rows[i]] and (values[i] > t or (values[i] == t and i > at)):
                     rank += 1
+            status |= 1
+        elif bound and eligible >= k:  # beyond the list: the exact rank changes no figure
+            rank = 1 + eligible
             status |= 1
         elif len(floor):  # every eligible candidate outranks the target, then the rest
             rank = 1 + eligible

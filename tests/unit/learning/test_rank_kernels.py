@@ -126,6 +126,14 @@ def test_candidate_measure_equals_numpy(values: list[int], data: st.DataObject,
                                      floor=lambda: floor)
     want = metrics.measure(dense, target, exclude)
     assert (got[0], got[1].tolist()) == (want[0], want[1].tolist())
+    # exact_rank=False: a rank beyond k may be a lower bound (still beyond k), same figures
+    rank, top = metrics.measure_candidates(rows, dense[rows], target, exclude, lambda: dense,
+                                           n, floor=lambda: floor, exact_rank=False)
+    assert top.tolist() == want[1].tolist()
+    assert rank == want[0] or k < rank <= want[0]
+    a, b = RankingPrequential(k=k), RankingPrequential(k=k)
+    assert a.record(rank, top, n) == b.record(*want, n) or rank != want[0]
+    assert (a.score().hr, a.score().ndcg) == (b.score().hr, b.score().ndcg)
 
 
 def test_learner_figures_equal_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
