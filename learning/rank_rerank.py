@@ -144,6 +144,7 @@ class ListwiseRerank(RerankNegatives):
         if "_trackers" not in state:
             self._trackers = TopTrackers.of(state["_tops"])  # type: ignore[arg-type]
             self._tops = [self._trackers.column(j) for j in range(5)]
+            self._popular = None
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name, each with ``score_items(user)`` of its own."""
@@ -215,7 +216,7 @@ class ListwiseRerank(RerankNegatives):
             rows, feats, ctx = cache[3], cache[4], cache[5]
         else:
             if self._popular is None:
-                self._popular = np.concatenate([t.rows() for t in self._tops])  # repeats: fine
+                self._popular = self._trackers.all_rows()  # repeats: fine
             self._now = now
             ok = False
             if kernels.ENABLED:  # from the parts' sparse terms, no dense pass
@@ -362,8 +363,9 @@ class ListwiseRerank(RerankNegatives):
             self._by_state /= self._scale[1]
             self._scale[:] = 1.0
             self._tref = ts
-        if self._trackers.count(self._counts, self._scale, item, weight):
-            self._popular = None
+        if self._trackers.count(self._counts, self._scale, item, weight) and (
+                self._popular is None or self._popular.base is not self._trackers.rows):
+            self._popular = None  # a copy (not the trackers' view, which follows them)
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """One listwise step (if the user has a history and ``item`` is a candidate), then learn."""

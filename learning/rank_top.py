@@ -165,6 +165,17 @@ class TopTrackers:
             tops.meta[j] = (t.best, t._n, t._weakest)
         return tops
 
+    def all_rows(self) -> np.ndarray:
+        """Every column's rows, column after column (repeats kept); a view once all are full.
+
+        The view follows later updates: a caller that caches it must drop it when
+        :meth:`count` reports a change only while some column is not full yet.
+        """
+        n = self.meta[:, 1]
+        if (n == self.m).all():
+            return self.rows.reshape(-1)
+        return np.concatenate([self.rows[j, : n[j]] for j in range(len(n))])
+
     def column(self, j: int) -> _Column:
         """Column ``j``'s tracker (a view: it follows every update)."""
         return _Column(self, j)
