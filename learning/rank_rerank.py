@@ -221,7 +221,7 @@ class ListwiseRerank(RerankNegatives):
             ok = False
             if kernels.ENABLED:  # from the parts' sparse terms, no dense pass
                 flags, co_buf, seq_buf = self._buffers()
-                rows, co, seq, ok = kernels.table_candidates(
+                rows, co, seq, ok = kernels.table_candidates(  # type: ignore[call-arg]
                     self._popular, *self.co_occurrence.kernel_args(user),
                     *self.sequence.kernel_args(user), self.n_personal, flags, co_buf, seq_buf)
                 if ok:
