@@ -29,6 +29,7 @@ ranking`` code path: file source, decode, worker, learner), time-ordered, preque
     python -m bench.ranking --throughput-only --repeat 3
     python -m bench.ranking --deep --repeat 3   # the deep ranker's rows (deep_ranking)
     python -m bench.ranking --ranking-throughput --repeat 3 --json bench/results/x.json
+    python -m bench.ranking --ranking-throughput --repeat 3 --against /tmp/old  # A/B
 """
 
 from __future__ import annotations
@@ -164,13 +165,16 @@ def bare_decayed_popularity(path: Path, k: int = 10) -> tuple[int, int, float, f
     return len(rows), ranked, hits / ranked, gain / ranked
 
 
-def _command_cpu(data: Path, out: Path) -> tuple[float, dict[str, Any]]:
-    """CPU seconds (user + sys) of one ``lifelong evaluate --task ranking`` process."""
+def _command_cpu(data: Path, out: Path, root: Path = ROOT) -> tuple[float, dict[str, Any]]:
+    """CPU seconds (user + sys) of one ``lifelong evaluate --task ranking`` process.
+
+    ``root``: the checkout whose code runs (``--against``: an older one).
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
+    path = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
     done = subprocess.run([sys.executable, "-m", "lifelong", "evaluate", "--task", "ranking",
                            "--data", str(data), "--sort-by-time", "--output", str(out)],
-                          cwd=ROOT, capture_output=True, text=True,
+                          cwd=root, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": path})
     if done.returncode:
         raise SystemExit(f"evaluate --task ranking failed ({done.returncode}):\n{done.stderr}")
@@ -179,7 +183,7 @@ def _command_cpu(data: Path, out: Path) -> tuple[float, dict[str, Any]]:
     return cpu, json.loads(out.read_text())
 
 
-def _warm_kernels() -> None:
+def _warm_kernels(root: Path = ROOT) -> None:
     """Compile the numba kernels into their disk cache (untimed), so every timed run is warm."""
     code = ("from learning.ranking_learner import RankingLearner\n"
             "from stream.schema import Event\n"
@@ -187,20 +191,58 @@ def _warm_kernels() -> None:
             "for i in range(400):\n"
             "    learner.learn_one(Event(f'e{i}', f'u{i % 23}', f'i{(i * 7) % 31}', 'click',"
             " 1.0, float(i)))\n")
-    path = os.pathsep.join(filter(None, (str(ROOT), os.environ.get("PYTHONPATH"))))
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
+    path = os.pathsep.join(filter(None, (str(root), os.environ.get("PYTHONPATH"))))
+    subprocess.run([sys.executable, "-c", code], cwd=root, check=True,
                    env={**os.environ, "PYTHONPATH": path})
 
 
-def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dict[str, Any]:
-    """The real ``evaluate --task ranking`` command against the bare loop, interleaved."""
+#: report fields that may differ between two runs of the same code (timing, paths)
+_VOLATILE = {"elapsed_seconds", "events_per_second", "created", "output", "data"}
+
+
+def _report_diff(a: dict[str, Any], b: dict[str, Any], at: str = "") -> list[str]:
+    """The fields (dotted paths) where two report.json differ, timing fields aside.
+
+    >>> _report_diff({"hr@10": 0.2, "elapsed_seconds": 3, "models": {"x": {"n": 1}}},
+    ...              {"hr@10": 0.2, "elapsed_seconds": 4, "models": {"x": {"n": 2}}})
+    ['models.x.n']
+    """
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key in _VOLATILE:
+            continue
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _report_diff(x, y, f"{at}{key}.")
+        elif x != y:
+            out.append(f"{at}{key}")
+    return out
+
+
+def ranking_throughput(data: Path, repeat: int, save: Path | None = None,
+                       against: Path | None = None) -> dict[str, Any]:
+    """The real ``evaluate --task ranking`` command against the bare loop, interleaved.
+
+    ``against``: another checkout (e.g. ``git worktree add /tmp/old <commit>``) whose
+    command runs interleaved too; its events per CPU second and whether every report field
+    equals this one's are printed and saved.
+    """
     _warm_kernels()
-    command, bare, loads = [], [], []
+    if against is not None:
+        _warm_kernels(against)
+    command, bare, loads, old, diffs = [], [], [], [], []
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeat):
+            if against is not None:
+                cpu, old_report = _command_cpu(data, Path(tmp) / "old.json", against)
+                old.append(old_report["events"] / cpu)
             cpu, report = _command_cpu(data, Path(tmp) / "report.json")
             command.append(report["events"] / cpu)
+            if against is not None:
+                diffs.append(_report_diff(old_report, report))
+                print(f"  run {i + 1}: --against {against}: {old[-1]:,.0f} events/CPU-s; "
+                      f"report fields that differ: {diffs[-1] or 'none'}", flush=True)
             started = time.process_time()
             events, ranked, hr, ndcg = bare_decayed_popularity(data)
             bare.append(events / (time.process_time() - started))
@@ -220,6 +262,11 @@ def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dic
         # the reranker's numba kernels, warm cache (LIFELONG_NUMBA=0: the numpy path)
         "numba": os.environ.get("LIFELONG_NUMBA", "1") != "0",
     }
+    if against is not None:
+        result["against"] = {"root": str(against), "eps_cpu": summary(old),
+                             "speedup": summary([c / o for c, o in zip(command, old,
+                                                                       strict=True)]),
+                             "report_fields_differing": sorted({d for r in diffs for d in r})}
     print(f"\nthroughput, {repeat} interleaved runs, events per CPU second: median [range]"
           f"\n  evaluate --task ranking ({report['model']}, whole process) "
           f"{result['eps_cpu']['median']:,.0f} [{min(command):,.0f}..{max(command):,.0f}]"
@@ -229,6 +276,12 @@ def ranking_throughput(data: Path, repeat: int, save: Path | None = None) -> dic
           f"   HR@10 {hr:.4f} NDCG@10 {ndcg:.4f}"
           f"\n  ratio {result['ratio']['median']:.2f} [{min(ratios):.2f}..{max(ratios):.2f}]"
           f"; target >= 5,000 events/s; load {min(loads):.1f}..{max(loads):.1f}")
+    if against is not None:
+        sp = result["against"]["speedup"]
+        print(f"  --against {against}: {result['against']['eps_cpu']['median']:,.0f} "
+              f"[{min(old):,.0f}..{max(old):,.0f}]; speedup {sp['median']:.2f} "
+              f"[{sp['min']:.2f}..{sp['max']:.2f}]; report fields that differ: "
+              f"{result['against']['report_fields_differing'] or 'none'}")
     if save is not None:
         save.write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -250,13 +303,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ranking-throughput", action="store_true",
                         help="only the real evaluate --task ranking command vs the bare loop")
     parser.add_argument("--json", type=Path, help="--ranking-throughput: save the figures here")
+    parser.add_argument("--against", type=Path,
+                        help="--ranking-throughput: also time this checkout's command "
+                             "(an older commit), interleaved, and compare the reports")
     args = parser.parse_args(argv)
     data = None if args.no_real else _data_path()
     if args.ranking_throughput:
         if data is None:
             print(f"MovieTweetings not found at {DEFAULT_DATA} (set LIFELONG_MOVIETWEETINGS)")
             return
-        ranking_throughput(data, args.repeat, args.json)
+        ranking_throughput(data, args.repeat, args.json, args.against)
         return
     if args.deep:
         deep_ranking(data, args.synthetic_events, args.repeat)

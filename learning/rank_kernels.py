@@ -3,7 +3,9 @@
 :class:`~learning.rank_rerank.ListwiseRerank` and
 :meth:`~learning.ranking_metrics.RankingPrequential.measure_candidates` spend their time in
 ~150 small numpy calls per ranked event. These kernels do the same work in one call each over
-plain arrays: the candidate union (:func:`personal_candidates`), the feature rows
+plain arrays: the candidate union (:func:`personal_candidates`, or
+:func:`table_candidates` straight from the link tables; both in
+:mod:`learning.rank_kernels_candidates`), the feature rows
 (:func:`features`), the crossed linear score and the listwise Adagrad step (:func:`scores`,
 :func:`softmax_step`) and the rank of the target plus the top ``k`` (:func:`measure`).
 Tests check each against the numpy code on random states. The floating-point operations
@@ -20,7 +22,7 @@ compiled per process (logged once).
 >>> import numpy as np
 >>> rows = np.array([2, 5, 7])
 >>> rank, top, status = measure(rows, np.array([3.0, 2.0, 2.5]), 5, np.array([7]),
-...                             _scratch(8), 2, np.zeros(0))
+...                             _scratch(8), 2, np.zeros(0), False)
 >>> int(rank), top[:2].tolist(), int(status)
 (2, [2, 5], 3)
 """
@@ -32,93 +34,16 @@ import logging
 import numpy as np
 
 from learning.jit import ENABLED, jit
+from learning.rank_kernels_candidates import personal_candidates, table_candidates
 
 __all__ = ["ENABLED", "dense_measure", "features", "measure", "personal_candidates",
-           "scores", "softmax_step"]
+           "scores", "softmax_step", "table_candidates"]
 
 log = logging.getLogger(__name__)
 
 
 def _scratch(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.bool_)
-
-
-@jit
-def _mark_part(keys, values, buf, flags, bit, n_keep, listed, m):  # type: ignore[no-untyped-def]
-    """Add a part's terms into ``buf``; flag (bit 1) and list its ``n_keep`` best non-zero rows.
-
-    Returns the new length of ``listed`` and False on a tie across the cut.
-    """
-    listed_n = m
-    for i in range(len(keys)):
-        buf[keys[i]] += values[i]
-    support = np.empty(len(keys), dtype=np.int64)
-    m = 0
-    for k in keys:
-        if not flags[k] & bit and buf[k] != 0.0:
-            flags[k] |= bit
-            support[m] = k
-            m += 1
-    if m > n_keep:
-        vals = np.empty(m)
-        for i in range(m):
-            vals[i] = buf[support[i]]
-        kth = np.partition(vals, m - n_keep)[m - n_keep]
-        above = 0
-        for v in vals:
-            if v >= kth:
-                above += 1
-        if above != n_keep or kth != kth:  # ties across the cut: argpartition decides
-            return listed_n, False
-    else:
-        kth = -np.inf
-    for i in range(m):
-        k = support[i]
-        if buf[k] >= kth and not flags[k] & 1:
-            flags[k] |= 1
-            listed[listed_n] = k
-            listed_n += 1
-    return listed_n, True
-
-
-@jit
-def personal_candidates(popular, co_keys, co_values, seq_keys, seq_values, n_personal, flags,
-                        co_buf, seq_buf):  # type: ignore[no-untyped-def]
-    """The reranker's candidates from the parts' sparse terms (``CoOccurrence.score_terms``).
-
-    The rows of ``popular`` and each part's ``n_personal`` best non-zero rows, as
-    :meth:`~learning.rank_rerank.ListwiseRerank._candidate_rows` builds them from the
-    dense part scores.
-
-    Returns ``(rows, co, seq, ok)``: the candidate rows ascending and the parts' scores on
-    them. ``flags`` (uint8) and the float buffers ``co_buf`` / ``seq_buf`` (zeros, at least
-    ``n_items`` long) are left zero.
-    """
-    listed = np.empty(len(popular) + len(co_keys) + len(seq_keys), dtype=np.int64)
-    m = 0
-    for r in popular:
-        if not flags[r] & 1:
-            flags[r] |= 1
-            listed[m] = r
-            m += 1
-    m, ok = _mark_part(co_keys, co_values, co_buf, flags, 2, n_personal, listed, m)
-    if ok:
-        m, ok = _mark_part(seq_keys, seq_values, seq_buf, flags, 4, n_personal, listed, m)
-    rows = np.sort(listed[:m])
-    co = np.empty(len(rows))
-    seq = np.empty(len(rows))
-    for i in range(len(rows)):
-        co[i] = co_buf[rows[i]]
-        seq[i] = seq_buf[rows[i]]
-    for k in co_keys:
-        co_buf[k] = 0.0
-        flags[k] = 0
-    for k in seq_keys:
-        seq_buf[k] = 0.0
-        flags[k] = 0
-    for r in popular:
-        flags[r] = 0
-    return rows, co, seq, ok
 
 
 @jit
@@ -244,12 +169,14 @@ def softmax_step(feats, raw, at, seen, rows, mask, w, g2, ctx, lr):  # type: ign
 
 
 @jit
-def measure(rows, values, target, exclude, mask, k, floor):  # type: ignore[no-untyped-def]
+def measure(rows, values, target, exclude, mask, k, floor, bound):  # type: ignore[no-untyped-def]
     """The target's rank and top ``k`` from candidates that outrank every other row.
 
     ``status`` bit 1: the rank is exact (the target is an eligible candidate, or ``floor``,
-    the dense scores of the other rows, is given); bit 2: ``top`` (the ``k`` best eligible
-    rows, ties to the higher row) is exact. NaN values: status 0 (use numpy).
+    the dense scores of the other rows, is given), or, with ``bound``, a lower bound
+    ``1 + eligible`` when the target is not an eligible candidate and ``eligible >= k``
+    (then ``rank > k`` however the other rows score: no hit, no gain); bit 2: ``top`` (the
+    ``k`` best eligible rows, ties to the higher row) is exact. NaN values: status 0.
     """
     for e in exclude:
         mask[e] = True
@@ -274,6 +201,9 @@ def measure(rows, values, target, exclude, mask, k, floor):  # type: ignore[no-u
             for i in range(n):
                 if not mask[rows[i]] and (values[i] > t or (values[i] == t and i > at)):
                     rank += 1
+            status |= 1
+        elif bound and eligible >= k:  # beyond the list: the exact rank changes no figure
+            rank = 1 + eligible
             status |= 1
         elif len(floor):  # every eligible candidate outranks the target, then the rest
             rank = 1 + eligible

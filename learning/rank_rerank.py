@@ -47,7 +47,7 @@ import numpy as np
 from learning import rank_kernels as kernels
 from learning.rank_rerank_negatives import RerankNegatives
 from learning.rank_sequence import CoOccurrence
-from learning.rank_top import TopTracker
+from learning.rank_top import TopTracker, TopTrackers
 from learning.rank_transitions import TimedTransitions
 from learning.rankers import grow
 
@@ -115,7 +115,8 @@ class ListwiseRerank(RerankNegatives):
         self._by_state = np.zeros((0, 3))  # x0.999 counts of cold / in-session / returning events
         self._scale = np.ones(5)
         self._tref = math.nan
-        self._tops = [TopTracker(n_popular) for _ in range(5)]
+        self._trackers = TopTrackers(n_popular, 5)  # the five columns' top rows, in arrays
+        self._tops = [self._trackers.column(j) for j in range(5)]
         self._first = np.zeros(0)
         self._last = np.zeros(0)
         self._events = 0
@@ -136,6 +137,14 @@ class ListwiseRerank(RerankNegatives):
         """Learned state only: the scratch arrays and the per-call cache are rebuilt."""
         return {key: value for key, value in self.__dict__.items()
                 if key not in ("_mask", "_buffers_", "_cache")} | {"_cache": None}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Load a checkpoint; a round-5 one (five :class:`TopTracker` objects) converts."""
+        self.__dict__.update(state)
+        if "_trackers" not in state:
+            self._trackers = TopTrackers.of(state["_tops"])  # type: ignore[arg-type]
+            self._tops = [self._trackers.column(j) for j in range(5)]
+            self._popular = None
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name, each with ``score_items(user)`` of its own."""
@@ -207,14 +216,14 @@ class ListwiseRerank(RerankNegatives):
             rows, feats, ctx = cache[3], cache[4], cache[5]
         else:
             if self._popular is None:
-                self._popular = np.concatenate([t.rows() for t in self._tops])  # repeats: fine
+                self._popular = self._trackers.all_rows()  # repeats: fine
             self._now = now
             ok = False
             if kernels.ENABLED:  # from the parts' sparse terms, no dense pass
                 flags, co_buf, seq_buf = self._buffers()
-                rows, co, seq, ok = kernels.personal_candidates(
-                    self._popular, *self.co_occurrence.score_terms(user),
-                    *self.sequence.score_terms(user), self.n_personal, flags, co_buf, seq_buf)
+                rows, co, seq, ok = kernels.table_candidates(  # type: ignore[call-arg]
+                    self._popular, *self.co_occurrence.kernel_args(user),
+                    *self.sequence.kernel_args(user), self.n_personal, flags, co_buf, seq_buf)
                 if ok:
                     feats = self._features_compiled(rows, co, seq, user)
             if not ok:  # numpy (or a tie across a part's cut: argpartition's choice)
@@ -258,7 +267,7 @@ class ListwiseRerank(RerankNegatives):
         level = self._level.get(user)
         last = self._last_ts.get(user)
         gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
-        best = np.array([t.best for t in self._tops], dtype=np.int64)
+        best = self._trackers.meta[:, 0]  # each column's top row
         return kernels.features(rows, self._counts, best, co, seq, self._first, self._last,
                                 float(self._events), _NAN if level is None else
                                 level[0] / level[1], self._by_state, gap, _POP_CUTS)
@@ -354,11 +363,9 @@ class ListwiseRerank(RerankNegatives):
             self._by_state /= self._scale[1]
             self._scale[:] = 1.0
             self._tref = ts
-        self._counts[item] += weight * self._scale
-        counts = self._counts[: self.n_items]
-        for j, top in enumerate(self._tops):
-            if top.update(counts[:, j], item):
-                self._popular = None
+        if self._trackers.count(self._counts, self._scale, item, weight) and (
+                self._popular is None or self._popular.base is not self._trackers.rows):
+            self._popular = None  # a copy (not the trackers' view, which follows them)
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """One listwise step (if the user has a history and ``item`` is a candidate), then learn."""
@@ -372,7 +379,7 @@ class ListwiseRerank(RerankNegatives):
             self._last = grow(self._last, self.n_items)
             self._first[item] = self._events
         if self._events:
-            long = self._counts[item, 2] / self._counts[self._tops[2].best, 2]
+            long = self._counts[item, 2] / self._counts[self._trackers.meta[2, 0], 2]
             level = self._level.setdefault(user, [0.0, 0.0])
             level[0] += math.log(long + 1e-4)
             level[1] += 1.0

@@ -5,9 +5,11 @@ items ``h`` (the most recent first, weighted ``position_decay ** k``); with
 ``symmetric=False`` only ``h -> item`` (what followed ``h``), else both ways. Link weights
 fade by ``decay`` per event (stored times a growing scale, so the decay is O(1)), and each
 item keeps at most ``max_neighbours`` links (the weakest are dropped when it holds twice as
-many), so memory is bounded by ``items * 2 * max_neighbours``. An item's links are kept as
-two growable arrays (neighbour rows, weights) plus a row -> slot index, so scoring adds
-them into the dense vector without converting anything.
+many), so memory is bounded by ``items * 2 * max_neighbours``. The links live in flat
+arrays (:class:`~learning.rank_links.LinkTable`: one pool of slots, a region per item), so
+learning an event is one compiled call and scoring adds them into the dense vector without
+converting anything. Checkpoints of the older layout (a dict of :class:`_Row`) are converted
+when they load.
 
 A user's score for item ``j`` is ``sum_k position_decay ** k * P(j | h_k)``, where
 ``P(j | h)`` is ``h``'s link to ``j`` over all of ``h``'s links: one sparse row per
@@ -30,6 +32,8 @@ from collections import deque
 
 import numpy as np
 
+from learning.rank_links import LinkTable
+
 __all__ = ["CoOccurrence"]
 
 _RENORM_AT = 1e150
@@ -38,7 +42,11 @@ _NO_VALUES = np.empty(0)
 
 
 class _Row:
-    """One item's links: neighbour rows and weights in slots ``0 .. n - 1``."""
+    """One item's links: neighbour rows and weights in slots ``0 .. n - 1``.
+
+    The round-5 storage of :class:`CoOccurrence` (kept to load its checkpoints) and of
+    :class:`~learning.rank_knn.HistoryKNN`.
+    """
 
     __slots__ = ("keys", "n", "slot", "values")
 
@@ -91,15 +99,27 @@ class CoOccurrence:
         self.position_decay = position_decay
         self.max_neighbours = max_neighbours
         self.n_items = 0
-        self._links: dict[int, _Row] = {}
-        self._totals: dict[int, float] = {}
+        self._table = LinkTable(max_neighbours)
         self._recent: dict[str, deque[int]] = {}
         self._scale = 1.0
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Load a checkpoint; one of the round-5 layout (``_links``: a dict of rows) converts."""
+        links = state.pop("_links", None)
+        totals = state.pop("_totals", None)
+        self.__dict__.update(state)
+        if links is not None:
+            table = self._table = LinkTable(self.max_neighbours)
+            assert isinstance(links, dict) and isinstance(totals, dict)
+            for a, row in links.items():
+                table.put(a, row.keys[: row.n], row.values[: row.n], totals[a])
+            table.reserve(self.n_items, 0)
 
     def _advance(self, user: str, item: int) -> deque[int]:
         """One event's clock (the fade of every link) and ``user``'s history, made if new."""
         if item >= self.n_items:
             self.n_items = item + 1
+            self._table.reserve(self.n_items, 0)
         if self.decay < 1.0:
             self._scale /= self.decay
             if self._scale > _RENORM_AT:
@@ -115,40 +135,25 @@ class CoOccurrence:
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """Link ``item`` with the user's last items, then append it to their history."""
         recent = self._advance(user, item)
-        strength = weight * self._scale
-        for prev in reversed(recent):
-            if prev != item:
-                self._link(prev, item, strength)
-                if self.symmetric:
-                    self._link(item, prev, strength)
-            strength *= self.position_decay
+        if recent:
+            self._table.learn(np.fromiter(recent, np.int64, len(recent)), item,
+                              weight * self._scale, self.position_decay, _ones(len(recent)),
+                              0.0, symmetric=self.symmetric)
         recent.append(item)
 
-    def _link(self, a: int, b: int, value: float) -> None:
-        row = self._links.get(a)
-        if row is None:
-            row = self._links[a] = _Row()
-        row.add(b, value)
-        self._totals[a] = self._totals.get(a, 0.0) + value
-        if row.n > 2 * self.max_neighbours:
-            self._totals[a] = row.keep_strongest(self.max_neighbours)
-
     def _renormalise(self) -> None:
-        for row in self._links.values():
-            row.values[: row.n] /= self._scale
-        for key in self._totals:
-            self._totals[key] /= self._scale
+        self._table.scale_down(self._scale)
         self._scale = 1.0
 
     def score_items(self, user: str) -> np.ndarray:
         """Sum of ``P(item | h)`` over the user's recent items ``h`` (zeros if none)."""
         scores = np.zeros(self.n_items)
         weight = 1.0
+        table = self._table
         for prev in reversed(self._recent.get(user, ())):
-            row = self._links.get(prev)
-            if row is not None and row.n:
-                n = row.n
-                scores[row.keys[:n]] += row.values[:n] * (weight / self._totals[prev])
+            keys, values = table.slots(prev)
+            if len(keys):
+                scores[keys] += values * (weight / table.total[prev])
             weight *= self.position_decay
         return scores
 
@@ -163,37 +168,45 @@ class CoOccurrence:
         >>> dense.tolist() == seq.score_items("a").tolist()
         True
         """
-        keys, values = [], []
-        weight = 1.0
-        for prev in reversed(self._recent.get(user, ())):
-            row = self._links.get(prev)
-            if row is not None and row.n:
-                n = row.n
-                keys.append(row.keys[:n])
-                values.append(row.values[:n] * (weight / self._totals[prev]))
-            weight *= self.position_decay
-        if not keys:
+        recent = self._recent.get(user)
+        if not recent:
             return _NO_KEYS, _NO_VALUES
-        if len(keys) == 1:
-            return keys[0], values[0]
-        return np.concatenate(keys), np.concatenate(values)
+        return self._table.terms(np.fromiter(recent, np.int64, len(recent)),
+                                 self.position_decay)
+
+    def kernel_args(self, user: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                               np.ndarray, float]:
+        """What :func:`learning.rank_links.terms` takes for ``user`` (pool, rows, history)."""
+        recent = self._recent.get(user)
+        table = self._table
+        return (table.keys, table.values, table.idx, table.total,
+                _NO_KEYS if not recent else np.fromiter(recent, np.int64, len(recent)),
+                self.position_decay)
 
     def support(self, user: str) -> np.ndarray:
         """Rows ``score_items(user)`` may give a non-zero score, ascending (no repeats)."""
-        keys = [row.keys[: row.n] for prev in self._recent.get(user, ())
-                if (row := self._links.get(prev)) is not None and row.n]
+        keys = [k for prev in self._recent.get(user, ())
+                if len(k := self._table.slots(prev)[0])]
         if not keys:
             return np.empty(0, dtype=np.int64)
         return np.unique(np.concatenate(keys))
 
     def neighbours(self, item: int) -> dict[int, float]:
         """``item``'s links (neighbour row -> weight, in current units), strongest kept."""
-        row = self._links.get(item)
-        if row is None:
-            return {}
-        values = (row.values[: row.n] / self._scale).tolist()
-        return dict(zip(row.keys[: row.n].tolist(), values, strict=True))
+        keys, values = self._table.slots(item)
+        return dict(zip(keys.tolist(), (values / self._scale).tolist(), strict=True))
 
     def recent(self, user: str) -> list[int]:
         """The user's last ``history`` rows, oldest first."""
         return list(self._recent.get(user, ()))
+
+
+_ONES: dict[int, np.ndarray] = {}
+
+
+def _ones(n: int) -> np.ndarray:
+    """An array of ``n`` ones (the untimed links' time factors; shared, never written)."""
+    ones = _ONES.get(n)
+    if ones is None:
+        ones = _ONES[n] = np.ones(n)
+    return ones

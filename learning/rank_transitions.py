@@ -24,6 +24,8 @@ import math
 from collections import deque
 from collections.abc import Iterable
 
+import numpy as np
+
 from learning.rank_sequence import CoOccurrence
 
 __all__ = ["TimedTransitions"]
@@ -63,13 +65,11 @@ class TimedTransitions(CoOccurrence):
         """Link ``item`` with the user's last items (faded by the time since each)."""
         recent = self._advance(user, item)
         times = recent.times  # type: ignore[attr-defined]
-        strength = weight * self._scale
-        for prev, at in zip(reversed(recent), reversed(times), strict=True):
-            factor = math.exp(-max(ts - at, 0.0) / self.time_scale)
-            if prev != item and factor > self.min_factor:
-                self._link(prev, item, strength * factor)
-                if self.symmetric:
-                    self._link(item, prev, strength * factor)
-            strength *= self.position_decay
+        if recent:
+            scale = self.time_scale
+            factors = np.array([math.exp(-max(ts - at, 0.0) / scale) for at in times])
+            self._table.learn(np.fromiter(recent, np.int64, len(recent)), item,
+                              weight * self._scale, self.position_decay, factors,
+                              self.min_factor, symmetric=self.symmetric)
         recent.append(item)
         times.append(ts)

@@ -199,7 +199,7 @@ class RankingLearner(PickleSnapshot):
         n = ranker.n_items
         measured = self._metrics.measure_candidates(
             rows, values, row, exclude, lambda: ranker.score_items(user, now), n,
-            floor=ranker.floor_scores)
+            floor=ranker.floor_scores, exact_rank=False)  # only hit / gain are figures
         outcome = self._metrics.record(*measured, n, **figures)
         if self._part_metrics and self._metrics.n % PART_EVERY == 1:
             for name, part in ranker.parts().items():

@@ -232,8 +232,8 @@ class RankingPrequential(PickleSnapshot):
 
     def measure_candidates(self, rows: np.ndarray, values: np.ndarray, target: int,
                            exclude: np.ndarray | None, dense: Callable[[], np.ndarray],
-                           n_items: int, floor: Callable[[], np.ndarray] | None = None
-                           ) -> tuple[int, np.ndarray]:
+                           n_items: int, floor: Callable[[], np.ndarray] | None = None,
+                           *, exact_rank: bool = True) -> tuple[int, np.ndarray]:
         """:meth:`measure` of ``dense()`` from its few rows that outrank all the others.
 
         ``rows`` (ascending) and ``values`` are the candidates' entries of ``dense()``, and
@@ -242,7 +242,10 @@ class RankingPrequential(PickleSnapshot):
         left after ``exclude``. Same result as ``measure(dense(), target, exclude)``.
         ``floor()``, when given, returns ``dense()`` outside the candidate rows (any values
         on them): the compiled path ranks a non-candidate target from it without building
-        ``dense()`` (:func:`learning.rank_kernels.measure`).
+        ``dense()`` (:func:`learning.rank_kernels.measure`). ``exact_rank=False`` lets the
+        compiled path return ``1 + eligible candidates`` for a target that is not an eligible
+        candidate when at least ``k`` are (its rank is then beyond ``k`` whatever the other
+        rows score, so :meth:`record` gives the same hit, gain and figures).
 
         >>> dense = np.array([0.5, 3.0, 0.2, 2.0, 4.0])
         >>> rows, values = np.array([1, 3, 4]), dense[[1, 3, 4]]
@@ -255,10 +258,12 @@ class RankingPrequential(PickleSnapshot):
         if kernels.ENABLED and self.k <= len(rows):
             found = np.searchsorted(rows, target)
             outside = found >= len(rows) or rows[found] != target
+            if outside and not exact_rank:
+                floor = None  # not needed: the kernel bounds the rank
             rank, top, status = kernels.measure(
                 rows, values, target, _NO_ROWS if exclude is None else exclude,
                 self._scratch(n_items), self.k,
-                floor() if floor is not None and outside else _NO_VALUES)
+                floor() if floor is not None and outside else _NO_VALUES, not exact_rank)
             if status == 3:
                 return int(rank), top
         if exclude is not None and len(exclude):

@@ -94,11 +94,11 @@ def test_array_rows_hold_exactly_what_dicts_held(seed, symmetric, history, max_n
         co.learn_one(user, item)
     links, totals = _dict_reference(events, history, symmetric, 0.999, 0.7, max_neighbours)
     for a, row in links.items():
-        got = co._links[a]
-        assert dict(zip(got.keys[: got.n].tolist(), got.values[: got.n].tolist(),
-                        strict=True)) == row
-        assert list(got.keys[: got.n]) == list(row)  # same order: same float sums
-        assert co._totals[a] == totals[a]
+        keys, values = co._table.slots(a)  # learning/rank_links.py: flat arrays
+        assert dict(zip(keys.tolist(), values.tolist(), strict=True)) == row
+        assert keys.tolist() == list(row)  # same order: same float sums
+        assert co._table.total[a] == totals[a]
+    assert {a for a in range(co.n_items) if len(co._table.slots(a)[0])} == set(links)
     for user in {u for u, _ in events}:
         support = co.support(user)
         scores = co.score_items(user)

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learning import rank_kernels as kernels
+from learning import rank_links, rank_top
 from learning.rank_rerank import ListwiseRerank
 from learning.ranking_learner import RankingLearner
 from learning.ranking_metrics import RankingPrequential, rank_of, top_k
@@ -125,18 +126,28 @@ def test_candidate_measure_equals_numpy(values: list[int], data: st.DataObject,
                                      floor=lambda: floor)
     want = metrics.measure(dense, target, exclude)
     assert (got[0], got[1].tolist()) == (want[0], want[1].tolist())
+    # exact_rank=False: a rank beyond k may be a lower bound (still beyond k), same figures
+    rank, top = metrics.measure_candidates(rows, dense[rows], target, exclude, lambda: dense,
+                                           n, floor=lambda: floor, exact_rank=False)
+    assert top.tolist() == want[1].tolist()
+    assert rank == want[0] or k < rank <= want[0]
+    a, b = RankingPrequential(k=k), RankingPrequential(k=k)
+    assert a.record(rank, top, n) == b.record(*want, n) or rank != want[0]
+    assert (a.score().hr, a.score().ndcg) == (b.score().hr, b.score().ndcg)
 
 
 def test_learner_figures_equal_numpy_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    events = _stream(11, 1200, users=60, items=120)
+    """Every kernel on (links, trackers, candidates, features, measure) or all off."""
+    events = _stream(11, 3000, users=120, items=300)
     runs = []
     for enabled in (True, False):
-        monkeypatch.setattr(kernels, "ENABLED", enabled)
+        for module in (kernels, rank_links, rank_top):
+            monkeypatch.setattr(module, "ENABLED", enabled)
         learner = RankingLearner("rerank")
         losses = [learner.learn_one(e) for e in events]
         runs.append((learner.score(), learner.part_scores(), np.array(losses)))
     (a, parts_a, loss_a), (b, parts_b, loss_b) = runs
-    assert a.n == b.n > 300
+    assert a.n == b.n > 1000
     for field in ("hr", "ndcg", "coverage", "novelty", "rolling_hr", "rolling_ndcg"):
         assert getattr(a, field) == pytest.approx(getattr(b, field), abs=1e-9)
     assert np.allclose(loss_a, loss_b, equal_nan=True, atol=1e-9)
