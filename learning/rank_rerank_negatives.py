@@ -53,7 +53,8 @@ class RerankNegatives:
     max_skipped = 50
     #: a negative's listwise step, relative to a positive's; 0 (no step) by default: in the
     #: simulated feedback loop (bench/feedback.py, a world apart from the reported ones)
-    #: weights 0.05-0.5 lowered the CTR by 2-16 %, the memory alone raised it by 12 %
+    #: weights 0.05-0.5 lowered the CTR by 2-16 %, the memory alone raised it by 12 % (measured
+    #: before a fix of the item's own gradient: docs/ranking.md)
     negative_weight = 0.0
     #: a pairwise step "the user's last positive beat this shown item" (within
     #: ``pair_window`` seconds of it), relative to a positive's listwise step; 0.1 raised
@@ -102,8 +103,8 @@ class RerankNegatives:
                 p = np.exp(z - z.max())
                 p /= p.sum()
                 if len(rows) > 1 and p[at] < 1.0 - 1e-12:
-                    g = p * (p[at] / (1.0 - p[at]))
-                    g[at] -= p[at]  # d log(1 - p_item) / d score_i
+                    g = p * (p[at] / (1.0 - p[at]))  # d log(1 - p_item) / d score_i
+                    g[at] = -p[at]  # p_item (p_item - 1) / (1 - p_item)
                     grad = self.negative_weight * (g @ feats)
                     for c in (0, ctx):
                         self._g2[c] += grad * grad
