@@ -24,7 +24,7 @@ ranking`` code path: file source, decode, worker, learner), time-ordered, preque
    on a machine also compiles them (about 20 CPU seconds, docs/ranking.md "Throughput,
    round 5"); ``LIFELONG_NUMBA=0`` in the environment times the numpy path instead.
 
-    python -m bench.ranking                 # everything (about 10 CPU minutes)
+    python -m bench.ranking                 # everything (about 16 CPU minutes)
     python -m bench.ranking --no-throughput --synthetic-events 20000
     python -m bench.ranking --throughput-only --repeat 3
     python -m bench.ranking --deep --repeat 3   # the deep ranker's rows (deep_ranking)
@@ -58,7 +58,8 @@ DEFAULT_DATA = ROOT.parent / "shared" / "data" / "movietweetings-100k" / "rating
 README = {"popularity": (0.1341, 0.0694), "decayed-popularity": (0.2283, 0.1452),
           "bpr": (0.1289, 0.0672)}
 BASELINES = ("popularity", "decayed-popularity", "bpr")
-MODELS = ("co-occurrence", "bpr-pop", "blend", "rerank")
+MODELS = ("co-occurrence", "bpr-pop", "blend", "rerank",  # rerank: the default
+          "rerank-knn", "rerank-mlp", "rerank-bpr")  # rerank-bpr: the best (docs/ranking.md)
 RATING = ("rating BiasedMF", ("rating", "BiasedMF"))
 
 
