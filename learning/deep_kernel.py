@@ -8,7 +8,7 @@ served :class:`~learning.blend.DeepView` and the :class:`~learning.foldin.UserVe
 (unknown ids contribute nothing; the correction ``c_u`` learns only on items the view
 knows). In numpy that is about ten small calls a event (row views, an addition, a dot
 product, two in-place updates, scalar conversions); with numba it is one compiled call over
-the view's packed arrays (:func:`_kernel`, few arguments: a compiled call costs
+the view's packed arrays (:func:`kernel`, few arguments: a compiled call costs
 about 0.1-0.2 us per argument). The floating-point operations are the numpy code's in
 the same order, except the dot product, which the kernel sums left to right where numpy's
 BLAS may pair terms: the two paths agree to ~1e-15, not bit for bit (tested).
@@ -38,7 +38,7 @@ from learning.blend import DeepView
 from learning.foldin import UserVectors
 from learning.jit import ENABLED, jit
 
-__all__ = ["ENABLED", "deep_side", "deep_side_numpy", "kernel_params"]
+__all__ = ["ENABLED", "deep_side", "deep_side_numpy", "kernel", "kernel_params"]
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ def _kernel_py(users, items, params, row, col, vec, value):  # type: ignore[no-u
     return p
 
 
-_kernel = jit(_kernel_py) if ENABLED else None
+#: the compiled kernel, ``None`` on the numpy path (LifelongModel.step calls it inline)
+kernel = jit(_kernel_py) if ENABLED else None
 
 
 def kernel_params(view: DeepView, vecs: UserVectors, lo: float, hi: float) -> np.ndarray:
@@ -90,7 +91,7 @@ def deep_side(view: DeepView, vecs: UserVectors, user: str, item: str, value: fl
     The user's correction is re-inserted after it learns (recency order of ``vecs``).
     ``params``: :func:`kernel_params` of the same arguments, when the caller keeps them.
     """
-    if _kernel is None:
+    if kernel is None:
         return deep_side_numpy(view, vecs, user, item, value, lo, hi)
     col, row = view.items.get(item), view.users.get(user)
     if col is None:  # nothing to fold in: the view's terms only
@@ -104,7 +105,7 @@ def deep_side(view: DeepView, vecs: UserVectors, user: str, item: str, value: fl
         vec = np.zeros(view.dim)
     if params is None:
         params = kernel_params(view, vecs, lo, hi)
-    p = _kernel(view.user_pack, view.item_pack, params, -1 if row is None else row, col, vec,
+    p = kernel(view.user_pack, view.item_pack, params, -1 if row is None else row, col, vec,
                 value)
     if lr:
         table[user] = vec

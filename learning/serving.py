@@ -30,6 +30,7 @@ import numpy as np
 
 from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
+from learning.deep_kernel import kernel as deep_kernel
 from learning.deep_kernel import deep_side, kernel_params
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
@@ -314,8 +315,23 @@ class LifelongModel:
             p_online = lo if p_online < lo else hi if p_online > hi else p_online
         p_deep = p_bias
         if serving is not None:  # prediction and fold-in (one compiled call with numba)
-            p_deep = deep_side(serving[0], serving[1], user, item, value,
-                               *(bounds if bounds is not None else _UNBOUNDED), serving[3])
+            view = serving[0]
+            col = view.items.get(item)
+            if col is None or deep_kernel is None:
+                p_deep = deep_side(view, serving[1], user, item, value,
+                                   *(bounds if bounds is not None else _UNBOUNDED), serving[3])
+            else:  # deep_side, inlined (the common case: a known item)
+                row, vecs = view.users.get(user), serving[1]
+                lr, table = vecs.lr, vecs._vecs
+                vec = table.pop(user, None) if lr else table.get(user)
+                if vec is None:
+                    vec = np.zeros(view.dim)
+                p_deep = deep_kernel(view.user_pack, view.item_pack, serving[3],
+                                     -1 if row is None else row, col, vec, value)
+                if lr:
+                    table[user] = vec
+                    if len(table) > vecs.max_users:
+                        del table[next(iter(table))]
         blend = self.weights
         segments = blend.segments
         bits = n_u.bit_length()

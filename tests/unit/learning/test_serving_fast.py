@@ -6,6 +6,7 @@ from array import array
 
 import numpy as np
 
+from learning import deep_kernel, serving
 from learning.biases import History
 from learning.blend import DeepView
 from learning.finetune import FineTuner
@@ -214,3 +215,32 @@ def test_a_lifelong_model_pickled_before_the_implicit_features_predicts_as_befor
     for ev in events[500:]:
         again.step(ev.user_id, ev.item_id, ev.value)
     assert again.weights.refits > refits and again.events_seen == 700
+
+
+def test_the_compiled_step_equals_the_numpy_path(monkeypatch):
+    """LifelongModel.step with the deep kernel inline, and with LIFELONG_NUMBA=0's path."""
+    assert deep_kernel.ENABLED, "numba is a dependency (pyproject.toml): install it"
+    deep = DeepRecommender(n_factors=6, clip=(1.0, 5.0), seed=2)
+    events = list(SyntheticStream(n_events=2500, n_users=80, n_items=90, drift_at=(), seed=8))
+    FineTuner(deep, device="cpu", epochs_per_round=1, seed=0).train_full(
+        [e.user_id for e in events[:600]], [e.item_id for e in events[:600]],
+        [e.value for e in events[:600]], [e.ts for e in events[:600]])
+    view = DeepView.of(deep)
+    outputs = []
+    for compiled in (True, False):
+        if not compiled:  # what LIFELONG_NUMBA=0 (or no numba) runs
+            monkeypatch.setattr(deep_kernel, "kernel", None)
+            monkeypatch.setattr(serving, "deep_kernel", None)
+        model = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0),
+                              blend_refit=300)
+        out = []
+        for k, ev in enumerate(events):
+            if k == 200:
+                model.set_deep(view)
+            out.append(model.step(ev.user_id, ev.item_id, ev.value))
+        outputs.append((out, model))
+    (fast, m_fast), (slow, m_slow) = outputs
+    assert len(m_fast.fold) == len(m_slow.fold) > 0
+    for k, (a, b) in enumerate(zip(fast, slow, strict=True)):
+        assert all(abs(x - y) <= 1e-12 for x, y in zip(a, b, strict=True)), k
+    assert m_fast.weights.refits == m_slow.weights.refits > 2
