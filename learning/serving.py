@@ -30,8 +30,8 @@ import numpy as np
 
 from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
-from learning.deep_kernel import kernel as deep_kernel
 from learning.deep_kernel import deep_side, kernel_params
+from learning.deep_kernel import kernel as deep_kernel
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
 from learning.stacking import StackedBlend
