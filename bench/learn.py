@@ -35,6 +35,7 @@ JSON under ``bench/results/``::
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -403,6 +404,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       "learn": lambda: learn_path(topic, prefix, args.events),
                       "blend": lambda: blend_path(topic, prefix, args.events, "bench-deep"),
                       }[name]
+                # the garbage earlier runs left is not this run's: without this, a full
+                # collection (0.3-0.5 s with the bench's objects) lands on whichever run
+                # crosses the collector's threshold (a real learn starts a fresh process)
+                gc.collect()
                 run[name] = _timed(fn)
             runs.append(run)
         result["learn"] = {"runs": runs}

@@ -44,12 +44,40 @@ class DeepView:
         self.mu = mu
         self.users = users
         self.items = items
-        self.user_vecs = user_vecs
-        self.user_bias = user_bias
-        self.item_vecs = item_vecs
-        self.item_bias = item_bias
         self.clip = clip
         self.dim = int(item_vecs.shape[1])
+        self._pack(user_vecs, user_bias, item_vecs, item_bias)
+
+    def _pack(self, user_vecs: np.ndarray, user_bias: np.ndarray, item_vecs: np.ndarray,
+              item_bias: np.ndarray) -> None:
+        # one (rows, dim + 1) float64 matrix per side, vectors then bias; ``user_vecs`` ...
+        # are views of it (an erasure that zeroes them zeroes it), and the compiled deep
+        # side (learning/deep_kernel.py) takes the two matrices instead of four arrays
+        d = self.dim
+        self.user_pack = np.empty((len(user_bias), d + 1))
+        self.item_pack = np.empty((len(item_bias), d + 1))
+        self.user_pack[:, :d], self.user_pack[:, d] = user_vecs, user_bias
+        self.item_pack[:, :d], self.item_pack[:, d] = item_vecs, item_bias
+        self.user_vecs, self.user_bias = self.user_pack[:, :d], self.user_pack[:, d]
+        self.item_vecs, self.item_bias = self.item_pack[:, :d], self.item_pack[:, d]
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        for key in ("user_vecs", "user_bias", "item_vecs", "item_bias"):
+            del state[key]  # views of the packs
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if "user_pack" in state:
+            d = state["dim"]
+            packs = state["user_pack"], state["item_pack"]
+            state.update(user_vecs=packs[0][:, :d], user_bias=packs[0][:, d],
+                         item_vecs=packs[1][:, :d], item_bias=packs[1][:, d])
+            self.__dict__.update(state)
+        else:  # views pickled before the packs: four arrays
+            arrays = [state.pop(k) for k in ("user_vecs", "user_bias", "item_vecs", "item_bias")]
+            self.__dict__.update(state)
+            self._pack(*arrays)
 
     @classmethod
     @torch.no_grad()

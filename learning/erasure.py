@@ -357,8 +357,7 @@ def forget_lifelong_model(model: LifelongModel, user: str) -> int:
     of its raters' biases hold no id (item-side state keeps what the user taught it).
     """
     removed = model.online.forget_user(user)
-    removed += model.__dict__.get("_recent_user", {}).pop(user, None) is not None
-    model.__dict__.get("_user_sums", {}).pop(user, None)  # counted with the recent residual
+    removed += model.forget_rows(user)  # the recent residual and sums: one entry
     biases = model.biases
     row = biases._users.pop(user, None)
     if row is not None:

@@ -210,10 +210,26 @@ class LifelongLearner:
             # a refit needs every event the biases learned: after a restart (or past the
             # history's capacity) the biases continue by per-event folding alone
             model.biases.refit(events)
-        self._preq.update(y, y_hat)
-        self._preq_online.update(y, p_online)
+        # Prequential.update of the blend, River and the deep side, inlined
+        preq = self._preq
+        err = y - y_hat
+        preq._n += 1
+        preq._sq += err * err
+        preq._abs += abs(err)
+        preq._recent.append(err)
+        preq = self._preq_online
+        err = y - p_online
+        preq._n += 1
+        preq._sq += err * err
+        preq._abs += abs(err)
+        preq._recent.append(err)
         if p_deep is not None:
-            self._preq_deep.update(y, p_deep)
+            preq = self._preq_deep
+            err = y - p_deep
+            preq._n += 1
+            preq._sq += err * err
+            preq._abs += abs(err)
+            preq._recent.append(err)
         if self.finetuner is None:
             return y_hat
         if self.round_growth:

@@ -30,7 +30,8 @@ import numpy as np
 
 from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
-from learning.deep_kernel import deep_side
+from learning.deep_kernel import deep_side, kernel_params
+from learning.deep_kernel import kernel as deep_kernel
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
 from learning.stacking import StackedBlend
@@ -88,14 +89,16 @@ class LifelongModel:
         self.weights = StackedBlend(self.N_FEATURES, segments=segments, refit_every=blend_refit,
                                     halflife=blend_window, ridge=blend_ridge, initial=(0, 1.0),
                                     optional=(1,) if deep_optional else ())
-        self._recent_user: dict[str, float] = {}
-        self._recent_item: dict[str, float] = {}
-        # per user [sum of squared residuals, sum of the b_i of the items rated]
-        self._user_sums: dict[str, list[float]] = {}
-        self._item_sums: dict[str, float] = {}  # per item: sum of its raters' b_u
+        # per user and per item, at the biases' rows (flat lists: no lookup by id per event)
+        self._user_recent: list[float] = []  # recent residual
+        self._user_squares: list[float] = []  # sum of squared residuals
+        self._user_item_bias: list[float] = []  # sum of the b_i of the items rated
+        self._item_recent: list[float] = []  # recent residual
+        self._item_rater_bias: list[float] = []  # sum of its raters' b_u
         self._spread_sum = 0.0  # everyone's squared residuals, over _spread_n events
         self._spread_n = 0
-        self._serving: tuple[DeepView, UserVectors, int | None] | None = None
+        # the deep model served: view, user vectors, version and the deep kernel's constants
+        self._serving: tuple[DeepView, UserVectors, int | None, np.ndarray] | None = None
         self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
         self.events_seen = 0
 
@@ -108,7 +111,7 @@ class LifelongModel:
             state["user_recency"], state["item_recency"] = 0.3, 0.1
             state["_recent_user"], state["_recent_item"] = {}, {}
             state["weights"] = StackedBlend(4, segments=old.segments, initial=(0, 1.0))
-        if "_user_sums" not in state:
+        if "_user_sums" not in state and "_user_recent" not in state:
             # format 2 blobs (4 features, before the spread and implicit signals): the
             # blend gets the new features with weight 0, so it predicts as it did until
             # its next refit
@@ -116,7 +119,62 @@ class LifelongModel:
                          _spread_n=0)
             while state["weights"].n_features < self.N_FEATURES:
                 state["weights"].add_feature()
+        serving = state.get("_serving")
+        if serving is not None and len(serving) == 3:  # before the kernel's constants
+            state["_serving"] = (*serving, self._kernel_params(serving[0], serving[1],
+                                                               state["clip"]))
         self.__dict__.update(state)
+        if "_user_recent" not in state:  # format 3 blobs: the same sums in dicts keyed by id
+            self._rows_from_dicts(state.pop("_recent_user"), state.pop("_user_sums"),
+                                  state.pop("_recent_item"), state.pop("_item_sums"))
+        self._sync_rows()
+
+    def _rows_from_dicts(self, recent_user: dict[str, float], user_sums: dict[str, list[float]],
+                         recent_item: dict[str, float], item_sums: dict[str, float]) -> None:
+        for key in ("_recent_user", "_user_sums", "_recent_item", "_item_sums"):
+            self.__dict__.pop(key, None)
+        users = [""] * len(self.biases._nu)
+        for user, row in self.biases._users.items():
+            users[row] = user
+        items = [""] * len(self.biases._ni)
+        for item, row in self.biases._items.items():
+            items[row] = item
+        self._user_recent = [recent_user.get(u, 0.0) if u else 0.0 for u in users]
+        sums = [user_sums.get(u, (0.0, 0.0)) if u else (0.0, 0.0) for u in users]
+        self._user_squares = [float(x[0]) for x in sums]
+        self._user_item_bias = [float(x[1]) for x in sums]
+        self._item_recent = [recent_item.get(i, 0.0) if i else 0.0 for i in items]
+        self._item_rater_bias = [item_sums.get(i, 0.0) if i else 0.0 for i in items]
+
+    def _sync_rows(self) -> None:
+        """One entry per bias row in each per-user and per-item list (new rows: zeros)."""
+        for rows, lists in ((len(self.biases._nu), (self._user_recent, self._user_squares,
+                                                    self._user_item_bias)),
+                            (len(self.biases._ni), (self._item_recent, self._item_rater_bias))):
+            for values in lists:
+                values.extend([0.0] * (rows - len(values)))
+
+    def user_state(self, user: str) -> tuple[float, float, float]:
+        """``(recent residual, sum of squared residuals, sum of the b_i rated)``; 0 if new."""
+        row = self.biases._users.get(user)
+        if row is None:
+            return 0.0, 0.0, 0.0
+        return self._user_recent[row], self._user_squares[row], self._user_item_bias[row]
+
+    def item_state(self, item: str) -> tuple[float, float]:
+        """``(recent residual, sum of its raters' b_u)``; 0 for a new item."""
+        row = self.biases._items.get(item)
+        if row is None:
+            return 0.0, 0.0
+        return self._item_recent[row], self._item_rater_bias[row]
+
+    def forget_rows(self, user: str) -> bool:
+        """Zero ``user``'s recent residual and sums (before the biases unlink the row)."""
+        row = self.biases._users.get(user)
+        if row is None:
+            return False
+        self._user_recent[row] = self._user_squares[row] = self._user_item_bias[row] = 0.0
+        return True
 
     def config(self) -> dict[str, Any]:
         """The keyword arguments (besides ``online``) that rebuild this model's settings."""
@@ -137,7 +195,13 @@ class LifelongModel:
     def set_deep(self, deep: DeepRecommender | DeepView, version: int | None = None) -> None:
         """Serve a new deep model; user vector corrections start over (it learned them)."""
         view = deep if isinstance(deep, DeepView) else DeepView.of(deep)
-        self._serving = (view, UserVectors(self.fold_lr, self.fold_l2), version)
+        vecs = UserVectors(self.fold_lr, self.fold_l2)
+        self._serving = (view, vecs, version, self._kernel_params(view, vecs, self.clip))
+
+    @staticmethod
+    def _kernel_params(view: DeepView, vecs: UserVectors, bounds: tuple[float, float] | None
+                       ) -> np.ndarray:
+        return kernel_params(view, vecs, *(bounds if bounds is not None else _UNBOUNDED))
 
     @property
     def deep(self) -> DeepView | None:
@@ -169,14 +233,14 @@ class LifelongModel:
         """
         g = self._spread_sum / self._spread_n if self._spread_n else 0.0
         prior = self.spread_prior
-        sums = self._user_sums.get(user, (0.0, 0.0))
-        spread = sqrt((sums[0] + prior * g) / (n_u + prior)) - sqrt(g)
+        _, squares, item_bias = self.user_state(user)
+        spread = sqrt((squares + prior * g) / (n_u + prior)) - sqrt(g)
         b_i = self.biases.lookup(user, item)[1]
-        return (spread, sums[1] / (n_u + 1), self._item_sums.get(item, 0.0) / (n_i + 1),
+        return (spread, item_bias / (n_u + 1), self.item_state(item)[1] / (n_i + 1),
                 b_i * spread / sqrt(g) if g else 0.0)
 
-    def _terms(self, serving: tuple[DeepView, UserVectors, int | None] | None, user: str,
-               item: str, context: Any = None) -> tuple[
+    def _terms(self, serving: tuple[DeepView, UserVectors, int | None, np.ndarray] | None,
+               user: str, item: str, context: Any = None) -> tuple[
                    int, float, float, tuple[float, ...], np.ndarray | None,
                    tuple[float, float]]:
         """``(segment, p_bias, p_deep, features, q_i, (b_u, b_i))`` before learning it."""
@@ -206,8 +270,8 @@ class LifelongModel:
                 p_deep += float(view.user_bias[row])
             if bounds is not None:
                 p_deep = min(max(p_deep, bounds[0]), bounds[1])
-        features = (p_online - p_bias, p_deep - p_bias, self._recent_user.get(user, 0.0),
-                    self._recent_item.get(item, 0.0), *self.implicit(user, item, n_u, n_i))
+        features = (p_online - p_bias, p_deep - p_bias, self.user_state(user)[0],
+                    self.item_state(item)[0], *self.implicit(user, item, n_u, n_i))
         return self.weights.segment(n_u, n_i), p_bias, p_deep, features, q_i, (b_u, b_i)
 
     def predict_one(self, user: str, item: str) -> float:
@@ -229,14 +293,19 @@ class LifelongModel:
         u, i = biases._users.get(user), biases._items.get(item)
         if u is None:
             b_u, n_u = 0.0, 0
+            f3 = squares = item_bias = 0.0
         else:
             c = biases._nu[u]
             b_u, n_u = biases._su[u] / (c + biases.user_prior), int(c)
+            f3, squares, item_bias = (self._user_recent[u], self._user_squares[u],
+                                      self._user_item_bias[u])
         if i is None:
             b_i, n_i = 0.0, 0
+            f4 = s_i = 0.0
         else:
             c = biases._ni[i]
             b_i, n_i = biases._si[i] / (c + biases.item_prior), int(c)
+            f4, s_i = self._item_recent[i], self._item_rater_bias[i]
         mu = biases.mu
         p_bias = mu + b_u + b_i
         p_online = self.online.predict_one(user, item, context)
@@ -246,26 +315,36 @@ class LifelongModel:
             p_online = lo if p_online < lo else hi if p_online > hi else p_online
         p_deep = p_bias
         if serving is not None:  # prediction and fold-in (one compiled call with numba)
-            p_deep = deep_side(serving[0], serving[1], user, item, value,
-                               *(bounds if bounds is not None else _UNBOUNDED))
+            view = serving[0]
+            col = view.items.get(item)
+            if col is None or deep_kernel is None:
+                p_deep = deep_side(view, serving[1], user, item, value,
+                                   *(bounds if bounds is not None else _UNBOUNDED), serving[3])
+            else:  # deep_side, inlined (the common case: a known item)
+                row, vecs = view.users.get(user), serving[1]
+                lr, table = vecs.lr, vecs._vecs
+                vec = table.pop(user, None) if lr else table.get(user)
+                if vec is None:
+                    vec = np.zeros(view.dim)
+                p_deep = deep_kernel(view.user_pack, view.item_pack, serving[3],
+                                     -1 if row is None else row, col, vec, value)
+                if lr:
+                    table[user] = vec
+                    if len(table) > vecs.max_users:
+                        del table[next(iter(table))]
         blend = self.weights
         segments = blend.segments
-        segment = (n_u.bit_length() if n_u.bit_length() < segments else segments - 1) * 4 + (
-            min((n_i.bit_length() + 1) >> 1, 3))
-        recent_u, recent_i = self._recent_user, self._recent_item
+        bits = n_u.bit_length()
+        item_bucket = (n_i.bit_length() + 1) >> 1
+        segment = (bits if bits < segments else segments - 1) * 4 + (
+            item_bucket if item_bucket < 3 else 3)
         f1, f2 = p_online - p_bias, p_deep - p_bias
-        f3, f4 = recent_u.get(user, 0.0), recent_i.get(item, 0.0)
         n = self._spread_n
         g = self._spread_sum / n if n else 0.0
         prior = self.spread_prior
-        sums = self._user_sums.get(user)
-        if sums is None:
-            sums = self._user_sums[user] = [0.0, 0.0]
-        item_sums = self._item_sums
-        s_i = item_sums.get(item, 0.0)
         root = sqrt(g)
-        f5 = sqrt((sums[0] + prior * g) / (n_u + prior)) - root
-        f6, f7 = sums[1] / (n_u + 1), s_i / (n_i + 1)
+        f5 = sqrt((squares + prior * g) / (n_u + prior)) - root
+        f6, f7 = item_bias / (n_u + 1), s_i / (n_i + 1)
         f8 = b_i * f5 / root if g else 0.0
         w = blend._coef[segment]
         y_hat = p_bias + w[0] + w[1] * f1 + w[2] * f2 + w[3] * f3 + w[4] * f4 + w[5] * f5 + (
@@ -273,23 +352,31 @@ class LifelongModel:
         if bounds is not None:
             y_hat = lo if y_hat < lo else hi if y_hat > hi else y_hat
         residual = value - p_bias
-        blend.push((segment, f1, f2, f3, f4, f5, f6, f7, f8, residual))
+        pending = blend._pending  # StackedBlend.push, inlined
+        pending.extend((segment, f1, f2, f3, f4, f5, f6, f7, f8, residual))
+        blend._seen += 1
+        if len(pending) >= blend._due:
+            blend.refit()
         self.online.learn_one(user, item, value, context)
-        a = self.user_recency
-        recent_u[user] = f3 * (1.0 - a) + a * residual
-        a = self.item_recency
-        recent_i[item] = f4 * (1.0 - a) + a * residual
-        square = residual * residual
-        sums[0] += square
-        sums[1] += b_i
-        item_sums[item] = s_i + b_u
-        self._spread_sum += square
-        self._spread_n = n + 1
-        # BiasModel.update_rows, inlined
+        # BiasModel.update_rows, inlined (new ids get their rows here, zeros everywhere)
         if u is None:
             u = biases.user_index(user)
+            for values in (self._user_recent, self._user_squares, self._user_item_bias):
+                values.extend([0.0] * (u + 1 - len(values)))
         if i is None:
             i = biases.item_index(item)
+            for values in (self._item_recent, self._item_rater_bias):
+                values.extend([0.0] * (i + 1 - len(values)))
+        a = self.user_recency
+        self._user_recent[u] = f3 * (1.0 - a) + a * residual
+        a = self.item_recency
+        self._item_recent[i] = f4 * (1.0 - a) + a * residual
+        square = residual * residual
+        self._user_squares[u] = squares + square
+        self._user_item_bias[u] = item_bias + b_i
+        self._item_rater_bias[i] = s_i + b_u
+        self._spread_sum += square
+        self._spread_n = n + 1
         biases._nu[u] += 1.0
         biases._su[u] += value - mu - b_i
         biases._ni[i] += 1.0

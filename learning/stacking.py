@@ -100,6 +100,7 @@ class StackedBlend:
         self._sets: np.ndarray | None = None  # (2, segments, 1 + F): all / without optional
         self._errors = np.zeros(2)  # their decayed squared errors on later events
         self.without_optional = False  # whether the set without them serves
+        self._set_due()
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # blobs before ``optional``: no features to leave out
@@ -107,7 +108,9 @@ class StackedBlend:
         state.setdefault("_sets", None)
         state.setdefault("_errors", np.zeros(2))
         state.setdefault("without_optional", False)
+        state.pop("_due", None)
         self.__dict__.update(state)
+        self._set_due()
 
     def segment(self, user_history: int, item_history: int) -> int:
         """:func:`segment_of` with this blend's number of user buckets."""
@@ -137,9 +140,9 @@ class StackedBlend:
         if len(pending) >= self._due:
             self.refit()
 
-    @property
-    def _due(self) -> int:
-        return (self.first_refit if not self.refits else self.refit_every) * (
+    def _set_due(self) -> None:
+        # the pending length at which a refit is due (read per event: an attribute)
+        self._due = (self.first_refit if not self.refits else self.refit_every) * (
             self.n_features + 2)
 
     def refit(self) -> None:
@@ -194,6 +197,7 @@ class StackedBlend:
                 coef = sub
         self._coef = coef.tolist()
         self.refits += 1
+        self._set_due()
 
     def add_feature(self) -> None:
         """Append a feature with weight 0 and no moments (blobs of a narrower layout load).
@@ -217,6 +221,7 @@ class StackedBlend:
         if self._sets is not None:
             self._sets = np.insert(self._sets, f, 0.0, axis=2)
         self.n_features += 1
+        self._set_due()
 
     def report(self) -> dict[str, Any]:
         """Coefficients per segment and the events each segment's moments weigh (JSON-ready)."""

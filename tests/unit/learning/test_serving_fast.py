@@ -6,6 +6,7 @@ from array import array
 
 import numpy as np
 
+from learning import deep_kernel, serving
 from learning.biases import History
 from learning.blend import DeepView
 from learning.finetune import FineTuner
@@ -16,7 +17,19 @@ from learning.torch_models import DeepRecommender
 from stream.synthetic import SyntheticStream
 
 
-def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> float:
+class _Sums:
+    """The per-id state of the reference step, in dicts keyed by id (the layout before rows)."""
+
+    def __init__(self) -> None:
+        self.recent_user: dict[str, float] = {}
+        self.recent_item: dict[str, float] = {}
+        self.user_sums: dict[str, list[float]] = {}
+        self.item_sums: dict[str, float] = {}
+        self.spread_sum, self.spread_n = 0.0, 0
+
+
+def _reference_step(m: LifelongModel, user: str, item: str, value: float,
+                    ref: _Sums) -> float:
     """LifelongModel.step written straightforwardly: each term looked up on its own."""
     b_u, b_i = m.biases.terms(user, item)
     segment = m.weights.segment(*m.biases.counts(user, item))
@@ -31,13 +44,13 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
             float(view.user_bias[row]) if row is not None else 0.0)
         p_deep = clip(base + vecs.interaction(view, user, item)[0], m.clip)
     n_u, n_i = m.biases.counts(user, item)
-    mean_square = m._spread_sum / m._spread_n if m._spread_n else 0.0
-    squares, item_biases = m._user_sums.get(user, (0.0, 0.0))
+    mean_square = ref.spread_sum / ref.spread_n if ref.spread_n else 0.0
+    squares, item_biases = ref.user_sums.get(user, (0.0, 0.0))
     spread = np.sqrt((squares + m.spread_prior * mean_square)
                      / (n_u + m.spread_prior)) - np.sqrt(mean_square)
-    features = (p_online - p_bias, p_deep - p_bias, m._recent_user.get(user, 0.0),
-                m._recent_item.get(item, 0.0), float(spread), item_biases / (n_u + 1),
-                m._item_sums.get(item, 0.0) / (n_i + 1),
+    features = (p_online - p_bias, p_deep - p_bias, ref.recent_user.get(user, 0.0),
+                ref.recent_item.get(item, 0.0), float(spread), item_biases / (n_u + 1),
+                ref.item_sums.get(item, 0.0) / (n_i + 1),
                 float(b_i * spread / np.sqrt(mean_square)) if mean_square else 0.0)
     y_hat = clip(p_bias + m.weights.predict(segment, features), m.clip)
     m.weights.learn(segment, features, value - p_bias)
@@ -50,13 +63,13 @@ def _reference_step(m: LifelongModel, user: str, item: str, value: float) -> flo
                                                             - m.fold_l2 * vec)
         elif vec is not None:
             m._serving[1]._vecs[user] = vec
-    for recent, key, rate in ((m._recent_user, user, m.user_recency),
-                              (m._recent_item, item, m.item_recency)):
+    for recent, key, rate in ((ref.recent_user, user, m.user_recency),
+                              (ref.recent_item, item, m.item_recency)):
         recent[key] = (1 - rate) * recent.get(key, 0.0) + rate * (value - p_bias)
-    m._user_sums[user] = [squares + (value - p_bias) ** 2, item_biases + b_i]
-    m._item_sums[item] = m._item_sums.get(item, 0.0) + b_u
-    m._spread_sum += (value - p_bias) ** 2
-    m._spread_n += 1
+    ref.user_sums[user] = [squares + (value - p_bias) ** 2, item_biases + b_i]
+    ref.item_sums[item] = ref.item_sums.get(item, 0.0) + b_u
+    ref.spread_sum += (value - p_bias) ** 2
+    ref.spread_n += 1
     m.biases.update(user, item, value)
     m.events_seen += 1
     return y_hat
@@ -71,7 +84,7 @@ def test_fast_step_equals_the_reference_step_on_a_seeded_stream():
         [e.ts for e in head])
     fast = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0), blend_refit=200)
     slow = copy.deepcopy(fast)
-    hist = History()
+    hist, ref = History(), _Sums()
     for k, ev in enumerate(events):
         if k == 300:  # a deep model arrives part way (user vectors start then)
             view = DeepView.of(deep)
@@ -82,11 +95,53 @@ def test_fast_step_equals_the_reference_step_on_a_seeded_stream():
             slow.biases.refit(hist)
         served = fast.predict_one(ev.user_id, ev.item_id)
         y_fast = fast.step(ev.user_id, ev.item_id, ev.value)[0]
-        y_slow = _reference_step(slow, ev.user_id, ev.item_id, ev.value)
+        y_slow = _reference_step(slow, ev.user_id, ev.item_id, ev.value, ref)
         assert abs(y_fast - y_slow) <= 1e-9 and abs(served - y_fast) <= 1e-9, k
         hist.add(*fast.last_rows, ev.value)
     assert fast.weights.refits == slow.weights.refits > 1  # the blend was refit on the way
-    assert abs(fast.predict_one("u1", "i1") - slow.predict_one("u1", "i1")) <= 1e-9
+    for user, (squares, item_biases) in ref.user_sums.items():  # the rows hold the same sums
+        assert fast.user_state(user) == (ref.recent_user[user], squares, item_biases)
+    for item, rater_biases in ref.item_sums.items():
+        assert fast.item_state(item) == (ref.recent_item[item], rater_biases)
+    assert (fast._spread_sum, fast._spread_n) == (ref.spread_sum, ref.spread_n)
+
+
+def _dict_layout(model: LifelongModel) -> dict:
+    """``model``'s state as a release before the per-row lists pickled it (dicts by id)."""
+    state = pickle.loads(pickle.dumps(model)).__dict__
+    users = {u: r for u, r in model.biases._users.items()}
+    items = {i: r for i, r in model.biases._items.items()}
+    state["_recent_user"] = {u: state["_user_recent"][r] for u, r in users.items()}
+    state["_user_sums"] = {u: [state["_user_squares"][r], state["_user_item_bias"][r]]
+                           for u, r in users.items()}
+    state["_recent_item"] = {i: state["_item_recent"][r] for i, r in items.items()}
+    state["_item_sums"] = {i: state["_item_rater_bias"][r] for i, r in items.items()}
+    for key in ("_user_recent", "_user_squares", "_user_item_bias", "_item_recent",
+                "_item_rater_bias"):
+        del state[key]
+    return state
+
+
+def test_a_lifelong_model_pickled_with_sums_by_id_loads_and_continues_the_same():
+    deep = DeepRecommender(n_factors=4, clip=(1.0, 5.0), seed=3)
+    events = list(SyntheticStream(n_events=900, n_users=50, n_items=60, drift_at=(), seed=6))
+    FineTuner(deep, device="cpu", epochs_per_round=1, seed=0).train_full(
+        [e.user_id for e in events[:300]], [e.item_id for e in events[:300]],
+        [e.value for e in events[:300]], [e.ts for e in events[:300]])
+    model = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0), blend_refit=100)
+    model.set_deep(DeepView.of(deep))
+    for ev in events[:500]:
+        model.step(ev.user_id, ev.item_id, ev.value)
+    model.forget_user(events[0].user_id)  # an erased user: no row, no sums
+    old = LifelongModel.__new__(LifelongModel)
+    old.__dict__.update(_dict_layout(model))
+    again = pickle.loads(pickle.dumps(old))
+    assert "_user_sums" not in again.__dict__ and "_recent_user" not in again.__dict__
+    for ev in events[500:]:
+        assert again.predict_one(ev.user_id, ev.item_id) == model.predict_one(ev.user_id,
+                                                                              ev.item_id)
+        assert again.step(ev.user_id, ev.item_id, ev.value) == model.step(
+            ev.user_id, ev.item_id, ev.value)
 
 
 def test_segment_blend_loads_a_pickle_of_the_numpy_layout():
@@ -107,7 +162,7 @@ def test_a_lifelong_model_pickled_before_the_stacked_blend_loads_and_serves():
     model = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0))
     for ev in SyntheticStream(n_events=300, drift_at=(), seed=2):
         model.step(ev.user_id, ev.item_id, ev.value)
-    state = dict(model.__dict__)  # the format-1 layout: a SegmentBlend and deep weights
+    state = _dict_layout(model)  # the format-1 layout: a SegmentBlend and deep weights
     for key in ("_recent_user", "_recent_item", "user_recency", "item_recency",
                 "spread_prior", "_user_sums", "_item_sums", "_spread_sum", "_spread_n"):
         del state[key]
@@ -137,7 +192,7 @@ def test_a_lifelong_model_pickled_before_the_implicit_features_predicts_as_befor
     events = list(SyntheticStream(n_events=700, drift_at=(), seed=4))
     for ev in events[:500]:
         model.step(ev.user_id, ev.item_id, ev.value)
-    state = pickle.loads(pickle.dumps(model)).__dict__  # the format-2 layout: 4 features
+    state = _dict_layout(model)  # the format-2 layout: 4 features
     for key in ("spread_prior", "_user_sums", "_item_sums", "_spread_sum", "_spread_n"):
         del state[key]
     blend = state["weights"]
@@ -160,3 +215,32 @@ def test_a_lifelong_model_pickled_before_the_implicit_features_predicts_as_befor
     for ev in events[500:]:
         again.step(ev.user_id, ev.item_id, ev.value)
     assert again.weights.refits > refits and again.events_seen == 700
+
+
+def test_the_compiled_step_equals_the_numpy_path(monkeypatch):
+    """LifelongModel.step with the deep kernel inline, and with LIFELONG_NUMBA=0's path."""
+    assert deep_kernel.ENABLED, "numba is a dependency (pyproject.toml): install it"
+    deep = DeepRecommender(n_factors=6, clip=(1.0, 5.0), seed=2)
+    events = list(SyntheticStream(n_events=2500, n_users=80, n_items=90, drift_at=(), seed=8))
+    FineTuner(deep, device="cpu", epochs_per_round=1, seed=0).train_full(
+        [e.user_id for e in events[:600]], [e.item_id for e in events[:600]],
+        [e.value for e in events[:600]], [e.ts for e in events[:600]])
+    view = DeepView.of(deep)
+    outputs = []
+    for compiled in (True, False):
+        if not compiled:  # what LIFELONG_NUMBA=0 (or no numba) runs
+            monkeypatch.setattr(deep_kernel, "kernel", None)
+            monkeypatch.setattr(serving, "deep_kernel", None)
+        model = LifelongModel(Recommender("BiasedMF", seed=1), clip=(1.0, 5.0),
+                              blend_refit=300)
+        out = []
+        for k, ev in enumerate(events):
+            if k == 200:
+                model.set_deep(view)
+            out.append(model.step(ev.user_id, ev.item_id, ev.value))
+        outputs.append((out, model))
+    (fast, m_fast), (slow, m_slow) = outputs
+    assert len(m_fast.fold) == len(m_slow.fold) > 0
+    for k, (a, b) in enumerate(zip(fast, slow, strict=True)):
+        assert all(abs(x - y) <= 1e-12 for x, y in zip(a, b, strict=True)), k
+    assert m_fast.weights.refits == m_slow.weights.refits > 2
