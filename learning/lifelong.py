@@ -211,25 +211,14 @@ class LifelongLearner:
             # history's capacity) the biases continue by per-event folding alone
             model.biases.refit(events)
         # Prequential.update of the blend, River and the deep side, inlined
-        preq = self._preq
-        err = y - y_hat
-        preq._n += 1
-        preq._sq += err * err
-        preq._abs += abs(err)
-        preq._recent.append(err)
-        preq = self._preq_online
-        err = y - p_online
-        preq._n += 1
-        preq._sq += err * err
-        preq._abs += abs(err)
-        preq._recent.append(err)
-        if p_deep is not None:
-            preq = self._preq_deep
-            err = y - p_deep
-            preq._n += 1
-            preq._sq += err * err
-            preq._abs += abs(err)
-            preq._recent.append(err)
+        for preq, p in ((self._preq, y_hat), (self._preq_online, p_online),
+                        (self._preq_deep, p_deep)):
+            if p is not None:
+                err = y - p
+                preq._n += 1
+                preq._sq += err * err
+                preq._abs += abs(err)
+                preq._recent.append(err)
         if self.finetuner is None:
             return y_hat
         if self.round_growth:
