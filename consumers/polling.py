@@ -44,9 +44,13 @@ class PollLoop:
         """True once ``max_events`` were consumed, or :meth:`poll` saw the end."""
         return self._stop or (self.max_events is not None and consumed >= self.max_events)
 
-    def poll(self, consumed: int) -> list[Record]:
-        """The next records, never more than ``max_events - consumed``."""
-        records = self.source.poll(self.poll_timeout)
+    def poll(self, consumed: int, timeout: float | None = None) -> list[Record]:
+        """The next records, never more than ``max_events - consumed``.
+
+        ``timeout`` shortens this poll's wait (never beyond ``poll_timeout``).
+        """
+        wait = self.poll_timeout if timeout is None else min(timeout, self.poll_timeout)
+        records = self.source.poll(wait)
         now = self._clock()
         if records:
             self._idle_since = now

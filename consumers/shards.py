@@ -304,7 +304,9 @@ class ShardedRunner:
             while not stop.is_set() and not loop.done(self._consumed):
                 if self._pending:
                     self._retry_pending()
-                records = loop.poll(self._consumed)
+                wait = min((shard.worker.poll_wait(poll_timeout)
+                            for shard in self.shards.values()), default=poll_timeout)
+                records = loop.poll(self._consumed, timeout=wait)
                 if self.erasures is not None:
                     self.apply_erasures()
                 if records:

@@ -425,6 +425,21 @@ class LearnerWorker:
             return False
         return due
 
+    def poll_wait(self, longest: float) -> float:
+        """How long the next poll may wait for records: not past a pending version's due time.
+
+        Once something is learned, a topic that goes quiet (a pause, the end of a backlog)
+        must not hold the version back for a whole poll timeout: it is published at the
+        cadence (or when the floor or a retry allows), as under steady traffic.
+        """
+        if self.publisher is None or self._nothing_new():
+            return longest
+        now = self._clock()
+        due = max(self._last_publish + self.publish_every_seconds, self._retry_at)
+        if self._budget <= 0:  # the floor holds it until the budget refills
+            due = max(due, self._budget_at - self._budget / self.publish_max_share)
+        return min(longest, max(due - now, 0.001))
+
     @property
     def positions(self) -> Positions:
         """Where this worker resumes: the next offset of every partition it has placed."""
@@ -560,7 +575,7 @@ class LearnerWorker:
                         poll_timeout=poll_timeout, clock=self._clock)
         try:
             while not stop.is_set() and not loop.done(self.stats.consumed):
-                records = loop.poll(self.stats.consumed)
+                records = loop.poll(self.stats.consumed, timeout=self.poll_wait(poll_timeout))
                 if records:
                     self.process(records)
                 elif loop.done(self.stats.consumed):

@@ -55,3 +55,33 @@ def test_the_floor_holds_a_due_version_and_says_for_how_long():
     assert took <= 0.1 * elapsed + 1.0 + 0.25  # the share, plus the burst and one publish
     assert max(held) > 1.5  # a 0.25 s publish at 10%: 2.5 s between versions once spent
     assert held[0] == 0.0  # the burst: the first versions are on time
+
+
+def test_a_quiet_topic_does_not_hold_a_pending_version_for_a_whole_poll_timeout():
+    """The last events before a pause are published at the cadence, not after the poll."""
+    now = [0.0]
+    waits: list[float] = []
+
+    class Pausing(ListSource):  # one batch, then a topic that stays quiet
+        def poll(self, timeout: float = 1.0):
+            batch = super().poll(timeout)
+            if not batch:
+                waits.append(timeout)
+                now[0] += timeout  # a real consumer waits that long for records
+            return batch
+
+    published: list[float] = []
+
+    class At:
+        def publish(self, learner, positions):
+            published.append(now[0])
+            return len(published)
+
+    worker = LearnerWorker(Pausing(_stream(5), batch_size=5), OnlineLearner(),
+                           ListDeadLetters(), publisher=At(), publish_every_events=10**6,
+                           publish_every_seconds=0.5, clock=lambda: now[0])
+    worker.run(idle_timeout=3.0, poll_timeout=1.0)
+    # the batch came at t = 0: its version is due at 0.5, and the poll waited only that long
+    assert published[0] == 0.5 and waits[0] == 0.5
+    assert all(w == 1.0 for w in waits[1:])  # nothing pending: the whole poll timeout
+    assert len(published) == 1  # nothing new after it: no empty versions
