@@ -62,9 +62,9 @@ def rows() -> list[str]:
                 out.append(f"| River-only `learn`, {name} (wall) | "
                            f"{_r(st['startup'][name])} s | < 2 s after imports | "
                            "learn-startup.json |")
-    for names in (("freshness-5k-s5-quiet.json", "freshness-quiet-final.json",
-                   "freshness-5k-speed4.json", "freshness-5k.json"),
-                  ("freshness-2k-speed4.json",)):
+    for names in (("freshness-5k-s6-quiet.json", "freshness-5k-s5-quiet.json",
+                   "freshness-quiet-final.json", "freshness-5k-speed4.json", "freshness-5k.json"),
+                  ("freshness-5k-s6-long.json",), ("freshness-2k-speed4.json",)):
         if (fr := _load(*names)) is None:
             continue
         lr, users = fr["learn"], fr.get("users", 20_000)
