@@ -99,8 +99,6 @@ def variants() -> dict[str, Callable[[], Any]]:
         out.update(rank_proto_variants.VARIANTS)
     except ImportError:
         pass
-    from bench import rank_proto_q7
-    out.update(rank_proto_q7.VARIANTS)
     return out
 
 

@@ -15,16 +15,15 @@ view of the same history that the reranker learns to weigh per context. With ``n
 Erasure goes through :meth:`parts`: BPR zeroes and unlinks the user's factor row, the
 other parts drop the user's items; the network and the linear weights are global.
 
->>> r = BPRRerank(n_popular=3, n_personal=3, n_knn=3, hidden=4, seed=1)
->>> for t, (user, item) in enumerate([("a", 0), ("a", 1), ("b", 0), ("b", 1), ("c", 2)]):
+>>> r = BPRRerank(n_popular=2, n_personal=2, n_knn=2, hidden=4, seed=3)
+>>> stream = [("u", 0), ("v", 0), ("u", 1), ("w", 1), ("w", 2), ("v", 3)]
+>>> for t, (user, item) in enumerate(stream):
 ...     r.learn_one(user, item, ts=float(t))
->>> rows, values = r.candidate_scores("c")
->>> rows.tolist(), bool(values.min() > 1.0)
-([0, 1, 2], True)
->>> r.score_items("c")[rows].tolist() == values.tolist()
+>>> r.feature_names[-2:], sorted(r.parts())
+(('bpr_z', 'bpr_rank'), ['bpr', 'co_occurrence', 'item_knn', 'popularity', 'sequence'])
+>>> rows, values = r.candidate_scores("w")  # scored with the BPR columns
+>>> bool(np.isfinite(values).all()) and r.score_items("w")[rows].tolist() == values.tolist()
 True
->>> sorted(r.parts())
-['bpr', 'co_occurrence', 'item_knn', 'popularity', 'sequence']
 """
 
 from __future__ import annotations

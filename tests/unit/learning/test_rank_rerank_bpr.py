@@ -11,8 +11,8 @@ from learning.erasure import forget_ranker_user
 from learning.rank_bpr import BPR
 from learning.rank_rerank_bpr import BPR_FEATURES, BPRRerank
 from learning.rank_rerank_knn import KNN_FEATURES
-from learning.ranking_learner import RANKING_MODELS, RankingLearner
 from stream.synthetic_implicit import ImplicitStream
+from tests.unit.learning.test_rank_rerank_mlp import learned_and_frozen
 
 
 def _implicit(n: int, seed: int = 3):
@@ -57,12 +57,7 @@ def test_n_bpr_adds_the_users_best_bpr_items_to_the_candidates():
 
 
 def test_rerank_bpr_is_registered_learns_its_bpr_weights_and_beats_its_frozen_start():
-    assert "rerank-bpr" in RANKING_MODELS
-    learned, frozen = RankingLearner("rerank-bpr", seed=2), RankingLearner("rerank-bpr")
-    frozen.ranker.lr, frozen.ranker.mlp_lr = 0.0, 1e-300  # stays decayed popularity
-    for e in _implicit(3000):
-        learned.learn_one(e)
-        frozen.learn_one(e)
+    learned, frozen = learned_and_frozen("rerank-bpr")
     model = learned.ranker
     assert isinstance(model, BPRRerank) and model.seed == 2 and model.bpr.seed == 9
     assert np.any(model.weights(1)[-2:] != 0.0)  # the BPR columns are learned

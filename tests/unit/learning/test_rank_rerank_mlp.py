@@ -18,6 +18,18 @@ def _implicit(n: int, seed: int = 3):
     return list(ImplicitStream(n_users=100, n_items=200, n_events=n, drift_at=(), seed=seed))
 
 
+def learned_and_frozen(model: str, events: int = 3000):
+    """A seeded learner of ``model`` and an unseeded twin frozen at its start (decayed
+    popularity: no linear nor network steps), both fed the same implicit stream."""
+    assert model in RANKING_MODELS
+    learned, frozen = RankingLearner(model, seed=2), RankingLearner(model)
+    frozen.ranker.lr, frozen.ranker.mlp_lr = 0.0, 1e-300
+    for e in _implicit(events):
+        learned.learn_one(e)
+        frozen.learn_one(e)
+    return learned, frozen
+
+
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 30), d=st.integers(1, 8),
        hidden=st.integers(1, 6))
@@ -89,12 +101,7 @@ def test_bad_configuration_is_refused():
 
 
 def test_rerank_mlp_is_registered_seeded_and_learns_beyond_its_frozen_start():
-    assert "rerank-mlp" in RANKING_MODELS
-    learned, frozen = RankingLearner("rerank-mlp", seed=2), RankingLearner("rerank-mlp")
-    frozen.ranker.lr, frozen.ranker.mlp_lr = 0.0, 1e-300  # stays decayed popularity
-    for e in _implicit(3000):
-        learned.learn_one(e)
-        frozen.learn_one(e)
+    learned, frozen = learned_and_frozen("rerank-mlp")
     assert isinstance(learned.ranker, MLPRerank) and learned.ranker.seed == 2
     assert learned.ranker.network()["w2"].any()
     assert learned.score().hr > frozen.score().hr + 0.05
