@@ -115,17 +115,24 @@ def test_a_negative_lowers_that_items_score_for_that_user_in_rerank(seed, pick):
     assert np.array_equal(w, r._w)
 
 
-@settings(max_examples=20, deadline=None)
-@given(seed=st.integers(0, 10_000), pick=st.integers(0, 100))
-def test_a_negative_after_a_positive_moves_the_pair_apart_in_rerank(seed, pick):
+def _shown_after_a_positive(seed: int, pick: int):
+    """A trained reranker, user u3 just after a positive, and one of u3's unseen candidates
+    (``None`` when u3 has none): the slate a negative comes from."""
     r = _trained_rerank(seed)
     user, now = "u3", r._clock + 5.0
     r.learn_one(user, 1, ts=now)  # the positive of the slate
-    rows, _, _, ctx = r._scored(user, now + 1.0)
+    rows = r._scored(user, now + 1.0)[0]
     unseen = [int(x) for x in rows if int(x) not in r._seen[user]]
-    if not unseen:
+    return (r, user, now, unseen[pick % len(unseen)]) if unseen else None
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), pick=st.integers(0, 100))
+def test_a_negative_after_a_positive_moves_the_pair_apart_in_rerank(seed, pick):
+    if (shown := _shown_after_a_positive(seed, pick)) is None:
         return
-    item = unseen[pick % len(unseen)]
+    r, user, now, item = shown
+    ctx = r._scored(user, now + 1.0)[3]
     w = r.weights(ctx).copy()
     r.learn_negative(user, item, ts=now + 1.0)
     _, rows2, feats, _ = r._pair_cache
@@ -142,14 +149,11 @@ def test_a_negative_after_a_positive_moves_the_pair_apart_in_rerank(seed, pick):
 @given(seed=st.integers(0, 10_000), pick=st.integers(0, 100))
 def test_rerank_scores_after_a_negative_come_from_the_new_weights(seed, pick):
     """The scored-candidates cache must not serve raw scores of the weights before a step."""
-    r = _trained_rerank(seed)
-    user, now = "u3", r._clock + 5.0
-    r.learn_one(user, 1, ts=now)
-    rows, _ = r.candidate_scores(user, now + 1.0)  # fills the cache
-    unseen = [int(x) for x in rows if int(x) not in r._seen[user]]
-    if not unseen:
+    if (shown := _shown_after_a_positive(seed, pick)) is None:
         return
-    r.learn_negative(user, unseen[pick % len(unseen)], ts=now + 1.0)
+    r, user, now, item = shown
+    r.candidate_scores(user, now + 1.0)  # fills the cache
+    r.learn_negative(user, item, ts=now + 1.0)
     fresh = pickle.loads(pickle.dumps(r))  # no cache travels in a pickle
     got, expected = r.candidate_scores(user, now + 1.0), fresh.candidate_scores(user, now + 1.0)
     assert np.array_equal(got[0], expected[0])
