@@ -15,16 +15,7 @@ from model_store.recommend import TopK
 from stream.source import ListSource
 from stream.synthetic_implicit import ImplicitStream
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: one intra-op thread is faster than two on a busy 2-core machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MODEL = "reco-deep"
 

@@ -15,13 +15,7 @@ from learning.slices import Samples
 from learning.torch_models import TorchMF
 from tests.unit.learning.test_rank_deep import two_groups
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _relative(rec: DeepRanker, pairs: list[tuple[str, str]]) -> float:
