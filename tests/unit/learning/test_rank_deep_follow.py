@@ -19,7 +19,9 @@ from learning.ranking_learner import RankingLearner
 from learning.torch_models import DeepRecommender
 from model_store import Registry
 from stream.schema import Event
-from tests.unit.learning.test_rank_deep import _one_torch_thread, two_groups  # noqa: F401
+from tests.unit.learning.test_rank_deep import two_groups
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
