@@ -22,7 +22,7 @@ import numpy as np
 from learning.jit import jit
 from learning.rank_links import terms
 
-__all__ = ["personal_candidates", "table_candidates"]
+__all__ = ["part_scores", "personal_candidates", "table_candidates"]
 
 
 @jit
@@ -112,3 +112,26 @@ def table_candidates(popular, co_keys, co_values, co_idx, co_total, co_recent, c
     ck, cv = terms(co_keys, co_values, co_idx, co_total, co_recent, co_decay)
     sk, sv = terms(seq_keys, seq_values, seq_idx, seq_total, seq_recent, seq_decay)
     return personal_candidates(popular, ck, cv, sk, sv, n_personal, flags, co_buf, seq_buf)
+
+
+@jit
+def part_scores(keys, values, idx, total, recent, decay, buf):  # type: ignore[no-untyped-def]
+    """A part's non-zero ``score_items`` entries: ``(rows ascending, values)``, from its links.
+
+    The terms are added in :meth:`~learning.rank_sequence.CoOccurrence.score_items`' order,
+    so the values are its values bit for bit; every other row scores 0. ``buf`` (zeros, at
+    least ``n_items`` long) is left zero.
+    """
+    ks, vs = terms(keys, values, idx, total, recent, decay)
+    for i in range(len(ks)):
+        buf[ks[i]] += vs[i]
+    rows = np.unique(ks)
+    out = np.empty(len(rows))
+    m = 0
+    for k in rows:
+        if buf[k] != 0.0:
+            rows[m] = k
+            out[m] = buf[k]
+            m += 1
+        buf[k] = 0.0
+    return rows[:m], out[:m]

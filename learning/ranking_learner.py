@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from learning import rank_kernels as kernels
 from learning.errors import ConfigurationError
 from learning.rank_blend import SessionBlend
 from learning.rank_bpr import BPR
@@ -203,8 +204,12 @@ class RankingLearner(PickleSnapshot):
         outcome = self._metrics.record(*measured, n, **figures)
         if self._part_metrics and self._metrics.n % PART_EVERY == 1:
             for name, part in ranker.parts().items():
-                scores = part.score_items(user)  # type: ignore[attr-defined]
-                self._part_metrics[name].update(scores, row, exclude, **figures)
+                metrics = self._part_metrics[name]
+                if kernels.ENABLED and isinstance(part, CoOccurrence):
+                    _sparse_part_update(metrics, part, user, row, exclude, n, figures)
+                else:
+                    metrics.update(part.score_items(user), row, exclude,  # type: ignore[attr-defined]
+                                   **figures)
         return 1.0 - outcome.ndcg
 
     def learn_negative(self, user: str, item: str, ts: float = 0.0) -> bool:
@@ -327,3 +332,19 @@ class RankingLearner(PickleSnapshot):
         removed += self.__dict__.get("_shown", {}).pop(user, None) is not None  # negatives
         return removed + forget_ranker_user(self.ranker, user)
 
+
+def _sparse_part_update(metrics: RankingPrequential, part: CoOccurrence, user: str, row: int,
+                        exclude: np.ndarray, n: int, figures: dict[str, Any]) -> None:
+    """``metrics.update(part.score_items(user), row, exclude, **figures)`` from its non-zero rows.
+
+    The part's other rows score 0, below every non-zero (positive) one, so
+    :meth:`~learning.ranking_metrics.RankingPrequential.measure_candidates` gives the same
+    hit, gain and top (the rank itself may be a bound beyond ``k``); the dense scores are
+    built only when fewer than ``k`` non-zero rows are left.
+    """
+    buf = metrics.float_scratch(n)
+    rows, values = kernels.part_scores(*part.kernel_args(user), buf)  # type: ignore[call-arg]
+    measured = metrics.measure_candidates(rows, values, row, exclude,
+                                          lambda: part.score_items(user), n,
+                                          floor=lambda: buf[:n], exact_rank=False)
+    metrics.record(*measured, n, **figures)

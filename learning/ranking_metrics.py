@@ -287,6 +287,19 @@ class RankingPrequential(PickleSnapshot):
             top = top_k(dense() if full is None else full, self.k, exclude)
         return rank, top
 
+    def float_scratch(self, n_items: int) -> np.ndarray:
+        """A persistent all-zero float array of at least ``n_items`` rows (callers re-zero it)."""
+        zeros = self.__dict__.get("_zeros")
+        if zeros is None or len(zeros) < n_items:
+            size = max(n_items, 0 if zeros is None else 2 * len(zeros))
+            zeros = self._zeros = np.zeros(size)
+        return zeros
+
+    def __getstate__(self) -> dict[str, object]:
+        """The figures only: the scratch arrays are rebuilt on use."""
+        return {key: value for key, value in self.__dict__.items()
+                if key not in ("_mask", "_zeros")}
+
     def _scratch(self, n_items: int) -> np.ndarray:
         """A persistent all-False bool array of at least ``n_items`` rows."""
         mask = self.__dict__.get("_mask")
