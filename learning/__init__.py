@@ -1,8 +1,9 @@
 """Pure computation: River models, torch models, replay, fine-tuning, evaluation.
 
-The River side is imported eagerly; names bound to torch (the deep models, the fine-tuner,
-the weights format) are imported on first use (PEP 562), so River-only code never pays for
-torch: ``from learning import DeepRecommender`` still works.
+Names bound to River (the rating models, :class:`OnlineLearner`) or to torch (the deep
+models, the fine-tuner, the weights format) are imported on first use (PEP 562), so
+ranking-only code pays for neither (River and its scipy import: ~1 s of start-up) and
+River-only code never pays for torch: ``from learning import DeepRecommender`` still works.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from learning.errors import ConfigurationError, LearningError
 from learning.forgetting import ForgettingTracker, slice_error
 from learning.gate import Gate, GateDecision, SliceScores
 from learning.idtable import IdTable
-from learning.models import MODEL_NAMES, Recommender, make_model
-from learning.online import OnlineLearner
 from learning.prequential import Prequential, PrequentialScore
 from learning.rank_blend import SessionBlend
 from learning.rank_bpr import BPR
@@ -32,6 +31,8 @@ if TYPE_CHECKING:
     from learning.curriculum import by_loss, curriculum_order, train_curriculum
     from learning.device import pick_device
     from learning.finetune import FineTuner, RoundReport
+    from learning.models import MODEL_NAMES, Recommender, make_model
+    from learning.online import OnlineLearner
     from learning.torch_models import DeepRecommender, TorchMF, TwoTower
 
 __all__ = [
@@ -77,8 +78,12 @@ __all__ = [
     "weights",
 ]
 
-# torch-bound name -> the module that defines it (imported on first access)
+# River- or torch-bound name -> the module that defines it (imported on first access)
 _LAZY = {
+    "MODEL_NAMES": "learning.models",
+    "Recommender": "learning.models",
+    "make_model": "learning.models",
+    "OnlineLearner": "learning.online",
     "DeepRecommender": "learning.torch_models",
     "TorchMF": "learning.torch_models",
     "TwoTower": "learning.torch_models",
@@ -92,7 +97,7 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    """Import a torch-bound name on first use."""
+    """Import a River- or torch-bound name on first use."""
     if name == "weights":
         return importlib.import_module("learning.weights")
     if name in _LAZY:

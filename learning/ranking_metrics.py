@@ -320,8 +320,9 @@ class RankingPrequential(PickleSnapshot):
         self._n += 1
         self._hits += hit
         self._ndcg += gain
-        self._n_items = max(self._n_items, n_items)
-        self._covered = grow(self._covered, n_items)
+        if n_items > self._n_items:
+            self._n_items = n_items
+            self._covered = grow(self._covered, n_items)
         self._covered[top] = True
         if item_vectors is not None and len(top) > 1:
             self._div_sum += _diversity(item_vectors[top])
@@ -330,8 +331,9 @@ class RankingPrequential(PickleSnapshot):
             total = float(popularity[:n_items].sum()) if popularity_total is None else (
                 popularity_total)
             share = popularity[top] / total if total > 0 else np.ones(len(top))
-            surprise = -np.log2(np.maximum(share, 1e-300))
-            self._nov_sum += float(np.add.reduce(surprise) / len(surprise))  # == .mean()
+            np.log2(np.maximum(share, 1e-300, out=share), out=share)  # in place: one array
+            # -(sum of logs) is the sum of the negated logs bit for bit (rounding is symmetric)
+            self._nov_sum += -float(np.add.reduce(share)) / len(share)  # == mean(-log2 share)
             self._nov_n += 1
         outcome = RankOutcome(rank, hit, gain, tuple(top.tolist()))
         self._recent.append((hit, gain, outcome.top))

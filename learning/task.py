@@ -21,11 +21,13 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from learning.errors import ConfigurationError
-from learning.online import OnlineLearner
 from learning.ranking_learner import DEFAULT_WEIGHTS, RankingLearner
+
+if TYPE_CHECKING:  # River: imported by the rating task's make_learner, not by ranking
+    from learning.online import OnlineLearner
 
 __all__ = ["TASKS", "RankingTask", "RatingTask", "Task", "get_task"]
 
@@ -68,6 +70,8 @@ class RatingTask:
 
     def make_learner(self, model: str, *, seed: int = 42) -> OnlineLearner:
         """An :class:`~learning.online.OnlineLearner` for River model ``model``."""
+        from learning.online import OnlineLearner
+
         return OnlineLearner(model, seed=seed, clip=self.clip)
 
     def metric_names(self) -> tuple[str, ...]:
