@@ -256,14 +256,14 @@ class RankingPrequential(PickleSnapshot):
         True
         """
         if kernels.ENABLED and self.k <= len(rows):
-            found = np.searchsorted(rows, target)
-            outside = found >= len(rows) or rows[found] != target
-            if outside and not exact_rank:
-                floor = None  # not needed: the kernel bounds the rank
+            given = _NO_VALUES  # the floor, only for an exact rank of a non-candidate target
+            if exact_rank and floor is not None:  # (without: the kernel bounds that rank)
+                found = np.searchsorted(rows, target)
+                if found >= len(rows) or rows[found] != target:
+                    given = floor()
             rank, top, status = kernels.measure(
                 rows, values, target, _NO_ROWS if exclude is None else exclude,
-                self._scratch(n_items), self.k,
-                floor() if floor is not None and outside else _NO_VALUES, not exact_rank)
+                self._scratch(n_items), self.k, given, not exact_rank)
             if status == 3:
                 return int(rank), top
         if exclude is not None and len(exclude):
