@@ -124,9 +124,10 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
         exchange = settings.item_exchange != "off" and delta_capable(learner)
+        # exchanging shards publish row deltas too: merged item rows are marked dirty and
+        # the exchange state rides in the delta (learning.deltas.ItemSideRows)
         publisher: Any = RetainLast(
-            RegistryPublisher(registry, name, parent=resumed,
-                              compact_after=0 if exchange else 100),
+            RegistryPublisher(registry, name, parent=resumed),
             registry, name, keep_last=settings.keep_last,
             max_age_seconds=settings.version_max_age_seconds)
         items = ItemExchange(registry, settings.model, partition, partitions,
