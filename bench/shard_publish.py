@@ -6,7 +6,9 @@ Kafka, no Redis: the figure is the checkpoint itself): one River learner per par
 shard (``ItemExchange.maybe_exchange``, as after every batch) and a shard version every
 ``--version-every`` events of that shard through ``ExchangingPublisher(RegistryPublisher)``,
 either with ``compact_after=0`` (every version a whole pickle: the shard wiring before
-round 7) or ``compact_after=100`` (row deltas carrying the exchange state: since round 7).
+round 7) or row deltas carrying the exchange state (since round 7) compacted as
+``--compact-after`` / ``--compact-floor-bytes`` say (default: what ``lifelong.config``
+gives every learner, 1000 deltas or half the base, at least 16 MiB).
 The two run interleaved, ``--repeat`` times, on the same events; the figure is the
 CPU time (``time.process_time``) spent in ``publish`` per version and the bytes stored,
 median [range] over the repeats. Learning is the same in both (checked: equal predictions).
@@ -29,7 +31,7 @@ KEY = b"bench-shard-publish-signing-key"
 
 
 def run(events: list[Any], clip: tuple[float, float], partitions: int, *, compact_after: int,
-        every: int, version_every: int) -> dict[str, Any]:
+        every: int, version_every: int, floor: int = 0) -> dict[str, Any]:
     """Learn ``events`` in ``partitions`` shards, publishing; what the publishing cost."""
     from consumers.item_exchange import ExchangingPublisher, ItemExchange
     from consumers.publisher import RegistryPublisher
@@ -42,7 +44,8 @@ def run(events: list[Any], clip: tuple[float, float], partitions: int, *, compac
     shards = [OnlineLearner(clip=clip) for _ in range(partitions)]
     exchanges = [ItemExchange(store, "bench", k, partitions, every_events=every)
                  for k in range(partitions)]
-    inner = [RegistryPublisher(store, f"bench.p{k}", compact_after=compact_after)
+    inner = [RegistryPublisher(store, f"bench.p{k}", compact_after=compact_after,
+                               compact_floor_bytes=floor)
              for k in range(partitions)]
     pubs = [ExchangingPublisher(p, ex) for p, ex in zip(inner, exchanges, strict=True)]
     seen = [0] * partitions
@@ -74,15 +77,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--every", type=int, default=50, help="item exchange cadence")
     parser.add_argument("--version-every", type=int, default=600,
                         help="a shard version every N events of the shard")
+    parser.add_argument("--compact-after", type=int, default=1000,
+                        help="the deltas' compaction (lifelong.config: LIFELONG_COMPACT_*)")
+    parser.add_argument("--compact-floor-bytes", type=int, default=16 * 1024 * 1024)
     parser.add_argument("--label", default="latest")
     args = parser.parse_args(argv)
     name, events, clip = load_events(REAL, 60_000)
     events = events[: args.events] if args.events else events
     rows: dict[str, list[dict[str, Any]]] = {"whole": [], "deltas": []}
     for _ in range(args.repeat):
-        for mode, compact in (("whole", 0), ("deltas", 100)):
+        for mode, compact in (("whole", 0), ("deltas", args.compact_after)):
             rows[mode].append(run(events, clip, args.partitions, compact_after=compact,
-                                  every=args.every, version_every=args.version_every))
+                                  every=args.every, version_every=args.version_every,
+                                  floor=args.compact_floor_bytes))
     same = all(a.pop("predictions") == b.pop("predictions")
                for a, b in zip(rows["whole"], rows["deltas"], strict=True))
     ratio = summary([w["ms_per_version"] / d["ms_per_version"]
