@@ -230,7 +230,7 @@ def _side_rows(learner: Any, items: set[str]) -> ItemSideRows | None:
 def _apply_side(learner: Any, rows: ItemSideRows) -> None:
     side = ItemSide.of(learner, rows.factors)
     side.factors, side.sent, side.pending = rows.factors, rows.sent, rows.pending
-    side.seen, side._mean = dict(rows.seen), tuple(rows.mean)
+    side.seen, side._mean = dict(rows.seen), (rows.mean[0], rows.mean[1])
     if rows.biases.keys:
         values = np.frombuffer(rows.biases.values, dtype=np.float64).tolist()
         side._biases.update(zip(rows.biases.keys, values, strict=True))
