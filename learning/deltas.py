@@ -37,8 +37,11 @@ from typing import Any
 import msgspec
 import numpy as np
 
-__all__ = ["DELTA_MODELS", "LearnerDelta", "Rows", "apply_delta", "changed_non_finite",
-           "decode", "delta_capable", "encode", "take_delta"]
+from learning.item_side import ATTRIBUTE as _ITEM_SIDE
+from learning.item_side import ItemDelta, ItemSide
+
+__all__ = ["DELTA_MODELS", "ItemSideRows", "LearnerDelta", "Rows", "apply_delta",
+           "changed_non_finite", "decode", "delta_capable", "encode", "take_delta"]
 
 #: River models whose versions can be deltas; the others publish whole versions
 DELTA_MODELS = ("BiasedMF", "FunkMF")
@@ -74,6 +77,24 @@ class NumpyRng(msgspec.Struct, array_like=True):
     cached_gaussian: float
 
 
+class ItemSideRows(msgspec.Struct, array_like=True):
+    """A shard's item-exchange state (:class:`learning.item_side.ItemSide`) in a delta.
+
+    The counters, the pending delta and the peers merged are whole (small); the reference
+    rows are those of the items touched since the last version: a take and a merge only
+    change the reference of items they mark dirty, so base + deltas is the exchange state
+    a whole checkpoint would hold.
+    """
+
+    factors: bool
+    sent: int
+    pending: ItemDelta | None
+    seen: dict[int, int]
+    mean: tuple[float, float]
+    biases: Rows
+    latents: Rows
+
+
 class LearnerDelta(msgspec.Struct, kw_only=True):
     """What changed in an ``OnlineLearner`` since its last version (see the module doc)."""
 
@@ -88,6 +109,7 @@ class LearnerDelta(msgspec.Struct, kw_only=True):
     recent: list[float]
     events_seen: int
     newest_event_ts: float | None = None
+    item_side: ItemSideRows | None = None  # a sharded learner exchanging its item side
 
 
 def _river(learner: Any) -> Any:
@@ -184,7 +206,38 @@ def take_delta(learner: Any, rows: tuple[set[str], set[str]] | None = None) -> L
         global_mean=(float(mean.n), float(mean._mean)) if mean is not None else None,
         preq=(preq._n, preq._sq, preq._abs), recent=list(preq._recent),
         events_seen=learner.events_seen,
-        newest_event_ts=float(newest) if isinstance(newest, float) else None)
+        newest_event_ts=float(newest) if isinstance(newest, float) else None,
+        item_side=_side_rows(learner, items))
+
+
+def _reference(table: dict[str, Any], items: set[str], vector: bool) -> Rows:
+    keys = [k for k in items if k in table]  # a reference row is never removed
+    if not keys:
+        return Rows([], b"", 0, [])
+    matrix = np.array([table[k] for k in keys], dtype=np.float64)
+    return Rows(keys, matrix.tobytes(), int(matrix.shape[1]) if vector else 0, [])
+
+
+def _side_rows(learner: Any, items: set[str]) -> ItemSideRows | None:
+    side = learner.__dict__.get(_ITEM_SIDE)
+    if side is None:
+        return None
+    return ItemSideRows(side.factors, side.sent, side.pending, dict(side.seen),
+                        side._mean, _reference(side._biases, items, False),
+                        _reference(side._latents, items, True))
+
+
+def _apply_side(learner: Any, rows: ItemSideRows) -> None:
+    side = ItemSide.of(learner, rows.factors)
+    side.factors, side.sent, side.pending = rows.factors, rows.sent, rows.pending
+    side.seen, side._mean = dict(rows.seen), (rows.mean[0], rows.mean[1])
+    if rows.biases.keys:
+        values = np.frombuffer(rows.biases.values, dtype=np.float64).tolist()
+        side._biases.update(zip(rows.biases.keys, values, strict=True))
+    if rows.latents.keys:
+        matrix = np.frombuffer(rows.latents.values, dtype=np.float64).reshape(
+            len(rows.latents.keys), rows.latents.width).copy()
+        side._latents.update(zip(rows.latents.keys, matrix, strict=True))
 
 
 def apply_delta(learner: Any, delta: LearnerDelta) -> None:
@@ -221,6 +274,8 @@ def apply_delta(learner: Any, delta: LearnerDelta) -> None:
     stamp = getattr(learner, _EVENT_TIME, None)
     if delta.newest_event_ts is not None and stamp is not None:
         stamp.newest = delta.newest_event_ts
+    if delta.item_side is not None:
+        _apply_side(learner, delta.item_side)
 
 
 def changed_non_finite(learner: Any) -> str | None:

@@ -124,9 +124,14 @@ def build_sharded_run(settings: Settings, *, register_target: bool = True,
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
         exchange = settings.item_exchange != "off" and delta_capable(learner)
+        # row deltas compacted as a single learner's (exchanging shards too: merged item
+        # rows are marked dirty and the exchange state rides in the delta,
+        # learning.deltas.ItemSideRows); bases in line (no forked writer per shard)
         publisher: Any = RetainLast(
             RegistryPublisher(registry, name, parent=resumed,
-                              compact_after=0 if exchange else 100),
+                              compact_after=settings.compact_after,
+                              compact_share=settings.compact_share,
+                              compact_floor_bytes=settings.compact_floor_bytes),
             registry, name, keep_last=settings.keep_last,
             max_age_seconds=settings.version_max_age_seconds)
         items = ItemExchange(registry, settings.model, partition, partitions,
