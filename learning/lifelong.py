@@ -158,6 +158,24 @@ class LifelongLearner:
         """What this learner publishes: the serving object (no trainer, no scores)."""
         return self.model
 
+    # versions as deltas (learning.blend_delta): the serving model records its rows
+    def dirty_rows(self) -> tuple[set[str], set[str]]:
+        """User and item ids learned since the last version (:meth:`clear_dirty`)."""
+        return self.model.dirty_rows()
+
+    def clear_dirty(self) -> None:
+        """A version now holds the whole model."""
+        self.model.clear_dirty()
+
+    def track_rows(self, on: bool) -> None:
+        """Record learned ids (``on``) or not."""
+        self.model.track_rows(on)
+
+    @property
+    def _needs_base(self) -> bool:
+        """The next version must be whole (an erasure changed rows no delta names)."""
+        return self.model._needs_base
+
     # serving ----------------------------------------------------------------------------
     def set_deep(self, deep: DeepRecommender | DeepView, version: int | None = None) -> None:
         """Serve a new deep model; fold-in corrections start over (it learned them).
