@@ -40,8 +40,8 @@ import numpy as np
 from learning import blend_delta
 from learning.blend_delta import BlendDelta
 
-__all__ = ["DELTA_MODELS", "BlendDelta", "LearnerDelta", "Rows", "apply_delta", "changed_non_finite",
-           "decode", "delta_capable", "encode", "take_delta"]
+__all__ = ["DELTA_MODELS", "BlendDelta", "LearnerDelta", "Rows", "apply_delta",
+           "changed_non_finite", "decode", "delta_capable", "encode", "take_delta"]
 
 #: River models whose versions can be deltas; the others publish whole versions
 DELTA_MODELS = ("BiasedMF", "FunkMF")
