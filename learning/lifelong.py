@@ -228,15 +228,23 @@ class LifelongLearner:
             # a refit needs every event the biases learned: after a restart (or past the
             # history's capacity) the biases continue by per-event folding alone
             model.biases.refit(events)
-        # Prequential.update of the blend, River and the deep side, inlined
-        for preq, p in ((self._preq, y_hat), (self._preq_online, p_online),
-                        (self._preq_deep, p_deep)):
-            if p is not None:
-                err = y - p
-                preq._n += 1
-                preq._sq += err * err
-                preq._abs += abs(err)
-                preq._recent.append(err)
+        # Prequential.update of the blend, River and the deep side, inlined and unrolled
+        preq, err = self._preq, y - y_hat
+        preq._n += 1
+        preq._sq += err * err
+        preq._abs += abs(err)
+        preq._recent.append(err)
+        preq, err = self._preq_online, y - p_online
+        preq._n += 1
+        preq._sq += err * err
+        preq._abs += abs(err)
+        preq._recent.append(err)
+        if p_deep is not None:
+            preq, err = self._preq_deep, y - p_deep
+            preq._n += 1
+            preq._sq += err * err
+            preq._abs += abs(err)
+            preq._recent.append(err)
         if self.finetuner is None:
             return y_hat
         if self.round_growth:

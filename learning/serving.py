@@ -32,6 +32,7 @@ from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
 from learning.deep_kernel import deep_side, kernel_params
 from learning.deep_kernel import kernel as deep_kernel
+from learning.erasure import _PURE
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
 from learning.stacking import StackedBlend
@@ -354,7 +355,12 @@ class LifelongModel:
             f4, s_i = self._item_recent[i], self._item_rater_bias[i]
         mu = biases.mu
         p_bias = mu + b_u + b_i
-        p_online = self.online.predict_one(user, item, context)
+        # Recommender.predict_one / learn_one, inlined for River's own ids (no features)
+        online = self.online
+        river = online._model
+        pure = None if online._features else _PURE.get(type(river))
+        p_online = (pure(river, user, item) if pure is not None
+                    else online.predict_one(user, item, context))
         if bounds is not None:
             lo, hi = bounds
             p_bias = lo if p_bias < lo else hi if p_bias > hi else p_bias
@@ -403,7 +409,10 @@ class LifelongModel:
         blend._seen += 1
         if len(pending) >= blend._due:
             blend.refit()
-        self.online.learn_one(user, item, value, context)
+        if pure is not None:
+            river.learn_one(user, item, value)
+        else:
+            online.learn_one(user, item, value, context)
         # BiasModel.update_rows, inlined (new ids get their rows here, zeros everywhere)
         if u is None:
             u = biases.user_index(user)
