@@ -194,7 +194,8 @@ def take(model: Any, rows: tuple[set[str], set[str]] | None = None) -> Any:
 
     Its River part is the usual LearnerDelta, its ``blend`` the rest. ``rows``: the (user,
     item) ids to take instead (a delta over an older state, e.g. a base a child wrote: the
-    deep view is then always sent). The model is not changed.
+    deep view, every bias row and the whole fold-in table are then sent, as the view may
+    have changed since). The model is not changed.
     """
     from learning import deltas as river_deltas
 
@@ -219,12 +220,15 @@ def take(model: Any, rows: tuple[set[str], set[str]] | None = None) -> Any:
     values = b""
     if vecs is not None:
         table = vecs._vecs
-        for user in reversed(table):  # the touched users are the newest: a suffix
-            if user not in users:
-                break
-            keys.append(user)
-        keys.reverse()
-        removed = [u for u in users if u not in table]
+        if rows is not None:  # over an older state: the view and the whole table go
+            keys = list(table)
+        else:
+            for user in reversed(table):  # the touched users are the newest: a suffix
+                if user not in users:
+                    break
+                keys.append(user)
+            keys.reverse()
+            removed = [u for u in users if u not in table]
         if keys:
             values = np.array([table[u] for u in keys], dtype=np.float64).tobytes()
     resend = view is not None and (rows is not None or view is not model._sent_view)

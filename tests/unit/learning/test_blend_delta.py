@@ -162,3 +162,37 @@ def test_published_as_deltas_loads_and_resumes_across_deep_versions(deeps):
             assert sub.wait_for_version(number, timeout=10, exact=True)
             _assert_same(sub.current[1], resumed)
         assert sub._replicas.reloaded == 1
+
+
+def test_a_child_written_base_continues_the_blend_chain(deeps):
+    """Worker, forked bases (a writer that reports later), a new deep version mid-way."""
+    from consumers.worker import LearnerWorker
+    from model_store.replicas import Replicas
+    from stream.schema import encode as encode_event
+    from stream.source import ListDeadLetters, ListSource
+    from tests.unit.consumers.test_forked_bases import LaterWriter
+
+    reg = Registry.from_url("memory://", signer=Signer(KEY))
+    writer = LaterWriter(delay=2)
+    pub = RegistryPublisher(reg, "blend", compact_after=3, compact_share=100.0,
+                            base_writer="fork", writer=writer)
+    learner = _learner()
+    learner.set_deep(deeps[0], version=1)
+    values = [encode_event(e) for e in _events(1500, 0, seed=8)]
+    worker = LearnerWorker(ListSource(values, batch_size=25), learner, ListDeadLetters(),
+                           publisher=pub, publish_every_events=60, publish_every_seconds=1e9)
+    follow, served, published = Replicas(reg, "blend"), None, 0
+    while batch := worker.source.poll(1.0):
+        worker.process(batch)
+        if worker._publish_due() and worker.publish() is not None:
+            published += 1
+            for version in reg.versions("blend"):
+                if served is None or version.number > served[0].number:
+                    served = (version, follow.load("latest", served, version))
+                    follow.prepare("latest", version)
+            _assert_same(served[1], learner)
+            if published == 9:  # the next version (a delta) carries the new view
+                learner.set_deep(deeps[1], version=2)
+    assert pub.forked_bases >= 2 and pub.bases == 1 and follow.reloaded == 1
+    _, obj = reg.load_object("blend", "latest")
+    _assert_same(Checkpoint.of(obj).learner, learner)
