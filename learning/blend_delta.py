@@ -124,13 +124,13 @@ def capable(model: Any) -> bool:
     """Whether ``model`` (a LifelongModel) can publish deltas: a delta-capable River inside."""
     from learning import deltas as river_deltas
 
-    online = getattr(model, "online", None)
+    online: Any = getattr(model, "online", None)
     name = getattr(online, "name", None)
     if name not in river_deltas.DELTA_MODELS or getattr(online, "_features", None):
         return False
     river = online._model
     for opt_name in river_deltas._OPTIMIZERS[name]:
-        opt = getattr(river, opt_name, None)
+        opt: Any = getattr(river, opt_name, None)
         if (type(opt).__name__ != "SGD"
                 or type(opt.lr).__name__ not in river_deltas._STATELESS_SCHEDULES):
             return False
@@ -313,8 +313,8 @@ def apply(model: Any, delta: Any) -> None:
         for user in blend.vec_removed:
             table.pop(user, None)
         if blend.vec_keys:
-            matrix = np.frombuffer(blend.vec_values).reshape(len(blend.vec_keys), -1).copy()
-            for user, vec in zip(blend.vec_keys, matrix, strict=True):
+            vectors = np.frombuffer(blend.vec_values).reshape(len(blend.vec_keys), -1).copy()
+            for user, vec in zip(blend.vec_keys, vectors, strict=True):
                 table.pop(user, None)
                 table[user] = vec
         while len(table) > blend.vec_len:
