@@ -37,10 +37,12 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from learning import blend_delta
+from learning.blend_delta import BlendDelta
 from learning.item_side import ATTRIBUTE as _ITEM_SIDE
 from learning.item_side import ItemDelta, ItemSide
 
-__all__ = ["DELTA_MODELS", "ItemSideRows", "LearnerDelta", "Rows", "apply_delta",
+__all__ = ["DELTA_MODELS", "BlendDelta", "ItemSideRows", "LearnerDelta", "Rows", "apply_delta",
            "changed_non_finite", "decode", "delta_capable", "encode", "take_delta"]
 
 #: River models whose versions can be deltas; the others publish whole versions
@@ -110,10 +112,20 @@ class LearnerDelta(msgspec.Struct, kw_only=True):
     events_seen: int
     newest_event_ts: float | None = None
     item_side: ItemSideRows | None = None  # a sharded learner exchanging its item side
+    blend: BlendDelta | None = None  # the rest of a lifelong blend (learning.blend_delta)
 
 
 def _river(learner: Any) -> Any:
     return learner.model._model
+
+
+def _blend(obj: Any) -> Any:
+    """The lifelong model of a blend learner (or the model itself); None for anything else."""
+    name = type(obj).__name__
+    if name == "LifelongLearner":
+        obj = getattr(obj, "model", None)
+        name = type(obj).__name__
+    return obj if name == "LifelongModel" else None
 
 
 def delta_capable(learner: Any) -> bool:
@@ -128,6 +140,9 @@ def delta_capable(learner: Any) -> bool:
     """
     from learning.online import OnlineLearner
 
+    blend = _blend(learner)
+    if blend is not None:
+        return blend_delta.capable(blend)
     if type(learner) is not OnlineLearner or learner.model_name not in DELTA_MODELS:
         return False
     river = _river(learner)
@@ -155,7 +170,7 @@ def _rows(table: Any, dirty: set[str], vector: bool) -> Rows:
 
 # the rows changed_non_finite read for a publish, kept for that publish's take_delta (one
 # read of the changed rows a version instead of two); weak: a learner's copy dies with it
-_TAKEN: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], dict[str, Rows]]] = (
+_TAKEN: weakref.WeakKeyDictionary[Any, tuple[tuple[int, ...], Any]] = (
     weakref.WeakKeyDictionary())
 
 
@@ -170,12 +185,24 @@ def _stamp(learner: Any, river: Any, users: set[str], items: set[str]) -> tuple[
             *(len(getattr(river, t)) for t in _TABLES[learner.model_name]))
 
 
+def _blend_stamp(model: Any) -> tuple[int, ...]:
+    users, items = model.dirty_rows()
+    return (model.events_seen, id(model._serving), len(users), len(items), model.biases.refits,
+            id(model._sent_view))
+
+
 def take_delta(learner: Any, rows: tuple[set[str], set[str]] | None = None) -> LearnerDelta:
     """The rows touched since the last ``clear_dirty`` and the small per-event state.
 
     ``rows``: the (user, item) ids to take instead (a delta over an older state: the rows
     touched since then). The learner is not changed.
     """
+    blend = _blend(learner)
+    if blend is not None:
+        taken = _TAKEN.pop(learner, None) if rows is None else None
+        if taken is not None and taken[0] == _blend_stamp(blend):
+            return taken[1]  # what changed_non_finite just took and checked
+        return blend_delta.take(blend, rows)
     river = _river(learner)
     name = learner.model_name
     users, items = learner.dirty_rows() if rows is None else rows
@@ -242,6 +269,12 @@ def _apply_side(learner: Any, rows: ItemSideRows) -> None:
 
 def apply_delta(learner: Any, delta: LearnerDelta) -> None:
     """Write ``delta`` into ``learner`` (the state of the delta's parent) in place."""
+    if delta.blend is not None:
+        blend = _blend(learner)
+        if blend is None:
+            raise ValueError(f"a lifelong delta cannot apply to a {type(learner).__name__}")
+        blend_delta.apply(blend, delta)
+        return
     if learner.model_name != delta.model:
         raise ValueError(f"a {delta.model} delta cannot apply to a {learner.model_name} learner")
     river = _river(learner)
@@ -294,6 +327,15 @@ def changed_non_finite(learner: Any) -> str | None:
     >>> changed_non_finite(learner)
     "parameter model.u_latents['u1'] is not finite"
     """
+    blend = _blend(learner)
+    if blend is not None:  # the delta, taken once: checked here, published by take_delta
+        delta = blend_delta.take(blend)
+        where = blend_delta.non_finite(delta)
+        if where is not None:
+            _TAKEN.pop(learner, None)
+            return f"parameter model.{where} is not finite"
+        _TAKEN[learner] = (_blend_stamp(blend), delta)
+        return None
     river = _river(learner)
     mean = getattr(river, "global_mean", None)
     if mean is not None and not math.isfinite(mean.get()):

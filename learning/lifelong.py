@@ -158,6 +158,24 @@ class LifelongLearner:
         """What this learner publishes: the serving object (no trainer, no scores)."""
         return self.model
 
+    # versions as deltas (learning.blend_delta): the serving model records its rows
+    def dirty_rows(self) -> tuple[set[str], set[str]]:
+        """User and item ids learned since the last version (:meth:`clear_dirty`)."""
+        return self.model.dirty_rows()
+
+    def clear_dirty(self) -> None:
+        """A version now holds the whole model."""
+        self.model.clear_dirty()
+
+    def track_rows(self, on: bool) -> None:
+        """Record learned ids (``on``) or not."""
+        self.model.track_rows(on)
+
+    @property
+    def _needs_base(self) -> bool:
+        """The next version must be whole (an erasure changed rows no delta names)."""
+        return self.model._needs_base
+
     # serving ----------------------------------------------------------------------------
     def set_deep(self, deep: DeepRecommender | DeepView, version: int | None = None) -> None:
         """Serve a new deep model; fold-in corrections start over (it learned them).
@@ -210,15 +228,23 @@ class LifelongLearner:
             # a refit needs every event the biases learned: after a restart (or past the
             # history's capacity) the biases continue by per-event folding alone
             model.biases.refit(events)
-        # Prequential.update of the blend, River and the deep side, inlined
-        for preq, p in ((self._preq, y_hat), (self._preq_online, p_online),
-                        (self._preq_deep, p_deep)):
-            if p is not None:
-                err = y - p
-                preq._n += 1
-                preq._sq += err * err
-                preq._abs += abs(err)
-                preq._recent.append(err)
+        # Prequential.update of the blend, River and the deep side, inlined and unrolled
+        preq, err = self._preq, y - y_hat
+        preq._n += 1
+        preq._sq += err * err
+        preq._abs += abs(err)
+        preq._recent.append(err)
+        preq, err = self._preq_online, y - p_online
+        preq._n += 1
+        preq._sq += err * err
+        preq._abs += abs(err)
+        preq._recent.append(err)
+        if p_deep is not None:
+            preq, err = self._preq_deep, y - p_deep
+            preq._n += 1
+            preq._sq += err * err
+            preq._abs += abs(err)
+            preq._recent.append(err)
         if self.finetuner is None:
             return y_hat
         if self.round_growth:

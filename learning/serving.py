@@ -32,6 +32,7 @@ from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
 from learning.deep_kernel import deep_side, kernel_params
 from learning.deep_kernel import kernel as deep_kernel
+from learning.erasure import _PURE
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
 from learning.stacking import StackedBlend
@@ -101,6 +102,46 @@ class LifelongModel:
         self._serving: tuple[DeepView, UserVectors, int | None, np.ndarray] | None = None
         self.last_rows = (-1, -1)  # bias rows of the event learned last (for refits)
         self.events_seen = 0
+        self._reset_tracking()
+
+    # versions as deltas (learning.blend_delta): ids learned since the last publish --------
+    _TRACKING = ("_dirty_users", "_dirty_items", "_needs_base", "_sent_view", "_pending_view",
+                 "_refits_sent")
+
+    def _reset_tracking(self) -> None:
+        # the ids of the events learned since the last version (None: not tracked, a
+        # replica), whether the next version must be whole (an erasure), the deep view the
+        # last version holds (a delta re-sends it only when it changed), bias refits then
+        self._dirty_users: set[str] | None = set()
+        self._dirty_items: set[str] | None = set()
+        self._needs_base = False
+        serving = self.__dict__.get("_serving")
+        self._sent_view = self._pending_view = serving[0] if serving else None
+        self._refits_sent = self.biases.refits
+
+    def dirty_rows(self) -> tuple[set[str], set[str]]:
+        """User and item ids learned since :meth:`clear_dirty` (or the start)."""
+        return self._dirty_users or set(), self._dirty_items or set()
+
+    def clear_dirty(self) -> None:
+        """A version now holds every row: start recording learned ids afresh."""
+        if self._dirty_users is not None:
+            self._dirty_users, self._dirty_items = set(), set()
+        self._needs_base = False
+        self._sent_view = self._pending_view
+        self._refits_sent = self.biases.refits
+
+    def track_rows(self, on: bool) -> None:
+        """Record learned ids (the learner) or not (a served replica: nothing publishes)."""
+        self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)  # a version starts with nothing dirty
+        for key in self._TRACKING:
+            state.pop(key, None)
+        serving = self._serving
+        self._pending_view = serving[0] if serving else None  # what this version holds
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # format 1 blobs (before the stacked blend): a SegmentBlend and per-segment deep
@@ -128,6 +169,7 @@ class LifelongModel:
             self._rows_from_dicts(state.pop("_recent_user"), state.pop("_user_sums"),
                                   state.pop("_recent_item"), state.pop("_item_sums"))
         self._sync_rows()
+        self._reset_tracking()
 
     def _rows_from_dicts(self, recent_user: dict[str, float], user_sums: dict[str, list[float]],
                          recent_item: dict[str, float], item_sums: dict[str, float]) -> None:
@@ -170,6 +212,7 @@ class LifelongModel:
 
     def forget_rows(self, user: str) -> bool:
         """Zero ``user``'s recent residual and sums (before the biases unlink the row)."""
+        self._needs_base = True  # older versions hold the user: the next one is whole
         row = self.biases._users.get(user)
         if row is None:
             return False
@@ -289,6 +332,10 @@ class LifelongModel:
         # equal to predict_one before each step)
         serving = self._serving
         biases, bounds = self.biases, self.clip
+        dirty = self._dirty_users
+        if dirty is not None:  # the rows the next version (a delta) carries
+            dirty.add(user)
+            self._dirty_items.add(item)  # type: ignore[union-attr]
         # BiasModel.lookup_rows, inlined
         u, i = biases._users.get(user), biases._items.get(item)
         if u is None:
@@ -308,7 +355,12 @@ class LifelongModel:
             f4, s_i = self._item_recent[i], self._item_rater_bias[i]
         mu = biases.mu
         p_bias = mu + b_u + b_i
-        p_online = self.online.predict_one(user, item, context)
+        # Recommender.predict_one / learn_one, inlined for River's own ids (no features)
+        online = self.online
+        river = online._model
+        pure = None if online._features else _PURE.get(type(river))
+        p_online = (pure(river, user, item) if pure is not None
+                    else online.predict_one(user, item, context))
         if bounds is not None:
             lo, hi = bounds
             p_bias = lo if p_bias < lo else hi if p_bias > hi else p_bias
@@ -357,7 +409,10 @@ class LifelongModel:
         blend._seen += 1
         if len(pending) >= blend._due:
             blend.refit()
-        self.online.learn_one(user, item, value, context)
+        if pure is not None:
+            river.learn_one(user, item, value)
+        else:
+            online.learn_one(user, item, value, context)
         # BiasModel.update_rows, inlined (new ids get their rows here, zeros everywhere)
         if u is None:
             u = biases.user_index(user)
