@@ -16,8 +16,9 @@ labels = st.lists(st.integers(0, 12), min_size=1, max_size=80)
        as_iter=st.booleans())
 def test_update_window_counts_as_one_label_at_a_time(windows: list[list[int]], cap: int,
                                                      as_iter: bool) -> None:
-    for kind in (PSIDetector, ChiSquaredDetector):
-        fast, slow = (kind(categorical=True, max_categories=cap) for _ in range(2))
+    for make in (lambda: PSIDetector(categorical=True, max_categories=cap),
+                 lambda: ChiSquaredDetector(max_categories=cap)):
+        fast, slow = make(), make()
         for xs in windows:
             fired = fast.update_window(iter(xs) if as_iter else xs)
             counts = slow._folded(xs)  # the label-by-label count (first `cap` labels kept)
