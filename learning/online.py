@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from learning.erasure import PURE_PREDICT
 from learning.models import Recommender, clip
 from learning.prequential import Prequential, PrequentialScore
 from learning.snapshot import PickleSnapshot
@@ -88,13 +89,25 @@ class OnlineLearner(PickleSnapshot):
 
     def learn_one(self, event: Event) -> float:
         """Predict ``event`` first, score the prediction, then learn from it; return it."""
+        user, item = event.user_id, event.item_id
         if self._dirty_users is not None:
-            self._dirty_users.add(event.user_id)
-            self._dirty_items.add(event.item_id)  # type: ignore[union-attr]
-        y_pred = clip(self.model.predict_one(event.user_id, event.item_id, event.context),
-                      self.clip)
+            self._dirty_users.add(user)
+            self._dirty_items.add(item)  # type: ignore[union-attr]
+        rec = self.model
+        river = rec._model
+        pure = None if rec._features else PURE_PREDICT.get(type(river))
+        if pure is None:  # a factorisation machine (features), or another River model
+            y_pred = rec.predict_one(user, item, event.context)
+        else:  # Recommender.predict_one's own path for these models, without its layers
+            y_pred = pure(river, user, item)
+        bounds = self.clip
+        if bounds is not None:
+            y_pred = min(max(y_pred, bounds[0]), bounds[1])  # learning.models.clip
         self._preq.update(event.value, y_pred)
-        self.model.learn_one(event.user_id, event.item_id, event.value, event.context)
+        if pure is None:
+            rec.learn_one(user, item, event.value, event.context)
+        else:
+            river.learn_one(user, item, event.value)  # Recommender.learn_one without features
         self.events_seen += 1
         return y_pred
 
