@@ -214,6 +214,18 @@ class LearnerWorker:
         # the ranking task's feedback loop: impressions joined to clicks, unclicked = negatives
         self.impressions = impressions
 
+    @property
+    def publisher(self) -> Publisher | None:
+        """What publishes versions; ``None``: nothing does, so the learner keeps no dirty rows."""
+        return self._publisher
+
+    @publisher.setter
+    def publisher(self, publisher: Publisher | None) -> None:
+        self._publisher = publisher
+        track = getattr(self.learner, "track_rows", None)  # learning.deltas reads, publish clears
+        if callable(track):
+            track(publisher is not None)
+
     def process(self, records: list[Record]) -> None:
         """Validate and learn one batch (no commit, no publish).
 

@@ -58,6 +58,7 @@ class OnlineLearner(PickleSnapshot):
         state = dict(self.__dict__)  # a version starts with nothing dirty
         state["_dirty_users"], state["_dirty_items"] = set(), set()
         state["_needs_base"] = False
+        state.pop("_untracked_at", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -77,8 +78,18 @@ class OnlineLearner(PickleSnapshot):
         self._needs_base = False
 
     def track_rows(self, on: bool) -> None:
-        """Record touched ids (the learner) or not (a served replica: nothing publishes)."""
-        self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
+        """Record touched ids (a learner that publishes) or not (nothing reads or clears them).
+
+        Off: a served replica, a worker without a publisher. Turning it back on after events
+        were learned untracked makes the next version whole: a delta would miss their rows.
+        """
+        if on and self._dirty_users is None:
+            untracked = self.__dict__.pop("_untracked_at", self.events_seen)
+            self._needs_base = self._needs_base or untracked != self.events_seen
+        elif not on and "_untracked_at" not in self.__dict__:  # rows dirty now would be lost
+            self._untracked_at = self.events_seen if not self._dirty_users else -1
+        if on != (self._dirty_users is not None):
+            self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
 
     def predict_one(self, user: str, item: str) -> float:
         """Predict with the current model, clipped to ``clip``."""
