@@ -96,6 +96,8 @@ class OnlineLearner(PickleSnapshot):
         if self._dirty_users is not None:  # River inserts a row for an unknown id
             self._dirty_users.add(user)
             self._dirty_items.add(item)  # type: ignore[union-attr]
+        else:  # untracked: a row may be new, so the next version after tracking is whole
+            self._untracked_at = -1
         return clip(self.model.predict_one(user, item), self.clip)
 
     def learn_one(self, event: Event) -> float:

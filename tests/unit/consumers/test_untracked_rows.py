@@ -81,3 +81,11 @@ def test_track_rows_asks_for_a_whole_version_only_when_rows_went_unrecorded():
     learner.learn_one(Event("e2", "u2", "i2", "rating", 4.0, 2.0))
     learner.track_rows(True)
     assert learner._needs_base
+
+
+def test_a_prediction_while_untracked_also_makes_the_next_version_whole():
+    learner = OnlineLearner("BiasedMF")
+    learner.track_rows(False)
+    learner.predict_one("u9", "i9")  # River inserts u9's and i9's rows, events_seen stays
+    learner.track_rows(True)
+    assert learner._needs_base
