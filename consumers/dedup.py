@@ -44,16 +44,18 @@ class RecentIds:
         """Return True if ``event_id`` is a duplicate; otherwise remember it."""
         h = _from_bytes(_blake2b(event_id.encode("utf-8", "surrogatepass"),
                                  digest_size=8).digest(), "little")  # _digest, inlined
-        if h in self._set:
+        ids = self._set
+        if h in ids:
             return True
         ring = self._ring
         if len(ring) < self.capacity:
             ring.append(h)
         else:
-            self._set.discard(ring[self._next])
-            ring[self._next] = h
-            self._next = (self._next + 1) % self.capacity
-        self._set.add(h)
+            at = self._next
+            ids.discard(ring[at])
+            ring[at] = h
+            self._next = (at + 1) % self.capacity
+        ids.add(h)
         return False
 
     def __len__(self) -> int:

@@ -214,6 +214,18 @@ class LearnerWorker:
         # the ranking task's feedback loop: impressions joined to clicks, unclicked = negatives
         self.impressions = impressions
 
+    @property
+    def publisher(self) -> Publisher | None:
+        """What publishes versions; ``None``: nothing does, so the learner keeps no dirty rows."""
+        return self._publisher
+
+    @publisher.setter
+    def publisher(self, publisher: Publisher | None) -> None:
+        self._publisher = publisher
+        track = getattr(self.learner, "track_rows", None)  # learning.deltas reads, publish clears
+        if callable(track):
+            track(publisher is not None)
+
     def process(self, records: list[Record]) -> None:
         """Validate and learn one batch (no commit, no publish).
 
@@ -411,19 +423,32 @@ class LearnerWorker:
         """Nothing learned, nor any record placed elsewhere, since the last version."""
         return self._since_publish == 0 and self._positions == self._covered
 
-    def _publish_due(self) -> bool:
+    def _due_at(self) -> float | None:
+        """When the pending version is due on the worker's clock, before the floor.
+
+        ``None``: nothing to publish (no publisher, or nothing new since the last version).
+        Due at once (``-inf``) after ``publish_every_events`` events, else
+        ``publish_every_seconds`` after the last publish started; never before a retry's
+        back-off ends. :meth:`_publish_due` and :meth:`poll_wait` both read it.
+        """
         if self.publisher is None or self._nothing_new():
+            return None
+        due = (-float("inf") if self._since_publish >= self.publish_every_events
+               else self._last_publish + self.publish_every_seconds)
+        return max(due, self._retry_at)
+
+    def _publish_due(self) -> bool:
+        due = self._due_at()
+        if due is None:
             return False
         now = self._clock()
-        if now < self._retry_at:
+        if now < due:
             return False
-        due = (self._since_publish >= self.publish_every_events
-               or now - self._last_publish >= self.publish_every_seconds)
-        if due and not self._budget_left(now):
+        if not self._budget_left(now):  # due, but the floor holds it
             if self._held_since is None:
                 self._held_since = now
             return False
-        return due
+        return True
 
     def poll_wait(self, longest: float) -> float:
         """How long the next poll may wait for records: not past a pending version's due time.
@@ -432,13 +457,12 @@ class LearnerWorker:
         must not hold the version back for a whole poll timeout: it is published at the
         cadence (or when the floor or a retry allows), as under steady traffic.
         """
-        if self.publisher is None or self._nothing_new():
+        due = self._due_at()
+        if due is None:
             return longest
-        now = self._clock()
-        due = max(self._last_publish + self.publish_every_seconds, self._retry_at)
         if self._budget <= 0:  # the floor holds it until the budget refills
             due = max(due, self._budget_at - self._budget / self.publish_max_share)
-        return min(longest, max(due - now, 0.001))
+        return min(longest, max(due - self._clock(), 0.001))
 
     @property
     def positions(self) -> Positions:

@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from learning.slices import Samples
     from learning.torch_models import DeepRecommender
 
-__all__ = ["Forgettable", "forget_attached", "forget_deep_user", "forget_finetuner_row",
+__all__ = ["PURE_PREDICT", "Forgettable", "forget_attached", "forget_deep_user",
+           "forget_finetuner_row",
            "forget_finetuner_user",
            "forget_lifelong_model", "forget_ranker_user", "forget_river_user", "forget_samples",
            "predict_unchanged", "scrub_key"]
@@ -165,6 +166,9 @@ def _pure_table() -> dict[type, Any]:
 
 
 _PURE = _pure_table()
+# River's recommender classes whose :func:`predict_unchanged` is one of the functions above
+# (``fn(model, user, item)``): the learner calls it without the dispatch
+PURE_PREDICT: dict[type, Any] = _PURE
 
 
 def forget_attached(obj: Any, user: str, *, skip: tuple[Any, ...] = ()) -> int:

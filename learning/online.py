@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from learning.erasure import PURE_PREDICT
 from learning.models import Recommender, clip
 from learning.prequential import Prequential, PrequentialScore
 from learning.snapshot import PickleSnapshot
@@ -57,6 +58,7 @@ class OnlineLearner(PickleSnapshot):
         state = dict(self.__dict__)  # a version starts with nothing dirty
         state["_dirty_users"], state["_dirty_items"] = set(), set()
         state["_needs_base"] = False
+        state.pop("_untracked_at", None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -76,25 +78,49 @@ class OnlineLearner(PickleSnapshot):
         self._needs_base = False
 
     def track_rows(self, on: bool) -> None:
-        """Record touched ids (the learner) or not (a served replica: nothing publishes)."""
-        self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
+        """Record touched ids (a learner that publishes) or not (nothing reads or clears them).
+
+        Off: a served replica, a worker without a publisher. Turning it back on after events
+        were learned untracked makes the next version whole: a delta would miss their rows.
+        """
+        if on and self._dirty_users is None:
+            untracked = self.__dict__.pop("_untracked_at", self.events_seen)
+            self._needs_base = self._needs_base or untracked != self.events_seen
+        elif not on and "_untracked_at" not in self.__dict__:  # rows dirty now would be lost
+            self._untracked_at = self.events_seen if not self._dirty_users else -1
+        if on != (self._dirty_users is not None):
+            self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
 
     def predict_one(self, user: str, item: str) -> float:
         """Predict with the current model, clipped to ``clip``."""
         if self._dirty_users is not None:  # River inserts a row for an unknown id
             self._dirty_users.add(user)
             self._dirty_items.add(item)  # type: ignore[union-attr]
+        else:  # untracked: a row may be new, so the next version after tracking is whole
+            self._untracked_at = -1
         return clip(self.model.predict_one(user, item), self.clip)
 
     def learn_one(self, event: Event) -> float:
         """Predict ``event`` first, score the prediction, then learn from it; return it."""
+        user, item = event.user_id, event.item_id
         if self._dirty_users is not None:
-            self._dirty_users.add(event.user_id)
-            self._dirty_items.add(event.item_id)  # type: ignore[union-attr]
-        y_pred = clip(self.model.predict_one(event.user_id, event.item_id, event.context),
-                      self.clip)
+            self._dirty_users.add(user)
+            self._dirty_items.add(item)  # type: ignore[union-attr]
+        rec = self.model
+        river = rec._model
+        pure = None if rec._features else PURE_PREDICT.get(type(river))
+        if pure is None:  # a factorisation machine (features), or another River model
+            y_pred = rec.predict_one(user, item, event.context)
+        else:  # Recommender.predict_one's own path for these models, without its layers
+            y_pred = pure(river, user, item)
+        bounds = self.clip
+        if bounds is not None:
+            y_pred = min(max(y_pred, bounds[0]), bounds[1])  # learning.models.clip
         self._preq.update(event.value, y_pred)
-        self.model.learn_one(event.user_id, event.item_id, event.value, event.context)
+        if pure is None:
+            rec.learn_one(user, item, event.value, event.context)
+        else:
+            river.learn_one(user, item, event.value)  # Recommender.learn_one without features
         self.events_seen += 1
         return y_pred
 

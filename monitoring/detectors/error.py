@@ -57,19 +57,27 @@ class ADWINDetector(Detector):
         >>> many.state() == one.state(), many.alarms == one.alarms
         (True, True)
         """
-        det = self._detector
-        update, out = det.update, []
+        det, out = self._detector, []
         before = det.estimation
+        helper = det._helper  # River's window itself: ADWIN.update and .estimation, inlined
+        n = self._n
         for i, x in enumerate(xs):
-            update(x)
-            after = det.estimation
-            self._n += 1
-            if det.drift_detected and after > before and self._gate(True):
-                out.append(i)
+            if det._drift_detected:  # ADWIN.update: a window starts afresh after a drift
+                det._reset()
+                helper = det._helper
+            drifted = det._drift_detected = helper.update(x)
+            width = helper.get_width()
+            after = helper.get_total() / width if width else 0.0
+            n += 1
+            if drifted and after > before:
+                self._n = n
+                if self._gate(True):
+                    out.append(i)
             else:
                 self._detected = False
             before = after
-        self._statistic = before if self._n else self._statistic
+        self._n = n
+        self._statistic = before if n else self._statistic
         return out
 
 

@@ -18,6 +18,7 @@ True
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -111,6 +112,7 @@ def chi_squared(reference: ArrayLike, current: ArrayLike) -> tuple[float, int]:
     return float(((table - expected) ** 2 / expected).sum()), table.shape[1] - 1
 
 
+@lru_cache(maxsize=256)  # one (dof, alpha) per window of each test: scipy's isf is slow
 def chi2_critical(dof: int, alpha: float) -> float:
     """The chi-squared value exceeded with probability ``alpha`` at ``dof`` degrees of freedom.
 

@@ -105,18 +105,26 @@ class WindowDetector(Detector):
             raise ValueError(f"{self.name}: {self._k} observations of a window are buffered")
         current: np.ndarray | Counter[str]
         if self.categorical:
-            current = Counter()
-            for x in xs:
-                key = str(x)
-                if key not in current and len(current) >= self.max_categories:
-                    key = OTHER
-                current[key] += 1
+            xs = xs if isinstance(xs, list | tuple) else list(xs)  # read twice if folded
+            current = Counter(map(str, xs))  # counted in C: the same counts if none is folded
+            if len(current) > self.max_categories:
+                current = self._folded(xs)
             length = sum(current.values())
         else:
             current = np.asarray(list(xs), dtype=float)
             length = len(current)
         self._n += length if size is None else size
         return self._gate(self._close(current))
+
+    def _folded(self, xs: Iterable[Any]) -> Counter[str]:
+        """Counts of ``xs``; labels past the first ``max_categories`` counted as one."""
+        current: Counter[str] = Counter()
+        for x in xs:
+            key = str(x)
+            if key not in current and len(current) >= self.max_categories:
+                key = OTHER
+            current[key] += 1
+        return current
 
     def update_many(self, xs: Iterable[Any]) -> bool:
         """Like :meth:`update` with each of ``xs``, but numbers are copied in bulk.
