@@ -106,7 +106,7 @@ class LifelongModel:
 
     # versions as deltas (learning.blend_delta): ids learned since the last publish --------
     _TRACKING = ("_dirty_users", "_dirty_items", "_needs_base", "_sent_view", "_pending_view",
-                 "_refits_sent")
+                 "_refits_sent", "_untracked_at")
 
     def _reset_tracking(self) -> None:
         # the ids of the events learned since the last version (None: not tracked, a
@@ -132,8 +132,19 @@ class LifelongModel:
         self._refits_sent = self.biases.refits
 
     def track_rows(self, on: bool) -> None:
-        """Record learned ids (the learner) or not (a served replica: nothing publishes)."""
-        self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
+        """Record learned ids (the learner) or not (a served replica: nothing publishes).
+
+        As :meth:`learning.online.OnlineLearner.track_rows`: turning it on again after
+        events were learned untracked makes the next version whole, and turning it on when
+        it is on keeps the ids recorded so far (a delta must not miss them).
+        """
+        if on and self._dirty_users is None:
+            untracked = self.__dict__.pop("_untracked_at", self.events_seen)
+            self._needs_base = self._needs_base or untracked != self.events_seen
+        elif not on and self._dirty_users is not None:
+            self._untracked_at = self.events_seen if not self._dirty_users else -1
+        if on != (self._dirty_users is not None):
+            self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)  # a version starts with nothing dirty

@@ -196,3 +196,27 @@ def test_a_child_written_base_continues_the_blend_chain(deeps):
     assert pub.forked_bases >= 2 and pub.bases == 1 and follow.reloaded == 1
     _, obj = reg.load_object("blend", "latest")
     _assert_same(Checkpoint.of(obj).learner, learner)
+
+
+def test_tracking_switched_off_and_on_never_loses_a_row(deeps):
+    learner = _learner()
+    learner.set_deep(deeps[0], version=1)
+    for e in _events(100, 0, seed=5):
+        learner.learn_one(e)
+    users, _ = learner.dirty_rows()
+    learner.track_rows(True)  # already on (a worker given a publisher): the rows stay
+    assert learner.dirty_rows()[0] == users and not learner._needs_base
+    learner.clear_dirty()
+    learner.track_rows(False)  # no publisher: nothing recorded ...
+    learner.track_rows(True)  # ... and nothing learned meanwhile: deltas go on
+    assert not learner._needs_base
+    learner.track_rows(False)
+    for e in _events(50, 100, seed=6):
+        learner.learn_one(e)
+    assert learner.dirty_rows() == (set(), set())
+    learner.track_rows(True)  # events learned untracked: no delta could name their rows
+    assert learner._needs_base
+    learner.learn_one(_events(1, 150, seed=7)[0])
+    learner.clear_dirty()
+    assert not learner._needs_base
+    assert "_untracked_at" not in pickle.loads(pickle.dumps(learner.model)).__dict__
