@@ -87,6 +87,14 @@ def variants() -> dict[str, Callable[[], Any]]:
         "rerank-knn": KNNRerank,
         "rerank-mlp": MLPRerank,
         "rerank-bpr": BPRRerank,
+        # round 7 (rankq8): BPR ensembles and sizes, seeded by --seed
+        "rerank-bpr2": lambda seed=0: BPRRerank(bpr_models=2, seed=seed),
+        "rerank-bpr3": lambda seed=0: BPRRerank(bpr_models=3, seed=seed),
+        "rerank-bpr-f64": lambda seed=0: BPRRerank(bpr_factors=64, seed=seed),
+        "rerank-bpr2-f64": lambda seed=0: BPRRerank(bpr_models=2, bpr_factors=64, seed=seed),
+        "rerank-bpr-last1": lambda seed=0: BPRRerank(bpr_last=1, seed=seed),
+        "rerank-bpr-last3": lambda seed=0: BPRRerank(bpr_last=3, seed=seed),
+        "rerank-bpr2-last3": lambda seed=0: BPRRerank(bpr_models=2, bpr_last=3, seed=seed),
         "rerank-mlp-h64": lambda: MLPRerank(hidden=64),
         "rerank-mlp-lr3e-3": lambda: MLPRerank(mlp_lr=3e-3),
         "rerank-mlp-h32-s1": lambda: MLPRerank(hidden=32, seed=1),
@@ -108,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default="rerank")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="pass seed= to every variant (one that takes it)")
     args = parser.parse_args(argv)
     events = load(args.limit)
     table = variants()
@@ -115,10 +125,12 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for i in range(args.repeat):
         for name in names:
-            results[name].append(run(table[name](), events))
+            make = table[name]
+            model = make() if args.seed is None else make(seed=args.seed)
+            results[name].append(run(model, events))
             r = results[name][-1]
-            print(f"  run {i + 1} {name:28s} HR@10 {r['hr']:.4f} NDCG@10 {r['ndcg']:.4f} "
-                  f"n {r['n']}  {r['eps_cpu']:,.0f} events/CPU-s  load "
+            print(f"  run {i + 1} {name:28s} seed {args.seed} HR@10 {r['hr']:.4f} "
+                  f"NDCG@10 {r['ndcg']:.4f} n {r['n']}  {r['eps_cpu']:,.0f} events/CPU-s  load "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
     print(f"\n{len(events)} events, {args.repeat} interleaved runs: median [range]")
     base = results[names[0]][0]
