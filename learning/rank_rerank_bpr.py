@@ -48,7 +48,8 @@ class BPRRerank(MLPRerank):
 
     def __init__(self, *, bpr_factors: int = 32, bpr_negatives: int = 4,
                  bpr_lr: float = 0.05, bpr_sampling: str = "popularity", n_bpr: int = 0,
-                 bpr_models: int = 1, bpr_last: int = 0, **kwargs: Any):
+                 bpr_models: int = 1, bpr_last: int = 0, bpr_pool: int = 100_000,
+                 **kwargs: Any):
         if bpr_last < 0:
             raise ValueError(f"bpr_last must be >= 0, got {bpr_last}")
         self.bpr_last = bpr_last
@@ -61,7 +62,8 @@ class BPRRerank(MLPRerank):
             raise ValueError(f"bpr_models must be >= 1, got {bpr_models}")
         self.n_bpr = n_bpr
         self.bprs = [BPR(bpr_factors, n_negatives=bpr_negatives, sampling=bpr_sampling,
-                         lr=bpr_lr, seed=self.seed + 7 + i) for i in range(bpr_models)]
+                         lr=bpr_lr, pool_size=bpr_pool, seed=self.seed + 7 + i)
+                     for i in range(bpr_models)]
         self.bpr = self.bprs[0]
         self._bpr_scores: np.ndarray | None = None  # the user's, between the two hooks
 
