@@ -10,7 +10,15 @@ gets two more columns (:data:`BPR_FEATURES`): its BPR score standardised over th
 cold user, unknown to BPR: 0 and 0.5). The kNN and co-occurrence parts count which items
 go together; BPR's factors place the user's whole taste among every item's, a different
 view of the same history that the reranker learns to weigh per context. With ``n_bpr``
-> 0 the user's ``n_bpr`` best BPR items also join the candidates.
+> 0 the user's ``n_bpr`` best BPR items also join the candidates; without them BPR scores
+only the candidate rows (:meth:`~learning.rank_bpr.BPR.score_rows`, the same figures).
+
+``bpr_models`` > 1 (model ``rerank-bpr2``: 2) trains that many BPR parts with seeds
+``seed + 7``, ``seed + 8``, ... on the same events; the columns use their mean score (the
+average over initialisations and negative draws, so less of a single BPR's chance).
+``bpr_last`` > 0 adds a column ``bpr_last``: each candidate's factor vector dotted with the
+mean factors of the user's last ``bpr_last`` items, standardised over the list (a taste
+transition through BPR's item space; tried, not kept). ``bpr_pool`` is the negatives' pool.
 
 Erasure goes through :meth:`parts`: BPR zeroes and unlinks the user's factor row, the
 other parts drop the user's items; the network and the linear weights are global.
