@@ -100,6 +100,27 @@ def bpr_step_cost(events: list[tuple[str, str, float]], repeat: int) -> None:
               f"{max(eps):,.0f}] events/CPU-s, load {os.getloadavg()[0]:.1f}")
 
 
+def _round6_bpr_rerank(**kwargs: Any) -> Any:
+    """``rerank-bpr`` as round 6 ran it: BPR scores every item, numpy BPR step (cost only)."""
+    from learning import rank_bpr_kernel
+    from learning.rank_rerank_bpr import BPRRerank
+
+    class Round6(BPRRerank):
+        def _extra_candidates(self, user: str, mask: np.ndarray) -> None:
+            super()._extra_candidates(user, mask)
+            if self._bpr_scores is None:
+                self._bpr_scores = self.bpr_scores(user)
+
+        def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+            compiled, rank_bpr_kernel.step = rank_bpr_kernel.step, None
+            try:
+                super().learn_one(user, item, weight, ts)
+            finally:
+                rank_bpr_kernel.step = compiled
+
+    return Round6(**kwargs)
+
+
 def variants() -> dict[str, Callable[[], Any]]:
     from learning.rank_rerank import ListwiseRerank
     from learning.rank_rerank_bpr import BPRRerank
@@ -121,6 +142,7 @@ def variants() -> dict[str, Callable[[], Any]]:
         "rerank-bpr-last1": lambda seed=0: BPRRerank(bpr_last=1, seed=seed),
         "rerank-bpr-last3": lambda seed=0: BPRRerank(bpr_last=3, seed=seed),
         "rerank-bpr2-last3": lambda seed=0: BPRRerank(bpr_models=2, bpr_last=3, seed=seed),
+        "rerank-bpr-round6": _round6_bpr_rerank,
         "rerank-bpr-pool10k": lambda seed=0: BPRRerank(bpr_pool=10_000, seed=seed),
         "rerank-mlp-h64": lambda: MLPRerank(hidden=64),
         "rerank-mlp-lr3e-3": lambda: MLPRerank(mlp_lr=3e-3),
