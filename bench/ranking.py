@@ -59,8 +59,7 @@ README = {"popularity": (0.1341, 0.0694), "decayed-popularity": (0.2283, 0.1452)
           "bpr": (0.1289, 0.0672)}
 BASELINES = ("popularity", "decayed-popularity", "bpr")
 MODELS = ("co-occurrence", "bpr-pop", "blend", "rerank",  # rerank: the default
-          "rerank-knn", "rerank-mlp", "rerank-bpr",  # rerank-bpr: the best (docs/ranking.md)
-          "rerank-bpr2")  # two BPR parts: chosen on 0-50k by its worst seed (round 7)
+          "rerank-knn", "rerank-mlp", "rerank-bpr")  # rerank-bpr: the best (docs/ranking.md)
 RATING = ("rating BiasedMF", ("rating", "BiasedMF"))
 
 
