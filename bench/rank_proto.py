@@ -74,6 +74,53 @@ def run(model: Any, events: list[tuple[str, str, float]], k: int = 10,
     return {"hr": s.hr, "ndcg": s.ndcg, "n": s.n, "eps_cpu": len(events) / cpu}
 
 
+def bpr_step_cost(events: list[tuple[str, str, float]], repeat: int) -> None:
+    """BPR (32 factors, popularity negatives) learning ``events``: compiled vs numpy step.
+
+    Interleaved in this process, ``repeat`` times each; events per CPU second, median [range].
+    """
+    from learning import rank_bpr_kernel
+    from learning.rank_bpr import BPR
+
+    index: dict[str, int] = {}
+    rows = [(u, index.setdefault(i, len(index))) for u, i, _ in events]
+    compiled = rank_bpr_kernel.step
+    cost: dict[str, list[float]] = {"numpy": [], "compiled": []}
+    for _ in range(repeat):
+        for name in cost:
+            rank_bpr_kernel.step = compiled if name == "compiled" else None
+            bpr = BPR(32, sampling="popularity", seed=7)
+            started = time.process_time()
+            for user, item in rows:
+                bpr.learn_one(user, item)
+            cost[name].append(len(rows) / (time.process_time() - started))
+    rank_bpr_kernel.step = compiled
+    for name, eps in cost.items():
+        print(f"BPR.learn_one {name}: {statistics.median(eps):,.0f} [{min(eps):,.0f}.."
+              f"{max(eps):,.0f}] events/CPU-s, load {os.getloadavg()[0]:.1f}")
+
+
+def _round6_bpr_rerank(**kwargs: Any) -> Any:
+    """``rerank-bpr`` as round 6 ran it: BPR scores every item, numpy BPR step (cost only)."""
+    from learning import rank_bpr_kernel
+    from learning.rank_rerank_bpr import BPRRerank
+
+    class Round6(BPRRerank):
+        def _extra_candidates(self, user: str, mask: np.ndarray) -> None:
+            super()._extra_candidates(user, mask)
+            if self._bpr_scores is None:
+                self._bpr_scores = self.bpr_scores(user)
+
+        def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
+            compiled, rank_bpr_kernel.step = rank_bpr_kernel.step, None
+            try:
+                super().learn_one(user, item, weight, ts)
+            finally:
+                rank_bpr_kernel.step = compiled
+
+    return Round6(**kwargs)
+
+
 def variants() -> dict[str, Callable[[], Any]]:
     from learning.rank_rerank import ListwiseRerank
     from learning.rank_rerank_bpr import BPRRerank
@@ -87,6 +134,16 @@ def variants() -> dict[str, Callable[[], Any]]:
         "rerank-knn": KNNRerank,
         "rerank-mlp": MLPRerank,
         "rerank-bpr": BPRRerank,
+        # round 7 (rankq8): BPR ensembles and sizes, seeded by --seed
+        "rerank-bpr2": lambda seed=0: BPRRerank(bpr_models=2, seed=seed),
+        "rerank-bpr3": lambda seed=0: BPRRerank(bpr_models=3, seed=seed),
+        "rerank-bpr-f64": lambda seed=0: BPRRerank(bpr_factors=64, seed=seed),
+        "rerank-bpr2-f64": lambda seed=0: BPRRerank(bpr_models=2, bpr_factors=64, seed=seed),
+        "rerank-bpr-last1": lambda seed=0: BPRRerank(bpr_last=1, seed=seed),
+        "rerank-bpr-last3": lambda seed=0: BPRRerank(bpr_last=3, seed=seed),
+        "rerank-bpr2-last3": lambda seed=0: BPRRerank(bpr_models=2, bpr_last=3, seed=seed),
+        "rerank-bpr-round6": _round6_bpr_rerank,
+        "rerank-bpr-pool10k": lambda seed=0: BPRRerank(bpr_pool=10_000, seed=seed),
         "rerank-mlp-h64": lambda: MLPRerank(hidden=64),
         "rerank-mlp-lr3e-3": lambda: MLPRerank(mlp_lr=3e-3),
         "rerank-mlp-h32-s1": lambda: MLPRerank(hidden=32, seed=1),
@@ -108,17 +165,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", default="rerank")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--check", action="store_true")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="pass seed= to every variant (one that takes it)")
+    parser.add_argument("--bpr-step", action="store_true",
+                        help="only time BPR's compiled step against its numpy path")
     args = parser.parse_args(argv)
     events = load(args.limit)
+    if args.bpr_step:
+        bpr_step_cost(events, args.repeat)
+        return
     table = variants()
     names = args.variants.split(",")
     results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     for i in range(args.repeat):
         for name in names:
-            results[name].append(run(table[name](), events))
+            make = table[name]
+            model = make() if args.seed is None else make(seed=args.seed)
+            results[name].append(run(model, events))
             r = results[name][-1]
-            print(f"  run {i + 1} {name:28s} HR@10 {r['hr']:.4f} NDCG@10 {r['ndcg']:.4f} "
-                  f"n {r['n']}  {r['eps_cpu']:,.0f} events/CPU-s  load "
+            print(f"  run {i + 1} {name:28s} seed {args.seed} HR@10 {r['hr']:.4f} "
+                  f"NDCG@10 {r['ndcg']:.4f} n {r['n']}  {r['eps_cpu']:,.0f} events/CPU-s  load "
                   f"{os.getloadavg()[0]:.1f}", flush=True)
     print(f"\n{len(events)} events, {args.repeat} interleaved runs: median [range]")
     base = results[names[0]][0]

@@ -6,7 +6,9 @@ occurred among the last ``pool_size`` events) and takes one pairwise logistic st
 pair, all pairs of the event at once: ``x = p_u . (q_i - q_j) + b_i - b_j``,
 ``loss = -log sigmoid(x)``. Factors start at ``Normal(0, init_std)`` from a seeded
 generator; rows grow as items and users appear. ``score_items`` is one matrix-vector
-product; an unknown user scores every item by its bias alone.
+product (``score_rows`` the same on some rows); an unknown user scores every item by its
+bias alone. With numba the step is :mod:`learning.rank_bpr_kernel`'s compiled one (the same
+update; ``LIFELONG_NUMBA=0``: numpy).
 
 >>> bpr = BPR(n_factors=4, seed=1)
 >>> for _ in range(30):
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from learning import rank_bpr_kernel
 from learning.rankers import grow
 
 __all__ = ["BPR"]
@@ -85,7 +88,11 @@ class BPR:
         u = self._user_row(user)
         negs = self._negatives()
         negs = negs[negs != item]
-        if len(negs):
+        if len(negs) and rank_bpr_kernel.step is not None:  # compiled, same update
+            rank_bpr_kernel.step(self._user_factors, self._items, self._bias, u, item, negs,
+                                 float(weight), float(self.lr), float(self.reg),
+                                 bool(self.item_bias))
+        elif len(negs):  # the numpy reference path (LIFELONG_NUMBA=0)
             p = self._user_factors[u].copy()
             qi = self._items[item].copy()
             qj = self._items[negs]
@@ -131,6 +138,14 @@ class BPR:
         if row is None:
             return bias.copy()
         return self._items[:n] @ self._user_factors[row] + bias
+
+    def score_rows(self, user: str, rows: np.ndarray) -> np.ndarray:
+        """``score_items(user)[rows]`` without scoring the other items (rows < ``n_items``)."""
+        bias = self._bias[rows] if self.item_bias else np.zeros(len(rows))
+        row = self._users.get(user)
+        if row is None:
+            return bias.copy()
+        return self._items[rows] @ self._user_factors[row] + bias
 
     def item_vectors(self) -> np.ndarray:
         """Item factors in row order, ``(n_items, n_factors)``."""

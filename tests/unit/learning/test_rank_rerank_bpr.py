@@ -77,3 +77,34 @@ def test_erasure_makes_the_user_cold_for_the_bpr_part_too():
     assert ctx == 0 and (feats[:, -2] == 0.0).all() and (feats[:, -1] == 0.5).all()
     cold = model._scored("nobody", 1e12)
     assert np.array_equal(rows, cold[0]) and np.array_equal(feats, cold[1])
+
+
+def test_two_bpr_parts_give_their_mean_score_and_the_last_items_column():
+    model = BPRRerank(hidden=8, seed=4, bpr_models=2, bpr_last=3)
+    twins = [BPR(32, sampling="popularity", seed=s) for s in (11, 12)]
+    recent: dict[str, list[int]] = {}
+    checked = 0
+    for user, item, ts in _events(1200):
+        rows, feats, _, _ = model._scored(user, ts)
+        cols = feats[:, len(KNN_FEATURES):]
+        if user in twins[0]._users:
+            s = (twins[0].score_items(user)[rows] + twins[1].score_items(user)[rows]) / 2
+            np.testing.assert_allclose(cols[:, 0], (s - s.mean()) / (s.std() + 1e-9), atol=1e-9)
+            last = recent[user][-3:]
+            d = sum(t._items[rows] @ t._items[last].mean(axis=0) for t in twins)
+            np.testing.assert_allclose(cols[:, 2], (d - d.mean()) / (d.std() + 1e-9), atol=1e-9)
+            checked += 1
+        else:
+            assert (cols[:, 0] == 0.0).all() and (cols[:, 2] == 0.0).all()
+        model.learn_one(user, item, 1.0, ts)
+        for t in twins:
+            t.learn_one(user, item, 1.0, ts)
+        if item not in recent.setdefault(user, []):
+            recent[user].append(item)
+    assert checked > 800 and model.feature_names[-1] == "bpr_last" and feats.shape[1] == 32
+    assert sorted(model.parts())[:2] == ["bpr", "bpr_2"]
+    assert forget_ranker_user(model, "u1") > 0
+    assert all("u1" not in b._users for b in model.bprs)
+    for bad in ({"bpr_models": 0}, {"bpr_last": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            BPRRerank(**bad)
