@@ -19,13 +19,14 @@ from typing import Any
 from learning.erasure import PURE_PREDICT
 from learning.models import Recommender, clip
 from learning.prequential import Prequential, PrequentialScore
+from learning.row_tracking import RowTracking
 from learning.snapshot import PickleSnapshot
 from stream.schema import Event
 
 __all__ = ["OnlineLearner"]
 
 
-class OnlineLearner(PickleSnapshot):
+class OnlineLearner(RowTracking, PickleSnapshot):
     """A River recommender updated per event with prequential scoring.
 
     ``clip`` bounds predictions (e.g. ``(1, 5)`` for star ratings) before they are scored,
@@ -66,30 +67,6 @@ class OnlineLearner(PickleSnapshot):
         for name in ("_dirty_users", "_dirty_items"):  # versions before row deltas
             self.__dict__.setdefault(name, set())
         self.__dict__.setdefault("_needs_base", False)
-
-    def dirty_rows(self) -> tuple[set[str], set[str]]:
-        """User and item ids passed to the model since :meth:`clear_dirty` (or the start)."""
-        return self._dirty_users or set(), self._dirty_items or set()
-
-    def clear_dirty(self) -> None:
-        """A version now holds every row: start recording touched ids afresh."""
-        if self._dirty_users is not None:
-            self._dirty_users, self._dirty_items = set(), set()
-        self._needs_base = False
-
-    def track_rows(self, on: bool) -> None:
-        """Record touched ids (a learner that publishes) or not (nothing reads or clears them).
-
-        Off: a served replica, a worker without a publisher. Turning it back on after events
-        were learned untracked makes the next version whole: a delta would miss their rows.
-        """
-        if on and self._dirty_users is None:
-            untracked = self.__dict__.pop("_untracked_at", self.events_seen)
-            self._needs_base = self._needs_base or untracked != self.events_seen
-        elif not on and "_untracked_at" not in self.__dict__:  # rows dirty now would be lost
-            self._untracked_at = self.events_seen if not self._dirty_users else -1
-        if on != (self._dirty_users is not None):
-            self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
 
     def predict_one(self, user: str, item: str) -> float:
         """Predict with the current model, clipped to ``clip``."""

@@ -35,6 +35,7 @@ from learning.deep_kernel import kernel as deep_kernel
 from learning.erasure import _PURE
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
+from learning.row_tracking import RowTracking
 from learning.stacking import StackedBlend
 from learning.torch_models import DeepRecommender
 
@@ -43,7 +44,7 @@ __all__ = ["MOVED", "LegacyLifelongLearner", "LegacyLifelongModel", "LifelongMod
 _UNBOUNDED = (-float("inf"), float("inf"))
 
 
-class LifelongModel:
+class LifelongModel(RowTracking):
     """River + biases + deep side, stacked per user x item segment; ``predict_one``.
 
     The base prediction is ``p_bias = mu + b_u + b_i`` (:class:`~learning.biases.BiasModel`,
@@ -119,32 +120,11 @@ class LifelongModel:
         self._sent_view = self._pending_view = serving[0] if serving else None
         self._refits_sent = self.biases.refits
 
-    def dirty_rows(self) -> tuple[set[str], set[str]]:
-        """User and item ids learned since :meth:`clear_dirty` (or the start)."""
-        return self._dirty_users or set(), self._dirty_items or set()
-
     def clear_dirty(self) -> None:
-        """A version now holds every row: start recording learned ids afresh."""
-        if self._dirty_users is not None:
-            self._dirty_users, self._dirty_items = set(), set()
-        self._needs_base = False
+        """A version now holds every row and the deep view: record learned ids afresh."""
+        super().clear_dirty()
         self._sent_view = self._pending_view
         self._refits_sent = self.biases.refits
-
-    def track_rows(self, on: bool) -> None:
-        """Record learned ids (the learner) or not (a served replica: nothing publishes).
-
-        As :meth:`learning.online.OnlineLearner.track_rows`: turning it on again after
-        events were learned untracked makes the next version whole, and turning it on when
-        it is on keeps the ids recorded so far (a delta must not miss them).
-        """
-        if on and self._dirty_users is None:
-            untracked = self.__dict__.pop("_untracked_at", self.events_seen)
-            self._needs_base = self._needs_base or untracked != self.events_seen
-        elif not on and self._dirty_users is not None:
-            self._untracked_at = self.events_seen if not self._dirty_users else -1
-        if on != (self._dirty_users is not None):
-            self._dirty_users, self._dirty_items = (set(), set()) if on else (None, None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)  # a version starts with nothing dirty
