@@ -35,8 +35,8 @@ def rows() -> list[str]:
     """The table's markdown lines."""
     out = ["| row | figure (median [range]) | target | results |",
            "| --- | --- | --- | --- |"]
-    ln = _load("learn-s6-quiet.json", "learn-quiet-final.json", "learn-speed4.json",
-               "learn-after.json")
+    ln = _load("learn-s7-quiet.json", "learn-s6-quiet.json", "learn-quiet-final.json",
+               "learn-speed4.json", "learn-after.json")
     if ln is not None and "vs_memory" in ln["learn"]:
         f = ln["_file"]
         out.append(f"| `learn` through Kafka / bare json.loads + River (events per CPU-s, "
@@ -63,8 +63,9 @@ def rows() -> list[str]:
                 out.append(f"| River-only `learn`, {name} (wall) | "
                            f"{_r(st['startup'][name])} s | < 2 s after imports | "
                            "learn-startup.json |")
-    for names in (("freshness-5k-s6-quiet.json", "freshness-5k-s5-quiet.json",
-                   "freshness-quiet-final.json", "freshness-5k-speed4.json", "freshness-5k.json"),
+    for names in (("freshness-5k-s7-quiet.json", "freshness-5k-s6-quiet.json",
+                   "freshness-5k-s5-quiet.json", "freshness-quiet-final.json",
+                   "freshness-5k-speed4.json", "freshness-5k.json"),
                   ("freshness-5k-s6-long.json",), ("freshness-2k-speed4.json",)):
         if (fr := _load(*names)) is None:
             continue
@@ -74,8 +75,8 @@ def rows() -> list[str]:
                    f"({_r(lr['rate'], '.0f')} achieved), {users:,} users, load ≤ {load:.0f} "
                    f"| p50 {_r(lr['p50'])} s, p99 {_r(lr['p99'])} s | p99 ≤ 1 s at 5k/s "
                    f"| {fr['_file']} |")
-    if (mem := _load("memory-2m-200k-s6-quiet.json", "memory-2m-200k-speed5.json",
-                     "memory-2m-200k.json")) is not None \
+    if (mem := _load("memory-2m-200k-s7-quiet.json", "memory-2m-200k-s6-quiet.json",
+                     "memory-2m-200k-speed5.json", "memory-2m-200k.json")) is not None \
             and "worker" in mem:
         w, b = mem["worker"], mem["bare"]
         out.append(f"| RSS growth 50% → 100% of {mem['events']:,} events, {mem['users']:,} users "
