@@ -32,7 +32,10 @@ def torchrun(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") 
            "2", str(ROOT / "tests/unit/learning/ddp_job.py"), str(out), str(replay_ratio),
            optimizer, loss]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # triton's nanobind prints hundreds of "leaked" lines at exit: keep the ranks' own errors
+    errors = "\n".join(line for line in done.stderr.splitlines()
+                       if "leaked" not in line and "nanobind" not in line)
+    assert done.returncode == 0, errors[-6000:]
 
 
 def one_process(replay_ratio: float,
