@@ -114,7 +114,7 @@ def predict_unchanged(model: Any, user: str, item: str, x: dict[str, Any] | None
         feats = model._ohe_cat_features(x)
         known = {j: v for j, v in feats.items() if j in model.weights and j in model.latents}
         return float(model._raw_dot(known).item() if known else model.intercept)
-    fast = _PURE.get(type(model))
+    fast = PURE_PREDICT.get(type(model))
     if fast is not None:
         return fast(model, user, item)
     return _pure_generic(model, user, item)
@@ -165,10 +165,9 @@ def _pure_table() -> dict[type, Any]:
             reco.Baseline: _pure_baseline}
 
 
-_PURE = _pure_table()
 # River's recommender classes whose :func:`predict_unchanged` is one of the functions above
-# (``fn(model, user, item)``): the learner calls it without the dispatch
-PURE_PREDICT: dict[type, Any] = _PURE
+# (``fn(model, user, item)``): the learners call it without the dispatch
+PURE_PREDICT: dict[type, Any] = _pure_table()
 
 
 def forget_attached(obj: Any, user: str, *, skip: tuple[Any, ...] = ()) -> int:

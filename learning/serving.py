@@ -32,7 +32,7 @@ from learning.biases import BiasModel
 from learning.blend import BlendWeights, DeepView, FoldIn
 from learning.deep_kernel import deep_side, kernel_params
 from learning.deep_kernel import kernel as deep_kernel
-from learning.erasure import _PURE
+from learning.erasure import PURE_PREDICT
 from learning.foldin import UserVectors
 from learning.models import Recommender, clip
 from learning.row_tracking import RowTracking
@@ -349,7 +349,7 @@ class LifelongModel(RowTracking):
         # Recommender.predict_one / learn_one, inlined for River's own ids (no features)
         online = self.online
         river = online._model
-        pure = None if online._features else _PURE.get(type(river))
+        pure = None if online._features else PURE_PREDICT.get(type(river))
         p_online = (pure(river, user, item) if pure is not None
                     else online.predict_one(user, item, context))
         if bounds is not None:
