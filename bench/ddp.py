@@ -60,7 +60,8 @@ def worker(args: argparse.Namespace) -> None:
     env = DistEnv.from_environ()
     group = Group(env, torch.device("cpu"), timeout=600) if env else None
     world, rank = (group.world, group.rank) if group else (1, 0)
-    tuner = FineTuner(DeepRecommender("mf", n_factors=args.factors, seed=0), lr=0.01,
+    model = DeepRecommender(args.module, n_factors=args.factors, hidden=args.hidden, seed=0)
+    tuner = FineTuner(model, lr=0.01,
                       optimizer=args.optimizer, batch_size=args.batch, epochs_per_round=1,
                       replay_ratio=1.0, device="cpu", group=group)
     buffer = ReplayBuffer(max(args.capacity // world, 1), recent_window=args.capacity // 10
@@ -69,7 +70,7 @@ def worker(args: argparse.Namespace) -> None:
     rounds = [make_batch(rng, args.fresh, args.users, args.items, 1e6 * k)
               for k in range(args.rounds + 1)]
     reports = []
-    cpu0 = time.process_time()
+    cpu0, main0 = time.process_time(), time.thread_time()
     if rank == 0:
         for cols in rounds:
             reports.append(tuner.round(*cols, buffer=buffer))
@@ -80,8 +81,10 @@ def worker(args: argparse.Namespace) -> None:
         rounds_done = tuner.follow(buffer)
         assert rounds_done == len(rounds)
     cpu = torch.tensor([time.process_time() - cpu0], dtype=torch.float64)
+    main_cpu = torch.tensor([time.thread_time() - main0], dtype=torch.float64)
     if group is not None:  # CPU seconds of all ranks, every round (warm-up included)
         cpu = group.all_reduce_sum(cpu)
+        torch.distributed.all_reduce(main_cpu, op=torch.distributed.ReduceOp.MAX)
     if rank == 0:
         measured = reports[1:]
         samples = sum(r.samples * r.epochs for r in measured)
@@ -90,7 +93,10 @@ def worker(args: argparse.Namespace) -> None:
             "samples_per_second": samples / seconds, "seconds": seconds, "samples": samples,
             "threads": torch.get_num_threads(), "world": world, "loss": measured[-1].loss,
             "samples_per_cpu_second": sum(r.samples * r.epochs for r in reports)
-            / float(cpu[0])}))
+            / float(cpu[0]),
+            # a quiet machine's wall can't beat the busiest main thread nor all CPU-s / cores
+            "quiet_bound_per_second": sum(r.samples * r.epochs for r in reports)
+            / max(float(main_cpu[0]), float(cpu[0]) / (os.cpu_count() or 1))}))
     if group is not None:
         group.close()
 
@@ -99,8 +105,9 @@ def run_config(name: str, args: argparse.Namespace, out: Path) -> dict[str, floa
     """Start one configuration as a user would and read its figures."""
     common = ["-m", "bench.ddp", "--worker", "--out", str(out), "--fresh", str(args.fresh),
               "--rounds", str(args.rounds), "--batch", str(args.batch), "--factors",
-              str(args.factors), "--users", str(args.users), "--items", str(args.items),
-              "--capacity", str(args.capacity)]
+              str(args.factors), "--module", args.module, "--hidden", str(args.hidden),
+              "--users", str(args.users), "--items", str(args.items), "--capacity",
+              str(args.capacity)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     optimizer = "adam" if name.endswith("-adam") else "sparse_adam"
     if name.startswith("ddp"):
@@ -114,6 +121,11 @@ def run_config(name: str, args: argparse.Namespace, out: Path) -> dict[str, floa
     if done.returncode != 0:
         raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
     return json.loads(out.read_text())
+
+
+def _model(args: argparse.Namespace) -> str:
+    return (f"MF {args.factors} factors" if args.module == "mf" else
+            f"two-tower {args.factors} factors, towers {args.factors}-{args.hidden}-32")
 
 
 def _fmt(values: list[float], digits: int = 2) -> str:
@@ -131,7 +143,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--fresh", type=int, default=200_000, help="fresh samples a round")
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds")
     parser.add_argument("--batch", type=int, default=4096, help="global minibatch")
+    parser.add_argument("--module", choices=("mf", "two_tower"), default="mf",
+                        help="torch model (lifelong finetune --kind)")
     parser.add_argument("--factors", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=64,
+                        help="two_tower: width of the towers' hidden layer (its default)")
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--items", type=int, default=5_000)
     parser.add_argument("--capacity", type=int, default=100_000, help="replay, all ranks")
@@ -167,22 +183,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
               for key, (a, b) in pairs.items() if a in sps and b in sps}
     cpu_ratios = {key: [o / d for d, o in zip(cps[a], cps[b], strict=True)]
                   for key, (a, b) in pairs.items() if a in cps and b in cps}
+    qbs = {n: [g["quiet_bound_per_second"] for g in got[n]] for n in names}
+    quiet_ratios = {key: [d / o for d, o in zip(qbs[a], qbs[b], strict=True)]
+                    for key, (a, b) in pairs.items() if a in qbs and b in qbs}
     print(f"fine-tune rounds, {args.fresh} fresh + {args.fresh} replayed a round, global batch "
-          f"{args.batch}, MF {args.factors} factors, {args.repeats} interleaved repeats, "
+          f"{args.batch}, {_model(args)}, {args.repeats} interleaved repeats, "
           f"{os.cpu_count()} CPUs")
     for name in names:
         print(f"  {name:<8} {_fmt(sps[name], 0)} samples/s, {_fmt(cps[name], 0)} samples "
-              "per CPU-second (all ranks)")
+              f"per CPU-second (all ranks), quiet bound {_fmt(qbs[name], 0)} samples/s")
     for key, (a, b) in pairs.items():
         if key in ratios:
             print(f"  {a} ({args.nproc} ranks) / {b}: samples/s {_fmt(ratios[key])}x; CPU-s a "
-                  f"sample {_fmt(cpu_ratios[key])}x")
+                  f"sample {_fmt(cpu_ratios[key])}x; quiet bound {_fmt(quiet_ratios[key])}x")
     result = {k: statistics.median(v) for k, v in ratios.items()}
     results = ROOT / "bench" / "results"
     results.mkdir(exist_ok=True)
     (results / f"ddp-{args.label}.json").write_text(json.dumps(
         {**result, "args": {k: v for k, v in vars(args).items() if k != "worker"},
-         "ratios": ratios, "cpu_ratios": cpu_ratios,
+         "ratios": ratios, "cpu_ratios": cpu_ratios, "quiet_bound_ratios": quiet_ratios,
          "runs": got, "cpus": os.cpu_count()}, indent=1) + "\n")
     return result
 

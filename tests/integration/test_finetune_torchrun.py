@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
+from learning import weights
 from model_store import Registry
 from stream.producer import EventProducer
 from stream.synthetic import SyntheticStream
@@ -30,8 +31,9 @@ def prefix(store_prefix):
     return store_prefix
 
 
+@pytest.mark.parametrize("kind", ["mf", "two_tower"])
 def test_two_ranks_train_every_round_and_only_rank_0_publishes_and_commits(
-        kafka, redis_service, topic, prefix, unique, signing_key):
+        kafka, redis_service, topic, prefix, unique, signing_key, kind):
     with EventProducer(kafka.address, topic) as producer:
         producer.send_all(SyntheticStream(n_users=80, n_items=100, n_events=1600,
                                           seed=21).raw())
@@ -44,7 +46,7 @@ def test_two_ranks_train_every_round_and_only_rank_0_publishes_and_commits(
                 "LIFELONG_SIGNING_KEY": signing_key, "LIFELONG_DIST_TIMEOUT": "240"})
     env.pop("LIFELONG_SIGNING_KEY_FILE", None)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-           "2", "--tee", "3", "-m", "lifelong", "finetune", "--group", group,
+           "2", "--tee", "3", "-m", "lifelong", "finetune", "--group", group, "--kind", kind,
            "--round-every-events", "800", "--min-fresh", "200", "--factors", "8",
            "--batch-size", "256", "--device", "cpu", "--max-events", "1600",
            "--idle-timeout", "20", "--clip", "1,5", "--metrics-port", "0"]
@@ -59,6 +61,7 @@ def test_two_ranks_train_every_round_and_only_rank_0_publishes_and_commits(
         assert versions == [1, 2]  # one version a round: rank 1 never publishes
         latest = registry.get(DEEP, 2)
         assert sum(latest.offsets.values()) == 1600
+        assert weights.load(registry.read_blob(DEEP, 2)).kind == kind
     finally:
         registry.close()
     admin = KafkaAdminClient(bootstrap_servers=kafka.address, client_id="it-ddp-admin")

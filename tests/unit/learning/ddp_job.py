@@ -1,7 +1,7 @@
 """A short fine-tune job run by ``torchrun`` in tests/unit/learning/test_distributed.py.
 
 ``torchrun --standalone --nproc_per_node 2 tests/unit/learning/ddp_job.py OUT REPLAY OPT
-[LOSS]``:
+[LOSS [MODULE]]`` (MODULE: ``mf``, the default, or ``two_tower``):
 rank 0 trains :func:`rounds` and stops the others, which follow; each rank writes its
 weights, the gradient of :func:`probe` through DDP and its replay shard's size to
 ``OUT/rank{r}.safetensors`` / ``OUT/rank{r}.json``.
@@ -46,10 +46,10 @@ def tuner_config(replay_ratio: float, optimizer: str, loss: str = "mse") -> dict
             "replay_ratio": replay_ratio, "device": "cpu", "seed": 5, **ranking}
 
 
-def recommender():  # type: ignore[no-untyped-def]  # torch imported lazily
-    """The model both sides start from (small tables, so they grow)."""
+def recommender(kind: str = "mf"):  # type: ignore[no-untyped-def]  # torch imported lazily
+    """The model both sides start from (small tables, so they grow; two_tower: small towers)."""
     from learning.torch_models import DeepRecommender
-    return DeepRecommender("mf", n_factors=6, capacity_hint=8, seed=2)
+    return DeepRecommender(kind, n_factors=6, hidden=10, out_dim=4, capacity_hint=8, seed=2)
 
 
 def probe():  # type: ignore[no-untyped-def]
@@ -60,7 +60,8 @@ def probe():  # type: ignore[no-untyped-def]
             torch.rand(37, generator=gen) * 4 + 1)
 
 
-def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> None:
+def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse",
+         kind: str = "mf") -> None:
     import torch
     from safetensors.torch import save_file
 
@@ -72,7 +73,7 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
     assert env is not None
     threads = set_threads()  # what `lifelong finetune` does: CPUs // LOCAL_WORLD_SIZE
     group = Group(env, torch.device("cpu"), timeout=120)
-    tuner = FineTuner(recommender(), group=group,
+    tuner = FineTuner(recommender(kind), group=group,
                       **tuner_config(replay_ratio, optimizer, loss))  # type: ignore[arg-type]
     buffer = ReplayBuffer(10_000, recent_window=100, seed=env.rank)
     losses = []
@@ -113,4 +114,4 @@ def main(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> N
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], *sys.argv[4:5])
+    main(Path(sys.argv[1]), float(sys.argv[2]), sys.argv[3], *sys.argv[4:6])

@@ -25,12 +25,13 @@ FULL = {"RANK": "0", "WORLD_SIZE": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0
         "MASTER_PORT": "29500"}
 
 
-def torchrun(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") -> None:
+def torchrun(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse",
+             kind: str = "mf") -> None:
     env = {k: v for k, v in os.environ.items() if k not in FULL}
     env["PYTHONPATH"] = str(ROOT)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
            "2", str(ROOT / "tests/unit/learning/ddp_job.py"), str(out), str(replay_ratio),
-           optimizer, loss]
+           optimizer, loss, kind]
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=240)
     # triton's nanobind prints hundreds of "leaked" lines at exit: keep the ranks' own errors
     errors = "\n".join(line for line in done.stderr.splitlines()
@@ -38,9 +39,9 @@ def torchrun(out: Path, replay_ratio: float, optimizer: str, loss: str = "mse") 
     assert done.returncode == 0, errors[-6000:]
 
 
-def one_process(replay_ratio: float,
-                optimizer: str) -> tuple[dict[str, torch.Tensor], list[float]]:
-    tuner = FineTuner(ddp_job.recommender(),
+def one_process(replay_ratio: float, optimizer: str,
+                kind: str = "mf") -> tuple[dict[str, torch.Tensor], list[float]]:
+    tuner = FineTuner(ddp_job.recommender(kind),
                       **ddp_job.tuner_config(replay_ratio, optimizer))  # type: ignore[arg-type]
     buffer = ReplayBuffer(10_000, recent_window=100, seed=0)
     losses = [tuner.round(*cols, buffer=buffer).loss for cols in ddp_job.rounds()]
@@ -55,13 +56,15 @@ def one_process(replay_ratio: float,
     return state, losses
 
 
-@pytest.mark.parametrize("optimizer", ["sparse_adam", "adam"])
+@pytest.mark.parametrize(("optimizer", "kind"),
+                         [("sparse_adam", "mf"), ("adam", "mf"), ("sparse_adam", "two_tower")])
 def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
-        tmp_path: Path, optimizer: str) -> None:
-    torchrun(tmp_path, 0.0, optimizer)
+        tmp_path: Path, optimizer: str, kind: str) -> None:
+    """MF and the two-tower (whose towers are dense parameters in the same flat buffer)."""
+    torchrun(tmp_path, 0.0, optimizer, "mse", kind)
     ranks = [load_file(str(tmp_path / f"rank{r}.safetensors")) for r in (0, 1)]
     meta = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    ref, losses = one_process(0.0, optimizer)
+    ref, losses = one_process(0.0, optimizer, kind)
     # the summed gradients of the ranks' pieces are the gradient of the whole minibatch's loss
     assert float(ref["grad.item_table"].abs().max()) > 1e-3
     assert meta[0]["rounds"] == meta[1]["rounds"] == 3
@@ -74,8 +77,11 @@ def test_two_ranks_give_the_weights_of_one_process_with_the_same_global_batch(
         torch.testing.assert_close(ranks[1][name], ranks[0][name], rtol=0, atol=1e-6)
     np.testing.assert_allclose(meta[0]["losses"], losses, rtol=1e-4)
     # the rounds did train (equal weights are not just the untouched initial ones)
-    moved = (ref["item_table"][:8] - ddp_job.recommender().module.item_table).abs().max()
+    start = ddp_job.recommender(kind).module.state_dict()
+    moved = (ref["item_table"][:8] - start["item_table"]).abs().max()
     assert float(moved.detach()) > 1e-2
+    if kind == "two_tower":  # the towers trained too, and are compared above
+        assert float((ref["user_tower.0.weight"] - start["user_tower.0.weight"]).abs().max()) > 1e-3
 
 
 @pytest.mark.parametrize(("loss", "optimizer"), [("softmax", "sparse_adam"), ("bpr", "adam")])
