@@ -20,9 +20,19 @@ samples trained per wall second over the measured rounds (rank 0's clock; the ra
 lock-step), wall time because the point is using more cores; samples per CPU-second (all
 ranks' ``process_time``, every round) say what DDP costs in CPU, steadier under load.
 Ratios are ``ddp`` (and ``ddp-adam``) over ``one`` and ``one-1t`` of the same repeat; median
-and range over ``--repeats``.
+and range over ``--repeats``. The "quiet bound" is what a machine with nothing else running
+could at most give: samples over the larger of the busiest main thread's CPU-seconds (every
+rank's ``thread_time``; a rank's step runs on its main thread) and all CPU-seconds over the
+cores; a bound, not a measurement (lock-step waits are left out: in the lead's quiet MF run,
+``quiet-s6``, ``ddp`` reached 0.73x of samples over all CPU-s / cores), for reading a loaded
+machine's run beside the quiet rerun.
+
+``--module`` picks the model: ``mf`` (biased MF, ``--factors``) or ``two_tower`` (MLP towers
+``factors-hidden-32``, the defaults of ``lifelong finetune --kind two_tower``), where the
+forward/backward, split over the ranks, is a larger share of a step.
 
     python -m bench.ddp --repeats 3
+    python -m bench.ddp --repeats 3 --module two_tower --fresh 50000 --configs one,one-1t,ddp
     python -m bench.ddp --repeats 3 --nproc 2 --fresh 200000 --batch 4096
 """
 
