@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -20,5 +21,7 @@ def test_one_process_config_trains_the_module_and_reports_a_quiet_bound(
     assert got["world"] == 1 and got["threads"] == 1
     assert got["samples"] == 2 * 1500  # the measured round: fresh + as many replayed
     assert got["samples_per_second"] > 0 and got["loss"] > 0
-    # one thread: the bound is the process's own CPU rate (main thread = all its CPU)
-    assert got["quiet_bound_per_second"] >= got["samples_per_cpu_second"] * 0.999
+    # one thread: the bound is about the process's own CPU rate (its main thread's CPU is
+    # all of it; two clocks, read microseconds apart), never more than all cores give
+    bound, per_cpu = got["quiet_bound_per_second"], got["samples_per_cpu_second"]
+    assert 0.98 * per_cpu <= bound <= 1.02 * per_cpu * (os.cpu_count() or 1)
