@@ -20,6 +20,16 @@ average over initialisations and negative draws, so less of a single BPR's chanc
 mean factors of the user's last ``bpr_last`` items, standardised over the list (a taste
 transition through BPR's item space; tried, not kept). ``bpr_pool`` is the negatives' pool.
 
+``bpr_second`` (``"uniform"``: model ``rerank-bpr-uni``, the best on MovieTweetings, round
+8) adds a second BPR part (seed ``seed + 17``) with its own sampling and its own two
+columns ``bpr2_z``, ``bpr2_rank``: trained against uniform negatives it learns popularity
+into its biases, the popularity-negative part learns taste beyond popularity, and the
+reranker weighs both. Tried, not kept (docs/ranking.md, round 8): ``bpr_hard`` > 0 adds
+that many negatives per event drawn from the user's unseen candidates (``bpr_hard_from``
+``"list"``: uniformly; ``"bpr-top"``: among the list's ``bpr_hard_top`` best by BPR);
+``mlp_heads`` > 1 trains that many MLP heads (own init, own Adam step on ``log
+softmax(linear + head)``) and scores ``linear + mean(heads)``.
+
 Erasure goes through :meth:`parts`: BPR zeroes and unlinks the user's factor row, the
 other parts drop the user's items; the network and the linear weights are global.
 
