@@ -144,6 +144,13 @@ def variants() -> dict[str, Callable[[], Any]]:
         "rerank-bpr2-last3": lambda seed=0: BPRRerank(bpr_models=2, bpr_last=3, seed=seed),
         "rerank-bpr-round6": _round6_bpr_rerank,
         "rerank-bpr-pool10k": lambda seed=0: BPRRerank(bpr_pool=10_000, seed=seed),
+        # round 8 (rankq9): BPR negatives from the user's candidate list (hard negatives)
+        "rerank-bpr-hard2": lambda seed=0: BPRRerank(bpr_hard=2, seed=seed),
+        "rerank-bpr-hard2n2": lambda seed=0: BPRRerank(bpr_hard=2, bpr_negatives=2, seed=seed),
+        "rerank-bpr-uni": lambda seed=0: BPRRerank(bpr_second="uniform", seed=seed),
+        "rerank-bpr-heads2": lambda seed=0: BPRRerank(mlp_heads=2, seed=seed),
+        "rerank-bpr-top2": lambda seed=0: BPRRerank(bpr_hard=2, bpr_hard_from="bpr-top",
+                                                    seed=seed),
         "rerank-mlp-h64": lambda: MLPRerank(hidden=64),
         "rerank-mlp-lr3e-3": lambda: MLPRerank(mlp_lr=3e-3),
         "rerank-mlp-h32-s1": lambda: MLPRerank(hidden=32, seed=1),

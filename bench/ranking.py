@@ -59,7 +59,8 @@ README = {"popularity": (0.1341, 0.0694), "decayed-popularity": (0.2283, 0.1452)
           "bpr": (0.1289, 0.0672)}
 BASELINES = ("popularity", "decayed-popularity", "bpr")
 MODELS = ("co-occurrence", "bpr-pop", "blend", "rerank",  # rerank: the default
-          "rerank-knn", "rerank-mlp", "rerank-bpr")  # rerank-bpr: the best (docs/ranking.md)
+          "rerank-knn", "rerank-mlp", "rerank-bpr",
+          "rerank-bpr-uni")  # rerank-bpr-uni: the best, round 8 (docs/ranking.md)
 RATING = ("rating BiasedMF", ("rating", "BiasedMF"))
 
 

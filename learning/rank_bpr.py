@@ -81,12 +81,19 @@ class BPR:
             return self._pool[self._rng.integers(0, filled, self.n_negatives)]
         return self._rng.integers(0, self.n_items, self.n_negatives)
 
-    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
-        """One pairwise step against ``n_negatives`` sampled items, scaled by ``weight``."""
+    def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0, *,
+                  negatives: np.ndarray | None = None) -> None:
+        """One pairwise step against ``n_negatives`` sampled items, scaled by ``weight``.
+
+        ``negatives``: known item rows the caller chose (e.g. from the user's candidate
+        list), learned as negatives in the same step after the sampled ones.
+        """
         if item >= self.n_items:
             self._add_item(item)
         u = self._user_row(user)
         negs = self._negatives()
+        if negatives is not None and len(negatives):
+            negs = np.concatenate([negs, np.asarray(negatives, dtype=np.int64)])
         negs = negs[negs != item]
         if len(negs) and rank_bpr_kernel.step is not None:  # compiled, same update
             rank_bpr_kernel.step(self._user_factors, self._items, self._bias, u, item, negs,

@@ -20,6 +20,16 @@ average over initialisations and negative draws, so less of a single BPR's chanc
 mean factors of the user's last ``bpr_last`` items, standardised over the list (a taste
 transition through BPR's item space; tried, not kept). ``bpr_pool`` is the negatives' pool.
 
+``bpr_second`` (``"uniform"``: model ``rerank-bpr-uni``, the best on MovieTweetings, round
+8) adds a second BPR part (seed ``seed + 17``) with its own sampling and its own two
+columns ``bpr2_z``, ``bpr2_rank``: trained against uniform negatives it learns popularity
+into its biases, the popularity-negative part learns taste beyond popularity, and the
+reranker weighs both. Tried, not kept (docs/ranking.md, round 8): ``bpr_hard`` > 0 adds
+that many negatives per event drawn from the user's unseen candidates (``bpr_hard_from``
+``"list"``: uniformly; ``"bpr-top"``: among the list's ``bpr_hard_top`` best by BPR);
+``mlp_heads`` > 1 trains that many MLP heads (own init, own Adam step on ``log
+softmax(linear + head)``) and scores ``linear + mean(heads)``.
+
 Erasure goes through :meth:`parts`: BPR zeroes and unlinks the user's factor row, the
 other parts drop the user's items; the network and the linear weights are global.
 
@@ -41,12 +51,20 @@ from typing import Any
 import numpy as np
 
 from learning.rank_bpr import BPR
-from learning.rank_rerank_knn import KNN_FEATURES
-from learning.rank_rerank_mlp import MLPRerank
+from learning.rank_rerank_knn import KNN_FEATURES, KNNRerank
+from learning.rank_rerank_mlp import _BETA1, _BETA2, _EPS, MLPRerank, network_gradients
 
 __all__ = ["BPR_FEATURES", "BPRRerank"]
 
 BPR_FEATURES: tuple[str, ...] = (*KNN_FEATURES, "bpr_z", "bpr_rank")
+
+
+def _z_and_rank(s: np.ndarray, z: np.ndarray, rank: np.ndarray) -> None:
+    """``s`` standardised over the list into ``z``; its rank over the list's length: ``rank``."""
+    z[:] = (s - s.mean()) / (s.std() + 1e-9)
+    order = np.empty(len(s))
+    order[np.argsort(-s, kind="stable")] = np.arange(len(s))
+    rank[:] = order / max(len(s), 1)
 
 
 class BPRRerank(MLPRerank):
@@ -57,27 +75,63 @@ class BPRRerank(MLPRerank):
     def __init__(self, *, bpr_factors: int = 32, bpr_negatives: int = 4,
                  bpr_lr: float = 0.05, bpr_sampling: str = "popularity", n_bpr: int = 0,
                  bpr_models: int = 1, bpr_last: int = 0, bpr_pool: int = 100_000,
-                 **kwargs: Any):
+                 bpr_hard: int = 0, bpr_hard_from: str = "list", bpr_hard_top: int = 20,
+                 bpr_second: str | None = None, mlp_heads: int = 1, **kwargs: Any):
         if bpr_last < 0:
             raise ValueError(f"bpr_last must be >= 0, got {bpr_last}")
         self.bpr_last = bpr_last
-        if bpr_last:  # one more column (before the parent sizes its weights by the names)
-            self.feature_names = (*BPR_FEATURES, "bpr_last")
+        if bpr_second not in (None, "uniform", "popularity"):
+            raise ValueError(f"bpr_second must be None, 'uniform' or 'popularity', got "
+                             f"{bpr_second!r}")
+        self.bpr_second = bpr_second
+        # more columns (before the parent sizes its weights by the names)
+        self.feature_names = (*BPR_FEATURES, *(("bpr_last",) if bpr_last else ()),
+                              *(("bpr2_z", "bpr2_rank") if bpr_second else ()))
         super().__init__(**kwargs)
         if n_bpr < 0:
             raise ValueError(f"n_bpr must be >= 0, got {n_bpr}")
         if bpr_models < 1:
             raise ValueError(f"bpr_models must be >= 1, got {bpr_models}")
         self.n_bpr = n_bpr
+        if bpr_hard < 0 or bpr_hard_top < 1:
+            raise ValueError(f"bpr_hard must be >= 0 and bpr_hard_top >= 1, got {bpr_hard}, "
+                             f"{bpr_hard_top}")
+        if bpr_hard_from not in ("list", "bpr-top"):
+            raise ValueError(f"bpr_hard_from must be 'list' or 'bpr-top', got {bpr_hard_from!r}")
+        self.bpr_hard = bpr_hard
+        self.bpr_hard_from = bpr_hard_from
+        self.bpr_hard_top = bpr_hard_top
+        self._hard_rng = np.random.default_rng(self.seed + 1009)
+        if mlp_heads < 1:
+            raise ValueError(f"mlp_heads must be >= 1, got {mlp_heads}")
+        self.mlp_heads = mlp_heads
+        d = self._w1.shape[0]
+        head_rng = np.random.default_rng(self.seed + 31)
+        # the extra heads: [w1, b1, w2], Adam moments m and v, step count
+        self._heads = [{"p": [head_rng.normal(0.0, 1.0 / np.sqrt(d), (d, self.hidden)),
+                              np.zeros(self.hidden), np.zeros(self.hidden)], "t": 0}
+                       for _ in range(mlp_heads - 1)]
+        for head in self._heads:
+            head["lr"] = self.mlp_lr
+            head["m"] = [np.zeros_like(a) for a in head["p"]]
+            head["v"] = [np.full_like(a, 1e-8) for a in head["p"]]
+        self._hard: np.ndarray | None = None  # this event's list negatives, step -> learn
+        #: the list negatives BPR learned with the last event (empty: none)
+        self.last_list_negatives = np.zeros(0, dtype=np.int64)
         self.bprs = [BPR(bpr_factors, n_negatives=bpr_negatives, sampling=bpr_sampling,
                          lr=bpr_lr, pool_size=bpr_pool, seed=self.seed + 7 + i)
                      for i in range(bpr_models)]
         self.bpr = self.bprs[0]
+        self.second = None if bpr_second is None else BPR(
+            bpr_factors, n_negatives=bpr_negatives, sampling=bpr_second, lr=bpr_lr,
+            pool_size=bpr_pool, seed=self.seed + 17)
         self._bpr_scores: np.ndarray | None = None  # the user's, between the two hooks
 
     def parts(self) -> dict[str, object]:
         """The candidate sources by name (``rerank-knn``'s, ``bpr``, ``bpr_2``, ...)."""
         bprs = {"bpr" if i == 0 else f"bpr_{i + 1}": b for i, b in enumerate(self.bprs)}
+        if self.second is not None:
+            bprs["bpr_second"] = self.second
         return {**super().parts(), **bprs}
 
     def bpr_scores(self, user: str, rows: np.ndarray | None = None) -> np.ndarray:
@@ -110,14 +164,19 @@ class BPRRerank(MLPRerank):
             out[:, 0] = 0.0
             out[:, 1] = 0.5
             out[:, 2:] = 0.0
+            if self.second is not None:
+                out[:, -1] = 0.5
             return
         s = self.bpr_scores(user, rows) if scores is None else scores[rows]
-        out[:, 0] = (s - s.mean()) / (s.std() + 1e-9)
-        order = np.empty(len(rows))
-        order[np.argsort(-s, kind="stable")] = np.arange(len(rows))
-        out[:, 1] = order / max(len(rows), 1)
+        _z_and_rank(s, out[:, 0], out[:, 1])
         if self.bpr_last:
             out[:, 2] = self._last_items_affinity(user, rows)
+        second = self.second
+        if second is not None:
+            known = rows < second.n_items
+            s2 = np.zeros(len(rows))
+            s2[known] = second.score_rows(user, rows[known])
+            _z_and_rank(s2, out[:, -2], out[:, -1])
 
     def _last_items_affinity(self, user: str, rows: np.ndarray) -> np.ndarray:
         """``q_row . mean(q of the user's last bpr_last items)``, standardised over the list."""
@@ -133,8 +192,91 @@ class BPRRerank(MLPRerank):
                 d[known] += b._items[rows[known]] @ b._items[mine].mean(axis=0)
         return (d - d.mean()) / (d.std() + 1e-9)
 
+    def _scored(self, user: str, now: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The parent's score; with ``mlp_heads`` > 1 the network part is the heads' mean."""
+        rows, feats, raw, ctx = super()._scored(user, now)
+        if not self._heads:
+            return rows, feats, raw, ctx
+        x, h = self._forward(feats, ctx)
+        first = h @ self._w2
+        total = first.copy()
+        for head in self._heads:
+            w1, b1, w2 = head["p"]
+            total += np.tanh(x @ w1 + b1) @ w2
+        return rows, feats, raw - first + total / self.mlp_heads, ctx
+
+    def _step(self, user: str, item: int, now: float) -> None:
+        """The parent's listwise step, then each extra head's own one.
+
+        Before it, with ``bpr_hard``, BPR's list negatives are drawn; after it, each extra
+        head steps on ``log softmax(linear + head)[item]`` over the same list.
+        """
+        if self.bpr_hard or self._heads:
+            rows, feats, linear, ctx = KNNRerank._scored(self, user, now)  # (cached)
+            if self.bpr_hard:
+                self._hard = self._list_negatives(user, item, rows)
+            at = int(np.searchsorted(rows, item))
+            seen = self._seen.get(user, set())
+            train = bool(self._heads) and at < len(rows) and rows[at] == item and item not in seen
+            if train:
+                x = self._forward(feats, ctx)[0]
+                masked = self._seen_mask(seen, rows) if seen else None
+        super()._step(user, item, now)
+        if self._heads and train:
+            for head in self._heads:
+                self._head_step(head, x, linear, at, masked)
+
+    @staticmethod
+    def _head_step(head: dict[str, Any], x: np.ndarray, linear: np.ndarray, at: int,
+                   masked: np.ndarray | None) -> None:
+        """One Adam step of an extra head on the softmax log-likelihood of row ``at``."""
+        w1, b1, w2 = head["p"]
+        h = np.tanh(x @ w1 + b1)
+        z = linear + h @ w2
+        if masked is not None:
+            z[masked] = -np.inf
+        p = np.exp(z - z[at])
+        p /= p.sum()
+        g = -p
+        g[at] += 1.0
+        head["t"] += 1
+        t = head["t"]
+        c1, c2 = 1.0 - _BETA1 ** t, 1.0 - _BETA2 ** t
+        for param, m, v, gr in zip(head["p"], head["m"], head["v"],
+                                   network_gradients(x, h, w2, g), strict=True):
+            m *= _BETA1
+            m += (1.0 - _BETA1) * gr
+            v *= _BETA2
+            v += (1.0 - _BETA2) * gr * gr
+            param += head["lr"] * (m / c1) / (np.sqrt(v / c2) + _EPS)
+
+    def _list_negatives(self, user: str, item: int, rows: np.ndarray) -> np.ndarray:
+        """``bpr_hard`` of the user's unseen candidates other than ``item``.
+
+        Drawn uniformly from the list (``"list"``) or from its ``bpr_hard_top`` best by BPR
+        (``"bpr-top"``).
+        """
+        seen = self._seen.get(user, set())
+        if self.bpr_hard_from == "bpr-top" and user in self.bpr._users:
+            s = self.bpr_scores(user, rows)
+            order = np.argsort(-s, kind="stable")
+            pool = [r for r in rows[order[: self.bpr_hard_top + len(seen) + 1]].tolist()
+                    if r != item and r not in seen][: self.bpr_hard_top]
+        else:
+            pool = rows
+        if len(pool) == 0:
+            return np.zeros(0, dtype=np.int64)
+        draws = np.asarray(pool)[self._hard_rng.integers(0, len(pool), 3 * self.bpr_hard)]
+        keep = [r for r in draws.tolist() if r != item and r not in seen][: self.bpr_hard]
+        return np.array(keep, dtype=np.int64)
+
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
         """The MLP reranker's step and parts, then each BPR part learns the event."""
+        self._hard = None
         super().learn_one(user, item, weight, ts)
+        hard, self._hard = self._hard, None
+        self.last_list_negatives = np.zeros(0, dtype=np.int64) if hard is None else hard
         for b in self.bprs:
-            b.learn_one(user, item, weight, ts)
+            b.learn_one(user, item, weight, ts, negatives=hard)
+        if self.second is not None:
+            self.second.learn_one(user, item, weight, ts)

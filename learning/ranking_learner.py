@@ -64,6 +64,7 @@ RANKING_MODELS: dict[str, Callable[[int], Ranker]] = {
     "rerank-mlp": lambda seed: _rerank_mlp(seed),
     "rerank-bpr": lambda seed: _rerank_bpr(seed),
     "rerank-bpr2": lambda seed: _rerank_bpr(seed, bpr_models=2),  # two BPR parts, mean score
+    "rerank-bpr-uni": lambda seed: _rerank_bpr(seed, bpr_second="uniform"),  # + uniform BPR
 }
 # a model with candidate_scores measures its parts (dense passes) on every n-th ranked event
 PART_EVERY = 10
@@ -81,10 +82,10 @@ def _rerank_mlp(seed: int) -> Ranker:
     return MLPRerank(seed=seed)
 
 
-def _rerank_bpr(seed: int, bpr_models: int = 1) -> Ranker:
+def _rerank_bpr(seed: int, bpr_models: int = 1, bpr_second: str | None = None) -> Ranker:
     from learning.rank_rerank_bpr import BPRRerank  # a subclass of MLPRerank
 
-    return BPRRerank(seed=seed, bpr_models=bpr_models)
+    return BPRRerank(seed=seed, bpr_models=bpr_models, bpr_second=bpr_second)
 
 
 def _deep(name: str, seed: int) -> Ranker:
