@@ -282,7 +282,7 @@ class LearnerWorker:
         """``records`` (in order) are in their places: the resume position moves past them."""
         # in C: each record's (topic, partition) -> offset + 1, the last record's winning
         self._positions.update(zip(map(_partition_of, records),
-                                   map(_add, map(_offset_of, records), repeat(1))))
+                                   map(_add, map(_offset_of, records), repeat(1)), strict=True))
 
     def _after_learning(self) -> None:
         """Hand the events learned since the last call to the counters and detectors.
