@@ -61,7 +61,7 @@ def quantile_edges(reference: ArrayLike, bins: int = 10) -> np.ndarray:
 
 @lru_cache(maxsize=64)  # one plan a (window size, bins): every window of a detector shares it
 def _linear_plan(n: int, bins: int) -> tuple[np.ndarray, ...]:
-    """Numpy's ``quantile`` (method ``linear``) for ``n`` values, worked out once.
+    """The steps of numpy's ``quantile`` (method ``linear``) for ``n`` values, worked out once.
 
     The neighbours' positions in the sorted sample and the weights, by numpy's own steps
     (``_function_base_impl``: ``(n - 1) * q``, ``_get_indexes``, ``_get_gamma``, ``_lerp``).
