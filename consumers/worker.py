@@ -341,7 +341,7 @@ class LearnerWorker:
                 impressions.record(record.value)  # type: ignore[union-attr]
                 continue
             # a source that parsed the row itself (a file) hands over the decoded event
-            result = record.event if record.__class__ is Decoded else None
+            result = record.event if isinstance(record, Decoded) else None
             if result is None:
                 result = decode(record.value)
             if result.__class__ is Rejected:
