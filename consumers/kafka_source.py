@@ -126,21 +126,18 @@ class KafkaSource:
             time.sleep(min(1.0, 0.1 * self._poll_errors))
             return []
         self._poll_errors = 0
-        records = [
-            Record(
-                m.value,
-                m.topic,
-                m.partition,
-                m.offset,
-                m.timestamp / 1000.0 if m.timestamp is not None and m.timestamp >= 0 else None,
-                m.key,
-            )
-            for msgs in batches.values()
-            for m in msgs
-        ]
+        records: list[Record] = []
         for tp, msgs in batches.items():
-            if msgs:
-                self.start_offsets[(tp.topic, tp.partition)] = msgs[-1].offset + 1
+            if not msgs:
+                continue
+            topic, partition = tp.topic, tp.partition  # a record's own are its batch's
+            records += [
+                Record(m.value, topic, partition, m.offset,
+                       ts / 1000.0 if (ts := m.timestamp) is not None and ts >= 0 else None,
+                       m.key)
+                for m in msgs
+            ]
+            self.start_offsets[(topic, partition)] = msgs[-1].offset + 1
         if self._on_lag is not None:
             self._report_lag()
         return records

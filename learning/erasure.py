@@ -122,13 +122,15 @@ def predict_unchanged(model: Any, user: str, item: str, x: dict[str, Any] | None
 
 def _pure_biased_mf(m: Any, user: str, item: str) -> float:
     # river.reco.BiasedMF.predict_one, reading the tables without inserting
+    ub, ib, ul, il = m.u_biases, m.i_biases, m.u_latents, m.i_latents
+    if user in ul and item in il and user in ub and item in ib:  # both known: the hot path,
+        # River's sum in River's order, in one expression
+        return float(m.global_mean.get() + ub[user] + ib[item] + np.dot(ul[user], il[item]))
     y = m.global_mean.get()
-    ub, ib = m.u_biases, m.i_biases
     if user in ub:
         y += ub[user]
     if item in ib:
         y += ib[item]
-    ul, il = m.u_latents, m.i_latents
     if user in ul and item in il:
         y += np.dot(ul[user], il[item])
     return float(y)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from operator import mul
 
 import msgspec
 
@@ -70,13 +71,14 @@ class Prequential:
     def rolling_rmse(self) -> float:
         """RMSE over the last ``window`` predictions."""
         r = self._recent
-        return math.sqrt(sum(e * e for e in r) / len(r)) if r else math.nan
+        # map in C: the same products summed in the same order as a generator, ~3x faster
+        return math.sqrt(sum(map(mul, r, r)) / len(r)) if r else math.nan
 
     @property
     def rolling_mae(self) -> float:
         """MAE over the last ``window`` predictions."""
         r = self._recent
-        return sum(abs(e) for e in r) / len(r) if r else math.nan
+        return sum(map(abs, r)) / len(r) if r else math.nan
 
     def score(self) -> PrequentialScore:
         """Return the current figures as an immutable value."""

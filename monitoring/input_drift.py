@@ -173,7 +173,8 @@ class InputDrift:
         for signal, keys in (("user_activity", self._users), ("item_popularity", self._items)):
             active = np.fromiter(Counter(keys).values(), dtype=float)
             classes[signal] = np.minimum(np.log2(active).astype(int), _TOP_CLASS).tolist()
-        numbers = {"value": self._values, "score": self._scores}
+        numbers: dict[str, Any] = {"value": self._values, "score": self._scores}
+        arrays: dict[str, np.ndarray] = {}  # each numeric signal's window, made once
         for (signal, _), det in self._tests.items():
             if signal in _KEYED and len(classes[signal]) < self.min_keys:
                 continue
@@ -181,9 +182,12 @@ class InputDrift:
                 fired = det.update_window(classes[signal], size=self.window)  # type: ignore[attr-defined]
             elif signal == "event_type":
                 fired = det.update_many(self._types)
-            else:
-                fired = det.update_many(np.nan_to_num(np.asarray(numbers[signal]), posinf=0.0,
-                                                      neginf=0.0))
+            else:  # the detectors copy it into their own buffers: one array serves all
+                data = arrays.get(signal)
+                if data is None:
+                    data = arrays[signal] = np.nan_to_num(np.asarray(numbers[signal]),
+                                                          posinf=0.0, neginf=0.0)
+                fired = det.update_many(data)
             if fired:
                 state = det.state()
                 self._pending.append(InputAlarm(signal, det.name, self._n,

@@ -56,16 +56,54 @@ def quantile_edges(reference: ArrayLike, bins: int = 10) -> np.ndarray:
     >>> quantile_edges([1, 2, 3, 4], bins=2).tolist()
     [2.5]
     """
-    ref = np.asarray(reference, dtype=float)
-    return np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+    return _edges(np.sort(np.asarray(reference, dtype=float)), bins)
+
+
+@lru_cache(maxsize=64)  # one plan a (window size, bins): every window of a detector shares it
+def _linear_plan(n: int, bins: int) -> tuple[np.ndarray, ...]:
+    """The steps of numpy's ``quantile`` (method ``linear``) for ``n`` values, worked out once.
+
+    The neighbours' positions in the sorted sample and the weights, by numpy's own steps
+    (``_function_base_impl``: ``(n - 1) * q``, ``_get_indexes``, ``_get_gamma``, ``_lerp``).
+    """
+    q = np.linspace(0, 1, bins + 1)[1:-1]
+    virtual = (n - 1) * q
+    below = np.floor(virtual)
+    above = below + 1
+    at_top = virtual >= n - 1
+    below[at_top], above[at_top] = -1, -1
+    at_bottom = virtual < 0
+    below[at_bottom], above[at_bottom] = 0, 0
+    lo, hi = below.astype(np.intp), above.astype(np.intp)
+    gamma = np.asarray(virtual - lo)
+    return lo, hi, gamma, 1 - gamma, gamma >= 0.5
+
+
+def _edges(ordered: np.ndarray, bins: int) -> np.ndarray:
+    """:func:`quantile_edges` of an already sorted float sample.
+
+    Equal to ``np.unique(np.quantile(ordered, np.linspace(0, 1, bins + 1)[1:-1]))`` bit for
+    bit (tests/unit/monitoring/test_quantile_edges.py), without quantile's layers: about
+    100 us a call on a 1000-value window, twice a window for each numeric PSI.
+    """
+    n = len(ordered)
+    if n < 2 or np.isnan(ordered[-1]):  # NaN sorts last: numpy's own path handles it
+        return np.unique(np.quantile(ordered, np.linspace(0, 1, bins + 1)[1:-1]))
+    lo, hi, gamma, rest, upper = _linear_plan(n, bins)
+    a, b = ordered[lo], ordered[hi]
+    diff = b - a
+    out = a + diff * gamma
+    np.subtract(b, diff * rest, out=out, where=upper)
+    return np.unique(out)
 
 
 def psi_numeric(reference: ArrayLike, current: ArrayLike, bins: int = 10,
                 eps: float = EPS) -> float:
     """PSI of two samples of numbers, in ``bins`` buckets cut at the reference's quantiles."""
-    edges = quantile_edges(reference, bins)
+    ordered = np.sort(np.asarray(reference, dtype=float))  # bucket counts ignore the order
+    edges = _edges(ordered, bins)
     k = len(edges) + 1
-    ref_idx = np.searchsorted(edges, np.asarray(reference, dtype=float), side="right")
+    ref_idx = np.searchsorted(edges, ordered, side="right")
     cur_idx = np.searchsorted(edges, np.asarray(current, dtype=float), side="right")
     return psi(np.bincount(ref_idx, minlength=k), np.bincount(cur_idx, minlength=k), eps)
 
