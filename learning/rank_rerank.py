@@ -377,15 +377,16 @@ class ListwiseRerank(RerankNegatives):
         rates = self.__dict__.get("_rates")  # decays and half-lives as arrays, built once
         if rates is None:
             rates = self._rates = (np.array(self.decays), np.array(self.half_lives))
-        self._scale[:3] /= rates[0]
-        self._scale[3:] = np.exp2((ts - self._tref) / rates[1])
-        if self._scale.max() > _RENORM_AT:
+        changed = self._trackers.rescale_and_count(  # scale[:3] /= decays, scale[3:] = growth
+            self._counts, self._scale, rates[0], np.exp2((ts - self._tref) / rates[1]),
+            _RENORM_AT, item, weight)
+        if changed < 0:  # the scale grew past _RENORM_AT: nothing counted yet
             self._counts /= self._scale
             self._by_state /= self._scale[1]
             self._scale[:] = 1.0
             self._tref = ts
-        if self._trackers.count(self._counts, self._scale, item, weight) and (
-                self._popular is None or self._popular.base is not self._trackers.rows):
+            changed = self._trackers.count(self._counts, self._scale, item, weight)
+        if changed and (self._popular is None or self._popular.base is not self._trackers.rows):
             self._popular = None  # a copy (not the trackers' view, which follows them)
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:
