@@ -47,6 +47,47 @@ def features_before_logs(rows, counts, best, co, seq, first, last, events, by_st
 
 
 @jit
+def _popularity_places(f, cuts):  # type: ignore[no-untyped-def]
+    """``f[i, 14 + c] = place(i) < cuts[c]``, places by ``argsort(-f[:, 1], stable)``.
+
+    Only the ``max(cuts)`` first places matter: they are kept in a short list (best first,
+    ties to the lower row, as the stable sort), not found by sorting every row; with a NaN
+    (which the sort puts last) the sort itself.
+    """
+    n = len(f)
+    size = 0
+    for c in cuts:
+        size = max(size, c)
+    size = min(size, n)
+    best_v = np.empty(size)
+    best_i = np.empty(size, dtype=np.int64)
+    filled = 0
+    for i in range(n):
+        v = f[i, 1]
+        if v != v:
+            filled = -1
+            break
+        if filled == size and (size == 0 or not v > best_v[size - 1]):
+            continue
+        j = filled if filled < size else size - 1
+        if filled < size:
+            filled += 1
+        while j > 0 and v > best_v[j - 1]:
+            best_v[j] = best_v[j - 1]
+            best_i[j] = best_i[j - 1]
+            j -= 1
+        best_v[j] = v
+        best_i[j] = i
+    if filled < 0:
+        filled = n
+        best_i = np.argsort(-f[:, 1], kind="mergesort")
+    f[:, 14:14 + len(cuts)] = 0.0
+    for place in range(filled):
+        for c in range(len(cuts)):
+            f[best_i[place], 14 + c] = 1.0 if place < cuts[c] else 0.0
+
+
+@jit
 def features_after_logs(f, logs, ages, level, gap, cuts):  # type: ignore[no-untyped-def]
     """The rest of the feature rows from the logs of ``logs`` and the ``log1p`` of ``ages``.
 
@@ -66,11 +107,7 @@ def features_after_logs(f, logs, ages, level, gap, cuts):  # type: ignore[no-unt
         f[i, 13] = ages[i, 1] / 10.0
         top0 = max(top0, f[i, 10])
         top1 = max(top1, f[i, 11])
-    order = np.argsort(-f[:, 1], kind="mergesort")
-    for place in range(n):
-        i = order[place]
-        for c in range(len(cuts)):
-            f[i, 14 + c] = 1.0 if place < cuts[c] else 0.0
+    _popularity_places(f, cuts)
     for i in range(n):
         f[i, 6] = f[i, 10] / top0 if top0 > 0 else 0.0
         f[i, 7] = f[i, 11] / top1 if top1 > 0 else 0.0

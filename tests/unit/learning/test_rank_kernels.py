@@ -225,3 +225,21 @@ def test_rescale_kernel_equals_numpy_across_renormalisations(
     assert np.array_equal(a._by_state, b._by_state) and a._tref == b._tref
     assert np.array_equal(a._trackers.rows, b._trackers.rows)
     assert np.array_equal(a._trackers.meta, b._trackers.meta)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.sampled_from([0.0, -0.0, 1.5, -2.0, 3.0, np.nan, np.inf]),
+                       max_size=45),
+       cuts=st.sampled_from([[1, 3, 10, 30], [2], [0, 5]]))
+def test_popularity_places_equal_a_stable_sort(values: list[float], cuts: list[int]) -> None:
+    """The pop_top flags from a short best-first list: argsort(-x, stable)'s places."""
+    from learning.rank_kernels_features import _popularity_places
+
+    f = np.full((len(values), 26), 7.0)
+    f[:, 1] = values
+    _popularity_places(f, np.array(cuts))
+    order = np.empty(len(values), dtype=np.int64)
+    order[np.argsort(-f[:, 1], kind="stable")] = np.arange(len(values))
+    want = (order[:, None] < np.array(cuts)).astype(float)
+    assert np.array_equal(f[:, 14:14 + len(cuts)], want)
+    assert (f[:, 14 + len(cuts):] == 7.0).all() and (np.delete(f[:, :14], 1, axis=1) == 7.0).all()
