@@ -123,15 +123,30 @@ def part_scores(keys, values, idx, total, recent, decay, buf):  # type: ignore[n
     least ``n_items`` long) is left zero.
     """
     ks, vs = terms(keys, values, idx, total, recent, decay)
+    low, high = len(buf), -1
     for i in range(len(ks)):
-        buf[ks[i]] += vs[i]
-    rows = np.unique(ks)
-    out = np.empty(len(rows))
+        k = ks[i]
+        buf[k] += vs[i]
+        low = min(low, k)
+        high = max(high, k)
+    rows = np.empty(len(ks), dtype=np.int64)
+    out = np.empty(len(ks))
     m = 0
-    for k in rows:
-        if buf[k] != 0.0:
-            rows[m] = k
-            out[m] = buf[k]
-            m += 1
+    if high - low < 8 * len(ks):  # a scan of the span: cheaper than sorting the terms
+        for k in range(low, high + 1):
+            v = buf[k]
+            if v != 0.0:
+                rows[m] = k
+                out[m] = v
+                m += 1
+            buf[k] = 0.0
+        return rows[:m], out[:m]
+    for k in ks:  # each row once (its first term), then the few rows sorted
+        v = buf[k]
         buf[k] = 0.0
-    return rows[:m], out[:m]
+        if v != 0.0:
+            rows[m] = k
+            out[m] = v
+            m += 1
+    order = np.argsort(rows[:m])
+    return rows[:m][order], out[:m][order]

@@ -220,12 +220,7 @@ class ListwiseRerank(RerankNegatives):
             self._now = now
             ok = False
             if kernels.ENABLED:  # from the parts' sparse terms, no dense pass
-                flags, co_buf, seq_buf = self._buffers()
-                rows, co, seq, ok = kernels.table_candidates(  # type: ignore[call-arg]
-                    self._popular, *self.co_occurrence.kernel_args(user),
-                    *self.sequence.kernel_args(user), self.n_personal, flags, co_buf, seq_buf)
-                if ok:
-                    feats = self._features_compiled(rows, co, seq, user)
+                rows, feats, raw, ctx, ok = self._scored_compiled(user, now)
             if not ok:  # numpy (or a tie across a part's cut: argpartition's choice)
                 co, seq = self.co_occurrence.score_items(user), self.sequence.score_items(user)
                 rows = self._candidate_rows(co, seq)
@@ -233,12 +228,38 @@ class ListwiseRerank(RerankNegatives):
                     feats = self._features_compiled(rows, co[rows], seq[rows], user)
                 else:
                     feats = self._features(rows, co, seq, user)
-            ctx = self.context(user, now)
-            raw = (kernels.scores(feats, self._w, ctx) if kernels.ENABLED else
-                   feats @ self.weights(ctx))
+                ctx = self.context(user, now)
+                raw = (kernels.scores(feats, self._w, ctx) if kernels.ENABLED else
+                       feats @ self.weights(ctx))
             self._cache = (user, self._events, now, rows, feats, ctx, raw)
             return rows, feats, raw, ctx
         return rows, feats, cache[6], ctx
+
+    def _scored_compiled(self, user: str, now: float
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool]:
+        """:meth:`_scored`'s candidates, features and scores in two kernel calls (fused).
+
+        The same kernels as :func:`~learning.rank_kernels.table_candidates`, then
+        :meth:`_features_compiled` and :func:`~learning.rank_kernels.scores` (bit for bit);
+        ``ok`` False: a tie across a part's cut (the caller takes the numpy way).
+        """
+        flags, co_buf, seq_buf = self._buffers()
+        rows, feats, logs, ages, ok = kernels.candidate_features(  # type: ignore[call-arg]
+            self._popular, *self.co_occurrence.kernel_args(user),
+            *self.sequence.kernel_args(user), self.n_personal, flags, co_buf, seq_buf,
+            self._counts, self._trackers.meta[:, 0], self._first, self._last,
+            float(self._events), self._by_state)
+        if not ok:
+            return rows, feats, feats[:, 0], 0, False
+        np.log(logs, out=logs)  # numpy's logs: the reference's bits (see rank_kernels)
+        np.log1p(ages, out=ages)
+        level = self._level.get(user)
+        last = self._last_ts.get(user)
+        gap = 1.0 if last is None else math.log1p(max(now - last, 0.0)) / 15.0
+        ctx = self.context(user, now)
+        raw = kernels.features_scores(feats, logs, ages, _NAN if level is None else
+                                      level[0] / level[1], gap, _POP_CUTS, self._w, ctx)
+        return rows, feats, raw, ctx, True
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zeroed scratch arrays of at least ``n_items`` rows (uint8 flags, two floats)."""
@@ -356,15 +377,16 @@ class ListwiseRerank(RerankNegatives):
         rates = self.__dict__.get("_rates")  # decays and half-lives as arrays, built once
         if rates is None:
             rates = self._rates = (np.array(self.decays), np.array(self.half_lives))
-        self._scale[:3] /= rates[0]
-        self._scale[3:] = np.exp2((ts - self._tref) / rates[1])
-        if self._scale.max() > _RENORM_AT:
+        changed = self._trackers.rescale_and_count(  # scale[:3] /= decays, scale[3:] = growth
+            self._counts, self._scale, rates[0], np.exp2((ts - self._tref) / rates[1]),
+            _RENORM_AT, item, weight)
+        if changed < 0:  # the scale grew past _RENORM_AT: nothing counted yet
             self._counts /= self._scale
             self._by_state /= self._scale[1]
             self._scale[:] = 1.0
             self._tref = ts
-        if self._trackers.count(self._counts, self._scale, item, weight) and (
-                self._popular is None or self._popular.base is not self._trackers.rows):
+            changed = self._trackers.count(self._counts, self._scale, item, weight)
+        if changed and (self._popular is None or self._popular.base is not self._trackers.rows):
             self._popular = None  # a copy (not the trackers' view, which follows them)
 
     def learn_one(self, user: str, item: int, weight: float = 1.0, ts: float = 0.0) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from learning.jit import ENABLED, jit
 from learning.rankers import grow
 
-__all__ = ["TopTracker", "TopTrackers", "count_and_track"]
+__all__ = ["TopTracker", "TopTrackers", "count_and_track", "rescale_count_and_track"]
 
 
 class TopTracker:
@@ -132,6 +132,31 @@ def count_and_track(counts, scale, item, weight, rows, member, meta):  # type: i
     return changed
 
 
+@jit
+def rescale_count_and_track(counts, scale, decays, growth, renorm_at, item, weight, rows,
+                            member, meta):  # type: ignore[no-untyped-def]
+    """``scale[:d] /= decays``, ``scale[d:] = growth``, then :func:`count_and_track`.
+
+    Returns -1 without counting when ``scale.max() > renorm_at`` (renormalise, then count),
+    else whether a set changed (1 or 0). A NaN scale never asks for a renormalisation (as
+    numpy's ``max``, which is NaN then).
+    """
+    d = len(decays)
+    for j in range(d):
+        scale[j] /= decays[j]
+    for j in range(len(growth)):
+        scale[d + j] = growth[j]
+    top = -np.inf
+    for j in range(len(scale)):
+        if scale[j] != scale[j]:
+            top = np.nan
+            break
+        top = max(top, scale[j])
+    if top > renorm_at:
+        return -1
+    return 1 if count_and_track(counts, scale, item, weight, rows, member, meta) else 0
+
+
 class TopTrackers:
     """:class:`TopTracker` for every column of a count matrix, in arrays (one kernel call).
 
@@ -192,6 +217,26 @@ class TopTrackers:
         for j in range(counts.shape[1]):
             changed |= self._update_numpy(counts, j, item)
         return changed
+
+    def rescale_and_count(self, counts: np.ndarray, scale: np.ndarray, decays: np.ndarray,
+                          growth: np.ndarray, renorm_at: float, item: int, weight: float
+                          ) -> int:
+        """``scale[:d] /= decays``, ``scale[d:] = growth``, then :meth:`count` (one kernel).
+
+        -1: nothing counted, ``scale.max() > renorm_at`` (renormalise, then :meth:`count`);
+        else whether a set changed (1 or 0).
+        """
+        if not ENABLED:
+            d = len(decays)
+            scale[:d] /= decays
+            scale[d:] = growth
+            if scale.max() > renorm_at:
+                return -1
+            return int(self.count(counts, scale, item, weight))
+        if item >= len(self.member):
+            self.member = grow(self.member, item + 1)
+        return int(rescale_count_and_track(counts, scale, decays, growth, renorm_at, item,
+                                           weight, self.rows, self.member, self.meta))
 
     def _update_numpy(self, counts: np.ndarray, j: int, item: int) -> bool:
         """:meth:`TopTracker.update` of column ``j`` (the reference)."""

@@ -180,3 +180,66 @@ def test_an_older_checkpoint_cache_is_ignored() -> None:
     clone.__dict__["_cache"] = model._cache
     again = clone._scored(user, model._clock)
     assert again[0].tolist() == rows.tolist() and np.array_equal(again[2], raw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), spread=st.sampled_from([1, 7, 400]))
+def test_part_scores_are_the_non_zero_dense_scores(seed: int, spread: int) -> None:
+    """Both ways of listing a part's rows (a scan of their span, or a sort) give score_items."""
+    model = ListwiseRerank(n_popular=5, n_personal=5)
+    for t, event in enumerate(_stream(seed, 300, users=12, items=40)):
+        model.learn_one(event.user_id, int(event.item_id[1:]) * spread, 1.0, event.ts + t)
+    buf = np.zeros(model.n_items + 3)
+    compared = 0
+    for part in (model.co_occurrence, model.sequence):
+        for user in model._last_ts:
+            dense = part.score_items(user)
+            rows, values = kernels.part_scores(*part.kernel_args(user), buf)
+            assert not buf.any()
+            want = np.flatnonzero(dense)
+            assert rows.tolist() == want.tolist()
+            assert values.tolist() == dense[want].tolist()  # bit for bit
+            compared += len(rows) > 0
+    assert compared > 5
+
+
+def test_rescale_kernel_equals_numpy_across_renormalisations(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The popularity scales and counts (one kernel per event) through many renormalisations."""
+    from learning import rank_rerank
+
+    monkeypatch.setattr(rank_rerank, "_RENORM_AT", 50.0)  # renormalise every ~400 events
+    models = []
+    for enabled in (True, False):
+        monkeypatch.setattr(rank_top, "ENABLED", enabled)
+        model = ListwiseRerank(n_popular=4, n_personal=4)
+        renormalised = 0
+        for t, event in enumerate(_stream(8, 1500)):
+            tref = model._tref
+            model.learn_one(event.user_id, int(event.item_id[1:]), 1.0, event.ts + t)
+            renormalised += tref == tref and model._tref != tref
+        models.append((model, renormalised))
+    (a, renorm_a), (b, renorm_b) = models
+    assert renorm_a == renorm_b > 3
+    assert np.array_equal(a._counts, b._counts) and np.array_equal(a._scale, b._scale)
+    assert np.array_equal(a._by_state, b._by_state) and a._tref == b._tref
+    assert np.array_equal(a._trackers.rows, b._trackers.rows)
+    assert np.array_equal(a._trackers.meta, b._trackers.meta)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.sampled_from([0.0, -0.0, 1.5, -2.0, 3.0, np.nan, np.inf]),
+                       max_size=45),
+       cuts=st.sampled_from([[1, 3, 10, 30], [2], [0, 5]]))
+def test_popularity_places_equal_a_stable_sort(values: list[float], cuts: list[int]) -> None:
+    """The pop_top flags from a short best-first list: argsort(-x, stable)'s places."""
+    from learning.rank_kernels_features import _popularity_places
+
+    f = np.full((len(values), 26), 7.0)
+    f[:, 1] = values
+    _popularity_places(f, np.array(cuts))
+    order = np.empty(len(values), dtype=np.int64)
+    order[np.argsort(-f[:, 1], kind="stable")] = np.arange(len(values))
+    want = (order[:, None] < np.array(cuts)).astype(float)
+    assert np.array_equal(f[:, 14:14 + len(cuts)], want)
+    assert (f[:, 14 + len(cuts):] == 7.0).all() and (np.delete(f[:, :14], 1, axis=1) == 7.0).all()

@@ -162,6 +162,13 @@ def test_compiled_features_are_bit_identical_to_numpy(name, monkeypatch):
     calls = []
     compiled = model._features_compiled
     monkeypatch.setattr(model, "_features_compiled", lambda *a: calls.append(1) or compiled(*a))
+    fused = model._scored_compiled  # rerank-mlp: the base reranker's fused kernels
+
+    def counted(*args):  # type: ignore[no-untyped-def]
+        out = fused(*args)
+        calls.extend([1] if out[-1] else [])
+        return out
+    monkeypatch.setattr(model, "_scored_compiled", counted)
     compared = 0
     for user, item, ts in _stream(21, 800, users=40, items=90):
         if user in model._last_ts:
