@@ -31,6 +31,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+from learning import mf_round
 from learning.device import amp_default, pick_device, to_device
 from learning.distributed import Group, row_step, split_range
 from learning.errors import ConfigurationError
@@ -160,6 +161,8 @@ class FineTuner:
         self._gen = torch.Generator(device=self.device)
         self._rounds = 0
         self.group = group
+        #: rounds of biased MF on the CPU through :mod:`learning.mf_round` (False: torch)
+        self.compiled_rounds = True
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments other than the recommender and the device (JSON-ready)."""
@@ -289,6 +292,8 @@ class FineTuner:
         module, bs = self.recommender.module, self.batch_size
         module.train()
         self._gen.manual_seed((self.seed * 1_000_003 + self._rounds) % 2**63)
+        if mf_round.applies(self):  # the same round in one compiled call (CPU, MF)
+            return mf_round.train(self, users, items, values, n, epochs)
         total = torch.zeros((), device=self.device)
         world, rank = 1, 0
         if self.group is not None:
