@@ -96,7 +96,10 @@ def train(tuner: FineTuner, users: Tensor, items: Tensor, values: Tensor, n: int
         bias = [t.detach().view(1).numpy() for t in (module.global_bias, sb["exp_avg"],
                                                      sb["exp_avg_sq"])]
         steps = np.array([su["step"], si["step"], float(sb["step"])], dtype=np.float64)
-        sse = _epochs(*arrays, *bias, users.numpy(), items.numpy(), values.numpy(), perms, bs,
+        ut, it, um, uv, im, iv = arrays
+        gb, bm, bv = bias
+        sse = _epochs(ut, it, um, uv, im, iv, gb, bm, bv, users.numpy(), items.numpy(),
+                      values.numpy(), perms, bs,
                       float(tuner.weight_decay), float(rows.param_groups[0]["lr"]), b1, b2,
                       float(rows.param_groups[0]["eps"]), float(g["lr"]), d1, d2,
                       float(g["eps"]), steps)
@@ -108,7 +111,7 @@ def train(tuner: FineTuner, users: Tensor, items: Tensor, values: Tensor, n: int
 
 
 @jit
-def _epochs(user_table, item_table, um, uv, im, iv, gb, bm, bv, users, items, values,
+def _epochs(user_table, item_table, um, uv, im, iv, gb, bm, bv, users, items, values,  # type: ignore[no-untyped-def]
             perms, bs, wd, lr, b1, b2, eps, lr_b, d1, d2, eps_b, steps):  # pragma: no cover
     n_f = user_table.shape[1] - 1
     n = users.shape[0]
