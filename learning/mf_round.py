@@ -14,29 +14,38 @@ erasure see what they saw). Only the rounding differs: sums run in float64 (torc
 in float32 in another order), so weights agree to about 1e-6 (tested against the torch path).
 
 It applies (:func:`applies`) to a :class:`~learning.torch_models.TorchMF` trained with the
-``mse`` loss, ``sparse_adam``, no AMP, no process group, on the CPU, once the optimizers
-hold their state (the first round of a tuner takes the torch path, which creates it), and
-only with compiled kernels (:mod:`learning.jit`; ``LIFELONG_NUMBA=0`` keeps the torch path).
+``mse`` loss, ``sparse_adam``, no AMP, no process group, on the CPU, and only with compiled
+kernels (:mod:`learning.jit`; ``LIFELONG_NUMBA=0`` keeps the torch path). It applies from the
+first round: until a torch path needs the optimizers (:meth:`FineTuner.__getattr__`; building
+one imports ``torch._dynamo``, about 2 CPU-s), the tuner holds the state they would hold
+(``step``, ``exp_avg``, ``exp_avg_sq``: made as their first step makes them) and hands it to
+them when they are built.
 
 >>> import numpy as np
 >>> from learning.finetune import FineTuner
 >>> from learning.torch_models import DeepRecommender
 >>> ft = FineTuner(DeepRecommender(n_factors=4, seed=0), device="cpu", batch_size=2)
->>> applies(ft)  # no optimizer state yet
-False
->>> _ = ft.round(["u1", "u2"], ["i1", "i1"], [4.0, 2.0], [1.0, 2.0])
 >>> applies(ft) == ENABLED
 True
+>>> _ = ft.round(["u1", "u2"], ["i1", "i1"], [4.0, 2.0], [1.0, 2.0])
+>>> applies(ft) == ENABLED, ("_opts" in vars(ft)) == (not ENABLED)  # no torch optimizer
+(True, True)
+>>> [type(o).__name__ for o in ft._opts]  # built on first use, with the rounds' state
+['RowAdam', 'Adam']
+>>> int(ft._opts[0].state[ft.recommender.module.user_table]["step"])
+1
 """
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torch.optim.optimizer import _get_scalar_dtype
 
 from learning.jit import ENABLED, jit
 
@@ -46,35 +55,98 @@ if TYPE_CHECKING:
 __all__ = ["ENABLED", "applies", "train"]
 
 
+def _hyper(cls: type) -> tuple[tuple[float, float], float]:
+    """The ``betas`` and ``eps`` a :mod:`torch.optim` class is built with by default."""
+    params = inspect.signature(cls).parameters
+    return params["betas"].default, params["eps"].default
+
+
+def _optimizers(tuner: FineTuner) -> tuple[dict[str, Any], dict[str, Any],
+                                            dict[Tensor, dict[str, Any]],
+                                            dict[Tensor, dict[str, Any]]] | None:
+    """The tables' and the bias's hyperparameters and state dicts, or None (torch path).
+
+    Before the tuner built its optimizers (:meth:`FineTuner.__getattr__`), those
+    :func:`~learning.finetune.make_optimizers` would build, with the state kept in the tuner.
+    """
+    from learning.finetune import _TABLES
+    from learning.row_adam import RowAdam
+
+    module = tuner.recommender.module
+    tables = [module.user_table, module.item_table]
+    opts = tuner.__dict__.get("_opts")
+    if opts is None:
+        dense = [p for name, p in module.named_parameters() if name not in _TABLES]
+        if dense != [module.global_bias]:
+            return None
+        (b1, b2), eps = _hyper(RowAdam)
+        (d1, d2), eps_b = _hyper(torch.optim.Adam)
+        pending = tuner._pending
+        return ({"lr": tuner.lr, "betas": (b1, b2), "eps": eps},
+                {"lr": tuner.lr, "betas": (d1, d2), "eps": eps_b},
+                pending.setdefault(0, {}), pending.setdefault(1, {}))
+    if len(opts) != 2:
+        return None
+    rows, dense_opt = opts
+    if type(rows) is not RowAdam or type(dense_opt) is not torch.optim.Adam:
+        return None
+    if [p for g in dense_opt.param_groups for p in g["params"]] != [module.global_bias]:
+        return None
+    if [p for g in rows.param_groups for p in g["params"]] != tables:
+        return None
+    g = dense_opt.param_groups[0]
+    if (g["weight_decay"] or g["amsgrad"] or g["maximize"] or g.get("decoupled_weight_decay")
+            or g.get("capturable") or g.get("fused") or isinstance(g["lr"], Tensor)
+            or rows.param_groups[0].get("maximize", False)):
+        return None
+    return rows.param_groups[0], g, rows.state, dense_opt.state
+
+
 def applies(tuner: FineTuner) -> bool:
     """Whether :func:`train` can run ``tuner``'s next round (else: the torch path)."""
-    from learning.row_adam import RowAdam
     from learning.torch_models import TorchMF
 
     module = tuner.recommender.module
     if not (ENABLED and tuner.compiled_rounds and type(module) is TorchMF
             and tuner.loss == "mse" and tuner.group is None and not tuner.amp
-            and tuner.device.type == "cpu" and tuner.optimizer == "sparse_adam"
-            and len(tuner._opts) == 2):
+            and tuner.device.type == "cpu" and tuner.optimizer == "sparse_adam"):
         return False
-    rows, dense = tuner._opts
-    if type(rows) is not RowAdam or type(dense) is not torch.optim.Adam:
-        return False
-    if [p for g in dense.param_groups for p in g["params"]] != [module.global_bias]:
+    got = _optimizers(tuner)
+    if got is None:
         return False
     tables = (module.user_table, module.item_table)
-    if [p for g in rows.param_groups for p in g["params"]] != list(tables):
-        return False
-    g = dense.param_groups[0]
-    if (g["weight_decay"] or g["amsgrad"] or g["maximize"] or g.get("decoupled_weight_decay")
-            or isinstance(g["lr"], Tensor) or rows.param_groups[0].get("maximize", False)):
-        return False
-    state = dense.state.get(module.global_bias, {})
-    if not state or any(not rows.state.get(t) or rows.state[t]["exp_avg"].shape != t.shape
-                        for t in tables):
-        return False
-    return all(x.dtype == torch.float32 and x.is_contiguous()
-               for x in (*tables, module.global_bias, state["exp_avg"], state["exp_avg_sq"]))
+    row_states, bias_states = got[2], got[3]
+    state = bias_states.get(module.global_bias)
+    moments = [*tables, module.global_bias]
+    if state:
+        moments += [state["exp_avg"], state["exp_avg_sq"]]
+    for t in tables:  # no state yet: train() makes it as the optimizers' first step would
+        if row_states.get(t):
+            if row_states[t]["exp_avg"].shape != t.shape:
+                return False
+            moments += [row_states[t]["exp_avg"], row_states[t]["exp_avg_sq"]]
+    return all(x.dtype == torch.float32 and x.is_contiguous() for x in moments)
+
+
+def _first_state(tuner: FineTuner) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any],
+                                              dict[str, Any], dict[str, Any]]:
+    """The hyperparameters and the three state dicts, made where empty (as torch makes them)."""
+    module = tuner.recommender.module
+    got = _optimizers(tuner)
+    assert got is not None
+    row_group, bias_group, row_states, bias_states = got
+    out = []
+    for t in (module.user_table, module.item_table):
+        if not row_states.get(t):  # RowAdam / SparseAdam: an int step, zero moments
+            row_states[t] = {"step": 0, "exp_avg": torch.zeros_like(t),
+                             "exp_avg_sq": torch.zeros_like(t)}
+        out.append(row_states[t])
+    bias = module.global_bias
+    if not bias_states.get(bias):  # torch.optim.Adam on the CPU: a float tensor step
+        bias_states[bias] = {"step": torch.tensor(0.0, dtype=_get_scalar_dtype()),
+                             "exp_avg": torch.zeros_like(bias),
+                             "exp_avg_sq": torch.zeros_like(bias)}
+    return row_group, bias_group, out[0], out[1], bias_states[bias]
 
 
 def train(tuner: FineTuner, users: Tensor, items: Tensor, values: Tensor, n: int,
@@ -83,12 +155,9 @@ def train(tuner: FineTuner, users: Tensor, items: Tensor, values: Tensor, n: int
     module, bs = tuner.recommender.module, tuner.batch_size
     perms = torch.stack([torch.randperm(n, device=tuner.device, generator=tuner._gen)
                          for _ in range(epochs)]).numpy()
-    rows, dense = tuner._opts
+    rg, g, su, si, sb = _first_state(tuner)
     tables = (module.user_table, module.item_table)
-    su, si = rows.state[tables[0]], rows.state[tables[1]]
-    sb = dense.state[module.global_bias]
-    b1, b2 = rows.param_groups[0]["betas"]
-    g = dense.param_groups[0]
+    b1, b2 = rg["betas"]
     d1, d2 = g["betas"]
     with torch.no_grad():
         arrays = [t.detach().numpy() for t in (*tables, su["exp_avg"], su["exp_avg_sq"],
@@ -100,8 +169,8 @@ def train(tuner: FineTuner, users: Tensor, items: Tensor, values: Tensor, n: int
         gb, bm, bv = bias
         sse = _epochs(ut, it, um, uv, im, iv, gb, bm, bv, users.numpy(), items.numpy(),
                       values.numpy(), perms, bs,
-                      float(tuner.weight_decay), float(rows.param_groups[0]["lr"]), b1, b2,
-                      float(rows.param_groups[0]["eps"]), float(g["lr"]), d1, d2,
+                      float(tuner.weight_decay), float(rg["lr"]), b1, b2,
+                      float(rg["eps"]), float(g["lr"]), d1, d2,
                       float(g["eps"]), steps)
     done = epochs * math.ceil(n / bs)
     su["step"] += done

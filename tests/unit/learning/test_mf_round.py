@@ -1,7 +1,14 @@
 """The compiled MF round (learning.mf_round) trains what the torch path trains."""
 
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 
 from learning import mf_round, weights
@@ -32,8 +39,9 @@ def _state(ft: FineTuner) -> list[np.ndarray]:
     module = ft.recommender.module
     out = [p.detach().numpy().copy() for p in (module.global_bias, module.user_table,
                                                  module.item_table)]
-    for opt in ft._opts:  # in the parameters' order (a restored state dict has its own)
-        for state in (opt.state[p] for g in opt.param_groups for p in g["params"]):
+    params = (module.user_table, module.item_table, module.global_bias)
+    for states in ft._states():  # the optimizers' or (before they exist) the tuner's
+        for state in (states[p] for p in params if p in states):  # not in insertion order
             out += [float(state["step"])] + [state[k].detach().numpy().copy()
                                              for k in ("exp_avg", "exp_avg_sq")]
     return out
@@ -54,7 +62,8 @@ def test_the_compiled_round_equals_the_torch_round():
         assert reports[0].loss == pytest.approx(reports[1].loss, rel=1e-5)
         for a, b in zip(_state(fast), _state(slow), strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    assert used == [False, True, True, True, True]  # the first round makes the state
+    assert used == [True] * 5  # from the first round: the tuner makes the state
+    assert "_opts" not in vars(fast) and "_opts" in vars(slow)
     assert not any(mf_round.applies(t) for t in (slow,))
     np.testing.assert_allclose(fast.recommender.predict_many(["u1", "u77"], ["i2", "i3"]),
                                slow.recommender.predict_many(["u1", "u77"], ["i2", "i3"]),
@@ -91,3 +100,75 @@ def test_other_configurations_keep_the_torch_path(kw):
     two_tower.round(["u1", "u2"], ["i1", "i2"], [4.0, 2.0], [1.0, 2.0])
     assert not mf_round.applies(two_tower)
     assert torch.get_num_threads() >= 1
+
+
+def test_torch_optimizers_built_later_take_over_the_compiled_state():
+    fast, slow = _tuner(True), _tuner(False)
+    rng = np.random.default_rng(8)
+    data = _rounds(rng, 4)
+    for args in data[:2]:
+        for ft in (fast, slow):
+            ft.round(*args)
+    assert "_opts" not in vars(fast)
+    blob, torch_blob = fast.snapshot(), slow.snapshot()  # snapshot() builds the optimizers
+    assert "_opts" in vars(fast) and "_pending" not in vars(fast)
+    ours, theirs = (safetensors.torch.load(b) for b in (blob, torch_blob))
+    assert sorted(ours) == sorted(theirs)
+    assert weights.safetensors_metadata(blob)["scalars"] == \
+        weights.safetensors_metadata(torch_blob)["scalars"]
+    for key, val in ours.items():
+        assert val.dtype == theirs[key].dtype and val.shape == theirs[key].shape, key
+        np.testing.assert_allclose(val.numpy(), theirs[key].numpy(), rtol=1e-5, atol=1e-6)
+    fast.compiled_rounds = False  # the torch path continues from the state the rounds made
+    for args in data[2:]:
+        for ft in (fast, slow):
+            ft.round(*args)
+    for a, b in zip(_state(fast), _state(slow), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_tuner_pickled_with_its_optimizers_and_no_new_fields_still_loads():
+    old = _tuner(False)  # what main's code pickled: built optimizers, no compiled_rounds
+    rng = np.random.default_rng(9)
+    data = _rounds(rng, 3)
+    old.round(*data[0])
+    del old.__dict__["compiled_rounds"]
+    old.__dict__.pop("_pending", None)
+    loaded = pickle.loads(pickle.dumps(old))
+    assert loaded.compiled_rounds and mf_round.applies(loaded)
+    twin = pickle.loads(pickle.dumps(old))
+    twin.compiled_rounds = False
+    for args in data[1:]:
+        loaded.round(*args)
+        twin.round(*args)
+    for a, b in zip(_state(loaded), _state(twin), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    fresh = pickle.loads(pickle.dumps(_tuner(True)))  # unbuilt: rounds run on the state
+    fresh.round(*data[0])
+    assert "_opts" not in vars(fresh) and len(fresh._states()) == 2
+
+
+_PROBE = """
+import sys, tempfile
+from pathlib import Path
+from lifelong.commands import evaluate_file
+from stream.synthetic import SyntheticStream, write
+with tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / "s.tsv"
+    write(SyntheticStream(n_users=150, n_items=150, n_events=6000, seed=1), path, "movielens")
+    report = evaluate_file(path, fmt="movielens", model="lifelong", sort_by_time=True,
+                           clip=(1.0, 5.0))
+print(report["rounds"], "torch._dynamo" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("numba", ["1", "0"])
+def test_a_compiled_evaluation_never_imports_torch_dynamo(numba):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3]), "LIFELONG_NUMBA": numba}
+    done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rounds, dynamo = done.stdout.split()[-2:]
+    assert int(rounds) >= 1  # a fine-tune round ran
+    # only the torch path (LIFELONG_NUMBA=0, the reference) builds a torch optimizer
+    assert dynamo == ("True" if numba == "0" else "False")
