@@ -135,6 +135,9 @@ class FineTuner:
             raise ConfigurationError(f'optimizer "{optimizer}" under DDP on {group.backend}: '
                                      'use "adam" (dense gradients; only gloo allreduces '
                                      "sparse ones)")
+        if optimizer not in OPTIMIZERS:  # checked here: the optimizers are built on first use
+            raise ConfigurationError(f'unknown optimizer "{optimizer}"; expected one of '
+                                     f'{", ".join(OPTIMIZERS)}')
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
