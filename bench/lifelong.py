@@ -22,6 +22,7 @@ it is absent that is said and only the synthetic stream runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -29,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,23 +81,52 @@ def best_river(rows: list[tuple[str, str, float]], lo: float, hi: float) -> tupl
     return name, results[name]
 
 
+@contextlib.contextmanager
+def _round_clock() -> Iterator[list[float]]:
+    """CPU-seconds spent in ``LifelongLearner.run_round`` meanwhile (train, score, gate)."""
+    from learning.lifelong import LifelongLearner
+
+    spent = [0.0]
+    run_round = LifelongLearner.run_round
+
+    def timed(self: LifelongLearner) -> Any:
+        cpu = time.process_time()
+        try:
+            return run_round(self)
+        finally:
+            spent[0] += time.process_time() - cpu
+
+    LifelongLearner.run_round = timed  # type: ignore[method-assign]
+    try:
+        yield spent
+    finally:
+        LifelongLearner.run_round = run_round  # type: ignore[method-assign]
+
+
 def _run(path: Path, model: str, clip: tuple[float, float]) -> tuple[float, float, dict]:
-    cpu = time.process_time()
-    report = evaluate_file(path, fmt="movielens", model=model, sort_by_time=True, clip=clip)
-    return report["rmse"], report["events"] / (time.process_time() - cpu), report
+    with _round_clock() as rounds:
+        cpu = time.process_time()
+        report = evaluate_file(path, fmt="movielens", model=model, sort_by_time=True, clip=clip)
+        cpu = time.process_time() - cpu
+    report["cpu_seconds"], report["round_cpu_seconds"] = cpu, rounds[0]
+    return report["rmse"], report["events"] / cpu, report
 
 
 def stream(name: str, path: Path, clip: tuple[float, float], repeat: int) -> dict[str, Any]:
     """Figures for one stream; prints them."""
     river_name, river_rmse = best_river(_rows(path), *clip)
     speeds: dict[str, list[float]] = {"BiasedMF": [], "lifelong": []}
+    cpu: dict[str, list[float]] = {"BiasedMF": [], "lifelong": [], "rounds": []}
     rmse: dict[str, float] = {}
     report: dict = {}
     for _ in range(repeat):  # interleaved: the machine's load hits both alike
         for model in ("BiasedMF", "lifelong"):
             rmse[model], speed, rep = _run(path, model, clip)
             speeds[model].append(speed)
-            report = rep if model == "lifelong" else report
+            cpu[model].append(rep["cpu_seconds"])
+            if model == "lifelong":
+                report = rep
+                cpu["rounds"].append(rep["round_cpu_seconds"])
     ratios = [a / b for a, b in zip(speeds["lifelong"], speeds["BiasedMF"], strict=True)]
     print(f"{name}: {report['events']} events, clip {clip}, {repeat} interleaved repeats")
     print(f"  best River of the grid: {river_name}: RMSE {river_rmse:.4f}")
@@ -110,10 +141,16 @@ def stream(name: str, path: Path, clip: tuple[float, float], repeat: int) -> dic
           f"({rmse['lifelong']:.6f} vs {river_rmse:.6f}; target <= 0.97)")
     print(f"  ratio throughput lifelong / BiasedMF = {statistics.median(ratios):.2f} "
           f"(range {min(ratios):.2f}-{max(ratios):.2f}; target >= 0.5)")
+    print("  CPU-s per run (repeats in order): BiasedMF "
+          + ", ".join(f"{x:.2f}" for x in cpu["BiasedMF"]) + "; lifelong "
+          + ", ".join(f"{x:.2f}" for x in cpu["lifelong"]) + ", of which rounds "
+          + ", ".join(f"{x:.2f}" for x in cpu["rounds"])
+          + " (the first lifelong run also imports torch)")
     return {"river": river_rmse, "river_config": river_name, "lifelong": rmse["lifelong"],
             "biased_mf": rmse["BiasedMF"], "rmse_ratio": rmse["lifelong"] / river_rmse,
             "speed": ratios, "speed_summary": summary(ratios),
             "events_per_cpu_second": {k: summary(v) for k, v in speeds.items()},
+            "cpu_seconds": cpu,
             "rounds": report["rounds"], "promotions": report["promotions"],
             "parts": {k: v["rmse"] for k, v in report["models"].items()}}
 

@@ -345,8 +345,8 @@ def _zero_optimizer_rows(tuner: FineTuner, row: int) -> None:
 
     param = tuner.recommender.module.user_table
     with torch.no_grad():
-        for opt in tuner._opts:
-            for t in opt.state.get(param, {}).values():
+        for states in tuner._states():  # the optimizers' or the compiled rounds' state
+            for t in states.get(param, {}).values():
                 if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape[0] > row:
                     t[row] = 0
 

@@ -31,6 +31,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import Tensor
 
+from learning import mf_round
 from learning.device import amp_default, pick_device, to_device
 from learning.distributed import Group, row_step, split_range
 from learning.errors import ConfigurationError
@@ -134,6 +135,9 @@ class FineTuner:
             raise ConfigurationError(f'optimizer "{optimizer}" under DDP on {group.backend}: '
                                      'use "adam" (dense gradients; only gloo allreduces '
                                      "sparse ones)")
+        if optimizer not in OPTIMIZERS:  # checked here: the optimizers are built on first use
+            raise ConfigurationError(f'unknown optimizer "{optimizer}"; expected one of '
+                                     f'{", ".join(OPTIMIZERS)}')
         if batch_size < 1 or epochs_per_round < 1 or replay_ratio < 0 or lr <= 0:
             raise ConfigurationError("need batch_size, epochs_per_round >= 1, lr > 0, "
                                      "replay_ratio >= 0")
@@ -155,11 +159,38 @@ class FineTuner:
         self.amp = amp_default(self.device) if amp is None else amp
         self.seed = seed
         recommender.to(self.device)
-        self._opts = make_optimizers(recommender.module, optimizer, lr)
+        #: optimizer state made by the compiled rounds before any torch optimizer exists, by
+        #: optimizer index (see :meth:`__getattr__`): the layout the optimizers would make
+        self._pending: dict[int, dict[Tensor, dict[str, Any]]] = {}
         self._sparse = optimizer in ("sparse_adam", "adagrad")
         self._gen = torch.Generator(device=self.device)
         self._rounds = 0
         self.group = group
+        self.compiled_rounds = True
+
+    #: rounds of biased MF on the CPU through :mod:`learning.mf_round` (False: torch); a
+    #: class default too, for tuners pickled before it existed
+    compiled_rounds: bool = True
+
+    def __getattr__(self, name: str) -> Any:
+        """``_opts``, the torch optimizers, built on first use (the compiled rounds need none).
+
+        Building one imports ``torch._dynamo`` (about 2 CPU-s); they take over the state the
+        compiled rounds made. Tuners pickled with their optimizers hold ``_opts`` already.
+        """
+        if name != "_opts" or "_pending" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        opts = make_optimizers(self.recommender.module, self.optimizer, self.lr)
+        for j, states in self.__dict__.pop("_pending").items():
+            opts[j].state.update(states)
+        self._opts = opts
+        return opts
+
+    def _states(self) -> list[dict[Tensor, dict[str, Any]]]:
+        """Each optimizer's state by parameter, without building the optimizers."""
+        if "_opts" in self.__dict__:
+            return [opt.state for opt in self._opts]
+        return list(self.__dict__.get("_pending", {}).values())
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments other than the recommender and the device (JSON-ready)."""
@@ -289,6 +320,8 @@ class FineTuner:
         module, bs = self.recommender.module, self.batch_size
         module.train()
         self._gen.manual_seed((self.seed * 1_000_003 + self._rounds) % 2**63)
+        if mf_round.applies(self):  # the same round in one compiled call (CPU, MF)
+            return mf_round.train(self, users, items, values, n, epochs)
         total = torch.zeros((), device=self.device)
         world, rank = 1, 0
         if self.group is not None:
@@ -333,8 +366,8 @@ class FineTuner:
         for name, rows in zip(_TABLES, (new_users, new_items), strict=True):
             param = getattr(module, name)
             idx = torch.as_tensor(rows, device=param.device)
-            for opt in self._opts:
-                state = opt.state.get(param, {})
+            for states in self._states():
+                state = states.get(param, {})
                 for key, t in list(state.items()):
                     if not isinstance(t, Tensor) or t.dim() == 0:
                         continue
