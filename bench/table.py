@@ -35,8 +35,8 @@ def rows() -> list[str]:
     """The table's markdown lines."""
     out = ["| row | figure (median [range]) | target | results |",
            "| --- | --- | --- | --- |"]
-    ln = _load("learn-s7-quiet.json", "learn-s6-quiet.json", "learn-quiet-final.json",
-               "learn-speed4.json", "learn-after.json")
+    ln = _load("learn-s8-quiet.json", "learn-s7-quiet.json", "learn-s6-quiet.json",
+               "learn-quiet-final.json", "learn-speed4.json", "learn-after.json")
     if ln is not None and "vs_memory" in ln["learn"]:
         f = ln["_file"]
         out.append(f"| `learn` through Kafka / bare json.loads + River (events per CPU-s, "
@@ -88,6 +88,25 @@ def rows() -> list[str]:
                    f"(events per CPU-s; / bare decayed popularity + argpartition) | "
                    f"{_r(rk['eps_cpu'], ',.0f')} ({_r(rk['ratio'])}x) | ≥ 5,000 | "
                    "ranking-throughput.json |")
+    for name, stream in (("lifelong-r8-quiet-synthetic.json", "synthetic"),
+                         ("lifelong-r8-quiet-real.json", "real")):
+        if (lf := _load(name)) is not None and stream in lf:
+            s = lf[stream]
+            out.append(f"| `evaluate --model lifelong` / `--model BiasedMF`, {stream} stream "
+                       f"(events per CPU-s; RMSE / best River {s['rmse_ratio']:.5f}, "
+                       f"≤ 0.97) | {_r(s['speed_summary'])}x | ≥ 0.5x | {name} |")
+    if (bl := _load("learn-blend-s8-quiet.json")) is not None:
+        out.append(f"| `learn --blend-with` / `learn` through Kafka (events per CPU-s) | "
+                   f"{_r(bl['learn']['blend_vs_learn']['eps_cpu'])}x | ≥ 0.75x | "
+                   "learn-blend-s8-quiet.json |")
+    for name in ("ddp-quiet-s8-tt.json", "ddp-quiet-s8-mf-b16k.json"):
+        if (dd := _load(name)) is not None:
+            a = dd["args"]
+            for vs, what in (("vs_one", "one process"), ("vs_one_1t", "a 1-thread process")):
+                v = dd["ratios"][vs]
+                s = {"median": sorted(v)[len(v) // 2], "min": min(v), "max": max(v)}
+                out.append(f"| `torchrun --nproc_per_node 2` round / {what} ({a['module']}, "
+                           f"batch {a['batch']:,}; samples/s) | {_r(s)}x | ≥ 1.5x | {name} |")
     if (fb := _load("feedback.json")) is not None:
         for model, res in fb["models"].items():
             if "with/without" in res:
