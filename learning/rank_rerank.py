@@ -202,8 +202,7 @@ class ListwiseRerank(RerankNegatives):
         by_state /= np.maximum(by_state.max(axis=0), 1e-300)
         by_state += 1e-4
         np.log(by_state, out=f[:, 19:22])
-        last = self._last_ts.get(user)
-        gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
+        gap = self._level_gap(user, self._now)[1]
         f[:, 22:24] = f[:, 6:8] * gap
         f[:, 24] = f[:, 6] * f[:, 1] / 10.0
         f[:, 25] = f[:, 1] * gap
@@ -253,13 +252,17 @@ class ListwiseRerank(RerankNegatives):
             return rows, feats, feats[:, 0], 0, False
         np.log(logs, out=logs)  # numpy's logs: the reference's bits (see rank_kernels)
         np.log1p(ages, out=ages)
+        ctx = self.context(user, now)
+        raw = kernels.features_scores(feats, logs, ages, *self._level_gap(user, now),
+                                      _POP_CUTS, self._w, ctx)
+        return rows, feats, raw, ctx, True
+
+    def _level_gap(self, user: str, now: float) -> tuple[float, float]:
+        """The user's level (NaN: none yet) and time-gap factor, as the features use them."""
         level = self._level.get(user)
         last = self._last_ts.get(user)
         gap = 1.0 if last is None else math.log1p(max(now - last, 0.0)) / 15.0
-        ctx = self.context(user, now)
-        raw = kernels.features_scores(feats, logs, ages, _NAN if level is None else
-                                      level[0] / level[1], gap, _POP_CUTS, self._w, ctx)
-        return rows, feats, raw, ctx, True
+        return (_NAN if level is None else level[0] / level[1]), gap
 
     def _buffers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zeroed scratch arrays of at least ``n_items`` rows (uint8 flags, two floats)."""
@@ -285,13 +288,10 @@ class ListwiseRerank(RerankNegatives):
     def _features_compiled(self, rows: np.ndarray, co: np.ndarray, seq: np.ndarray,
                            user: str) -> np.ndarray:
         """:meth:`_features` by :func:`learning.rank_kernels.features` (one call)."""
-        level = self._level.get(user)
-        last = self._last_ts.get(user)
-        gap = 1.0 if last is None else math.log1p(max(self._now - last, 0.0)) / 15.0
+        level, gap = self._level_gap(user, self._now)
         best = self._trackers.meta[:, 0]  # each column's top row
         return kernels.features(rows, self._counts, best, co, seq, self._first, self._last,
-                                float(self._events), _NAN if level is None else
-                                level[0] / level[1], self._by_state, gap, _POP_CUTS)
+                                float(self._events), level, self._by_state, gap, _POP_CUTS)
 
     def _scratch(self) -> np.ndarray:
         """A bool array of at least ``n_items`` rows, all False (users set and clear rows)."""
