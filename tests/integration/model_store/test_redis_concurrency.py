@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 
 import pytest
 import redis
@@ -58,6 +59,16 @@ def _kill_clients(client: redis.Redis, name: str) -> list[str]:
     return killed
 
 
+def _wait_for_pubsub(client: redis.Redis, name: str, timeout: float = 10.0) -> None:
+    """Until a pub/sub connection called ``name`` is open (the subscriber reconnects it after
+    a cut, and may catch up by polling first), at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(i.get("name") == name and "P" in i["flags"] for i in client.client_list()):
+            return
+        time.sleep(0.05)
+
+
 def test_subscriber_sees_every_version_in_order_across_forced_disconnects(
     redis_url: str, prefix: str, unique: str, client: redis.Redis
 ) -> None:
@@ -73,6 +84,7 @@ def test_subscriber_sees_every_version_in_order_across_forced_disconnects(
         assert sub.wait_for_version(1, timeout=5)
         number = 1
         for _round in range(3):
+            _wait_for_pubsub(client, name)
             flags = _kill_clients(client, name)
             assert any("P" in f for f in flags), flags  # the pub/sub connection was cut
             for _ in range(5):
